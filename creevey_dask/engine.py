@@ -1,0 +1,387 @@
+"""The engine: run a :class:`~creevey_dask.pipeline.Pipeline` over pandas or dask frames.
+
+One code path serves every input. In-memory input (a list, a pandas Series or
+DataFrame) is cut into a dask frame, each partition becomes one task
+(``map_partitions`` with an explicit ``meta``), and the result is computed on the
+active ``dask.distributed`` Client if there is one, else on the pipeline's local
+scheduler, and returned as pandas. Dask input stays lazy.
+
+Inside a partition, ``n_jobs`` threads pull rows from a shared counter, so IO overlaps
+and the per-row cost is a few function calls, not a future per row. Each row is
+outpath → skip check → load → ops → write; any exception becomes that row's ``error``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Union
+
+import pandas as pd
+
+from . import storage
+from .exceptions import ColumnError
+from .pipeline import Pipeline, _end_row, _start_row
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "STATUSES",
+    "STATUS_DTYPE",
+    "STRING_DTYPE",
+    "Inpaths",
+    "active_client",
+    "format_error",
+    "run_pipeline",
+    "summarize",
+]
+
+logger = logging.getLogger("creevey_dask")
+
+Inpaths = Union[Iterable[Any], pd.Series, pd.DataFrame, "dd.Series", "dd.DataFrame"]
+
+#: The values of the ``status`` column.
+STATUSES = ("ok", "skipped", "error")
+#: The dtype of the ``status`` column.
+STATUS_DTYPE = pd.CategoricalDtype(list(STATUSES))
+#: The dtype of text result columns (``outpath``, ``error``).
+STRING_DTYPE = pd.StringDtype()
+#: The result columns every run adds, with their dtypes.
+RESULT_COLUMNS: dict[str, Any] = {
+    "outpath": STRING_DTYPE,
+    "status": STATUS_DTYPE,
+    "error": STRING_DTYPE,
+}
+DEFAULT_INPATH_COL = "inpath"
+_MAX_ERROR_CHARS = 500
+_MAX_PARTITION_ROWS = 10_000
+
+
+def format_error(err: BaseException) -> str:
+    """``"<ExceptionType>: <message>"`` on one line, at most 500 characters.
+
+    Examples
+    --------
+    >>> format_error(FileNotFoundError("no\\nsuch file"))
+    'FileNotFoundError: no such file'
+    """
+    message = " ".join(str(err).split())
+    text = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+def active_client() -> Any | None:
+    """The active ``dask.distributed`` Client, or None."""
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
+
+
+class PartitionRunner:
+    """Runs a pipeline over the rows of one pandas partition (one dask task).
+
+    A plain picklable object, so it travels to worker processes.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        outpath_func: Callable[[Any], Any],
+        inpath_col: str,
+        n_jobs: int,
+        skip_existing: bool,
+        storage_options: Mapping[str, Any] | None,
+        result_columns: Mapping[str, Any],
+    ) -> None:
+        self.pipeline = pipeline
+        self.outpath_func = outpath_func
+        self.inpath_col = inpath_col
+        self.n_jobs = n_jobs
+        self.skip_existing = skip_existing
+        self.storage_options = dict(storage_options or {})
+        self.result_columns = dict(result_columns)
+
+    def process_row(self, source: Any) -> tuple[str | None, str, str | None, dict[str, Any]]:
+        """One row: ``(outpath, status, error, recorded values)``; never raises."""
+        values = _start_row()
+        outpath = None
+        existed = True
+        writing = False
+        try:
+            if _is_missing(source):
+                raise ValueError("the source is missing (null)")
+            outpath = self.outpath_func(source)
+            if not isinstance(outpath, str):
+                outpath = os.fspath(outpath)
+            if self.skip_existing:
+                existed = storage.exists(outpath, self.storage_options)
+                if existed:
+                    return outpath, "skipped", None, values
+            pipeline = self.pipeline
+            image = pipeline.load(source)
+            for op in pipeline.ops:
+                image = op(image)
+            writing = True
+            pipeline.write_func(image, outpath)
+            return outpath, "ok", None, values
+        except Exception as err:
+            if writing and not existed:
+                self._remove_partial(outpath)
+            return None, "error", format_error(err), values
+        finally:
+            _end_row()
+
+    def _remove_partial(self, outpath: str | None) -> None:
+        """After a failed write, remove what a non-atomic writer may have left."""
+        if outpath is None:
+            return
+        try:
+            if storage.exists(outpath, self.storage_options):
+                fs, path = storage.get_fs(outpath, self.storage_options)
+                fs.rm_file(path)
+        except Exception:  # best effort: the row is an error row already
+            logger.warning("could not remove the partial output %r", outpath, exc_info=True)
+
+    def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
+        sources = part[self.inpath_col].tolist()
+        n = len(sources)
+        rows: list[Any] = [None] * n
+        threads = min(self.n_jobs, n)
+        if threads <= 1:
+            for i, source in enumerate(sources):
+                rows[i] = self.process_row(source)
+        else:
+            counter = itertools.count()  # next() on a count is atomic under the GIL
+
+            def work() -> None:
+                for i in counter:
+                    if i >= n:
+                        return
+                    rows[i] = self.process_row(sources[i])
+
+            with ThreadPoolExecutor(threads, thread_name_prefix="creevey") as pool:
+                for future in [pool.submit(work) for _ in range(threads)]:
+                    future.result()
+        return self._assemble(part, rows)
+
+    def _assemble(self, part: pd.DataFrame, rows: list[Any]) -> pd.DataFrame:
+        index = part.index
+        result = part.copy(deep=False)
+        outpaths, statuses, errors, values = zip(*rows, strict=True) if rows else ((), (), (), ())
+        result["outpath"] = pd.Series(outpaths, index=index, dtype=STRING_DTYPE)
+        result["status"] = pd.Series(pd.Categorical(statuses, dtype=STATUS_DTYPE), index=index)
+        result["error"] = pd.Series(errors, index=index, dtype=STRING_DTYPE)
+        for name, dtype in self.result_columns.items():
+            if name in RESULT_COLUMNS:
+                continue
+            column = [v.get(name) for v in values]
+            try:
+                result[name] = pd.Series(column, index=index, dtype=dtype)
+            except (TypeError, ValueError) as err:
+                result[name] = pd.Series(
+                    [_coerce(v, dtype, name) for v in column], index=index, dtype=dtype
+                )
+                logger.warning("result column %r: %s", name, format_error(err))
+        return result
+
+
+def _coerce(value: Any, dtype: Any, name: str) -> Any:
+    """``value`` if it fits ``dtype``, else NA (a stage recorded a value of the wrong type)."""
+    try:
+        pd.Series([value], dtype=dtype)
+    except (TypeError, ValueError):
+        logger.warning("result column %r: dropped %r, which is not %s", name, value, dtype)
+        return None
+    return value
+
+
+def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]:
+    """Normalise the input to ``(frame, source column, is_dask)``."""
+    import dask.dataframe as dd
+
+    if isinstance(inpaths, (dd.DataFrame, pd.DataFrame)):
+        is_dask = isinstance(inpaths, dd.DataFrame)
+        columns = list(inpaths.columns)
+        if inpath_col is None:
+            if len(columns) != 1:
+                raise ValueError(
+                    f"the input frame has columns {columns}; say which holds the sources "
+                    "with inpath_col="
+                )
+            inpath_col = columns[0]
+        if inpath_col not in columns:
+            raise ColumnError(
+                f"the input has no column {inpath_col!r} (its columns: {columns}); "
+                "pass inpath_col= with the name of the source column"
+            )
+        return inpaths, inpath_col, is_dask
+    if isinstance(inpaths, (dd.Series, pd.Series)):
+        name = inpath_col or (inpaths.name if isinstance(inpaths.name, str) else None)
+        name = name or DEFAULT_INPATH_COL
+        return inpaths.to_frame(name=name), name, isinstance(inpaths, dd.Series)
+    if isinstance(inpaths, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"inpaths must be a collection of sources, got the single source {inpaths!r}; "
+            "wrap it in a list"
+        )
+    if not isinstance(inpaths, Iterable):
+        raise TypeError(
+            "inpaths must be an iterable, a pandas/dask Series or a pandas/dask DataFrame, "
+            f"got {type(inpaths).__name__}"
+        )
+    name = inpath_col or DEFAULT_INPATH_COL
+    return pd.DataFrame({name: list(inpaths)}), name, False
+
+
+def _drop_previous_results(frame: Any, result_names: Iterable[str], inpath_col: str) -> Any:
+    """Replace the result columns of a result frame fed back in; refuse other clashes."""
+    columns = list(frame.columns)
+    present = [c for c in result_names if c in columns]
+    if not present:
+        return frame
+    if not set(RESULT_COLUMNS) <= set(columns):
+        renames = {c: f"{c}_in" for c in present}
+        raise ColumnError(
+            f"the input already has column(s) {present}, which the result would overwrite; "
+            f"rename them first, e.g. df.rename(columns={renames})"
+        )
+    if inpath_col in present:
+        raise ColumnError(
+            f"the source column {inpath_col!r} is also a result column of this run; "
+            f"rename it first, e.g. df.rename(columns={{{inpath_col!r}: 'source'}})"
+        )
+    return frame.drop(columns=present)
+
+
+def _default_n_jobs() -> int:
+    return 2 * (os.cpu_count() or 1)
+
+
+def _check_n_jobs(n_jobs: int | None) -> int:
+    if n_jobs is None:
+        return _default_n_jobs()
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
+        raise TypeError(f"n_jobs must be a positive int, got {n_jobs!r}")
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
+    return n_jobs
+
+
+def _default_npartitions(n_rows: int, n_jobs: int, workers: int) -> int:
+    """Enough partitions to feed every worker and show progress; each ≥ 2·n_jobs rows."""
+    size = min(max(n_rows // (4 * workers), 2 * n_jobs), _MAX_PARTITION_ROWS)
+    return max(1, math.ceil(n_rows / max(size, 1)))
+
+
+def _meta(runner: PartitionRunner, empty: pd.DataFrame) -> pd.DataFrame:
+    return runner(empty)
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    inpaths: Inpaths,
+    outpath_func: Callable[[Any], Any],
+    n_jobs: int | None = None,
+    skip_existing: bool = True,
+    inpath_col: str | None = None,
+    *,
+    progress: bool = True,
+    npartitions: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """Run ``pipeline`` over ``inpaths``; see :meth:`Pipeline.run`."""
+    if not isinstance(pipeline, Pipeline):
+        raise TypeError(f"pipeline must be a creevey_dask.Pipeline, got {pipeline!r}")
+    if not callable(outpath_func):
+        raise TypeError(f"outpath_func must be callable, got {outpath_func!r}")
+    n_jobs = _check_n_jobs(n_jobs)
+    if npartitions is not None and (not isinstance(npartitions, int) or npartitions < 1):
+        raise ValueError(f"npartitions must be a positive int, got {npartitions!r}")
+    declared = pipeline.result_columns
+    clash = sorted(set(declared) & set(RESULT_COLUMNS))
+    if clash:
+        raise ValueError(f"pipeline stages may not declare the reserved result columns {clash}")
+    result_columns = {**RESULT_COLUMNS, **declared}
+
+    frame, inpath_col, is_dask = _as_frame(inpaths, inpath_col)
+    frame = _drop_previous_results(frame, result_columns, inpath_col)
+    runner = PartitionRunner(
+        pipeline, outpath_func, inpath_col, n_jobs, skip_existing, storage_options, result_columns
+    )
+    if is_dask:
+        meta = _meta(runner, frame._meta)
+        return frame.map_partitions(runner, meta=meta)
+
+    if len(frame) == 0:
+        raise ValueError("the input has no rows; there is nothing to run")
+    import dask
+    import dask.dataframe as dd
+
+    client = active_client()
+    workers = sum(client.nthreads().values()) if client is not None else os.cpu_count() or 1
+    if npartitions is None:
+        npartitions = _default_npartitions(len(frame), n_jobs, workers)
+    npartitions = min(npartitions, len(frame))
+    with dask.config.set({"dataframe.convert-string": False}):  # keep the user's dtypes
+        ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
+    lazy = ddf.map_partitions(runner, meta=_meta(runner, frame.iloc[:0]))
+    result = _compute(lazy, pipeline.parallel_strategy, client, progress)
+    summarize(result)
+    return result
+
+
+def _compute(lazy: Any, strategy: str, client: Any, progress: bool) -> pd.DataFrame:
+    if client is not None:
+        future = client.compute(lazy)
+        if progress:
+            from distributed import progress as distributed_progress
+
+            distributed_progress(future)
+        return future.result()
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(minimum=1.0):
+            return lazy.compute(scheduler=strategy)
+    return lazy.compute(scheduler=strategy)
+
+
+def summarize(result: pd.DataFrame, *, top: int = 5) -> dict[str, int]:
+    """Log counts by status and the most common errors; warn when most rows failed.
+
+    Returns the counts by status.
+    """
+    counts = {s: int(n) for s, n in result["status"].value_counts().items()}
+    total = len(result)
+    errors = counts.get("error", 0)
+    logger.info(
+        "creevey: %d rows: %s", total, ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
+    )
+    if errors:
+        kinds = result.loc[result["status"] == "error", "error"].value_counts().head(top)
+        for message, n in kinds.items():
+            logger.info("  %6d x %s", n, message)
+    if total and errors / total > 0.5:
+        logger.warning(
+            "creevey: %d of %d rows (%.0f%%) failed; the most common error: %s",
+            errors,
+            total,
+            100 * errors / total,
+            result.loc[result["status"] == "error", "error"].mode().iloc[0],
+        )
+    return counts

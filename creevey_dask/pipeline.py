@@ -1,0 +1,293 @@
+"""The pipeline contract: load → ops → write, and reporters that add result columns.
+
+A :class:`Pipeline` is a recipe for one row: ``load_func(source)`` gives an image,
+each op maps ``image → image``, and ``write_func(image, outpath)`` stores the result.
+The engine (:mod:`creevey_dask.engine`) runs the recipe over every row of a pandas or
+dask DataFrame and records what happened.
+
+Stages add result columns in two steps. They *declare* them, as a ``result_columns``
+attribute mapping column names to dtypes (so the engine can state the output schema up
+front, as dask requires), and they *record* values while a row runs, with
+:func:`record`. A value recorded before a stage raises is kept, so an error row can
+still say, for example, which HTTP status it got.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .engine import Inpaths
+
+__all__ = [
+    "PARALLEL_STRATEGIES",
+    "Pipeline",
+    "Reporter",
+    "record",
+    "report",
+    "result_columns_of",
+]
+
+#: The allowed values of ``Pipeline(parallel_strategy=...)``: dask's local schedulers.
+PARALLEL_STRATEGIES = ("threads", "processes")
+
+_row = threading.local()
+
+
+def record(**values: Any) -> None:
+    """Record result-column values for the row that the current thread is processing.
+
+    Call it from a loader, an op or a writer. Outside a running pipeline it does
+    nothing, so stages stay usable as plain functions.
+
+    Examples
+    --------
+    >>> record(http_status=200)  # outside a run: ignored
+    """
+    current = getattr(_row, "values", None)
+    if current is not None:
+        current.update(values)
+
+
+def _start_row() -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    _row.values = values
+    return values
+
+
+def _end_row() -> None:
+    _row.values = None
+
+
+def result_columns_of(stage: object) -> dict[str, Any]:
+    """The result columns a stage declares (its ``result_columns`` attribute)."""
+    declared = getattr(stage, "result_columns", None) or {}
+    if not isinstance(declared, Mapping):
+        raise TypeError(
+            f"{stage!r}.result_columns must map column names to dtypes, "
+            f"got {type(declared).__name__}"
+        )
+    return dict(declared)
+
+
+class Reporter:
+    """An op that measures the image into a result column and passes it through.
+
+    Make one with :func:`report`. Reporters are plain picklable objects, so they
+    travel to dask workers.
+    """
+
+    __slots__ = ("dtype", "func", "name")
+
+    def __init__(self, name: str, func: Callable[[Any], Any], dtype: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"a reporter's name must be a non-empty str, got {name!r}")
+        if not callable(func):
+            raise TypeError(f"a reporter's func must be callable, got {func!r}")
+        self.name = name
+        self.func = func
+        self.dtype = dtype
+
+    @property
+    def result_columns(self) -> dict[str, Any]:
+        return {self.name: self.dtype}
+
+    def __call__(self, image: Any) -> Any:
+        record(**{self.name: self.func(image)})
+        return image
+
+    def __getstate__(self) -> tuple[str, Callable[[Any], Any], Any]:
+        return (self.name, self.func, self.dtype)
+
+    def __setstate__(self, state: tuple[str, Callable[[Any], Any], Any]) -> None:
+        self.name, self.func, self.dtype = state
+
+    def __repr__(self) -> str:
+        return f"report({self.name!r}, {self.func!r}, {self.dtype!r})"
+
+
+def report(name: str, func: Callable[[Any], Any], dtype: Any = "object") -> Reporter:
+    """Make an op that stores ``func(image)`` in the result column ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The result column.
+    func : callable
+        Called with the image; its return value becomes the row's value.
+    dtype : pandas dtype or str, default "object"
+        The column's dtype, declared in the result's schema (e.g. ``"Int64"``,
+        ``"float64"``, ``"string"``).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> width = report("width", lambda im: im.width, "Int64")
+    >>> width(Image.new("RGB", (4, 3))).size  # the image passes through
+    (4, 3)
+    """
+    return Reporter(name, func, dtype)
+
+
+def _check_callable(what: str, value: object) -> None:
+    if not callable(value):
+        raise TypeError(f"{what} must be callable, got {value!r} ({type(value).__name__})")
+
+
+class Pipeline:
+    """Load each source, apply ops, write the result; run over a table of sources.
+
+    Parameters
+    ----------
+    load_func : callable
+        ``load_func(source) -> image``. Raise to mark the row as an error.
+    ops : sequence of callables, optional
+        Each ``op(image) -> image``, applied in order. Reporters (see :func:`report`)
+        add result columns.
+    write_func : callable, optional
+        ``write_func(image, outpath)``. Defaults to
+        :func:`creevey_dask.imagefile.write_image`, which picks the format from the
+        extension and writes atomically through fsspec.
+    parallel_strategy : {"threads", "processes"}, default "threads"
+        The local dask scheduler used when no ``dask.distributed`` Client is active.
+
+    Examples
+    --------
+    >>> from creevey_dask import Pipeline, load_image
+    >>> from creevey_dask import ops
+    >>> pipeline = Pipeline(load_image, ops=[ops.grayscale])
+    """
+
+    def __init__(
+        self,
+        load_func: Callable[[Any], Any],
+        ops: Iterable[Callable[[Any], Any]] | None = None,
+        write_func: Callable[[Any, str], Any] | None = None,
+        parallel_strategy: str = "threads",
+    ) -> None:
+        from .imagefile import write_image
+
+        _check_callable("load_func", load_func)
+        if ops is None:
+            ops_list: list[Callable[[Any], Any]] = []
+        elif callable(ops) or isinstance(ops, (str, bytes)):
+            raise TypeError(f"ops must be a list of callables, got {ops!r}; wrap it: ops=[op]")
+        else:
+            ops_list = list(ops)
+        for i, op in enumerate(ops_list):
+            _check_callable(f"ops[{i}]", op)
+        write_func = write_image if write_func is None else write_func
+        _check_callable("write_func", write_func)
+        if parallel_strategy not in PARALLEL_STRATEGIES:
+            raise ValueError(
+                f"parallel_strategy {parallel_strategy!r} is not one of {list(PARALLEL_STRATEGIES)}"
+            )
+        self.load_func = load_func
+        self.ops = ops_list
+        self.write_func = write_func
+        self.parallel_strategy = parallel_strategy
+
+    @property
+    def result_columns(self) -> dict[str, Any]:
+        """The columns the stages declare, in stage order, mapped to their dtypes."""
+        columns: dict[str, Any] = {}
+        owners: dict[str, object] = {}
+        for stage in [self.load_func, *self.ops, self.write_func]:
+            for name, dtype in result_columns_of(stage).items():
+                if name in columns and columns[name] != dtype:
+                    raise ValueError(
+                        f"result column {name!r} is declared as {columns[name]!r} by "
+                        f"{owners[name]!r} and as {dtype!r} by {stage!r}; give one another name"
+                    )
+                columns[name] = dtype
+                owners[name] = stage
+        return columns
+
+    def load(self, source: Any) -> Any:
+        """Load ``source`` with ``load_func``, passing it a reduced-decode hint if it takes one.
+
+        A loader that declares ``accepts_draft = True`` is called as
+        ``load_func(source, draft=hint)``, where ``hint`` is the first op's
+        ``draft_size`` method (or None): ``draft_size((width, height)) -> (w, h) | None``
+        gives the smallest size that op needs from an input of that size, so the loader
+        may decode a JPEG at reduced scale (``Image.draft``) without losing quality.
+        """
+        if getattr(self.load_func, "accepts_draft", False):
+            first = self.ops[0] if self.ops else None
+            return self.load_func(source, draft=getattr(first, "draft_size", None))
+        return self.load_func(source)
+
+    def process(self, source: Any, outpath: str) -> Any:
+        """Run the recipe on one source: load, apply the ops, write to ``outpath``."""
+        image = self.load(source)
+        for op in self.ops:
+            image = op(image)
+        return self.write_func(image, outpath)
+
+    def run(
+        self,
+        inpaths: Inpaths,
+        outpath_func: Callable[[Any], str],
+        n_jobs: int | None = None,
+        skip_existing: bool = True,
+        inpath_col: str | None = None,
+        *,
+        progress: bool = True,
+        npartitions: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame | Any:
+        """Run the pipeline over every source and return the result table.
+
+        Parameters
+        ----------
+        inpaths : iterable, pandas/dask Series or pandas/dask DataFrame
+            The sources. For a DataFrame, ``inpath_col`` names the source column.
+        outpath_func : callable
+            ``outpath_func(source) -> str``, the output path (local or fsspec URL).
+        n_jobs : int, optional
+            Rows in flight at once in each partition's thread pool. Defaults to
+            twice the number of CPUs.
+        skip_existing : bool, default True
+            Rows whose output already exists are ``"skipped"``: nothing is loaded or
+            written, and ``outpath`` names the existing file.
+        inpath_col : str, optional
+            The source column of a DataFrame input (required when it has several
+            columns). For other inputs, the name given to the source column in the
+            result (default ``"inpath"``, or the Series' name).
+        progress : bool, default True
+            Show a progress bar (dask's, or ``distributed.progress`` on a cluster).
+        npartitions : int, optional
+            For in-memory input, how many dask partitions to cut it into.
+        storage_options : mapping, optional
+            fsspec options for the existence checks on ``outpath``.
+
+        Returns
+        -------
+        pandas.DataFrame or dask.dataframe.DataFrame
+            The input columns followed by ``outpath``, ``status``, ``error`` and the
+            stages' result columns. In-memory input gives a pandas frame; dask input a
+            lazy dask frame.
+        """
+        from .engine import run_pipeline
+
+        return run_pipeline(
+            self,
+            inpaths,
+            outpath_func,
+            n_jobs=n_jobs,
+            skip_existing=skip_existing,
+            inpath_col=inpath_col,
+            progress=progress,
+            npartitions=npartitions,
+            storage_options=storage_options,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Pipeline(load_func={self.load_func!r}, ops={self.ops!r}, "
+            f"write_func={self.write_func!r}, parallel_strategy={self.parallel_strategy!r})"
+        )
