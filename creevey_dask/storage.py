@@ -43,18 +43,25 @@ _fs_lock = threading.Lock()
 
 
 def _protocol(path: str) -> str | None:
+    if "://" not in path and "::" not in path:  # the common case, without fsspec's parser
+        return None
     protocol, _ = split_protocol(path)
     return protocol
+
+
+def _local_os_path(path: str) -> str | None:
+    """The OS path for a local path or ``file://`` URL; None for any other protocol."""
+    protocol = _protocol(path)
+    if protocol is None:
+        return path
+    if protocol in _LOCAL_PROTOCOLS:
+        return LocalFileSystem._strip_protocol(path)
+    return None
 
 
 def is_local(path: str) -> bool:
     """Whether ``path`` is on the local filesystem (no protocol, or ``file://``)."""
     return _protocol(str(path)) in _LOCAL_PROTOCOLS
-
-
-def _local_path(path: str) -> str:
-    """The OS path of a local path or ``file://`` URL."""
-    return path if _protocol(path) is None else LocalFileSystem._strip_protocol(path)
 
 
 def get_fs(
@@ -108,16 +115,18 @@ def join(base: str, *parts: str) -> str:
 
 def exists(path: str, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether a file or folder exists at ``path``."""
-    if is_local(path):
-        return os.path.exists(_local_path(path))
+    local = _local_os_path(path)
+    if local is not None:
+        return os.path.exists(local)
     fs, fs_path = get_fs(path, storage_options)
     return bool(fs.exists(fs_path))
 
 
 def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
     """Read the whole file at ``path``."""
-    if is_local(path):
-        with open(_local_path(path), "rb") as f:
+    local = _local_os_path(path)
+    if local is not None:
+        with open(local, "rb") as f:
             return f.read()
     fs, fs_path = get_fs(path, storage_options)
     return bytes(fs.cat_file(fs_path))
@@ -135,8 +144,8 @@ def write_bytes_atomic(
     over it; if anything fails, the temporary file is removed and the target is
     untouched. Elsewhere, the data is sent in a single ``pipe_file`` call.
     """
-    if is_local(path):
-        final = _local_path(path)
+    final = _local_os_path(path)
+    if final is not None:
         folder, name = os.path.split(os.path.abspath(final))
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, f".{name[:200]}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")

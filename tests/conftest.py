@@ -64,8 +64,12 @@ def memfs() -> Iterator[fsspec.AbstractFileSystem]:
 
 
 @pytest.fixture(scope="session")
-def local_cluster_client() -> Iterator[object]:
-    """A ``distributed.LocalCluster`` with 2 worker processes and its Client."""
+def _session_cluster_client() -> Iterator[object]:
+    """One ``distributed.LocalCluster`` (2 worker processes) for the whole session.
+
+    Its Client is not made the global default, so tests that do not ask for it keep
+    running on the local schedulers.
+    """
     from distributed import Client, LocalCluster
 
     with (
@@ -76,6 +80,13 @@ def local_cluster_client() -> Iterator[object]:
             host="127.0.0.1",
             dashboard_address=None,
         ) as cluster,
-        Client(cluster) as client,
+        Client(cluster, set_as_default=False) as client,
     ):
         yield client
+
+
+@pytest.fixture
+def local_cluster_client(_session_cluster_client: object) -> Iterator[object]:
+    """The session's LocalCluster Client, made the current client for this test only."""
+    with _session_cluster_client.as_current():  # type: ignore[attr-defined]
+        yield _session_cluster_client

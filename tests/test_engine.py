@@ -1,0 +1,419 @@
+"""The engine over pandas and dask frames: result columns, skipping, errors, meta."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar
+
+import dask.dataframe as dd
+import pandas as pd
+import pytest
+from PIL import Image
+
+import creevey_dask as cd
+from creevey_dask import Pipeline, load_image, report
+from creevey_dask.engine import RESULT_COLUMNS, STATUS_DTYPE, format_error
+
+
+def to_png(outdir: Path):
+    """An outpath function: the source's stem as a PNG in ``outdir``."""
+
+    def outpath(source: str) -> str:
+        return str(outdir / (Path(source).stem + ".png"))
+
+    return outpath
+
+
+def width_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(load_image, ops=[report("width", lambda im: im.width, "Int64")], **kwargs)
+
+
+def test_pandas_input_returns_pandas_with_result_columns(image_files, tmp_path):
+    df = pd.DataFrame({"path": image_files, "label": list("abcde")})
+    res = width_pipeline().run(df, to_png(tmp_path / "out"), inpath_col="path", progress=False)
+    assert isinstance(res, pd.DataFrame)
+    assert list(res.columns) == ["path", "label", "outpath", "status", "error", "width"]
+    assert res.index.equals(df.index)
+    assert (res.status == "ok").all()
+    assert res.error.isna().all()
+    assert res.width.tolist() == [40, 41, 42, 43, 44]
+    for path in res.outpath:
+        with Image.open(path) as im:
+            assert im.format == "PNG"
+    # the input columns are kept as they were
+    assert res.label.tolist() == list("abcde")
+    assert res["path"].dtype == df["path"].dtype
+
+
+def test_result_dtypes(image_files, tmp_path):
+    res = width_pipeline().run(image_files, to_png(tmp_path), progress=False)
+    assert res.columns[0] == "inpath"
+    assert res.dtypes["outpath"] == pd.StringDtype()
+    assert res.dtypes["error"] == pd.StringDtype()
+    assert res.dtypes["status"] == STATUS_DTYPE
+    assert list(res.status.cat.categories) == ["ok", "skipped", "error"]
+    assert res.dtypes["width"] == pd.Int64Dtype()
+
+
+@pytest.mark.parametrize("kind", ["list", "tuple", "generator", "series", "named_series"])
+def test_in_memory_input_kinds(kind, image_files, tmp_path):
+    inputs = {
+        "list": lambda: list(image_files),
+        "tuple": lambda: tuple(image_files),
+        "generator": lambda: (p for p in image_files),
+        "series": lambda: pd.Series(image_files),
+        "named_series": lambda: pd.Series(image_files, name="src"),
+    }[kind]()
+    res = width_pipeline().run(inputs, to_png(tmp_path), progress=False)
+    assert res.columns[0] == ("src" if kind == "named_series" else "inpath")
+    assert (res.status == "ok").all()
+
+
+@pytest.mark.parametrize("npartitions", [1, 3, 5])
+def test_dask_input_is_lazy_and_meta_matches_compute(image_files, tmp_path, npartitions):
+    df = pd.DataFrame({"path": image_files, "n": range(5)})
+    ddf = dd.from_pandas(df, npartitions=npartitions)
+    calls = []
+
+    def load(path):
+        calls.append(path)
+        return load_image(path)
+
+    res = Pipeline(load, ops=[report("width", lambda im: im.width, "Int64")]).run(
+        ddf, to_png(tmp_path), inpath_col="path"
+    )
+    assert isinstance(res, dd.DataFrame)
+    assert calls == []  # nothing ran yet, not even on fake meta rows
+    assert res.npartitions == npartitions
+    out = res.compute()
+    assert list(out.columns) == list(res.columns)
+    assert out.dtypes.equals(res._meta.dtypes)
+    assert sorted(calls) == sorted(image_files)
+    assert (out.status == "ok").all()
+    assert out.sort_index()["n"].tolist() == list(range(5))
+
+
+def test_dask_series_input(image_files, tmp_path):
+    series = dd.from_pandas(pd.Series(image_files, name="p"), npartitions=2)
+    res = width_pipeline().run(series, to_png(tmp_path))
+    out = res.compute()
+    assert list(out.columns[:1]) == ["p"]
+    assert (out.status == "ok").all()
+
+
+def test_skip_existing_on_rerun(image_files, tmp_path):
+    outdir = tmp_path / "out"
+    loads = []
+
+    def load(path):
+        loads.append(path)
+        return load_image(path)
+
+    pipeline = Pipeline(load)
+    first = pipeline.run(image_files, to_png(outdir), progress=False)
+    assert (first.status == "ok").all()
+    mtimes = {p: os.stat(p).st_mtime_ns for p in first.outpath}
+    loads.clear()
+    second = pipeline.run(image_files, to_png(outdir), progress=False)
+    assert (second.status == "skipped").all()
+    assert loads == []
+    assert second.outpath.tolist() == first.outpath.tolist()
+    assert {p: os.stat(p).st_mtime_ns for p in second.outpath} == mtimes
+    third = pipeline.run(image_files, to_png(outdir), skip_existing=False, progress=False)
+    assert (third.status == "ok").all()
+    assert len(loads) == 5
+
+
+def test_bad_rows_are_errors_and_the_rest_completes(image_files, tmp_path):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("this is text, not a JPEG")
+    unreadable = tmp_path / "secret.png"
+    Image.new("RGB", (4, 4)).save(unreadable)
+    unreadable.chmod(0)
+    sources = [*image_files, str(tmp_path / "missing.png"), str(not_an_image), None]
+    if os.geteuid() != 0:  # root reads any file
+        sources.append(str(unreadable))
+    res = Pipeline(load_image).run(sources, to_png(tmp_path / "out"), progress=False)
+    assert (res.status.iloc[:5] == "ok").all()
+    bad = res.iloc[5:]
+    assert (bad.status == "error").all()
+    assert bad.outpath.isna().all()
+    errors = bad.error.tolist()
+    assert errors[0].startswith("FileNotFoundError: ")
+    assert "missing.png" in errors[0]
+    assert errors[1].startswith("ImageDecodeError: cannot decode")
+    assert errors[2] == "ValueError: the source is missing (null)"
+    if len(errors) > 3:
+        assert errors[3].startswith("PermissionError: ")
+    assert all("\n" not in e for e in errors)
+    assert not (tmp_path / "out" / "missing.png").exists()
+    assert not (tmp_path / "out" / "notes.png").exists()
+
+
+def test_an_op_that_raises_is_an_error_row(image_files, tmp_path):
+    def picky(image):
+        if image.width == 42:
+            raise RuntimeError("width 42\nis not allowed")
+        return image
+
+    res = Pipeline(load_image, ops=[picky]).run(image_files, to_png(tmp_path), progress=False)
+    assert res.status.tolist() == ["ok", "ok", "error", "ok", "ok"]
+    assert res.error.iloc[2] == "RuntimeError: width 42 is not allowed"
+    assert not Path(to_png(tmp_path)(image_files[2])).exists()
+
+
+def test_values_recorded_before_an_error_are_kept(image_files, tmp_path):
+    class Loader:
+        result_columns: ClassVar = {"attempts": "Int64"}
+
+        def __call__(self, source):
+            cd.record(attempts=3)
+            raise ConnectionError("gave up")
+
+    res = Pipeline(Loader()).run(image_files[:2], to_png(tmp_path), progress=False)
+    assert res.status.tolist() == ["error", "error"]
+    assert res.attempts.tolist() == [3, 3]
+    assert res.error.iloc[0] == "ConnectionError: gave up"
+
+
+def test_a_writer_that_raises_mid_write_leaves_no_partial_file(image_files, tmp_path):
+    class FailingStream:
+        def __init__(self, path):
+            self.path = path
+
+        def write(self, data):
+            raise OSError("disk full")
+
+    def writer(image, outpath):
+        # writes half of the file itself, then fails: a non-atomic writer
+        Path(outpath).parent.mkdir(parents=True, exist_ok=True)
+        with open(outpath, "wb") as f:
+            f.write(b"\x89PNG half")
+            FailingStream(outpath).write(b"rest")
+
+    outdir = tmp_path / "out"
+    res = Pipeline(load_image, write_func=writer).run(image_files, to_png(outdir), progress=False)
+    assert (res.status == "error").all()
+    assert res.error.iloc[0] == "OSError: disk full"
+    assert list(outdir.iterdir()) == []
+
+
+def test_atomic_writer_failing_mid_write_leaves_nothing(image_files, tmp_path):
+    """The library's atomic write fails after its temporary file exists: nothing remains."""
+    outdir = tmp_path / "out"
+    opened = []
+
+    class Unwritable:
+        """Not a buffer: ``file.write`` raises after the temporary file was opened."""
+
+    def writer(image, outpath):
+        opened.append(outpath)
+        cd.storage.write_bytes_atomic(outpath, Unwritable())  # type: ignore[arg-type]
+
+    res = Pipeline(load_image, write_func=writer).run(image_files, to_png(outdir), progress=False)
+    assert len(opened) == 5
+    assert (res.status == "error").all()
+    assert res.error.str.startswith("TypeError: ").all()
+    assert list(outdir.iterdir()) == []  # no output and no *.creevey-tmp
+
+
+def test_memory_output(image_files, memfs):
+    res = width_pipeline().run(
+        image_files, lambda p: f"memory://out/{Path(p).stem}.webp", progress=False
+    )
+    assert (res.status == "ok").all()
+    assert sorted(memfs.ls("/out", detail=False)) == [f"/out/img{i}.webp" for i in range(5)]
+    again = width_pipeline().run(
+        image_files, lambda p: f"memory://out/{Path(p).stem}.webp", progress=False
+    )
+    assert (again.status == "skipped").all()
+    with memfs.open("/out/img0.webp") as f, Image.open(f) as im:
+        assert im.format == "WEBP"
+        assert im.size == (40, 30)
+
+
+def test_memory_input(image_files, memfs):
+    for path in image_files:
+        memfs.pipe(f"/in/{Path(path).name}", Path(path).read_bytes())
+    sources = [f"memory://in/{Path(p).name}" for p in image_files]
+    res = Pipeline(load_image).run(sources, lambda s: s.replace("/in/", "/out/"), progress=False)
+    assert (res.status == "ok").all()
+    assert len(memfs.ls("/out")) == 5
+
+
+def test_result_frame_fed_back_retries_failed_rows(image_files, tmp_path):
+    broken = {"flag": True}
+
+    def flaky(image):
+        if broken["flag"] and image.width % 2:
+            raise RuntimeError("flaky")
+        return image
+
+    pipeline = Pipeline(load_image, ops=[flaky, report("width", lambda im: im.width, "Int64")])
+    df = pd.DataFrame({"path": image_files, "label": list("abcde")})
+    first = pipeline.run(df, to_png(tmp_path), inpath_col="path", progress=False)
+    assert first.status.tolist() == ["ok", "error", "ok", "error", "ok"]
+    broken["flag"] = False
+    failed = first[first.status == "error"]
+    retry = pipeline.run(failed, to_png(tmp_path), inpath_col="path", progress=False)
+    assert list(retry.columns) == list(first.columns)  # replaced, not duplicated
+    assert retry.status.tolist() == ["ok", "ok"]
+    assert retry.error.isna().all()
+    assert retry.index.tolist() == [1, 3]
+    combined = first.copy()
+    combined.update(retry)
+    assert (combined.status == "ok").all()
+
+
+def test_clash_with_a_result_column_is_a_value_error(image_files, tmp_path):
+    df = pd.DataFrame({"path": image_files, "status": "new"})
+    with pytest.raises(ValueError, match=r"rename them first.*'status': 'status_in'"):
+        width_pipeline().run(df, to_png(tmp_path), inpath_col="path")
+    reporter_clash = pd.DataFrame({"path": image_files, "width": 1})
+    with pytest.raises(cd.ColumnError, match="width"):
+        width_pipeline().run(reporter_clash, to_png(tmp_path), inpath_col="path")
+
+
+def test_source_column_named_like_a_result_column(image_files, tmp_path):
+    first = width_pipeline().run(image_files, to_png(tmp_path / "a"), progress=False)
+    with pytest.raises(ValueError, match=r"rename it first.*'outpath': 'source'"):
+        width_pipeline().run(first, to_png(tmp_path / "b"), inpath_col="outpath")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"inpath_col": "nope"}, ValueError, r"no column 'nope'.*\['path', 'label'\]"),
+        ({}, ValueError, r"say which holds the sources with inpath_col="),
+        ({"inpath_col": "path", "n_jobs": 0}, ValueError, "n_jobs must be at least 1"),
+        ({"inpath_col": "path", "n_jobs": 2.5}, TypeError, "n_jobs must be a positive int"),
+        ({"inpath_col": "path", "npartitions": 0}, ValueError, "npartitions"),
+    ],
+)
+def test_bad_arguments_fail_before_anything_runs(kwargs, error, match, tmp_path):
+    loads = []
+    pipeline = Pipeline(lambda p: loads.append(p))
+    df = pd.DataFrame({"path": ["a.png"], "label": ["x"]})
+    with pytest.raises(error, match=match):
+        pipeline.run(df, to_png(tmp_path), **kwargs)
+    assert loads == []
+
+
+def test_empty_and_odd_inputs_are_refused(tmp_path):
+    pipeline = Pipeline(load_image)
+    with pytest.raises(ValueError, match="has no rows"):
+        pipeline.run([], to_png(tmp_path))
+    with pytest.raises(ValueError, match="has no rows"):
+        pipeline.run(pd.DataFrame({"path": []}), to_png(tmp_path), inpath_col="path")
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        pipeline.run("one.png", to_png(tmp_path))
+    with pytest.raises(TypeError, match="iterable"):
+        pipeline.run(42, to_png(tmp_path))
+    with pytest.raises(TypeError, match="outpath_func must be callable"):
+        pipeline.run(["a.png"], "out/")
+
+
+def test_outpath_func_errors_are_row_errors(image_files, tmp_path):
+    def outpath(source):
+        if source.endswith("img1.jpg"):
+            raise KeyError("no name for img1")
+        return to_png(tmp_path)(source)
+
+    res = Pipeline(load_image).run(image_files, outpath, progress=False)
+    assert res.status.tolist() == ["ok", "error", "ok", "ok", "ok"]
+    assert res.error.iloc[1] == "KeyError: 'no name for img1'"
+
+
+def test_outpath_func_may_return_a_path_object(image_files, tmp_path):
+    res = Pipeline(load_image).run(
+        image_files, lambda s: tmp_path / (Path(s).stem + ".png"), progress=False
+    )
+    assert (res.status == "ok").all()
+    assert res.outpath.iloc[0] == str(tmp_path / "img0.png")
+
+
+@pytest.mark.parametrize("n_jobs", [1, 3, 16])
+def test_n_jobs_and_partitions_do_not_change_the_result(n_jobs, tmp_path):
+    sources = [f"src-{i}" for i in range(57)]
+    seen = []
+    pipeline = Pipeline(
+        lambda s: seen.append(s) or s,
+        ops=[report("length", len, "Int64")],
+        write_func=lambda image, outpath: None,
+    )
+    res = pipeline.run(sources, lambda s: str(tmp_path / s), n_jobs=n_jobs, progress=False)
+    assert res.inpath.tolist() == sources
+    assert res.length.tolist() == [len(s) for s in sources]
+    assert sorted(seen) == sorted(sources)
+
+
+def test_processes_strategy(image_files, tmp_path):
+    res = width_pipeline(parallel_strategy="processes").run(
+        image_files, to_png(tmp_path), npartitions=2, progress=False
+    )
+    assert (res.status == "ok").all()
+    assert res.width.tolist() == [40, 41, 42, 43, 44]
+
+
+def test_reporter_of_the_wrong_type_does_not_crash_the_run(image_files, tmp_path, caplog):
+    pipeline = Pipeline(load_image, ops=[report("width", lambda im: "wide", "Int64")])
+    res = pipeline.run(image_files, to_png(tmp_path), progress=False)
+    assert (res.status == "ok").all()
+    assert res.width.isna().all()
+    assert "width" in caplog.text
+
+
+def test_summary_is_logged_and_warns_when_most_rows_fail(tmp_path, caplog):
+    caplog.set_level("INFO", logger="creevey_dask")
+    sources = [str(tmp_path / f"missing{i}.png") for i in range(3)]
+    Pipeline(load_image).run(sources, to_png(tmp_path / "out"), progress=False)
+    assert "3 rows: 0 ok, 0 skipped, 3 error" in caplog.text
+    assert any(r.levelname == "WARNING" and "3 of 3 rows" in r.message for r in caplog.records)
+
+
+def test_format_error_is_one_bounded_line():
+    assert format_error(ValueError("")) == "ValueError"
+    long = format_error(OSError("x" * 2000))
+    assert len(long) == 500
+    assert long.endswith("…")
+
+
+def test_result_columns_constant():
+    assert list(RESULT_COLUMNS) == ["outpath", "status", "error"]
+
+
+@pytest.mark.slow
+def test_local_cluster_with_two_worker_processes(local_cluster_client, image_files, tmp_path):
+    client = local_cluster_client
+    pids = set(client.run(os.getpid).values())
+    assert len(pids) == 2
+    assert os.getpid() not in pids
+    sources = image_files * 4
+    outpath = lambda s: str(tmp_path / "out" / (Path(s).stem + ".png"))  # noqa: E731
+    res = width_pipeline().run(sources, outpath, npartitions=4, skip_existing=False)
+    assert len(res) == 20
+    assert set(res.status) == {"ok"}
+    # dask input on the cluster: lazy until computed, then computed by the workers
+    pids_seen = []
+
+    def load(path):
+        pids_seen.append(os.getpid())
+        return load_image(path)
+
+    ddf = dd.from_pandas(pd.DataFrame({"path": image_files}), npartitions=5)
+    lazy = Pipeline(load).run(
+        ddf, lambda s: str(tmp_path / "dask" / Path(s).name), inpath_col="path"
+    )
+    out = client.compute(lazy).result()
+    assert (out.status == "ok").all()
+    assert pids_seen == []  # the loads ran in the worker processes, not here
+    assert len(list((tmp_path / "dask").iterdir())) == 5
+
+
+def test_runs_stay_local_without_a_current_client(image_files, tmp_path):
+    """The session's cluster fixture must not leak into other tests."""
+    seen = []
+    pipeline = Pipeline(lambda s: seen.append(os.getpid()) or load_image(s))
+    pipeline.run(image_files, to_png(tmp_path), progress=False)
+    assert set(seen) == {os.getpid()}

@@ -1,0 +1,95 @@
+"""Pipeline construction and reporters."""
+
+from __future__ import annotations
+
+import pickle
+from typing import ClassVar
+
+import pytest
+from PIL import Image
+
+from creevey_dask import Pipeline, Reporter, load_image, record, report, write_image
+
+
+def test_defaults():
+    pipeline = Pipeline(load_image)
+    assert pipeline.ops == []
+    assert pipeline.write_func is write_image
+    assert pipeline.parallel_strategy == "threads"
+    assert pipeline.result_columns == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"load_func": "x"}, TypeError, "load_func must be callable"),
+        ({"ops": [len, 3]}, TypeError, r"ops\[1\] must be callable"),
+        ({"ops": len}, TypeError, "ops must be a list of callables"),
+        ({"write_func": 1}, TypeError, "write_func must be callable"),
+        ({"parallel_strategy": "gpu"}, ValueError, r"not one of \['threads', 'processes'\]"),
+    ],
+)
+def test_bad_arguments(kwargs, error, match):
+    kwargs = {"load_func": load_image, **kwargs}
+    with pytest.raises(error, match=match):
+        Pipeline(**kwargs)
+
+
+def test_reporter_passes_the_image_through_and_declares_its_column():
+    reporter = report("width", lambda im: im.width, "Int64")
+    image = Image.new("L", (7, 3))
+    assert reporter(image) is image
+    assert reporter.result_columns == {"width": "Int64"}
+    assert isinstance(reporter, Reporter)
+
+
+def test_reporters_pickle():
+    reporter = report("mode", str, "string")
+    clone = pickle.loads(pickle.dumps(reporter))
+    assert (clone.name, clone.func, clone.dtype) == ("mode", str, "string")
+
+
+def test_result_columns_in_stage_order_and_conflicts():
+    class Loader:
+        result_columns: ClassVar = {"http_status": "Int64"}
+
+        def __call__(self, source):
+            return source
+
+    pipeline = Pipeline(Loader(), ops=[report("a", len, "Int64"), report("b", len, "Int64")])
+    assert list(pipeline.result_columns) == ["http_status", "a", "b"]
+    conflicting = Pipeline(load_image, ops=[report("a", len, "Int64"), report("a", str, "string")])
+    with pytest.raises(ValueError, match="declared as 'Int64'"):
+        _ = conflicting.result_columns
+
+
+def test_bad_reporters():
+    with pytest.raises(TypeError, match="name"):
+        report("", len)
+    with pytest.raises(TypeError, match="callable"):
+        report("x", 3)
+
+
+def test_record_outside_a_run_is_ignored():
+    record(anything=1)
+
+
+def test_load_passes_the_draft_hint_to_loaders_that_take_it():
+    class Op:
+        def draft_size(self, size):
+            return (size[0] // 2, size[1] // 2)
+
+        def __call__(self, image):
+            return image
+
+    class DraftLoader:
+        accepts_draft = True
+
+        def __call__(self, source, draft=None):
+            return draft
+
+    op = Op()
+    hint = Pipeline(DraftLoader(), ops=[op]).load("x")
+    assert hint((10, 8)) == (5, 4)
+    assert Pipeline(DraftLoader()).load("x") is None
+    assert Pipeline(lambda s: s.upper(), ops=[op]).load("x") == "X"

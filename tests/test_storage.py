@@ -1,0 +1,59 @@
+"""Storage: atomic writes, existence, filesystems."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from creevey_dask import storage
+
+
+def test_atomic_local_write_creates_folders_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "a" / "b" / "file.bin"
+    storage.write_bytes_atomic(str(target), b"hello")
+    assert target.read_bytes() == b"hello"
+    assert [p.name for p in target.parent.iterdir()] == ["file.bin"]
+    storage.write_bytes_atomic(f"file://{target}", b"again")
+    assert storage.read_bytes(str(target)) == b"again"
+
+
+def test_failed_local_write_keeps_the_old_file_and_removes_the_temporary(tmp_path):
+    target = tmp_path / "file.bin"
+    target.write_bytes(b"old")
+
+    class Exploding:
+        def __buffer__(self, flags):
+            raise OSError("device vanished")
+
+    with pytest.raises((OSError, TypeError)):
+        storage.write_bytes_atomic(str(target), Exploding())  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["file.bin"]
+
+
+def test_memory_write_read_exists(memfs):
+    assert not storage.exists("memory://x/y.bin")
+    storage.write_bytes_atomic("memory://x/y.bin", b"data")
+    assert storage.exists("memory://x/y.bin")
+    assert storage.read_bytes("memory://x/y.bin") == b"data"
+
+
+def test_unknown_protocol_is_named():
+    with pytest.raises(ValueError, match="unknown storage protocol 'nosuchproto'"):
+        storage.get_fs("nosuchproto://bucket/key")
+
+
+def test_join_and_is_local():
+    assert storage.join("s3://bucket/", "a/", "/b.png") == "s3://bucket/a/b.png"
+    assert storage.join("/tmp/x", "y") == "/tmp/x/y"
+    assert storage.is_local("/tmp/x")
+    assert storage.is_local("file:///tmp/x")
+    assert not storage.is_local("memory://x")
+
+
+def test_filesystems_are_cached():
+    first, _ = storage.get_fs("memory://a")
+    second, path = storage.get_fs("memory://b/c")
+    assert first is second
+    assert path == "/b/c"
