@@ -177,7 +177,20 @@ class PartitionRunner:
             with ThreadPoolExecutor(threads, thread_name_prefix="creevey") as pool:
                 for future in [pool.submit(work) for _ in range(threads)]:
                     future.result()
+        self._sweep(rows)
         return self._assemble(part, rows)
+
+    @staticmethod
+    def _sweep(rows: list[Any]) -> None:
+        """Remove temporaries that killed writers left in the folders written to."""
+        folders = set()
+        for outpath, status, _, _ in rows:
+            if status == "ok" and outpath is not None:
+                folders.add(storage.local_folder(outpath))
+        for folder in folders - {None}:
+            removed = storage.remove_stale_temporaries(folder)
+            if removed:
+                logger.info("removed %d stale temporary file(s) in %s", removed, folder)
 
     def _assemble(self, part: pd.DataFrame, rows: list[Any]) -> pd.DataFrame:
         index = part.index

@@ -9,13 +9,21 @@ a reader never sees a partial file and a killed process leaves at most a tempora
 (named ``.<name>.<random>.creevey-tmp``), never a partial output. On other filesystems
 the bytes are sent in one ``pipe_file`` call, a single PUT on object stores, which they
 publish atomically.
+
+A process killed in the middle of a local write leaves its temporary file behind. Its
+name records the host and process that wrote it
+(``.<name>.<host>-<pid>-<random>.creevey-tmp``), so
+:func:`remove_stale_temporaries` can tell an abandoned one from one still being
+written; the engine sweeps the folders it wrote into after each partition.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -30,7 +38,9 @@ __all__ = [
     "get_fs",
     "is_local",
     "join",
+    "local_folder",
     "read_bytes",
+    "remove_stale_temporaries",
     "write_bytes_atomic",
 ]
 
@@ -40,6 +50,7 @@ TEMP_SUFFIX = ".creevey-tmp"
 _LOCAL_PROTOCOLS = {None, "file", "local"}
 _fs_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], fsspec.AbstractFileSystem] = {}
 _fs_lock = threading.Lock()
+_HOST = socket.gethostname().replace("-", "_").replace(".", "_")[:32] or "host"
 
 
 def _protocol(path: str) -> str | None:
@@ -148,7 +159,8 @@ def write_bytes_atomic(
     if final is not None:
         folder, name = os.path.split(os.path.abspath(final))
         os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f".{name[:200]}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}")
+        tag = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = os.path.join(folder, f".{name[:180]}.{tag}{TEMP_SUFFIX}")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -160,3 +172,53 @@ def write_bytes_atomic(
         return
     fs, fs_path = get_fs(path, storage_options)
     fs.pipe_file(fs_path, bytes(data))
+
+
+def local_folder(path: str) -> str | None:
+    """The local folder that holds ``path``, or None if ``path`` is not local."""
+    local = _local_os_path(path)
+    return None if local is None else os.path.dirname(os.path.abspath(local))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str, max_age: float = 3600.0) -> int:
+    """Remove the temporary files that killed writers left in a local ``folder``.
+
+    A temporary file is stale when the process that wrote it, on this host, is gone;
+    one from another host is stale once older than ``max_age`` seconds. Files being
+    written by live processes are left alone. Returns how many files were removed.
+    """
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+            continue
+        tag = name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+        host, _, rest = tag.partition("-")
+        pid_text = rest.partition("-")[0]
+        if host == _HOST and pid_text.isdigit():
+            stale = not _pid_alive(int(pid_text))
+        else:
+            try:
+                stale = now - entry.stat().st_mtime > max_age
+            except FileNotFoundError:
+                continue
+        if stale:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed

@@ -417,3 +417,24 @@ def test_runs_stay_local_without_a_current_client(image_files, tmp_path):
     pipeline = Pipeline(lambda s: seen.append(os.getpid()) or load_image(s))
     pipeline.run(image_files, to_png(tmp_path), progress=False)
     assert set(seen) == {os.getpid()}
+
+
+def test_a_run_sweeps_temporaries_left_by_killed_writers(image_files, tmp_path):
+    import subprocess
+    import sys
+
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    dead_pid = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    leftover = outdir / f".img0.png.{cd.storage._HOST}-{dead_pid}-deadbeef.creevey-tmp"
+    leftover.write_bytes(b"half a PNG")
+    res = Pipeline(load_image).run(image_files, to_png(outdir), progress=False)
+    assert (res.status == "ok").all()
+    assert sorted(p.name for p in outdir.iterdir()) == [f"img{i}.png" for i in range(5)]

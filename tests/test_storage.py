@@ -57,3 +57,30 @@ def test_filesystems_are_cached():
     second, path = storage.get_fs("memory://b/c")
     assert first is second
     assert path == "/b/c"
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    host = storage._HOST
+    stale = tmp_path / f".a.png.{host}-{dead_pid}-0123abcd{storage.TEMP_SUFFIX}"
+    live = tmp_path / f".b.png.{host}-{os.getpid()}-0123abcd{storage.TEMP_SUFFIX}"
+    foreign_old = tmp_path / f".c.png.otherhost-1-0123abcd{storage.TEMP_SUFFIX}"
+    foreign_new = tmp_path / f".d.png.otherhost-1-0123abcd{storage.TEMP_SUFFIX}"
+    keep = tmp_path / "a.png"
+    for path in (stale, live, foreign_old, foreign_new, keep):
+        path.write_bytes(b"x")
+    os.utime(foreign_old, (1, 1))
+    assert storage.remove_stale_temporaries(str(tmp_path)) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, foreign_new.name, keep.name]
+    )
+    assert storage.remove_stale_temporaries(str(tmp_path / "missing")) == 0
