@@ -1,0 +1,55 @@
+"""Packaging: environment.yml and pyproject.toml list the same runtime dependencies."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+# conda-forge names of packages whose PyPI extras pull in separate conda packages
+CONDA_FOR_EXTRAS = {"dask": {"dask", "distributed"}}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def _pyproject_names() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names: set[str] = set()
+    for requirement in project["dependencies"]:
+        name = _name(requirement)
+        names |= CONDA_FOR_EXTRAS.get(name, {name})
+    return names
+
+
+def _conda_names() -> set[str]:
+    names = set()
+    for line in (ROOT / "environment.yml").read_text().splitlines():
+        match = re.match(r"^\s{2}- ([A-Za-z0-9_.\-]+)", line)
+        if match and match.group(1) not in {"python", "pip"}:
+            names.add(match.group(1).lower())
+    return names
+
+
+def test_environment_yml_matches_pyproject():
+    assert _conda_names() == _pyproject_names()
+
+
+def test_readme_opens_with_the_two_setup_commands():
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block is not None
+    assert text.index(block.group(0)) < text.index("##")  # before any section
+    commands = [line for line in block.group(1).splitlines() if line.strip()]
+    assert len(commands) == 2
+    assert "demo" in commands[0]
+    assert "pytest" in commands[1]
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()
