@@ -251,7 +251,7 @@ class TarfileExtractor:
     def _corrupt(self, err: BaseException) -> ArchiveError:
         return ArchiveError(
             f"cannot read the archive {self.archive_path!r}, which is corrupt, truncated "
-            f"or not a tar archive: {type(err).__name__}: {err}"
+            f"or not a tar archive: {type(err).__name__}: {' '.join(str(err).split())}"
         )
 
     def _extract_to(self, local_archive: str, stage: str) -> list[str]:

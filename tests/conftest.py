@@ -79,3 +79,8 @@ def local_cluster_client() -> Iterator[object]:
         Client(cluster) as client,
     ):
         yield client
+
+
+# --- datasets: a moto S3 server (the fixtures live in tests/_s3server.py) ---------------
+
+pytest_plugins = ["tests._s3server"]
