@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tarfile
 from pathlib import Path
 
@@ -153,7 +154,7 @@ def test_refuses_malicious_members_and_extracts_nothing(dest: Path, kind: str) -
     archive.write_bytes(make_tar([*good_members(), *bad_members], "w:gz"))
     outside_before = listing(dest.parent)
 
-    with pytest.raises(UnsafeArchiveError, match=f"refused archive member '{bad_name}'"):
+    with pytest.raises(UnsafeArchiveError, match=re.escape(f"refused archive member {bad_name!r}")):
         TarfileExtractor(archive, progress=False).extract()
 
     assert listing(dest) == ["evil.tar.gz"]
@@ -168,9 +169,7 @@ def test_unsafe_error_is_a_value_error(dest: Path) -> None:
         TarfileExtractor(archive, progress=False).extract()
 
 
-def test_pythons_data_filter_is_a_second_layer(
-    dest: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pythons_data_filter_is_a_second_layer(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With our own member checks switched off, filter="data" still refuses escapes."""
     if not hasattr(tarfile, "data_filter"):  # pragma: no cover - Python without filters
         pytest.skip("this Python has no tarfile extraction filters")
@@ -229,9 +228,9 @@ def test_bad_arguments(dest: Path) -> None:
         TarfileExtractor(dest / "data.zip")
     with pytest.raises(FileNotFoundError, match="no archive"):
         TarfileExtractor(dest / "missing.tar", progress=False).extract()
+    archive = dest / "data.tar"
+    archive.write_bytes(make_tar([file_member("a", b"a")]))
     with pytest.raises(TypeError, match="progress must be"):
-        archive = dest / "data.tar"
-        archive.write_bytes(make_tar([file_member("a", b"a")]))
         TarfileExtractor(archive, progress="yes").extract()  # type: ignore[arg-type]
 
 
@@ -297,11 +296,11 @@ def test_memory_refuses_symlinked_folders_and_uploads_nothing(
 
 def test_memory_hostile_archive_uploads_nothing(memfs: fsspec.AbstractFileSystem) -> None:
     memfs.pipe_file("/ds/raw/data.tar", make_tar([*good_members(), file_member("../x", b"x")]))
-    with pytest.raises(UnsafeArchiveError, match="'../x'"):
+    with pytest.raises(UnsafeArchiveError, match=re.escape("'../x'")):
         TarfileExtractor("memory://ds/raw/data.tar", progress=False).extract()
     assert memfs.find("/ds") == ["/ds/raw/data.tar"]
 
 
 def test_memory_missing_archive(memfs: fsspec.AbstractFileSystem) -> None:
-    with pytest.raises(FileNotFoundError, match="memory://nothing/data.tar"):
+    with pytest.raises(FileNotFoundError, match=re.escape("memory://nothing/data.tar")):
         TarfileExtractor("memory://nothing/data.tar", progress=False).extract()
