@@ -19,16 +19,25 @@ does the same. ``raw/`` therefore belongs to ``get_raw``: do not keep other file
 ``process()`` runs on every build and should itself skip finished work (the pipelines'
 ``skip_existing=True`` does).
 
-A worked example, a dataset of images listed in a table of URLs, is a few lines::
+A dataset of images listed in a table of URLs is a few lines on top of the download,
+resize and split operations of the accessor (a sketch; see their own documentation for
+the exact arguments)::
 
     class PetsDataset(BaseDataset):
         def get_raw(self):
-            urls = pd.read_csv("https://example.org/pets.csv")
+            urls = pd.read_csv("https://example.org/pets.csv")  # columns url, label
             urls.creevey.download(url_col="url", outdir=self.raw_dir)
 
         def process(self):
-            files = self.files("raw")
-            files.creevey.resize(path_col="path", shape=(224, 224), outdir=self.processed_dir)
+            images = self.files("raw")  # columns path, size
+            resized = images.creevey.resize(
+                path_col="path", shape=(224, 224), outdir=self.interim_dir
+            )
+            resized.creevey.imagenet_symlinks(..., outdir=self.processed_dir)
+
+Storage. Every path goes through fsspec (:mod:`creevey_dask.storage`), so ``base_dir``
+may be local, ``memory://`` or an object store. :meth:`BaseDataset.files` turns a stage
+into a DataFrame of ``path`` and ``size``, the input the pipelines take.
 """
 
 from __future__ import annotations

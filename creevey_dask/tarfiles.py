@@ -276,10 +276,20 @@ class TarfileExtractor:
                     raise
                 raise self._corrupt(err) from err
             symlinks: set[str] = set()
+            earlier: set[str] = set()
             for member in members:
                 check_member(member, symlinks)
+                name = posixpath.normpath(member.name)
                 if member.issym():
-                    symlinks.add(posixpath.normpath(member.name))
+                    symlinks.add(name)
+                if member.islnk() and posixpath.normpath(member.linkname) not in earlier:
+                    raise ArchiveError(
+                        f"archive {self.archive_path!r} is inconsistent: member {member.name!r} "
+                        f"is a hard link to {member.linkname!r}, which is not an earlier file "
+                        "of the archive"
+                    )
+                if not member.isdir():
+                    earlier.add(name)
             total = sum(m.size for m in members if m.isfile())
             callback = make_callback(self.progress, f"extract {os.path.basename(local_archive)}")
             callback.set_size(total)

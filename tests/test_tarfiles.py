@@ -213,6 +213,16 @@ def test_corrupt_or_truncated_archive_is_an_error_and_extracts_nothing(
     assert listing(dest) == [f"broken{suffix}"]
 
 
+def test_hard_link_to_a_missing_member_is_an_error(dest: Path) -> None:
+    archive = dest / "data.tar"
+    archive.write_bytes(
+        make_tar([file_member("ok", b"1"), special_member("h", tarfile.LNKTYPE, "missing")])
+    )
+    with pytest.raises(ArchiveError, match="'h' is a hard link to 'missing', which is not"):
+        TarfileExtractor(archive, progress=False).extract()
+    assert listing(dest) == ["data.tar"]
+
+
 def test_existing_entries_are_not_overwritten(dest: Path) -> None:
     archive = dest / "data.tar"
     archive.write_bytes(make_tar(good_members()))
