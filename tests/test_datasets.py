@@ -327,12 +327,13 @@ def test_corrupt_archive_leaves_no_marker(s3: Any, tmp_path: Path) -> None:
 
 
 def test_hostile_archive_leaves_no_marker_and_nothing_extracted(s3: Any, tmp_path: Path) -> None:
-    s3.put("data", KEY, make_tar(IMAGES, evil="../../escaped.txt"))
+    archive = make_tar(IMAGES, evil="../../escaped.txt")
+    s3.put("data", KEY, archive)
     ds = Pets(str(tmp_path / "ds"), "data", KEY, s3.storage_options, progress=False)
     with pytest.raises(UnsafeArchiveError, match=re.escape("'../../escaped.txt'")):
         ds.build()
     assert not ds.raw_complete
-    assert raw_files(tmp_path / "ds") == {"pets.tar.gz": make_tar(IMAGES, evil="../../escaped.txt")}
+    assert raw_files(tmp_path / "ds") == {"pets.tar.gz": archive}
     assert not list(tmp_path.rglob("escaped.txt"))
 
 
@@ -375,3 +376,14 @@ def test_missing_object_and_bad_key_name(s3: Any, tmp_path: Path) -> None:
     assert not ds.raw_complete
     with pytest.raises(ValueError, match="not a tar archive name"):
         Pets(str(tmp_path / "ds"), "data", "pets.zip", s3.storage_options)
+
+
+@pytest.mark.parametrize("module", ["datasets", "s3download", "tarfiles"])
+def test_docstring_examples_run(module: str, memfs: fsspec.AbstractFileSystem) -> None:
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"creevey_dask.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    assert result.attempted > 0
