@@ -147,13 +147,13 @@ class S3Downloader:
         logger.info("downloading %s (%d bytes) to %s", self.url, size, self.dest_path)
         try:
             written = 0
-            with (
-                self._translate(),
-                src_fs.open(src_path, "rb", block_size=self.chunk_size, cache_type="none") as src,
-                dest_fs.open(tmp, "wb") as out,
-            ):
+            # only the reads from S3 are translated: a write error is the destination's
+            with self._translate():
+                src = src_fs.open(src_path, "rb", block_size=self.chunk_size, cache_type="none")
+            with src, dest_fs.open(tmp, "wb") as out:
                 while True:
-                    chunk = src.read(self.chunk_size)
+                    with self._translate():
+                        chunk = src.read(self.chunk_size)
                     if not chunk:
                         break
                     out.write(chunk)

@@ -225,3 +225,18 @@ def test_no_credentials_at_all(
     with pytest.raises(PermissionError, match="no usable S3 credentials") as info:
         S3Downloader("bucket", "blob.bin", str(tmp_path), options, progress=False).download()
     assert isinstance(info.value, CredentialsError)
+
+
+def test_unwritable_destination_is_not_blamed_on_s3(s3: Any, tmp_path: Path) -> None:
+    s3.put("bucket", "blob.bin", DATA)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw").chmod(0o500)
+    if os.access(tmp_path / "raw", os.W_OK):  # pragma: no cover - running as root
+        (tmp_path / "raw").chmod(0o700)
+        pytest.skip("permissions are not enforced for this user")
+    try:
+        with pytest.raises(PermissionError) as info:
+            S3Downloader("bucket", "blob.bin", str(tmp_path), s3.storage_options).download()
+        assert not isinstance(info.value, CredentialsError)
+    finally:
+        (tmp_path / "raw").chmod(0o700)
