@@ -322,6 +322,23 @@ class S3TarfileDataset(BaseDataset):
         Progress bars for the download and the extraction (a callback of your own is
         used for the download, and the extraction gets none).
 
+    Attributes
+    ----------
+    downloader : S3Downloader
+        Fetches the archive into ``raw/``; its ``chunk_size`` and ``progress`` may be
+        changed before a build.
+    storage_options : dict
+        The options of ``base_dir``'s filesystem.
+    s3_storage_options : dict
+        The options of the S3 filesystem holding the archive.
+
+    Notes
+    -----
+    For a remote ``base_dir`` the archive is written to ``raw/``, fetched back to a local
+    temporary folder to be extracted, and its files uploaded (see
+    :mod:`creevey_dask.tarfiles`): that needs local disk space for the archive and its
+    contents.
+
     Examples
     --------
     >>> class Pets(S3TarfileDataset):
