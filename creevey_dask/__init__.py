@@ -7,6 +7,8 @@ Architecture, one module per stage::
     engine      partitions, thread pool, skip, result columns
     accessor    df.creevey on pandas and dask DataFrames
     exceptions  the exception tree
+    datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
+    s3download  S3Downloader          tarfiles   TarfileExtractor (safe extraction)
 
 ``import creevey_dask`` registers the ``df.creevey`` accessor.
 """
@@ -19,16 +21,23 @@ from importlib.metadata import version as _version
 from . import storage
 from .accessor import CreeveyAccessor
 from .accessor import register as _register_accessor
+from .datasets import BaseDataset, S3TarfileDataset
 from .engine import RESULT_COLUMNS, STATUS_DTYPE, STATUSES, format_error, summarize
 from .exceptions import (
+    ArchiveError,
     ColumnError,
+    CredentialsError,
     CreeveyError,
     ImageDecodeError,
     ImageTooLargeError,
+    MissingDataError,
+    UnsafeArchiveError,
     UnsafeSourceError,
 )
 from .imagefile import ImageLoader, ImageWriter, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
+from .s3download import S3Downloader
+from .tarfiles import TarfileExtractor
 
 try:
     __version__ = _version("creevey_dask")
@@ -56,11 +65,20 @@ __all__ = [
     "storage",
     # the accessor
     "CreeveyAccessor",
+    # datasets
+    "BaseDataset",
+    "S3Downloader",
+    "TarfileExtractor",
+    "S3TarfileDataset",
     # errors
     "ColumnError",
     "CreeveyError",
     "ImageDecodeError",
     "ImageTooLargeError",
     "UnsafeSourceError",
+    "ArchiveError",
+    "CredentialsError",
+    "MissingDataError",
+    "UnsafeArchiveError",
     "__version__",
 ]

@@ -7,7 +7,11 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
      ├── ColumnError(CreeveyError, ValueError)        a missing or clashing column
      ├── ImageDecodeError(CreeveyError, ValueError)   bytes that are not a usable image
      │    └── ImageTooLargeError                      a decompression bomb, refused from the header
-     └── UnsafeSourceError(CreeveyError, ValueError)  a source or output path that is refused
+     ├── UnsafeSourceError(CreeveyError, ValueError)  a source or output path that is refused
+     │    └── UnsafeArchiveError                      an archive member that escapes or is a device
+     ├── ArchiveError(CreeveyError, ValueError)       a corrupt, truncated or unsupported archive
+     ├── MissingDataError(CreeveyError, FileNotFoundError)  an absent bucket, object or stage
+     └── CredentialsError(CreeveyError, PermissionError)    storage credentials missing or refused
 
 Per-row failures never escape a run: they become ``status="error"`` rows whose ``error``
 column reads ``"<ExceptionType>: <message>"``. These classes exist so that those rows,
@@ -22,6 +26,11 @@ __all__ = [
     "ImageDecodeError",
     "ImageTooLargeError",
     "UnsafeSourceError",
+    # datasets
+    "ArchiveError",
+    "CredentialsError",
+    "MissingDataError",
+    "UnsafeArchiveError",
 ]
 
 
@@ -43,3 +52,23 @@ class ImageTooLargeError(ImageDecodeError):
 
 class UnsafeSourceError(CreeveyError, ValueError):
     """A source or destination was refused for safety (scheme, address, path escape)."""
+
+
+# --- datasets: archives and object storage -------------------------------------------
+
+
+class UnsafeArchiveError(UnsafeSourceError):
+    """An archive member was refused: an absolute path, a ``..`` component, a link
+    pointing outside the destination, or a device file. The message names the member."""
+
+
+class ArchiveError(CreeveyError, ValueError):
+    """An archive could not be read: corrupt, truncated or of an unsupported kind."""
+
+
+class MissingDataError(CreeveyError, FileNotFoundError):
+    """A bucket, an object or a dataset folder does not exist; the message names it."""
+
+
+class CredentialsError(CreeveyError, PermissionError):
+    """Storage credentials are missing, or were rejected by the storage service."""

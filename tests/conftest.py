@@ -90,3 +90,8 @@ def local_cluster_client(_session_cluster_client: object) -> Iterator[object]:
     """The session's LocalCluster Client, made the current client for this test only."""
     with _session_cluster_client.as_current():  # type: ignore[attr-defined]
         yield _session_cluster_client
+
+
+# --- datasets: a moto S3 server (the fixtures live in tests/_s3server.py) ---------------
+
+pytest_plugins = ["tests._s3server"]

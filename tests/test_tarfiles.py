@@ -1,0 +1,316 @@
+"""TarfileExtractor: every compression, every kind of hostile member, corrupt archives."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tarfile
+from pathlib import Path
+
+import fsspec
+import pytest
+from fsspec.callbacks import Callback
+
+import creevey_dask.tarfiles as tarfiles
+from creevey_dask import ArchiveError, TarfileExtractor, UnsafeArchiveError
+
+COMPRESSIONS = {".tar": "w", ".tar.gz": "w:gz", ".tar.bz2": "w:bz2", ".tar.xz": "w:xz"}
+
+
+def file_member(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    return info, data
+
+
+def special_member(name: str, kind: bytes, linkname: str = "") -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = linkname
+    info.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    return info, None
+
+
+def make_tar(members: list[tuple[tarfile.TarInfo, bytes | None]], mode: str = "w") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode=mode) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def good_members() -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    return [
+        special_member("images", tarfile.DIRTYPE),
+        file_member("images/cat.jpg", b"cat" * 100),
+        file_member("images/sub/dog.png", b"dog" * 50),
+        special_member("images/latest.jpg", tarfile.SYMTYPE, "cat.jpg"),
+        special_member("images/cat-again.jpg", tarfile.LNKTYPE, "images/cat.jpg"),
+        file_member("README", b"hello"),
+    ]
+
+
+def listing(folder: Path) -> list[str]:
+    """Every entry below ``folder`` (hidden ones too), relative, sorted."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> Path:
+    """A folder for the archive, inside another so that escapes can be seen."""
+    folder = tmp_path / "dest"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize("suffix", list(COMPRESSIONS))
+def test_extracts_every_compression_next_to_the_archive(dest: Path, suffix: str) -> None:
+    archive = dest / f"data{suffix}"
+    archive.write_bytes(make_tar(good_members(), COMPRESSIONS[suffix]))
+
+    paths = TarfileExtractor(archive, progress=False).extract()
+
+    assert paths == sorted(
+        str(dest / name)
+        for name in (
+            "README",
+            "images/cat-again.jpg",
+            "images/cat.jpg",
+            "images/latest.jpg",
+            "images/sub/dog.png",
+        )
+    )
+    assert (dest / "images/cat.jpg").read_bytes() == b"cat" * 100
+    assert (dest / "images/sub/dog.png").read_bytes() == b"dog" * 50
+    assert (dest / "README").read_bytes() == b"hello"
+    assert os.readlink(dest / "images/latest.jpg") == "cat.jpg"
+    assert (dest / "images/cat-again.jpg").read_bytes() == b"cat" * 100
+    # nothing else: no temporary folder left behind, the archive itself kept
+    assert listing(dest) == sorted(
+        [
+            f"data{suffix}",
+            "README",
+            "images",
+            "images/cat-again.jpg",
+            "images/cat.jpg",
+            "images/latest.jpg",
+            "images/sub",
+            "images/sub/dog.png",
+        ]
+    )
+
+
+def test_short_suffixes_and_file_urls_are_accepted(dest: Path) -> None:
+    archive = dest / "data.tgz"
+    archive.write_bytes(make_tar([file_member("a.txt", b"a")], "w:gz"))
+    paths = TarfileExtractor(f"file://{archive}", progress=False).extract()
+    assert paths == [str(dest / "a.txt")]
+
+
+MALICIOUS = {
+    "absolute path": ([file_member("/tmp/creevey-evil.txt", b"x")], "/tmp/creevey-evil.txt"),
+    "dot-dot": ([file_member("../evil.txt", b"x")], "../evil.txt"),
+    "dot-dot inside": ([file_member("a/../../evil.txt", b"x")], "a/../../evil.txt"),
+    "symlink out": (
+        [special_member("link", tarfile.SYMTYPE, "../outside.txt")],
+        "link",
+    ),
+    "symlink absolute": (
+        [special_member("passwd", tarfile.SYMTYPE, "/etc/passwd")],
+        "passwd",
+    ),
+    "symlink deep out": (
+        [special_member("a/b/link", tarfile.SYMTYPE, "../../../outside")],
+        "a/b/link",
+    ),
+    "hardlink out": (
+        [special_member("hard", tarfile.LNKTYPE, "../outside.txt")],
+        "hard",
+    ),
+    "hardlink absolute": (
+        [special_member("hard", tarfile.LNKTYPE, "/etc/passwd")],
+        "hard",
+    ),
+    "char device": ([special_member("null", tarfile.CHRTYPE)], "null"),
+    "block device": ([special_member("disk", tarfile.BLKTYPE)], "disk"),
+    "fifo": ([special_member("pipe", tarfile.FIFOTYPE)], "pipe"),
+    "member beneath a symlink": (
+        [
+            special_member("here", tarfile.SYMTYPE, "."),
+            file_member("here/evil.txt", b"x"),
+        ],
+        "here/evil.txt",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(MALICIOUS))
+def test_refuses_malicious_members_and_extracts_nothing(dest: Path, kind: str) -> None:
+    bad_members, bad_name = MALICIOUS[kind]
+    # good members first: a refused archive must not leave them half-extracted
+    archive = dest / "evil.tar.gz"
+    archive.write_bytes(make_tar([*good_members(), *bad_members], "w:gz"))
+    outside_before = listing(dest.parent)
+
+    with pytest.raises(UnsafeArchiveError, match=re.escape(f"refused archive member {bad_name!r}")):
+        TarfileExtractor(archive, progress=False).extract()
+
+    assert listing(dest) == ["evil.tar.gz"]
+    assert listing(dest.parent) == outside_before
+    assert not os.path.lexists("/tmp/creevey-evil.txt")
+
+
+def test_unsafe_error_is_a_value_error(dest: Path) -> None:
+    archive = dest / "evil.tar"
+    archive.write_bytes(make_tar([file_member("../x", b"x")]))
+    with pytest.raises(ValueError, match=r"'\.\.' path component"):
+        TarfileExtractor(archive, progress=False).extract()
+
+
+def test_pythons_data_filter_is_a_second_layer(dest: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With our own member checks switched off, filter="data" still refuses escapes."""
+    if not hasattr(tarfile, "data_filter"):  # pragma: no cover - Python without filters
+        pytest.skip("this Python has no tarfile extraction filters")
+    monkeypatch.setattr(tarfiles, "check_member", lambda member, symlinks=(): None)
+    archive = dest / "evil.tar"
+    archive.write_bytes(
+        make_tar([file_member("ok.txt", b"ok"), special_member("link", tarfile.SYMTYPE, "../x")])
+    )
+    with pytest.raises(UnsafeArchiveError, match="refused archive member 'link'"):
+        TarfileExtractor(archive, progress=False).extract()
+    assert listing(dest) == ["evil.tar"]
+
+
+def corrupt_archives() -> dict[str, tuple[str, bytes]]:
+    big = [file_member(f"f{i}.bin", os.urandom(20_000)) for i in range(3)]
+    plain = make_tar(big, "w")
+    cases = {
+        "not an archive": (".tar.gz", b"this is not a tar archive at all" * 10),
+        "garbage .tar": (".tar", os.urandom(5000)),
+        # cut inside the last member's data
+        "truncated .tar": (".tar", plain[: 512 * 3 + 2 * (512 + 20_000) + 5_000]),
+    }
+    for suffix, mode in COMPRESSIONS.items():
+        if suffix != ".tar":
+            data = make_tar(big, mode)
+            cases[f"truncated {suffix}"] = (suffix, data[: len(data) // 2])
+    return cases
+
+
+@pytest.mark.parametrize("case", list(corrupt_archives()))
+def test_corrupt_or_truncated_archive_is_an_error_and_extracts_nothing(
+    dest: Path, case: str
+) -> None:
+    suffix, data = corrupt_archives()[case]
+    archive = dest / f"broken{suffix}"
+    archive.write_bytes(data)
+    with pytest.raises(ArchiveError, match="corrupt, truncated or not a tar archive") as info:
+        TarfileExtractor(archive, progress=False).extract()
+    assert "\n" not in str(info.value)
+    assert str(archive) in str(info.value)
+    assert listing(dest) == [f"broken{suffix}"]
+
+
+def test_hard_link_to_a_missing_member_is_an_error(dest: Path) -> None:
+    archive = dest / "data.tar"
+    archive.write_bytes(
+        make_tar([file_member("ok", b"1"), special_member("h", tarfile.LNKTYPE, "missing")])
+    )
+    with pytest.raises(ArchiveError, match="'h' is a hard link to 'missing', which is not"):
+        TarfileExtractor(archive, progress=False).extract()
+    assert listing(dest) == ["data.tar"]
+
+
+def test_existing_entries_are_not_overwritten(dest: Path) -> None:
+    archive = dest / "data.tar"
+    archive.write_bytes(make_tar(good_members()))
+    (dest / "README").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match="README"):
+        TarfileExtractor(archive, progress=False).extract()
+    assert (dest / "README").read_bytes() == b"mine"
+    assert listing(dest) == ["README", "data.tar"]
+
+
+def test_bad_arguments(dest: Path) -> None:
+    with pytest.raises(ValueError, match=r"not a tar archive name.*\.tar\.gz"):
+        TarfileExtractor(dest / "data.zip")
+    with pytest.raises(FileNotFoundError, match="no archive"):
+        TarfileExtractor(dest / "missing.tar", progress=False).extract()
+    archive = dest / "data.tar"
+    archive.write_bytes(make_tar([file_member("a", b"a")]))
+    with pytest.raises(TypeError, match="progress must be"):
+        TarfileExtractor(archive, progress="yes").extract()  # type: ignore[arg-type]
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: list[int] = []
+
+    def relative_update(self, inc: int = 1) -> None:
+        self.updates.append(inc)
+        super().relative_update(inc)
+
+
+def test_progress_reports_every_byte(dest: Path) -> None:
+    archive = dest / "data.tar.xz"
+    archive.write_bytes(make_tar(good_members(), "w:xz"))
+    recorder = Recorder()
+    TarfileExtractor(archive, progress=recorder).extract()
+    assert recorder.size == 300 + 150 + 5
+    assert sum(recorder.updates) == recorder.size == recorder.value
+
+
+def test_default_progress_bar_runs(dest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = dest / "data.tar.gz"
+    archive.write_bytes(make_tar(good_members(), "w:gz"))
+    TarfileExtractor(archive).extract()
+    assert "extract data.tar.gz" in capsys.readouterr().err
+
+
+# -- remote archives and destinations ------------------------------------------------
+
+
+def test_memory_archive_is_extracted_next_to_itself(memfs: fsspec.AbstractFileSystem) -> None:
+    memfs.pipe_file("/ds/raw/data.tar.bz2", make_tar(good_members(), "w:bz2"))
+
+    paths = TarfileExtractor("memory://ds/raw/data.tar.bz2", progress=False).extract()
+
+    assert paths == [
+        "memory://ds/raw/README",
+        "memory://ds/raw/images/cat-again.jpg",
+        "memory://ds/raw/images/cat.jpg",
+        "memory://ds/raw/images/latest.jpg",
+        "memory://ds/raw/images/sub/dog.png",
+    ]
+    assert memfs.cat_file("/ds/raw/images/cat.jpg") == b"cat" * 100
+    # no links on memory://: the symlink and the hard link are stored as copies
+    assert memfs.cat_file("/ds/raw/images/latest.jpg") == b"cat" * 100
+    assert memfs.cat_file("/ds/raw/images/cat-again.jpg") == b"cat" * 100
+
+
+def test_memory_refuses_symlinked_folders_and_uploads_nothing(
+    memfs: fsspec.AbstractFileSystem,
+) -> None:
+    members = [
+        *good_members(),
+        special_member("alias", tarfile.SYMTYPE, "images/sub"),
+    ]
+    memfs.pipe_file("/ds/raw/data.tar", make_tar(members))
+    with pytest.raises(ArchiveError, match="symlink to a folder"):
+        TarfileExtractor("memory://ds/raw/data.tar", progress=False).extract()
+    assert memfs.find("/ds") == ["/ds/raw/data.tar"]
+
+
+def test_memory_hostile_archive_uploads_nothing(memfs: fsspec.AbstractFileSystem) -> None:
+    memfs.pipe_file("/ds/raw/data.tar", make_tar([*good_members(), file_member("../x", b"x")]))
+    with pytest.raises(UnsafeArchiveError, match=re.escape("'../x'")):
+        TarfileExtractor("memory://ds/raw/data.tar", progress=False).extract()
+    assert memfs.find("/ds") == ["/ds/raw/data.tar"]
+
+
+def test_memory_missing_archive(memfs: fsspec.AbstractFileSystem) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape("memory://nothing/data.tar")):
+        TarfileExtractor("memory://nothing/data.tar", progress=False).extract()
