@@ -5,6 +5,7 @@ Architecture, one module per stage::
     naming      outpath functions            storage    fsspec: atomic writes, exists
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
     engine      partitions, thread pool, skip, result columns
+    split       train/valid/test assignment; ImageNet-style folder trees
     accessor    df.creevey on pandas and dask DataFrames
     exceptions  the exception tree
 
@@ -29,6 +30,7 @@ from .exceptions import (
 )
 from .imagefile import ImageLoader, ImageWriter, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
+from .split import create_imagenet_style_symlinks, safe_label, split
 
 try:
     __version__ = _version("creevey_dask")
@@ -54,6 +56,10 @@ __all__ = [
     "load_image",
     "write_image",
     "storage",
+    # splits and ImageNet-style folders
+    "split",
+    "create_imagenet_style_symlinks",
+    "safe_label",
     # the accessor
     "CreeveyAccessor",
     # errors
