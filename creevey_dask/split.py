@@ -502,7 +502,7 @@ def split(
     >>> import pandas as pd
     >>> df = pd.DataFrame({"patient": [1, 1, 2, 3, 3, 4], "label": list("aabbab")})
     >>> out = split(df, valid_size=1, groupby="patient", random_state=0)
-    >>> out.groupby("patient")["split"].nunique().max()  # a patient is never split
+    >>> int(out.groupby("patient")["split"].nunique().max())  # a patient is never split
     1
     >>> int((out.drop_duplicates("patient")["split"] == "valid").sum())
     1
@@ -866,11 +866,11 @@ def create_imagenet_style_symlinks(
 
     Examples
     --------
-    >>> import os, pandas as pd, tempfile
+    >>> import os, pathlib, shutil, tempfile, pandas as pd
     >>> tmp = tempfile.mkdtemp()
     >>> paths = [os.path.join(tmp, f"{i}.jpg") for i in range(4)]
     >>> for p in paths:
-    ...     _ = open(p, "wb").write(b"not really a jpeg")
+    ...     _ = pathlib.Path(p).write_bytes(b"not really a jpeg")
     >>> df = pd.DataFrame({"path": paths, "label": ["cat", "cat", "dog", "dog"]})
     >>> manifest = create_imagenet_style_symlinks(
     ...     df, "label", "path", valid_size=1, outdir=os.path.join(tmp, "tree"), random_state=0
@@ -879,6 +879,7 @@ def create_imagenet_style_symlinks(
     ['cat', 'dog']
     >>> manifest["split"].value_counts().to_dict()
     {'train': 3, 'valid': 1}
+    >>> shutil.rmtree(tmp)
     """
     if mode not in LINK_MODES:
         raise ValueError(f"mode {mode!r} is not one of {sorted(LINK_MODES)}")
