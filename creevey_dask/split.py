@@ -245,8 +245,7 @@ def _check_known(where: np.ndarray, values: pd.Series, what: str) -> None:
         )
 
 
-def _assign(part: pd.DataFrame, plan: _RowPlan | _GroupPlan, partition_info: Any = None) -> Any:
-    number = 0 if partition_info is None else partition_info["number"]
+def _assign(part: pd.DataFrame, plan: _RowPlan | _GroupPlan, number: int = 0) -> Any:
     codes = plan.codes(part, number)
     labels = _CODE_NAMES[codes] if len(codes) else np.array([], dtype=object)
     return part.assign(split=pd.Series(labels, index=part.index, dtype=STRING_DTYPE))
@@ -529,8 +528,19 @@ def split(
     import dask
 
     meta = df._meta.assign(split=pd.Series([], index=df._meta.index, dtype=STRING_DTYPE))
+    shared = dask.delayed(plan, pure=True, traverse=False)  # one graph key, not one per task
     with dask.config.set({"dataframe.convert-string": False}):
-        return df.map_partitions(_assign, dask.delayed(plan, pure=True), meta=meta)
+        if isinstance(plan, _GroupPlan):
+            return df.map_partitions(_assign, shared, meta=meta)
+        # A row's split depends on its position, so each partition must keep its own
+        # number. map_partitions' partition_info does not survive optimisations such as
+        # ``result.partitions[i]`` (it would number the selected partition 0), hence one
+        # explicit task per partition.
+        import dask.dataframe as dd
+
+        assign = dask.delayed(_assign, pure=True)
+        parts = [assign(part, shared, i) for i, part in enumerate(df.to_delayed())]
+        return dd.from_delayed(parts, meta=meta, divisions=df.divisions, verify_meta=False)
 
 
 # --------------------------------------------------------------------------- names
@@ -733,6 +743,7 @@ class _Tree:
         self.options = storage_options
         self.local = storage.is_local(outdir)
         self.created: list[str] = []  # top-level entries of outdir made by this call
+        self.new_root = ""  # the highest local folder this call creates, if any
 
     def path(self, *parts: str) -> str:
         return storage.join(self.outdir, *parts)
@@ -740,6 +751,9 @@ class _Tree:
     def start(self, tops: Iterable[str]) -> None:
         self.created = list(tops)
         if self.local:
+            root = os.path.abspath(_local(self.outdir))
+            while not os.path.lexists(root):  # remember the highest missing ancestor
+                self.new_root, root = root, os.path.dirname(root)
             os.makedirs(_local(self.outdir), exist_ok=True)
         else:
             fs, root = storage.get_fs(self.outdir, self.options)
@@ -771,7 +785,8 @@ class _Tree:
         if self.local:
             root = _local(self.outdir)
             if not self.existed:
-                shutil.rmtree(root, ignore_errors=True)
+                if self.new_root:
+                    shutil.rmtree(self.new_root, ignore_errors=True)
                 return
             for top in self.created:
                 path = os.path.join(root, top)

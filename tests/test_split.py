@@ -216,6 +216,11 @@ def test_same_seed_same_split_whatever_the_partitioning(kwargs: dict) -> None:
         got = lazy.compute()
         assert got["split"].dtype == pd.StringDtype()
         pd.testing.assert_series_equal(got["split"], expected["split"], check_dtype=False)
+        # a piece of the lazy result agrees with the whole (positions survive selection)
+        last = lazy.partitions[npartitions - 1].compute()
+        assert last["split"].tolist() == expected.loc[last.index, "split"].tolist()
+        tail = lazy.tail(4, compute=True)
+        assert tail["split"].tolist() == expected["split"].iloc[-4:].tolist()
     # the same frame, again: the same answer; another seed: another answer
     again = split_func(df, 0.2, random_state=11, **kwargs)
     pd.testing.assert_series_equal(again["split"], expected["split"])
@@ -624,16 +629,16 @@ def test_failure_midway_removes_what_was_created(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(_Tree, mode, failing)
-    outdir = tmp_path / "tree"
+    outdir = tmp_path / "new" / "nested" / "tree"
     if outdir_exists:
-        outdir.mkdir()
+        outdir.mkdir(parents=True)
     with pytest.raises(InjectedError):
         create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, mode=mode)
     assert calls["n"] == 6
     if outdir_exists:
         assert os.listdir(outdir) == []
-    else:
-        assert not outdir.exists()
+    else:  # the folders this call made on the way to outdir go too
+        assert not (tmp_path / "new").exists()
     assert all(Path(p).is_file() for p in labelled["outpath"])  # sources untouched
 
 
