@@ -425,19 +425,19 @@ def _stratified_groups(
     rank = np.empty(n_groups, dtype=np.int64)
     rank[order] = np.arange(n_groups)
     sequence = np.lexsort((rank, -group_size))
+    # rows in preference order for ties: valid, test, train (the smaller splits first)
+    prefer = np.array([_VALID, _TEST, _TRAIN], dtype=np.int8)
+    target, target_size, capacity = target[prefer], target_size[prefer], capacity[prefer]
+    lab_sorted, n_sorted = lab[by_group], n[by_group].astype(float)
     codes = np.full(n_groups, _TRAIN, dtype=np.int8)
     for gi in sequence:
-        rows = by_group[bounds[gi] : bounds[gi + 1]]
-        ls, ns = lab[rows], n[rows]
-        best, best_cost = -1, math.inf
-        for s in (_VALID, _TEST, _TRAIN):  # ties go to the smaller splits
-            if capacity[s] == 0:
-                continue
-            gap = counts[s, ls] - target[s, ls]
-            cost = float(np.sum(2 * ns * gap + ns * ns)) / target_size[s]
-            if cost < best_cost:
-                best, best_cost = s, cost
-        codes[gi] = best
+        ls = lab_sorted[bounds[gi] : bounds[gi + 1]]
+        ns = n_sorted[bounds[gi] : bounds[gi + 1]]
+        gap = counts[:, ls] - target[:, ls]  # splits x this group's labels
+        cost = (gap @ (2 * ns) + ns @ ns) / target_size
+        cost[capacity == 0] = np.inf
+        best = int(np.argmin(cost))
+        codes[gi] = prefer[best]
         capacity[best] -= 1
         counts[best, ls] += ns
     return codes

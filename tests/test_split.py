@@ -709,3 +709,14 @@ def test_exports() -> None:
     for name in ("split", "create_imagenet_style_symlinks", "safe_label"):
         assert name in creevey_dask.__all__
         assert hasattr(creevey_dask, name)
+
+
+@pytest.mark.cluster
+def test_split_on_a_distributed_cluster(local_cluster_client: object) -> None:
+    # worker processes: the plans and the per-partition tasks must travel by pickle
+    df = grouped_frame(8, n_groups=50)
+    ddf = dd.from_pandas(df, npartitions=4)
+    for kwargs in ({"stratify": "label"}, {"groupby": "g", "stratify": "label"}):
+        expected = split_func(df, 0.2, random_state=2, **kwargs)
+        got = split_func(ddf, 0.2, random_state=2, **kwargs).compute()
+        assert got["split"].tolist() == expected["split"].tolist()
