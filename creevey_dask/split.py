@@ -16,7 +16,9 @@ How the assignment is made, and why it does not depend on the partitioning
 client (one small table: the distinct groups, and with ``stratify`` the number of rows
 per group and label), sorted, and shuffled with ``numpy.random.default_rng(random_state)``;
 the first groups in that order go to ``valid``, the next to ``test``, the rest to
-``train``. The group → split table is then sent once to the partitions.
+``train`` (with ``stratify``, a greedy placement that follows the label mix, largest
+groups first, equal sizes in that shuffled order). The group → split table is then sent
+once to the partitions.
 
 *Without* ``groupby`` every row is its own unit, identified by its position in the
 frame (for dask: the partition lengths are computed, one pass). Each position gets a
@@ -275,11 +277,19 @@ def _require_columns(df: Any, **columns: str | None) -> None:
 
 
 def _null_error(column: str, role: str, n_null: int, examples: Sequence[Any]) -> ValueError:
+    shown = f", e.g. at index {list(examples)[:_SHOWN]}" if len(examples) else ""
     return ValueError(
-        f"{n_null} row(s) have no {role} (null in column {column!r}), e.g. at index "
-        f"{list(examples)[:_SHOWN]}; drop or fill them first, e.g. "
-        f"df.dropna(subset=[{column!r}])"
+        f"{n_null} row(s) have no {role} (null in column {column!r}){shown}; drop or fill "
+        f"them first, e.g. df.dropna(subset=[{column!r}])"
     )
+
+
+def _null_examples(df: Any, column: str) -> list[Any]:
+    """The index of the first few rows where ``column`` is null (an error path only)."""
+    nulls = df[df[column].isna()]
+    if _is_dask(df):
+        return list(nulls.head(_SHOWN, npartitions=-1).index)
+    return list(nulls.index[:_SHOWN])
 
 
 def _sorted_unique(values: pd.Series) -> pd.Series:
@@ -317,9 +327,10 @@ def _row_plan(
         strata = None
         stratum_scores = [scores]
     else:
-        labels = labels.reset_index(drop=True)
         if labels.isna().any():
-            raise _null_error(stratify, "stratify label", int(labels.isna().sum()), [])
+            examples = list(labels.index[labels.isna().to_numpy()][:_SHOWN])
+            raise _null_error(stratify, "stratify label", int(labels.isna().sum()), examples)
+        labels = labels.reset_index(drop=True)
         strata = pd.Index(_sorted_unique(labels))
         which = strata.get_indexer(labels)
         order = np.argsort(which, kind="stable")
@@ -370,11 +381,12 @@ def _group_plan(
         n_null_labels = df[stratify].isna().sum()
         table, n_null, n_null_l = _compute(is_dask, sizes, n_null_groups, n_null_labels)
         if int(n_null_l):
-            raise _null_error(stratify, "stratify label", int(n_null_l), [])
+            examples = _null_examples(df, stratify)
+            raise _null_error(stratify, "stratify label", int(n_null_l), examples)
         table = table.rename("n").reset_index()
         uniques = table[groupby]
     if int(n_null):
-        raise _null_error(groupby, "group", int(n_null), [])
+        raise _null_error(groupby, "group", int(n_null), _null_examples(df, groupby))
     groups = _sorted_unique(pd.Series(uniques))
     n_groups = len(groups)
     if n_groups == 0:
