@@ -44,6 +44,7 @@ import re
 import shutil
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +80,7 @@ _TRAIN, _VALID, _TEST = 0, 1, 2
 _CODE_NAMES = np.array(SPLITS, dtype=object)
 _MASK64 = (1 << 64) - 1
 _SHOWN = 5  # how many offending values an error message shows
+_COPY_THREADS = 8  # concurrent copies in mode="copy"
 
 
 # --------------------------------------------------------------------------- sizes
@@ -814,6 +816,22 @@ class _Tree:
                 fs.rm(target, recursive=True)
 
 
+def _copy_all(tree: _Tree, sources: Sequence[str], places: Sequence[tuple[str, ...]]) -> None:
+    """Copy the files with a few threads (object stores are latency-bound).
+
+    On the first failure the copies not yet started are cancelled and the running
+    ones finish before the error propagates, so the clean-up sees every file.
+    """
+    with ThreadPoolExecutor(max_workers=_COPY_THREADS) as pool:
+        futures = [pool.submit(tree.copy, s, p) for s, p in zip(sources, places, strict=True)]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def create_imagenet_style_symlinks(
     df: pd.DataFrame | dd.DataFrame,
     label_colname: str,
@@ -980,11 +998,12 @@ def create_imagenet_style_symlinks(
         for s in splits:
             for folder in sorted(set(folders.values())):
                 tree.folder(s, folder)
-        for source, s, folder, name in zip(sources, row_splits, folder_of, names, strict=True):
-            if mode == "symlink":
-                tree.symlink(source, (s, folder, name), relative)
-            else:
-                tree.copy(source, (s, folder, name))
+        places = list(zip(row_splits, folder_of, names, strict=True))
+        if mode == "symlink":
+            for source, parts in zip(sources, places, strict=True):
+                tree.symlink(source, parts, relative)
+        else:
+            _copy_all(tree, sources, places)
         data = manifest.to_csv(index=False).encode("utf-8")
         storage.write_bytes_atomic(tree.path(MANIFEST_NAME), data, storage_options)
     except BaseException:
