@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import dask.dataframe as dd
@@ -397,6 +398,59 @@ def test_copy_mode_to_memory(labelled: pd.DataFrame, memfs: fsspec.AbstractFileS
     written = pd.read_csv(memfs.open("/tree/manifest.csv"), dtype=str)
     assert written["path"].tolist() == manifest["path"].tolist()
     assert manifest.groupby("group")["split"].nunique().max() == 1
+
+
+@pytest.fixture(scope="module")
+def s3_options() -> Iterator[dict]:
+    """A moto S3 server on 127.0.0.1 (port 0) with an empty bucket ``trees``."""
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        _, port = server.get_host_and_port()
+        options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "k", "secret": "s"}
+        s3fs.S3FileSystem(**options).mkdir("trees")
+        yield options
+    finally:
+        server.stop()
+        patch.undo()
+
+
+def test_copy_mode_to_s3(labelled: pd.DataFrame, s3_options: dict) -> None:
+    import s3fs
+
+    manifest = create_imagenet_style_symlinks(
+        labelled,
+        "label",
+        "outpath",
+        2,
+        "s3://trees/one",
+        "patient",
+        random_state=1,
+        mode="copy",
+        storage_options=s3_options,
+    )
+    fs = s3fs.S3FileSystem(**s3_options)
+    for row in manifest.itertuples():
+        assert fs.cat_file(f"trees/one/{row.path}") == Path(row.source).read_bytes()
+    assert fs.cat_file("trees/one/manifest.csv").startswith(b"source,label,split,group,path")
+    with pytest.raises(ValueError, match="not empty"):
+        create_imagenet_style_symlinks(
+            labelled,
+            "label",
+            "outpath",
+            2,
+            "s3://trees/one",
+            mode="copy",
+            storage_options=s3_options,
+        )
+    with pytest.raises(ValueError, match="mode='copy'"):
+        create_imagenet_style_symlinks(
+            labelled, "label", "outpath", 2, "s3://trees/two", storage_options=s3_options
+        )
 
 
 def test_symlinks_to_memory_are_refused(
