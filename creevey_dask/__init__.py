@@ -5,6 +5,7 @@ Architecture, one module per stage::
     naming      outpath functions            storage    fsspec: atomic writes, exists
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
     engine      partitions, thread pool, skip, result columns
+    split       train/valid/test assignment; ImageNet-style folder trees
     accessor    df.creevey on pandas and dask DataFrames
     exceptions  the exception tree
     datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
@@ -37,6 +38,7 @@ from .exceptions import (
 from .imagefile import ImageLoader, ImageWriter, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
 from .s3download import S3Downloader
+from .split import create_imagenet_style_symlinks, safe_label, split
 from .tarfiles import TarfileExtractor
 
 try:
@@ -63,6 +65,10 @@ __all__ = [
     "load_image",
     "write_image",
     "storage",
+    # splits and ImageNet-style folders
+    "split",
+    "create_imagenet_style_symlinks",
+    "safe_label",
     # the accessor
     "CreeveyAccessor",
     # datasets

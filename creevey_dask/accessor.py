@@ -7,7 +7,7 @@ computes, because pandas and dask may construct it several times per attribute a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dask.dataframe as dd
@@ -16,6 +16,8 @@ from dask.dataframe.extensions import register_dataframe_accessor as _register_d
 from pandas.api.extensions import register_dataframe_accessor as _register_pandas
 
 from .pipeline import Pipeline
+from .split import create_imagenet_style_symlinks
+from .split import split as _split
 
 __all__ = ["CreeveyAccessor"]
 
@@ -74,6 +76,70 @@ class CreeveyAccessor:
             inpath_col=inpath_col,
             progress=progress,
             npartitions=npartitions,
+            storage_options=storage_options,
+        )
+
+    # ---- splits and ImageNet-style folders (creevey_dask.split) ----
+
+    def split(
+        self,
+        valid_size: int | float,
+        groupby: str | None = None,
+        stratify: str | None = None,
+        test_size: int | float | None = None,
+        random_state: Any = None,
+    ) -> pd.DataFrame | dd.DataFrame:
+        """Add a ``split`` column (train/valid/test); see :func:`creevey_dask.split.split`.
+
+        Rows sharing a ``groupby`` value land in one split; the same ``random_state``
+        gives the same answer for pandas and any partitioning of a dask frame.
+        """
+        return _split(
+            self._obj,
+            valid_size,
+            groupby=groupby,
+            stratify=stratify,
+            test_size=test_size,
+            random_state=random_state,
+        )
+
+    def imagenet_symlinks(
+        self,
+        outdir: str,
+        *,
+        label_col: str,
+        valid_size: int | float,
+        path_col: str = "outpath",
+        groupby: str | None = None,
+        stratify: bool = False,
+        test_size: int | float | None = None,
+        random_state: Any = None,
+        mode: str = "symlink",
+        relative: bool = True,
+        keep_status: Sequence[str] | None = ("ok",),
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Lay the result table's images out as ``outdir/{train,valid}/<label>/``.
+
+        Rows whose ``status`` is not in ``keep_status`` (by default: not ``"ok"``) are
+        left out and counted in the log; ``keep_status=None`` keeps every row (and
+        allows a frame without a ``status`` column). See
+        :func:`creevey_dask.split.create_imagenet_style_symlinks` for the rest; returns
+        the manifest.
+        """
+        return create_imagenet_style_symlinks(
+            self._obj,
+            label_col,
+            path_col,
+            valid_size,
+            outdir,
+            groupby_colname=groupby,
+            random_state=random_state,
+            stratify=stratify,
+            test_size=test_size,
+            mode=mode,
+            relative=relative,
+            keep_status=keep_status,
             storage_options=storage_options,
         )
 

@@ -1,0 +1,784 @@
+"""Train/valid/test splits and ImageNet-style folder trees (creevey_dask.split)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask.dataframe as dd
+import fsspec
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import creevey_dask
+from creevey_dask import split as split_func
+from creevey_dask.exceptions import ColumnError
+from creevey_dask.split import MANIFEST_NAME, create_imagenet_style_symlinks, safe_label
+
+
+def png_bytes(width: int, height: int, seed: int) -> bytes:
+    """A small seeded-noise PNG."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def grouped_frame(seed: int = 0, n_groups: int = 60) -> pd.DataFrame:
+    """Rows of ``n_groups`` groups (1-6 rows each, one label each), shuffled together."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 7, n_groups)
+    labels = rng.choice(["a", "b", "c"], n_groups, p=[0.7, 0.2, 0.1])
+    df = pd.DataFrame(
+        {
+            "g": np.repeat([f"g{i:03d}" for i in range(n_groups)], sizes),
+            "label": np.repeat(labels, sizes),
+        }
+    )
+    # interleave groups, so that a dask partitioning spreads each over partitions
+    return df.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def groups_in(out: pd.DataFrame, which: str, col: str = "g") -> set:
+    return set(out.loc[out["split"] == which, col])
+
+
+def worst_label_gap(out: pd.DataFrame, splits=("train", "valid")) -> float:
+    """Largest gap between a split's label proportion and the whole frame's."""
+    whole = out["label"].value_counts(normalize=True)
+    gaps = []
+    for s in splits:
+        part = out.loc[out["split"] == s, "label"].value_counts(normalize=True)
+        gaps.append((part.reindex(whole.index, fill_value=0) - whole).abs().max())
+    return float(max(gaps))
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> list[str]:
+    """Twelve small PNGs under tmp_path/data/images."""
+    folder = tmp_path / "data" / "images"
+    folder.mkdir(parents=True)
+    paths = []
+    for i in range(12):
+        path = folder / f"img{i:02d}.png"
+        path.write_bytes(png_bytes(12, 10, i))
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture
+def labelled(photos: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "outpath": photos,
+            "label": ["cat", "dog", "bird"] * 4,
+            "patient": [f"p{i // 2}" for i in range(12)],
+        }
+    )
+
+
+def tree_files(root: Path) -> dict[str, Path]:
+    """``split/label/name`` -> path for every file (or link) below the split folders."""
+    out = {}
+    for split_dir in ("train", "valid", "test"):
+        for path in sorted((root / split_dir).glob("*/*")):
+            out[path.relative_to(root).as_posix()] = path
+    return out
+
+
+# --------------------------------------------------------------------------- split()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_groups_never_straddle_splits(seed: int) -> None:
+    df = grouped_frame(seed)
+    out = split_func(df, valid_size=0.25, test_size=5, groupby="g", random_state=seed)
+    assert out.groupby("g")["split"].nunique().max() == 1
+    assert set(out["split"]) == {"train", "valid", "test"}
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_stratified_groups_never_straddle_splits(seed: int) -> None:
+    df = grouped_frame(seed)
+    out = split_func(df, 0.2, groupby="g", stratify="label", test_size=0.1, random_state=seed)
+    assert out.groupby("g")["split"].nunique().max() == 1
+
+
+def test_split_keeps_frame_and_adds_string_column() -> None:
+    df = grouped_frame(1)
+    df.index = df.index * 10  # a non-default index survives
+    out = split_func(df, 3, groupby="g", random_state=0)
+    assert list(out.columns) == [*df.columns, "split"]
+    assert out["split"].dtype == pd.StringDtype()
+    assert out.index.equals(df.index)
+    pd.testing.assert_frame_equal(out.drop(columns="split"), df)
+    assert "split" not in df.columns  # the input is not modified
+
+
+@pytest.mark.parametrize(
+    ("valid_size", "expected"),
+    [(7, 7), (1, 1), (0.25, 8), (0.1, 3), (0.01, 1), (0.95, 29)],
+)
+def test_exact_group_counts(valid_size: float, expected: int) -> None:
+    df = grouped_frame(2, n_groups=30)
+    out = split_func(df, valid_size, groupby="g", random_state=5)
+    assert len(groups_in(out, "valid")) == expected
+    assert len(groups_in(out, "train")) == 30 - expected
+
+
+@pytest.mark.parametrize(
+    ("valid_size", "n_rows", "expected"),
+    [(3, 10, 3), (0.25, 10, 3), (0.15, 10, 2), (0.149, 10, 1), (0.5, 7, 4), (0.001, 10, 1)],
+)
+def test_exact_row_counts_round_half_up(valid_size: float, n_rows: int, expected: int) -> None:
+    df = pd.DataFrame({"x": range(n_rows)})
+    out = split_func(df, valid_size, random_state=0)
+    assert (out["split"] == "valid").sum() == expected
+    assert (out["split"] == "train").sum() == n_rows - expected
+
+
+def test_test_split_counts_rows_and_groups() -> None:
+    rows = split_func(pd.DataFrame({"x": range(100)}), 0.2, test_size=15, random_state=1)
+    assert rows["split"].value_counts().to_dict() == {"train": 65, "valid": 20, "test": 15}
+    df = grouped_frame(3, n_groups=40)
+    out = split_func(df, 10, groupby="g", test_size=0.25, random_state=1)
+    assert len(groups_in(out, "valid")) == 10
+    assert len(groups_in(out, "test")) == 10
+    assert len(groups_in(out, "train")) == 20
+
+
+def test_stratified_rows_are_exact_per_label() -> None:
+    rng = np.random.default_rng(4)
+    labels = rng.choice(["a", "b", "c", "d"], 997, p=[0.55, 0.3, 0.1, 0.05])
+    df = pd.DataFrame({"label": labels})
+    out = split_func(df, 0.2, stratify="label", test_size=0.1, random_state=9)
+    counts = out["split"].value_counts()
+    assert counts["valid"] == 199  # floor(0.2 * 997 + 0.5)
+    assert counts["test"] == 100
+    for label, n_label in df["label"].value_counts().items():
+        mine = out[out["label"] == label]["split"].value_counts()
+        for name, k in (("valid", 199), ("test", 100)):
+            ideal = n_label * k / len(df)
+            assert abs(mine.get(name, 0) - ideal) < 1, (label, name)
+
+
+def test_stratified_groups_follow_the_whole() -> None:
+    stratified, plain = [], []
+    for seed in range(8):
+        df = grouped_frame(seed, n_groups=300)
+        stratified.append(
+            worst_label_gap(split_func(df, 0.2, groupby="g", stratify="label", random_state=seed))
+        )
+        plain.append(worst_label_gap(split_func(df, 0.2, groupby="g", random_state=seed)))
+    # 300 single-label groups of 1-6 rows: the greedy placement lands within half a
+    # percentage point of the whole; an unstratified draw is off by several points.
+    assert max(stratified) < 0.005
+    assert np.mean(plain) > 5 * np.mean(stratified)
+
+
+def test_stratified_group_counts_are_still_exact() -> None:
+    df = grouped_frame(5, n_groups=50)
+    out = split_func(df, 0.3, groupby="g", stratify="label", test_size=4, random_state=2)
+    assert len(groups_in(out, "valid")) == 15
+    assert len(groups_in(out, "test")) == 4
+    assert len(groups_in(out, "train")) == 31
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"groupby": "g"},
+        {"stratify": "label"},
+        {"groupby": "g", "stratify": "label"},
+        {"groupby": "g", "test_size": 0.2},
+        {"test_size": 17},
+    ],
+    ids=["rows", "groups", "rows-stratified", "groups-stratified", "groups-test", "rows-test"],
+)
+def test_same_seed_same_split_whatever_the_partitioning(kwargs: dict) -> None:
+    df = grouped_frame(6, n_groups=80)
+    expected = split_func(df, 0.2, random_state=11, **kwargs)
+    for npartitions in (1, 3, 7):
+        ddf = dd.from_pandas(df, npartitions=npartitions, sort=False)
+        lazy = split_func(ddf, 0.2, random_state=11, **kwargs)
+        assert isinstance(lazy, dd.DataFrame)
+        assert lazy.npartitions == ddf.npartitions
+        got = lazy.compute()
+        assert got["split"].dtype == pd.StringDtype()
+        pd.testing.assert_series_equal(got["split"], expected["split"], check_dtype=False)
+        # a piece of the lazy result agrees with the whole (positions survive selection)
+        last = lazy.partitions[npartitions - 1].compute()
+        assert last["split"].tolist() == expected.loc[last.index, "split"].tolist()
+        tail = lazy.tail(4, compute=True)
+        assert tail["split"].tolist() == expected["split"].iloc[-4:].tolist()
+    # the same frame, again: the same answer; another seed: another answer
+    again = split_func(df, 0.2, random_state=11, **kwargs)
+    pd.testing.assert_series_equal(again["split"], expected["split"])
+    other = split_func(df, 0.2, random_state=12, **kwargs)
+    assert not other["split"].equals(expected["split"])
+
+
+def test_dask_frame_with_repeated_index_splits_by_position() -> None:
+    df = pd.DataFrame({"x": range(30)})
+    parts = [df.iloc[:10].reset_index(drop=True), df.iloc[10:].reset_index(drop=True)]
+    ddf = dd.concat([dd.from_pandas(p, npartitions=1) for p in parts])  # index 0..9, 0..19
+    got = split_func(ddf, 6, random_state=3).compute()
+    expected = split_func(df, 6, random_state=3)
+    assert got["split"].tolist() == expected["split"].tolist()
+    assert (got["split"] == "valid").sum() == 6
+
+
+def test_unseeded_split_still_has_exact_counts() -> None:
+    out = split_func(pd.DataFrame({"x": range(20)}), 5)
+    assert (out["split"] == "valid").sum() == 5
+
+
+def test_accessor_split_on_pandas_and_dask() -> None:
+    df = grouped_frame(7)
+    out = df.creevey.split(0.2, groupby="g", random_state=4)
+    pd.testing.assert_frame_equal(out, split_func(df, 0.2, groupby="g", random_state=4))
+    lazy = dd.from_pandas(df, npartitions=3).creevey.split(0.2, groupby="g", random_state=4)
+    assert lazy.compute()["split"].tolist() == out["split"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("valid_size", "test_size", "error", "match"),
+    [
+        (0, None, ValueError, "at least 1"),
+        (-3, None, ValueError, "at least 1"),
+        (0.0, None, ValueError, r"in \(0, 1\)"),
+        (-0.2, None, ValueError, r"in \(0, 1\)"),
+        (1.0, None, ValueError, r"in \(0, 1\)"),
+        (1.5, None, ValueError, r"in \(0, 1\)"),
+        (60, None, ValueError, "leaves none for train"),
+        (61, None, ValueError, "leaves none for train"),
+        (0.995, None, ValueError, "asks for 60 of the 60 groups"),
+        (30, 30, ValueError, "leaves none for train"),
+        (0.5, 0.5, ValueError, "leaves none for train"),
+        (True, None, TypeError, "int"),
+        ("0.2", None, TypeError, "int"),
+        (0.2, 0, ValueError, "test_size must be at least 1"),
+    ],
+)
+def test_bad_sizes(valid_size: object, test_size: object, error: type, match: str) -> None:
+    df = grouped_frame(0, n_groups=60)
+    with pytest.raises(error, match=match):
+        split_func(df, valid_size, groupby="g", test_size=test_size)
+
+
+def test_bad_columns_and_values() -> None:
+    df = grouped_frame(0)
+    with pytest.raises(ColumnError, match="groupby='nope'"):
+        split_func(df, 0.2, groupby="nope")
+    with pytest.raises(ColumnError, match="stratify='nope'"):
+        split_func(df, 0.2, stratify="nope")
+    with pytest.raises(ColumnError, match="already has a 'split' column"):
+        split_func(df.assign(split="x"), 0.2)
+    with pytest.raises(TypeError, match="random_state"):
+        split_func(df, 0.2, random_state="seed")
+    with pytest.raises(TypeError, match="pandas or dask DataFrame"):
+        split_func(df["g"], 0.2)
+    nulls = df.copy()
+    nulls.loc[[1, 4, 5], "g"] = None
+    with pytest.raises(ValueError, match=r"3 row\(s\) have no group .*\[1, 4, 5\]"):
+        split_func(nulls, 0.2, groupby="g")
+    with pytest.raises(ValueError, match=r"3 row\(s\) have no group .*\[1, 4, 5\]"):
+        split_func(dd.from_pandas(nulls, npartitions=3), 0.2, groupby="g")
+    nulls = df.copy()
+    nulls.loc[[2], "label"] = None
+    for frame in (nulls, dd.from_pandas(nulls, npartitions=3)):
+        with pytest.raises(ValueError, match=r"1 row\(s\) have no stratify label .*\[2\]"):
+            split_func(frame, 0.2, stratify="label")
+        with pytest.raises(ValueError, match=r"1 row\(s\) have no stratify label .*\[2\]"):
+            split_func(frame, 0.2, groupby="g", stratify="label")
+    with pytest.raises(ValueError, match="no rows"):
+        split_func(df.iloc[:0], 0.2)
+
+
+# --------------------------------------------------------------------------- the tree
+
+
+def test_tree_layout_links_and_manifest(labelled: pd.DataFrame, tmp_path: Path) -> None:
+    outdir = tmp_path / "tree"
+    manifest = create_imagenet_style_symlinks(
+        labelled, "label", "outpath", valid_size=2, outdir=str(outdir), groupby_colname="patient"
+    )
+    files = tree_files(outdir)
+    assert len(files) == len(labelled)
+    for split_name in ("train", "valid"):
+        assert sorted(os.listdir(outdir / split_name)) == ["bird", "cat", "dog"]
+    # groups on one side, two groups (4 rows) in valid
+    assert manifest.groupby("group")["split"].nunique().max() == 1
+    assert manifest["group"].where(manifest["split"] == "valid").nunique() == 2
+    # each link is relative and resolves to its source; the manifest says where it is
+    for row in manifest.itertuples():
+        link = outdir / row.path
+        assert link.is_symlink()
+        assert not os.path.isabs(os.readlink(link))
+        assert os.path.samefile(link, row.source)
+        assert row.path.split("/")[:2] == [row.split, row.label]
+    on_disk = pd.read_csv(outdir / MANIFEST_NAME, dtype=str)
+    assert list(on_disk.columns) == ["source", "label", "split", "group", "path"]
+    assert on_disk["path"].tolist() == manifest["path"].tolist()
+    assert on_disk["source"].tolist() == labelled["outpath"].tolist()
+
+
+def test_every_label_folder_exists_in_every_split(photos: list[str], tmp_path: Path) -> None:
+    # "rare" has one image, so it is in train or valid but never both
+    df = pd.DataFrame({"path": photos, "label": ["common"] * 11 + ["rare"]})
+    create_imagenet_style_symlinks(
+        df, "label", "path", 3, tmp_path / "tree", random_state=1, test_size=2
+    )
+    for split_name in ("train", "valid", "test"):
+        assert sorted(os.listdir(tmp_path / "tree" / split_name)) == ["common", "rare"]
+    counts = [len(os.listdir(tmp_path / "tree" / s / "rare")) for s in ("train", "valid", "test")]
+    assert sorted(counts) == [0, 0, 1]
+
+
+def test_relative_links_survive_moving_tree_with_images(
+    labelled: pd.DataFrame, tmp_path: Path
+) -> None:
+    outdir = tmp_path / "data" / "tree"
+    manifest = create_imagenet_style_symlinks(labelled, "label", "outpath", 0.25, str(outdir))
+    before = {k: v.read_bytes() for k, v in tree_files(outdir).items()}
+    shutil.move(str(tmp_path / "data"), str(tmp_path / "moved"))
+    moved = tmp_path / "moved" / "tree"
+    after = {k: v.read_bytes() for k, v in tree_files(moved).items()}
+    assert after == before
+    assert len(after) == len(manifest)
+    for path in tree_files(moved).values():
+        assert str(tmp_path / "moved" / "images") in os.path.realpath(path)
+
+
+def test_absolute_links_on_request(labelled: pd.DataFrame, tmp_path: Path) -> None:
+    outdir = tmp_path / "tree"
+    create_imagenet_style_symlinks(labelled, "label", "outpath", 3, outdir, relative=False)
+    for path in tree_files(outdir).values():
+        target = os.readlink(path)
+        assert os.path.isabs(target)
+        assert os.path.samefile(target, path)
+
+
+def test_local_copy_mode(labelled: pd.DataFrame, tmp_path: Path) -> None:
+    outdir = tmp_path / "tree"
+    manifest = create_imagenet_style_symlinks(labelled, "label", "outpath", 3, outdir, mode="copy")
+    for row in manifest.itertuples():
+        path = outdir / row.path
+        assert path.is_file()
+        assert not path.is_symlink()
+        assert path.read_bytes() == Path(row.source).read_bytes()
+
+
+def test_copy_mode_to_memory(labelled: pd.DataFrame, memfs: fsspec.AbstractFileSystem) -> None:
+    df = labelled.assign(label=["cat"] * 11 + ["lonely"])
+    manifest = create_imagenet_style_symlinks(
+        df, "label", "outpath", 2, "memory://tree", "patient", random_state=3, mode="copy"
+    )
+    for row in manifest.itertuples():
+        assert memfs.cat_file(f"/tree/{row.path}") == Path(row.source).read_bytes()
+    for split_name in ("train", "valid"):
+        assert sorted(
+            p.rsplit("/", 1)[-1] for p in memfs.ls(f"/tree/{split_name}", detail=False)
+        ) == [
+            "cat",
+            "lonely",
+        ]
+    written = pd.read_csv(memfs.open("/tree/manifest.csv"), dtype=str)
+    assert written["path"].tolist() == manifest["path"].tolist()
+    assert manifest.groupby("group")["split"].nunique().max() == 1
+
+
+@pytest.fixture(scope="module")
+def s3_options() -> Iterator[dict]:
+    """A moto S3 server on 127.0.0.1 (port 0) with an empty bucket ``trees``."""
+    moto_server = pytest.importorskip("moto.server")
+    s3fs = pytest.importorskip("s3fs")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        _, port = server.get_host_and_port()
+        options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "k", "secret": "s"}
+        s3fs.S3FileSystem(**options).mkdir("trees")
+        yield options
+    finally:
+        server.stop()
+        patch.undo()
+
+
+def test_copy_mode_to_s3(labelled: pd.DataFrame, s3_options: dict) -> None:
+    import s3fs
+
+    manifest = create_imagenet_style_symlinks(
+        labelled,
+        "label",
+        "outpath",
+        2,
+        "s3://trees/one",
+        "patient",
+        random_state=1,
+        mode="copy",
+        storage_options=s3_options,
+    )
+    fs = s3fs.S3FileSystem(**s3_options)
+    for row in manifest.itertuples():
+        assert fs.cat_file(f"trees/one/{row.path}") == Path(row.source).read_bytes()
+    assert fs.cat_file("trees/one/manifest.csv").startswith(b"source,label,split,group,path")
+    with pytest.raises(ValueError, match="not empty"):
+        create_imagenet_style_symlinks(
+            labelled,
+            "label",
+            "outpath",
+            2,
+            "s3://trees/one",
+            mode="copy",
+            storage_options=s3_options,
+        )
+    with pytest.raises(ValueError, match="mode='copy'"):
+        create_imagenet_style_symlinks(
+            labelled, "label", "outpath", 2, "s3://trees/two", storage_options=s3_options
+        )
+
+
+def test_symlinks_to_memory_are_refused(
+    labelled: pd.DataFrame, memfs: fsspec.AbstractFileSystem
+) -> None:
+    with pytest.raises(ValueError, match="mode='copy'"):
+        create_imagenet_style_symlinks(labelled, "label", "outpath", 2, "memory://tree")
+    assert not memfs.exists("/tree")
+
+
+def test_memory_sources_need_copy_mode(memfs: fsspec.AbstractFileSystem, tmp_path: Path) -> None:
+    sources = []
+    for i in range(4):
+        memfs.pipe_file(f"/src/{i}.png", png_bytes(5, 5, i))
+        sources.append(f"memory://src/{i}.png")
+    df = pd.DataFrame({"p": sources, "label": ["x", "y"] * 2})
+    with pytest.raises(ValueError, match="not local files"):
+        create_imagenet_style_symlinks(df, "label", "p", 1, tmp_path / "tree")
+    assert not (tmp_path / "tree").exists()
+    manifest = create_imagenet_style_symlinks(df, "label", "p", 1, tmp_path / "tree", mode="copy")
+    for row in manifest.itertuples():
+        assert (tmp_path / "tree" / row.path).read_bytes() == memfs.cat_file(row.source)
+
+
+def test_same_filename_from_two_sources_both_survive(tmp_path: Path) -> None:
+    sources = []
+    for i, folder in enumerate(["a", "b", "c", "c"]):
+        name = "photo.jpg" if i < 3 else "PHOTO.jpg"  # clashes on case-insensitive disks
+        (tmp_path / folder).mkdir(exist_ok=True)
+        (tmp_path / folder / name).write_bytes(png_bytes(6, 6, i))
+        sources.append(str(tmp_path / folder / name))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "photo.jpg").write_bytes(png_bytes(6, 6, 9))
+    sources.append(str(tmp_path / "d" / "photo.jpg"))
+    df = pd.DataFrame({"p": sources, "label": ["cat"] * 4 + ["dog"]})
+    names = []
+    for run in ("one", "two"):
+        manifest = create_imagenet_style_symlinks(
+            df, "label", "p", 1, tmp_path / run, random_state=0
+        )
+        names.append([p.rsplit("/", 1)[-1] for p in manifest["path"]])
+        for row in manifest.itertuples():
+            assert os.path.samefile(tmp_path / run / row.path, row.source)
+    assert names[0] == names[1]  # deterministic
+    cat_names = names[0][:4]
+    assert len({n.casefold() for n in cat_names}) == 4
+    assert all(n.startswith(("photo-", "PHOTO-")) and n.endswith(".jpg") for n in cat_names)
+    assert names[0][4] == "photo.jpg"  # alone under its label: the name is kept
+
+
+def test_labels_become_safe_distinct_folders(photos: list[str], tmp_path: Path) -> None:
+    labels = ["a/b", "a_b", "..", ".hidden", "", "x\\y", "Cat", "cat", "CON", "ok", 7, "7"]
+    df = pd.DataFrame({"p": photos, "label": pd.Series(labels, dtype=object)})
+    outdir = tmp_path / "tree"
+    manifest = create_imagenet_style_symlinks(df, "label", "p", 2, outdir, random_state=0)
+    folders = sorted(os.listdir(outdir / "train"))
+    assert folders == sorted(os.listdir(outdir / "valid"))
+    assert len(folders) == len(labels)  # distinct labels stay distinct
+    assert len({f.casefold() for f in folders}) == len(labels)
+    for folder in folders:
+        assert "/" not in folder
+        assert "\\" not in folder
+        assert not folder.startswith(".")
+        assert (outdir / "train" / folder).resolve().parent == (outdir / "train").resolve()
+    assert "ok" in folders  # a safe label keeps its name
+    assert manifest["label"].tolist() == [str(label) for label in labels]
+    assert safe_label("a/b") == safe_label("a/b") == "a_b"
+    assert safe_label("..") == "_"
+    assert safe_label(".hidden") == "_hidden"
+
+
+def test_stratified_tree_and_dask_input(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "img"
+    folder.mkdir()
+    paths = []
+    for i in range(40):
+        path = folder / f"{i}.png"
+        path.write_bytes(b"x")  # only linked, never decoded
+        paths.append(str(path))
+    df = pd.DataFrame({"p": paths, "label": rng.choice(["a", "b"], 40, p=[0.75, 0.25])})
+    expected = create_imagenet_style_symlinks(
+        df, "label", "p", 0.25, tmp_path / "one", random_state=2, stratify=True
+    )
+    got = create_imagenet_style_symlinks(
+        dd.from_pandas(df, npartitions=3),
+        "label",
+        "p",
+        0.25,
+        tmp_path / "two",
+        random_state=2,
+        stratify=True,
+    )
+    pd.testing.assert_frame_equal(got, expected)
+    n_b = int((df["label"] == "b").sum())
+    valid_b = int(((expected["split"] == "valid") & (expected["label"] == "b")).sum())
+    assert abs(valid_b - n_b * 10 / 40) < 1
+
+
+def test_accessor_on_result_table_leaves_out_failed_rows(
+    labelled: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    table = labelled.assign(
+        status=pd.Categorical(
+            ["ok"] * 9 + ["error", "skipped", "error"], ["ok", "skipped", "error"]
+        )
+    )
+    table.loc[table["status"] == "error", "outpath"] = None  # as the engine leaves them
+    with caplog.at_level(logging.WARNING, logger="creevey_dask"):
+        manifest = table.creevey.imagenet_symlinks(
+            tmp_path / "tree", label_col="label", valid_size=2, groupby="patient", random_state=0
+        )
+    assert len(manifest) == 9
+    assert manifest["source"].tolist() == table["outpath"][:9].tolist()
+    assert "left out 3 of 12 rows" in caplog.text
+    assert "error: 2" in caplog.text
+    assert "skipped: 1" in caplog.text
+    kept = table.iloc[:11].creevey.imagenet_symlinks(
+        tmp_path / "all", label_col="label", valid_size=2, keep_status=("ok", "skipped")
+    )
+    assert len(kept) == 10  # 9 ok + 1 skipped; the error row at 9 is left out
+    with pytest.raises(ColumnError, match="keep_status=None"):
+        labelled.creevey.imagenet_symlinks(tmp_path / "x", label_col="label", valid_size=2)
+    assert not (tmp_path / "x").exists()
+    everything = labelled.creevey.imagenet_symlinks(
+        tmp_path / "y", label_col="label", valid_size=2, keep_status=None
+    )
+    assert len(everything) == 12
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def bad_input_cases(labelled: pd.DataFrame, photos: list[str]) -> list[tuple]:
+    nulls = labelled.copy()
+    nulls.loc[[1, 5], "label"] = None
+    null_paths = labelled.copy()
+    null_paths.loc[[3], "outpath"] = None
+    dup = labelled.copy()
+    dup.loc[4, "outpath"] = dup.loc[2, "outpath"]
+    missing = labelled.copy()
+    missing.loc[[0, 7], "outpath"] = [photos[0] + ".gone", "/no/such/dir/x.png"]
+    return [
+        (labelled, {"label_colname": "nope"}, "label_colname='nope'"),
+        (labelled, {"path_colname": "nope"}, "path_colname='nope'"),
+        (labelled, {"groupby_colname": "nope"}, "groupby_colname='nope'"),
+        (nulls, {}, r"2 row\(s\) have no label .* \[1, 5\]"),
+        (null_paths, {}, r"1 row\(s\) have no path .* \[3\]"),
+        (labelled, {"valid_size": 0}, "at least 1"),
+        (labelled, {"valid_size": -1}, "at least 1"),
+        (
+            labelled,
+            {"valid_size": 6, "groupby_colname": "patient"},
+            "6 of the 6 groups",
+        ),
+        (labelled, {"valid_size": 12}, "leaves none for train"),
+        (labelled, {"valid_size": 1.0}, r"in \(0, 1\)"),
+        (dup, {}, "2 rows share 1 path"),
+        (missing, {}, r"2 of 12 source\(s\) do not exist"),
+        (labelled, {"mode": "hardlink"}, "mode 'hardlink' is not one of"),
+    ]
+
+
+def test_bad_input_creates_nothing(
+    labelled: pd.DataFrame, photos: list[str], tmp_path: Path
+) -> None:
+    for i, (df, changes, match) in enumerate(bad_input_cases(labelled, photos)):
+        kwargs = {
+            "label_colname": "label",
+            "path_colname": "outpath",
+            "valid_size": 2,
+            "outdir": tmp_path / f"tree{i}",
+            **changes,
+        }
+        with pytest.raises(ValueError, match=match):
+            create_imagenet_style_symlinks(df, **kwargs)
+        assert not (tmp_path / f"tree{i}").exists(), changes
+        # an existing empty outdir stays empty
+        (tmp_path / f"empty{i}").mkdir()
+        kwargs["outdir"] = tmp_path / f"empty{i}"
+        with pytest.raises(ValueError, match=match):
+            create_imagenet_style_symlinks(df, **kwargs)
+        assert os.listdir(tmp_path / f"empty{i}") == []
+
+
+def test_non_empty_outdir_is_refused(labelled: pd.DataFrame, tmp_path: Path) -> None:
+    outdir = tmp_path / "tree"
+    outdir.mkdir()
+    (outdir / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir)
+    assert os.listdir(outdir) == ["keep.txt"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a folder"):
+        create_imagenet_style_symlinks(labelled, "label", "outpath", 2, tmp_path / "file")
+
+
+def test_non_empty_memory_outdir_is_refused(
+    labelled: pd.DataFrame, memfs: fsspec.AbstractFileSystem
+) -> None:
+    memfs.pipe_file("/tree/old.txt", b"x")
+    with pytest.raises(ValueError, match="not empty"):
+        create_imagenet_style_symlinks(
+            labelled, "label", "outpath", 2, "memory://tree", mode="copy"
+        )
+    assert memfs.ls("/tree", detail=False) == ["/tree/old.txt"]
+
+
+class InjectedError(OSError):
+    pass
+
+
+@pytest.mark.parametrize("outdir_exists", [False, True])
+@pytest.mark.parametrize("mode", ["symlink", "copy"])
+def test_failure_midway_removes_what_was_created(
+    labelled: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    outdir_exists: bool,
+) -> None:
+    # Fault injection: the 6th file fails as a full disk or a vanished source would.
+    from creevey_dask.split import _Tree
+
+    calls = {"n": 0}
+    lock = threading.Lock()
+    original = getattr(_Tree, mode)
+
+    def failing(self, *args, **kwargs):
+        with lock:  # copies run in threads
+            calls["n"] += 1
+            fail = calls["n"] == 6
+        if fail:
+            raise InjectedError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_Tree, mode, failing)
+    outdir = tmp_path / "new" / "nested" / "tree"
+    if outdir_exists:
+        outdir.mkdir(parents=True)
+    with pytest.raises(InjectedError):
+        create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, mode=mode)
+    assert calls["n"] >= 6  # copies run in a few threads: some may follow the failure
+    if outdir_exists:
+        assert os.listdir(outdir) == []
+    else:  # the folders this call made on the way to outdir go too
+        assert not (tmp_path / "new").exists()
+    assert all(Path(p).is_file() for p in labelled["outpath"])  # sources untouched
+
+
+def test_failure_midway_in_memory_removes_what_was_created(
+    labelled: pd.DataFrame, memfs: fsspec.AbstractFileSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from creevey_dask.split import _Tree
+
+    calls = {"n": 0}
+    lock = threading.Lock()
+    original = _Tree.copy
+
+    def failing(self, *args, **kwargs):
+        with lock:  # copies run in threads
+            calls["n"] += 1
+            fail = calls["n"] == 4
+        if fail:
+            raise InjectedError("connection lost")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_Tree, "copy", failing)
+    with pytest.raises(InjectedError):
+        create_imagenet_style_symlinks(
+            labelled, "label", "outpath", 2, "memory://tree", mode="copy"
+        )
+    assert not memfs.exists("/tree")
+    assert memfs.find("/") == []
+
+
+# --------------------------------------------------------------------------- a consumer
+
+
+def test_huggingface_imagefolder_reads_the_tree(
+    labelled: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Never the network, never the home cache: the environment covers a first import,
+    # the config attributes an import made earlier in the session.
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+    monkeypatch.setattr(datasets.config, "HF_MODULES_CACHE", tmp_path / "hf_modules")
+
+    outdir = tmp_path / "tree"
+    manifest = create_imagenet_style_symlinks(
+        labelled, "label", "outpath", 2, outdir, "patient", random_state=7, test_size=1
+    )
+    loaded = datasets.load_dataset(
+        "imagefolder", data_dir=str(outdir), cache_dir=str(tmp_path / "hf_cache")
+    )
+    expected = manifest["split"].value_counts().to_dict()
+    assert expected == {"train": 6, "valid": 4, "test": 2}  # 3, 2 and 1 patients
+    assert {name: ds.num_rows for name, ds in loaded.items()} == {
+        "train": 6,
+        "validation": 4,  # datasets' name for the "valid" folder
+        "test": 2,
+    }
+    names = loaded["train"].features["label"].names
+    assert names == ["bird", "cat", "dog"]
+    for name, folder in (("train", "train"), ("validation", "valid"), ("test", "test")):
+        got = sorted(names[i] for i in loaded[name]["label"])
+        assert got == sorted(manifest.loc[manifest["split"] == folder, "label"])
+    first = loaded["train"][0]["image"]
+    assert first.size == (12, 10)
+
+
+def test_exports() -> None:
+    for name in ("split", "create_imagenet_style_symlinks", "safe_label"):
+        assert name in creevey_dask.__all__
+        assert hasattr(creevey_dask, name)
+
+
+@pytest.mark.cluster
+def test_split_on_a_distributed_cluster(local_cluster_client: object) -> None:
+    # worker processes: the plans and the per-partition tasks must travel by pickle
+    df = grouped_frame(8, n_groups=50)
+    ddf = dd.from_pandas(df, npartitions=4)
+    for kwargs in ({"stratify": "label"}, {"groupby": "g", "stratify": "label"}):
+        expected = split_func(df, 0.2, random_state=2, **kwargs)
+        got = split_func(ddf, 0.2, random_state=2, **kwargs).compute()
+        assert got["split"].tolist() == expected["split"].tolist()
