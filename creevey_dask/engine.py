@@ -183,11 +183,12 @@ class PartitionRunner:
     @staticmethod
     def _sweep(rows: list[Any]) -> None:
         """Remove temporaries that killed writers left in the folders written to."""
-        folders = set()
+        folders: set[str] = set()
         for outpath, status, _, _ in rows:
-            if status == "ok" and outpath is not None:
-                folders.add(storage.local_folder(outpath))
-        for folder in folders - {None}:
+            folder = storage.local_folder(outpath) if status == "ok" else None
+            if folder is not None:
+                folders.add(folder)
+        for folder in folders:
             removed = storage.remove_stale_temporaries(folder)
             if removed:
                 logger.info("removed %d stale temporary file(s) in %s", removed, folder)

@@ -218,7 +218,8 @@ class Pipeline:
         """
         if getattr(self.load_func, "accepts_draft", False):
             first = self.ops[0] if self.ops else None
-            return self.load_func(source, draft=getattr(first, "draft_size", None))
+            draft_aware: Callable[..., Any] = self.load_func
+            return draft_aware(source, draft=getattr(first, "draft_size", None))
         return self.load_func(source)
 
     def process(self, source: Any, outpath: str) -> Any:

@@ -331,7 +331,7 @@ def _row_plan(
     else:
         if labels.isna().any():
             examples = list(labels.index[labels.isna().to_numpy()][:_SHOWN])
-            raise _null_error(stratify, "stratify label", int(labels.isna().sum()), examples)
+            raise _null_error(str(stratify), "stratify label", int(labels.isna().sum()), examples)
         labels = labels.reset_index(drop=True)
         strata = pd.Index(_sorted_unique(labels))
         which = strata.get_indexer(labels)
@@ -630,7 +630,7 @@ def _file_names(folders: Sequence[str], sources: Sequence[str]) -> list[str]:
         clash = keys.duplicated(keep=False).to_numpy()
         if not clash.any():
             return names
-        for i in np.flatnonzero(clash):
+        for i in map(int, np.flatnonzero(clash)):
             stem, dot, ext = _safe_name(_basename(sources[i])).rpartition(".")
             stem, ext = (stem, f".{ext}") if dot and stem else (stem + dot + ext, "")
             names[i] = f"{stem}-{_digest(str(sources[i]), width)}{ext}"
