@@ -33,9 +33,9 @@ def make_sample_images(folder: str, n: int = 12, seed: int = 0) -> list[str]:
     return paths
 
 
-def run_demo(outdir: str = "creevey-demo-output") -> pd.DataFrame:
+def run_demo(outdir: str = "creevey-demo-output", n_images: int = 12) -> pd.DataFrame:
     """Generate sample images, resize them into ``outdir/resized`` and print the result."""
-    sources = make_sample_images(os.path.join(outdir, "samples"))
+    sources = make_sample_images(os.path.join(outdir, "samples"), n=n_images)
     sources.append(os.path.join(outdir, "samples", "does_not_exist.jpg"))
     pipeline = Pipeline(
         load_image,
