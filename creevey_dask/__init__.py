@@ -6,6 +6,7 @@ Architecture, one module per stage::
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
     engine      partitions, thread pool, skip, result columns
     split       train/valid/test assignment; ImageNet-style folder trees
+    reports     contact sheets and summary figures of result tables (Pillow only)
     accessor    df.creevey on pandas and dask DataFrames
     exceptions  the exception tree
     datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
@@ -37,6 +38,7 @@ from .exceptions import (
 )
 from .imagefile import ImageLoader, ImageWriter, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
+from .reports import contact_sheet, summary_figure, summary_table
 from .s3download import S3Downloader
 from .split import create_imagenet_style_symlinks, safe_label, split
 from .tarfiles import TarfileExtractor
@@ -71,6 +73,10 @@ __all__ = [
     "safe_label",
     # the accessor
     "CreeveyAccessor",
+    # visual reports
+    "contact_sheet",
+    "summary_figure",
+    "summary_table",
     # datasets
     "BaseDataset",
     "S3Downloader",

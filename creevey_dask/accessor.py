@@ -14,8 +14,12 @@ import dask.dataframe as dd
 import pandas as pd
 from dask.dataframe.extensions import register_dataframe_accessor as _register_dask
 from pandas.api.extensions import register_dataframe_accessor as _register_pandas
+from PIL import Image
 
 from .pipeline import Pipeline
+from .reports import contact_sheet as _contact_sheet
+from .reports import summary_figure as _summary_figure
+from .reports import summary_table as _summary_table
 from .split import create_imagenet_style_symlinks
 from .split import split as _split
 
@@ -142,6 +146,51 @@ class CreeveyAccessor:
             keep_status=keep_status,
             storage_options=storage_options,
         )
+
+    # ---- visual reports (creevey_dask.reports) ----
+
+    def contact_sheet(
+        self,
+        path_col: str = "outpath",
+        caption_cols: Any = ("status",),
+        n: int = 36,
+        columns: int = 6,
+        thumb_size: int = 128,
+        random_state: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        font: Any = None,
+        *,
+        save_to: str | None = None,
+    ) -> Image.Image:
+        """A grid of captioned thumbnails of a seeded sample of rows.
+
+        See :func:`creevey_dask.reports.contact_sheet`; a dask frame is computed once,
+        each partition reduced to its sample candidates.
+        """
+        return _contact_sheet(
+            self._obj,
+            path_col=path_col,
+            caption_cols=caption_cols,
+            n=n,
+            columns=columns,
+            thumb_size=thumb_size,
+            random_state=random_state,
+            storage_options=storage_options,
+            font=font,
+            save_to=save_to,
+        )
+
+    def summary_figure(self, **kwargs: Any) -> Image.Image:
+        """Status counts, error kinds and size histograms drawn as one image.
+
+        Keyword arguments as for :func:`creevey_dask.reports.summary_figure`.
+        """
+        return _summary_figure(self._obj, **kwargs)
+
+    def summary_table(self, **kwargs: Any) -> dict[str, Any]:
+        """The numbers behind :meth:`summary_figure`; see
+        :func:`creevey_dask.reports.summary_table`."""
+        return _summary_table(self._obj, **kwargs)
 
 
 def register() -> None:
