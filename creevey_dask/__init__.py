@@ -4,6 +4,7 @@ Architecture, one module per stage::
 
     naming      outpath functions            storage    fsspec: atomic writes, exists
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
+    ops         image ops and measurements   resize     bulk resize keeping filenames
     engine      partitions, thread pool, skip, result columns
     accessor    df.creevey on pandas and dask DataFrames
     exceptions  the exception tree
@@ -16,7 +17,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from . import storage
+from . import ops, storage
 from .accessor import CreeveyAccessor
 from .accessor import register as _register_accessor
 from .engine import RESULT_COLUMNS, STATUS_DTYPE, STATUSES, format_error, summarize
@@ -27,8 +28,9 @@ from .exceptions import (
     ImageTooLargeError,
     UnsafeSourceError,
 )
-from .imagefile import ImageLoader, ImageWriter, load_image, write_image
+from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
+from .resize import resize_multiple_files
 
 try:
     __version__ = _version("creevey_dask")
@@ -54,6 +56,10 @@ __all__ = [
     "load_image",
     "write_image",
     "storage",
+    # image ops and bulk resizing
+    "decode_image",
+    "ops",
+    "resize_multiple_files",
     # the accessor
     "CreeveyAccessor",
     # errors
