@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import struct
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -134,19 +135,40 @@ def _draft_request(draft: DraftHint, size: tuple[int, int], swap: bool) -> tuple
     return max(width, 1), max(height, 1)
 
 
+def _open_unchecked(data: bytes) -> Image.Image:
+    """Open ``data`` with the first Pillow plugin that accepts it, skipping Pillow's size check.
+
+    Used after ``Image.open`` failed, to learn a bomb's size (and honour a ``max_pixels``
+    above Pillow's limit) or the plugin's own reason for refusing a corrupt header.
+    """
+    Image.init()
+    prefix = bytes(data[:16])
+    failure: tuple[str, BaseException] | None = None
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and accept(prefix) is not True:
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error, OSError, ValueError) as err:
+            if accept is not None:  # a plugin that recognised the signature
+                failure = failure or (fmt, err)
+    if failure is not None:
+        fmt, err = failure
+        raise ImageDecodeError(f"corrupt {fmt} header: {err}") from err
+    raise ImageDecodeError(f"not an image format Pillow can read ({_describe(data)})")
+
+
 def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
     try:
         with _open_lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError as err:
-        raise ImageTooLargeError(
-            f"refused{where}: {err} (raise PIL.Image.MAX_IMAGE_PIXELS to allow it)"
-        ) from err
-    except UnidentifiedImageError as err:
-        raise ImageDecodeError(
-            f"cannot decode{where}: not an image format Pillow can read ({_describe(data)})"
-        ) from err
+    except (Image.DecompressionBombError, UnidentifiedImageError) as err:
+        try:
+            image = _open_unchecked(data)
+        except ImageDecodeError as reason:
+            raise ImageDecodeError(f"cannot decode{where}: {reason}") from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ImageDecodeError(f"cannot decode{where}: corrupt image header: {err}") from err
     width, height = image.size
@@ -324,7 +346,7 @@ def to_8bit(image: Image.Image) -> Image.Image:
         top = float(finite.max()) if finite.size else 0.0
         scaled = finite * 255.0 if top <= 1.0 else finite
         out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "L")
+    return Image.fromarray(out)
 
 
 def _has_alpha(image: Image.Image) -> bool:
@@ -358,7 +380,7 @@ def convert_for_format(image: Image.Image, fmt: str) -> Image.Image:
     if fmt == "PNG" and mode in _SIXTEEN_BIT:
         return image.convert("I;16")
     if fmt == "PNG" and mode == "I":
-        return Image.fromarray(np.clip(np.asarray(image), 0, 65535).astype(np.uint16), "I;16")
+        return Image.fromarray(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
     if mode in _GRAY:
         grey = to_8bit(image) if mode != "1" else image.convert("L")
         return grey if "L" in allowed else grey.convert("RGB")
