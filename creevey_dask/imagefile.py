@@ -22,6 +22,7 @@ import os
 import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -106,7 +107,7 @@ def _describe(data: bytes) -> str:
     head = bytes(data[:64])
     lowered = head.lstrip().lower()
     for magic, what in _KNOWN_UNSUPPORTED:
-        if lowered.startswith(magic):
+        if lowered.startswith(magic.lower()):
             return what
     if head[4:8] == b"ftyp":
         return f"an ISO media file of brand {head[8:12].decode('latin-1')!r} (HEIC/AVIF/video?)"
@@ -179,6 +180,27 @@ def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
             "raise max_pixels= to allow it"
         )
     return image
+
+
+def _check_png_crcs(data: bytes, where: str) -> None:
+    """Verify every PNG chunk's CRC (Pillow checks only the header chunks)."""
+    view = memoryview(data)
+    pos, end = 8, len(data)
+    while pos + 12 <= end:
+        length = struct.unpack_from(">I", view, pos)[0]
+        kind = bytes(view[pos + 4 : pos + 8])
+        stop = pos + 8 + length
+        if stop + 4 > end:
+            return  # a truncated file: the decoder says so
+        expected = struct.unpack_from(">I", view, stop)[0]
+        if zlib.crc32(view[pos + 4 : stop]) & 0xFFFFFFFF != expected:
+            name = kind.decode("latin-1", "replace")
+            raise ImageDecodeError(
+                f"cannot decode{where}: corrupt PNG data: bad CRC in the {name} chunk at byte {pos}"
+            )
+        if kind == b"IEND":
+            return
+        pos = stop + 4
 
 
 def _orientation(image: Image.Image) -> int:
@@ -256,6 +278,8 @@ def decode_image(
             if image.size != full:
                 swap = orientation in _SWAPS_AXES
                 image.info[DRAFT_ORIGINAL_SIZE_KEY] = (full[1], full[0]) if swap else full
+    if image.format == "PNG":
+        _check_png_crcs(data, where)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:

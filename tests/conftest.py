@@ -176,3 +176,15 @@ def mode_image() -> object:
 def psnr() -> object:
     """``psnr(a, b)``: the PSNR in dB of two same-size 8-bit images."""
     return _psnr
+
+
+@pytest.fixture
+def bad_image_specs() -> dict[str, tuple[str, bytes, str]]:
+    """name → (filename, bytes, a phrase the error message must contain)."""
+    return bad_image_files()
+
+
+@pytest.fixture
+def png_header_only() -> object:
+    """``png_header_only(width, height)``: PNG bytes declaring that size, with no pixels."""
+    return _png_header_only
