@@ -169,7 +169,9 @@ def resize(
         The column of source paths (local or fsspec URLs). If it is a result column
         of an earlier run, such as the ``outpath`` of a download
         (``res.creevey.resize(outdir, path_col="outpath")``), it is renamed to
-        ``"inpath"`` and the earlier ``status``/``error`` columns are replaced.
+        ``"inpath"``, and the earlier run's ``status`` and ``error`` (and any column
+        this run adds, e.g. ``width``) are replaced by this run's. Rows whose earlier
+        ``outpath`` is null become error rows ("the source is missing").
     shape, min_dim, max_dim, mode, only_shrink, resample, fill
         The resize; see :func:`creevey_dask.ops.resize`.
     format : str, optional
@@ -271,6 +273,9 @@ def resize(
                 f"{RENAMED_SOURCE_COL!r}, its new name, is taken; rename one first, e.g. "
                 f"df.rename(columns={{{path_col!r}: 'source'}})"
             )
+        if set(RESULT_COLUMNS) <= set(df.columns):  # a result frame: replace its results
+            stale = [c for c in df.columns if c in result_names and c != path_col]
+            df = df.drop(columns=stale)
         df = df.rename(columns={path_col: RENAMED_SOURCE_COL})
         path_col = RENAMED_SOURCE_COL
     if outpath_func is None:
