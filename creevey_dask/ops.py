@@ -124,7 +124,7 @@ class Resize:
         only_shrink: bool = False,
         resample: str | Image.Resampling = "bicubic",
         fill: Any = 0,
-        reducing_gap: float | None = 3.0,
+        reducing_gap: float | None = 2.0,
     ) -> None:
         given = [
             n
@@ -314,7 +314,7 @@ def resize(
     only_shrink: bool = False,
     resample: str | Image.Resampling = "bicubic",
     fill: Any = 0,
-    reducing_gap: float | None = 3.0,
+    reducing_gap: float | None = 2.0,
 ) -> Resize:
     """An op that resizes images; give exactly one of ``shape``, ``min_dim``, ``max_dim``.
 
@@ -342,10 +342,12 @@ def resize(
         twice as slow). Pillow's filters antialias when downscaling.
     fill : colour, default 0
         The padding colour for ``mode="pad"`` (black; transparent for modes with alpha).
-    reducing_gap : float or None, default 3.0
+    reducing_gap : float or None, default 2.0
         Downscale by an integer factor with ``Image.reduce()`` first, as long as the
-        remaining scale is at least this factor (Pillow's ``reducing_gap``); None
-        resamples in one step.
+        remaining scale is at least this factor (Pillow's ``reducing_gap``, with the
+        default of Pillow's ``thumbnail()``); 3.0 is closer to a one-step resample,
+        None resamples in one step. A reduced JPEG decode (``draft_size``) already
+        leaves at most a 4x downscale, so this mostly helps other formats.
 
     Returns
     -------

@@ -138,6 +138,7 @@ def resize(
     only_shrink: bool = False,
     resample: str = "bicubic",
     fill: Any = 0,
+    reducing_gap: float | None = 2.0,
     format: str | None = None,
     quality: int | None = None,
     ops: Sequence[Callable[[Any], Any]] | None = None,
@@ -172,7 +173,7 @@ def resize(
         ``"inpath"``, and the earlier run's ``status`` and ``error`` (and any column
         this run adds, e.g. ``width``) are replaced by this run's. Rows whose earlier
         ``outpath`` is null become error rows ("the source is missing").
-    shape, min_dim, max_dim, mode, only_shrink, resample, fill
+    shape, min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap
         The resize; see :func:`creevey_dask.ops.resize`.
     format : str, optional
         Output format (``"jpeg"``, ``"png"``, ``"webp"``, ...); by default each file
@@ -238,6 +239,7 @@ def resize(
         only_shrink=only_shrink,
         resample=resample,
         fill=fill,
+        reducing_gap=reducing_gap,
     )
     fmt = _format_name(format)
     reporters, record_sha256 = _reporters(report)
