@@ -123,7 +123,7 @@ class Resize:
         mode: str | None = None,
         only_shrink: bool = False,
         resample: str | Image.Resampling = "bicubic",
-        fill: Any = 0,
+        fill: Any = None,
         reducing_gap: float | None = 2.0,
     ) -> None:
         given = [
@@ -266,7 +266,7 @@ class Resize:
             out = source.resize(resampled, self.resample, box=box, reducing_gap=self.reducing_gap)
         out.info.pop(DRAFT_ORIGINAL_SIZE_KEY, None)
         if canvas is not None and canvas != out.size:
-            padded = Image.new(out.mode, canvas, self.fill)
+            padded = _canvas(out.mode, canvas, self.fill)
             if out.width != canvas[0]:
                 padded.paste(out, (round((canvas[0] - out.width) * 0.5), 0))
             else:
@@ -295,6 +295,16 @@ class Resize:
         )
 
 
+def _canvas(mode: str, size: tuple[int, int], fill: Any) -> Image.Image:
+    """A ``mode`` image filled with ``fill``: a number is a value in ``mode``; a colour
+    name or tuple is an RGB(A) colour, converted to ``mode``."""
+    if isinstance(fill, numbers.Number):
+        return Image.new(mode, size, fill)
+    has_alpha = mode in ("RGBA", "LA", "PA")
+    colour = Image.new("RGBA" if has_alpha else "RGB", size, 0 if fill is None else fill)
+    return colour if colour.mode == mode else colour.convert(mode)
+
+
 def _contain_size(w: int, h: int, width: int, height: int) -> tuple[int, int]:
     """The size Pillow's ``ImageOps.contain`` gives a ``w`` x ``h`` image in the box."""
     im_ratio, dest_ratio = w / h, width / height
@@ -313,7 +323,7 @@ def resize(
     mode: str | None = None,
     only_shrink: bool = False,
     resample: str | Image.Resampling = "bicubic",
-    fill: Any = 0,
+    fill: Any = None,
     reducing_gap: float | None = 2.0,
 ) -> Resize:
     """An op that resizes images; give exactly one of ``shape``, ``min_dim``, ``max_dim``.
@@ -340,8 +350,11 @@ def resize(
     resample : str or PIL.Image.Resampling, default "bicubic"
         The filter, one of ``RESAMPLE_FILTERS`` (``"lanczos"`` is sharper and about
         twice as slow). Pillow's filters antialias when downscaling.
-    fill : colour, default 0
-        The padding colour for ``mode="pad"`` (black; transparent for modes with alpha).
+    fill : None, colour name, tuple or number, default None
+        The padding for ``mode="pad"``: None is black (transparent for modes with
+        alpha); a name (``"white"``) or tuple is an RGB(A) colour, converted to the
+        image's mode (e.g. CMYK, YCbCr or L); a number is a raw pixel value in the
+        image's mode.
     reducing_gap : float or None, default 2.0
         Downscale by an integer factor with ``Image.reduce()`` first, as long as the
         remaining scale is at least this factor (Pillow's ``reducing_gap``, with the

@@ -137,7 +137,7 @@ def resize(
     mode: str | None = None,
     only_shrink: bool = False,
     resample: str = "bicubic",
-    fill: Any = 0,
+    fill: Any = None,
     reducing_gap: float | None = 2.0,
     format: str | None = None,
     quality: int | None = None,

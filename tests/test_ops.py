@@ -146,6 +146,13 @@ def test_pad_fills_with_the_fill_colour(photo, mode_image):
     assert out.getpixel((50, 95)) == (255, 0, 0)
     transparent = ops.resize(shape=(100, 100), mode="pad")(mode_image("RGBA", 200, 100))
     assert transparent.getpixel((50, 5))[3] == 0
+    pad_white = ops.resize(shape=(100, 100), mode="pad", fill="white")
+    for mode in ("L", "CMYK", "YCbCr", "LA", "I;16"):
+        out = pad_white(mode_image(mode, 200, 100))
+        assert out.mode == mode
+        assert out.convert("RGB").getpixel((50, 5)) == (255, 255, 255), mode
+    black = ops.resize(shape=(100, 100), mode="pad")(mode_image("YCbCr", 200, 100))
+    assert black.convert("RGB").getpixel((50, 5)) == (0, 0, 0)
 
 
 @pytest.mark.parametrize(
