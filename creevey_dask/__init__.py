@@ -4,6 +4,7 @@ Architecture, one module per stage::
 
     naming      outpath functions            storage    fsspec: atomic writes, exists
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
+    ops         image ops and measurements   resize     bulk resize keeping filenames
     engine      partitions, thread pool, skip, result columns
     split       train/valid/test assignment; ImageNet-style folder trees
     reports     contact sheets and summary figures of result tables (Pillow only)
@@ -20,7 +21,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from . import storage
+from . import ops, storage
 from .accessor import CreeveyAccessor
 from .accessor import register as _register_accessor
 from .datasets import BaseDataset, S3TarfileDataset
@@ -36,9 +37,10 @@ from .exceptions import (
     UnsafeArchiveError,
     UnsafeSourceError,
 )
-from .imagefile import ImageLoader, ImageWriter, load_image, write_image
+from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
 from .reports import contact_sheet, summary_figure, summary_table
+from .resize import resize_multiple_files
 from .s3download import S3Downloader
 from .split import create_imagenet_style_symlinks, safe_label, split
 from .tarfiles import TarfileExtractor
@@ -71,6 +73,10 @@ __all__ = [
     "split",
     "create_imagenet_style_symlinks",
     "safe_label",
+    # image ops and bulk resizing
+    "decode_image",
+    "ops",
+    "resize_multiple_files",
     # the accessor
     "CreeveyAccessor",
     # visual reports

@@ -192,6 +192,31 @@ class CreeveyAccessor:
         :func:`creevey_dask.reports.summary_table`."""
         return _summary_table(self._obj, **kwargs)
 
+    # -- resizing (creevey_dask.resize) ----------------------------------------------------
+    def resize(
+        self, outdir: str, path_col: str = "path", **kwargs: Any
+    ) -> pd.DataFrame | dd.DataFrame:
+        """Resize the images in ``path_col`` into ``outdir``; see :func:`.resize.resize`.
+
+        Give one of ``shape=(height, width)``, ``min_dim=`` or ``max_dim=``; the other
+        keywords (``mode``, ``format``, ``quality``, ``ops``, ``report``, ...) are those
+        of :func:`~creevey_dask.resize.resize`. To resize the files of a download, pass
+        ``path_col="outpath"``: that column is kept as ``inpath``.
+
+        Examples
+        --------
+        >>> import pandas as pd, creevey_dask
+        >>> df = pd.DataFrame({"path": ["a.jpg"]})
+        >>> df.creevey.resize("out", shape=(0, 10))
+        Traceback (most recent call last):
+        ...
+        ValueError: shape[0] (height) must be a positive int, got 0
+        """
+        from .resize import resize
+
+        self._require(path_col)
+        return resize(self._obj, outdir, path_col, **kwargs)
+
 
 def register() -> None:
     """Register ``creevey`` on pandas and dask DataFrames (done on import)."""

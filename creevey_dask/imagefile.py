@@ -1,30 +1,87 @@
 """Reading and writing image files through fsspec.
 
-:func:`load_image` decodes any fsspec path into a Pillow image; :class:`ImageWriter`
-(and its default instance :func:`write_image`) encodes an image and writes it
-atomically, choosing the format from the extension unless one is given.
+:func:`decode_image` turns bytes into a Pillow image safely: it refuses decompression
+bombs from the header, before any pixels are allocated; it decodes JPEGs at reduced
+scale (``Image.draft``) when the first op says it needs less; it applies the EXIF
+orientation; and it gives one clear :class:`~creevey_dask.exceptions.ImageDecodeError`
+for every kind of bad data. :class:`ImageLoader` (and its default instance
+:func:`load_image`) reads any fsspec path and decodes it.
+
+:class:`ImageWriter` (and its default instance :func:`write_image`) encodes an image and
+writes it atomically, choosing the format from the extension unless one is given, and
+converting modes the format cannot hold (RGBA → RGB on white for JPEG, 16-bit → 8-bit
+for JPEG and WebP, CMYK → RGB for PNG and WebP, ...). It can record the ``sha256`` and
+size of the bytes it wrote as result columns.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
-from collections.abc import Mapping
+import struct
+import threading
+import warnings
+import zlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from . import storage
-from .exceptions import ImageDecodeError
+from .exceptions import ImageDecodeError, ImageTooLargeError
+from .pipeline import record
 
-__all__ = ["ImageLoader", "ImageWriter", "format_for_path", "load_image", "write_image"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DRAFT_ORIGINAL_SIZE_KEY",
+    "ImageLoader",
+    "ImageWriter",
+    "convert_for_format",
+    "decode_image",
+    "format_for_path",
+    "load_image",
+    "to_8bit",
+    "write_image",
+]
+
+#: The default limit on the pixels an image may declare (Pillow's own warning limit,
+#: about 89 megapixels, e.g. 10,000 x 8,900).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+#: After a reduced-scale decode, ``image.info[DRAFT_ORIGINAL_SIZE_KEY]`` holds the full
+#: ``(width, height)`` (after EXIF orientation), so that a resize computes its output
+#: size from the full size and gives the same size whether or not the decode was reduced.
+DRAFT_ORIGINAL_SIZE_KEY = "creevey_draft_original_size"
+
+#: ``draft=`` may be a size ``(width, height)`` or a callable ``(width, height) -> size | None``.
+DraftHint = Callable[[tuple[int, int]], tuple[int, int] | None] | tuple[int, int] | None
 
 #: Modes each output format can store as they are; others are converted on write.
 _FORMAT_MODES = {
     "JPEG": {"L", "RGB", "CMYK"},
-    "PNG": {"1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"},
+    "PNG": {"1", "L", "LA", "P", "RGB", "RGBA", "I;16"},
     "WEBP": {"RGB", "RGBA"},
 }
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N"}
+_GRAY = {"1", "L", "I", "F", *_SIXTEEN_BIT}
+_ORIENTATION = ExifTags.Base.Orientation
+_SWAPS_AXES = {5, 6, 7, 8}
+# Pillow warns about (and past twice its limit refuses) big images inside Image.open,
+# before we can apply our own limit. Its warning must never reach the user as such, and
+# warnings filters are process-global, so the short header parse runs under this lock.
+_open_lock = threading.Lock()
+
+# Magic bytes of formats people meet and Pillow cannot read, to name them in messages.
+_KNOWN_UNSUPPORTED = (
+    (b"%PDF", "a PDF document"),
+    (b"<svg", "an SVG drawing"),
+    (b"<?xml", "an XML document (an SVG drawing?)"),
+    (b"<!doctype html", "an HTML page"),
+    (b"<html", "an HTML page"),
+    (b"{", "JSON text"),
+)
 
 
 def format_for_path(path: str) -> str:
@@ -45,14 +102,193 @@ def format_for_path(path: str) -> str:
     return fmt
 
 
-def decode_image(data: bytes, source: Any = None) -> Image.Image:
-    """Decode ``data`` fully into a Pillow image, raising :class:`ImageDecodeError`."""
+def _describe(data: bytes) -> str:
+    """What ``data`` looks like, for an error message about unreadable bytes."""
+    head = bytes(data[:64])
+    lowered = head.lstrip().lower()
+    for magic, what in _KNOWN_UNSUPPORTED:
+        if lowered.startswith(magic.lower()):
+            return what
+    if head[4:8] == b"ftyp":
+        return f"an ISO media file of brand {head[8:12].decode('latin-1')!r} (HEIC/AVIF/video?)"
     try:
-        image = Image.open(io.BytesIO(data))
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"unrecognised binary data starting {head[:12]!r}"
+    if text.isprintable() or all(c.isprintable() or c.isspace() for c in text):
+        return f"text starting {text[:24]!r}"
+    return f"unrecognised data starting {head[:12]!r}"
+
+
+def _draft_request(draft: DraftHint, size: tuple[int, int], swap: bool) -> tuple[int, int] | None:
+    """The size to ask ``Image.draft`` for, in the file's own (unrotated) orientation."""
+    if draft is None:
+        return None
+    oriented = (size[1], size[0]) if swap else size
+    wanted = draft(oriented) if callable(draft) else draft
+    if wanted is None:
+        return None
+    width, height = (int(wanted[0]), int(wanted[1]))
+    if swap:
+        width, height = height, width
+    if width >= size[0] and height >= size[1]:
+        return None
+    return max(width, 1), max(height, 1)
+
+
+def _open_unchecked(data: bytes) -> Image.Image:
+    """Open ``data`` with the first Pillow plugin that accepts it, skipping Pillow's size check.
+
+    Used after ``Image.open`` failed, to learn a bomb's size (and honour a ``max_pixels``
+    above Pillow's limit) or the plugin's own reason for refusing a corrupt header.
+    """
+    Image.init()
+    prefix = bytes(data[:16])
+    failure: tuple[str, BaseException] | None = None
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and accept(prefix) is not True:
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error, OSError, ValueError) as err:
+            if accept is not None:  # a plugin that recognised the signature
+                failure = failure or (fmt, err)
+    if failure is not None:
+        fmt, err = failure
+        raise ImageDecodeError(f"corrupt {fmt} header: {err}") from err
+    raise ImageDecodeError(f"not an image format Pillow can read ({_describe(data)})")
+
+
+def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
+    try:
+        with _open_lock, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, UnidentifiedImageError) as err:
+        try:
+            image = _open_unchecked(data)
+        except ImageDecodeError as reason:
+            raise ImageDecodeError(f"cannot decode{where}: {reason}") from err
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ImageDecodeError(f"cannot decode{where}: corrupt image header: {err}") from err
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"refused{where}: its header declares {width} x {height} = {width * height:,} "
+            f"pixels, more than max_pixels={max_pixels:,} (a possible decompression bomb); "
+            "raise max_pixels= to allow it"
+        )
+    return image
+
+
+def _check_png_crcs(data: bytes, where: str) -> None:
+    """Verify every PNG chunk's CRC (Pillow checks only the header chunks)."""
+    view = memoryview(data)
+    pos, end = 8, len(data)
+    while pos + 12 <= end:
+        length = struct.unpack_from(">I", view, pos)[0]
+        kind = bytes(view[pos + 4 : pos + 8])
+        stop = pos + 8 + length
+        if stop + 4 > end:
+            return  # a truncated file: the decoder says so
+        expected = struct.unpack_from(">I", view, stop)[0]
+        if zlib.crc32(view[pos + 4 : stop]) & 0xFFFFFFFF != expected:
+            name = kind.decode("latin-1", "replace")
+            raise ImageDecodeError(
+                f"cannot decode{where}: corrupt PNG data: bad CRC in the {name} chunk at byte {pos}"
+            )
+        if kind == b"IEND":
+            return
+        pos = stop + 4
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_ORIENTATION, 1)
+    except Exception:  # a corrupt EXIF block must not cost the image
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def decode_image(
+    data: bytes,
+    source: Any = None,
+    *,
+    draft: DraftHint = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    exif_transpose: bool = True,
+) -> Image.Image:
+    """Decode ``data`` into a loaded Pillow image, safely.
+
+    Parameters
+    ----------
+    data : bytes
+        The encoded image.
+    source : object, optional
+        Where the data came from, named in error messages.
+    draft : callable or (width, height), optional
+        The smallest size the next step needs. A callable is given the image's size
+        (after EXIF orientation) and returns a size or None, like an op's
+        ``draft_size``. When it asks for less than the full size, a JPEG is decoded
+        at reduced scale (``Image.draft``: 1/2, 1/4 or 1/8) but never below the size
+        asked for. Other formats ignore it.
+    max_pixels : int or None, default DEFAULT_MAX_PIXELS
+        Refuse images whose header declares more pixels than this, before decoding
+        them. None removes this limit (Pillow's own, ``PIL.Image.MAX_IMAGE_PIXELS``
+        x 2, still applies).
+    exif_transpose : bool, default True
+        Rotate or flip the image as its EXIF orientation tag says.
+
+    Returns
+    -------
+    PIL.Image.Image
+        The decoded image; for an animated GIF or WebP, its first frame.
+
+    Raises
+    ------
+    ImageTooLargeError
+        The header declares more than ``max_pixels`` pixels.
+    ImageDecodeError
+        The data is empty, truncated, corrupt or not in a format Pillow reads.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (800, 600)).save(buffer, "JPEG")
+    >>> decode_image(buffer.getvalue(), draft=(200, 150)).size
+    (200, 150)
+    """
+    if max_pixels is not None and (isinstance(max_pixels, bool) or max_pixels < 1):
+        raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    where = f" {source!r}" if source is not None else ""
+    if len(data) == 0:
+        raise ImageDecodeError(f"cannot decode{where}: the data is empty (0 bytes)")
+    image = _open(data, where, max_pixels)
+    orientation = _orientation(image) if (exif_transpose or draft is not None) else 1
+    if not exif_transpose:
+        orientation = 1
+    if draft is not None and image.format in ("JPEG", "MPO"):
+        request = _draft_request(draft, image.size, orientation in _SWAPS_AXES)
+        if request is not None:
+            full = image.size
+            image.draft(image.mode, request)
+            if image.size != full:
+                swap = orientation in _SWAPS_AXES
+                image.info[DRAFT_ORIGINAL_SIZE_KEY] = (full[1], full[0]) if swap else full
+    if image.format == "PNG":
+        _check_png_crcs(data, where)
+    try:
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        where = f" {source!r}" if source is not None else ""
-        raise ImageDecodeError(f"cannot decode{where} as an image: {err}") from err
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:
+        what = "truncated" if "truncated" in str(err) else "corrupt"
+        raise ImageDecodeError(
+            f"cannot decode{where}: {what} {image.format or 'image'} data: {err}"
+        ) from err
+    if orientation != 1:
+        image = ImageOps.exif_transpose(image)
     return image
 
 
@@ -63,38 +299,131 @@ class ImageLoader:
     ----------
     storage_options : mapping, optional
         fsspec options for remote paths (e.g. an S3 ``endpoint_url``).
+    max_pixels : int or None, default DEFAULT_MAX_PIXELS
+        Refuse images that declare more pixels (see :func:`decode_image`).
+    exif_transpose : bool, default True
+        Apply the EXIF orientation.
+
+    Notes
+    -----
+    The loader takes a reduced-decode hint (``accepts_draft = True``): a pipeline
+    whose first op is a downscaling resize decodes JPEGs at reduced scale.
     """
 
-    def __init__(self, storage_options: Mapping[str, Any] | None = None) -> None:
-        self.storage_options = dict(storage_options or {})
+    accepts_draft = True
 
-    def __call__(self, source: Any) -> Image.Image:
+    def __init__(
+        self,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        exif_transpose: bool = True,
+    ) -> None:
+        if max_pixels is not None and (
+            isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
+        ):
+            raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+        self.storage_options = dict(storage_options or {})
+        self.max_pixels = max_pixels
+        self.exif_transpose = bool(exif_transpose)
+
+    def __call__(self, source: Any, draft: DraftHint = None) -> Image.Image:
         path = os.fspath(source)
-        return decode_image(storage.read_bytes(path, self.storage_options), path)
+        return decode_image(
+            storage.read_bytes(path, self.storage_options),
+            path,
+            draft=draft,
+            max_pixels=self.max_pixels,
+            exif_transpose=self.exif_transpose,
+        )
 
     def __repr__(self) -> str:
-        return f"ImageLoader(storage_options={self.storage_options!r})"
+        return (
+            f"ImageLoader(storage_options={self.storage_options!r}, "
+            f"max_pixels={self.max_pixels!r}, exif_transpose={self.exif_transpose!r})"
+        )
 
 
 #: Load an image from a local path or fsspec URL with default options.
 load_image = ImageLoader()
 
 
-def _convert_for(image: Image.Image, fmt: str) -> Image.Image:
-    allowed = _FORMAT_MODES.get(fmt)
-    if allowed is None or image.mode in allowed:
+def to_8bit(image: Image.Image) -> Image.Image:
+    """An 8-bit ``"L"`` image from a 16/32-bit integer or float one, scaled, not clipped.
+
+    ``I;16`` images are scaled from 0-65535. ``I`` images are taken as 8-bit data if
+    their values fit 0-255, else as 16-bit data; ``F`` images as 0-1 if their values
+    fit, else 0-255. Other modes are returned unchanged.
+    """
+    mode = image.mode
+    if mode not in _SIXTEEN_BIT and mode not in ("I", "F"):
         return image
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+    array = np.asarray(image)
+    if mode in _SIXTEEN_BIT:
+        out = (array.astype(np.uint32) >> 8).astype(np.uint8)
+    elif mode == "I":
+        top = int(array.max()) if array.size else 0
+        scaled = array if top <= 255 else array // 257
+        out = np.clip(scaled, 0, 255).astype(np.uint8)
+    else:
+        finite = np.nan_to_num(array.astype(np.float64))
+        top = float(finite.max()) if finite.size else 0.0
+        scaled = finite * 255.0 if top <= 1.0 else finite
+        out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(out)
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         image.mode == "P" and "transparency" in image.info
     )
-    if has_alpha and "RGBA" in allowed:
-        return image.convert("RGBA")
-    if has_alpha:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
+
+
+def _on_white(image: Image.Image) -> Image.Image:
+    """Composite an image with alpha over white; ``L`` for grey sources, else ``RGB``."""
+    grey = image.mode in ("LA", "La")
+    rgba = image.convert("RGBA")
+    background = Image.new("RGB", rgba.size, (255, 255, 255))
+    background.paste(rgba, mask=rgba.getchannel("A"))
+    return background.convert("L") if grey else background
+
+
+def convert_for_format(image: Image.Image, fmt: str) -> Image.Image:
+    """``image`` in a mode that format ``fmt`` stores (the same image if it already is).
+
+    JPEG keeps L, RGB and CMYK; alpha is flattened onto white; 16-bit and float
+    greys become 8-bit L. PNG keeps 1, L, LA, P, RGB, RGBA and 16-bit grey (I;16);
+    32-bit ``I`` becomes I;16 (clipped to 0-65535), CMYK and YCbCr become RGB. WebP
+    keeps RGB and RGBA; alpha is kept, everything else becomes RGB.
+    """
+    fmt = fmt.upper()
+    allowed = _FORMAT_MODES.get(fmt)
+    mode = image.mode
+    if allowed is None or mode in allowed:
+        return image
+    if fmt == "PNG" and mode in _SIXTEEN_BIT:
+        return image.convert("I;16")
+    if fmt == "PNG" and mode == "I":
+        return Image.fromarray(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
+    if mode in _GRAY:
+        grey = to_8bit(image) if mode != "1" else image.convert("L")
+        return grey if "L" in allowed else grey.convert("RGB")
+    if mode in ("La", "RGBa", "PA"):
+        image = image.convert("LA" if mode == "La" else "RGBA")
+        if image.mode in allowed:
+            return image
+    if _has_alpha(image):
+        if image.mode == "LA" and "LA" in allowed:
+            return image
+        if "RGBA" in allowed:
+            return image.convert("RGBA")
+        flat = _on_white(image)
+        return flat if flat.mode in allowed else flat.convert("RGB")
     return image.convert("RGB")
+
+
+def _fallback_mode(image: Image.Image) -> Image.Image:
+    return image.convert("RGBA" if _has_alpha(image) else "RGB")
 
 
 class ImageWriter:
@@ -106,9 +435,17 @@ class ImageWriter:
         A Pillow format name (``"png"``, ``"jpeg"``, ``"webp"``). By default, taken
         from each output path's extension.
     quality : int, optional
-        Encoder quality for JPEG and WebP (1-100).
+        Encoder quality for JPEG and WebP (1-100). PNG is lossless and ignores it.
     storage_options : mapping, optional
         fsspec options for remote outputs.
+    record_sha256 : bool, default False
+        Record the SHA-256 (hex) and size of the written bytes in the result columns
+        ``sha256`` and ``out_bytes``.
+
+    Notes
+    -----
+    Modes the format cannot hold are converted (see :func:`convert_for_format`);
+    anything else Pillow refuses to save is retried as RGB (or RGBA if it has alpha).
     """
 
     def __init__(
@@ -116,36 +453,67 @@ class ImageWriter:
         format: str | None = None,
         quality: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        *,
+        record_sha256: bool = False,
     ) -> None:
         if format is not None:
+            if not isinstance(format, str):
+                raise TypeError(f"format must be a str such as 'png', got {format!r}")
             fmt = format.upper()
             fmt = {"JPG": "JPEG"}.get(fmt, fmt)
+            Image.init()
             if fmt not in Image.SAVE:
-                raise ValueError(f"format {format!r} is not one Pillow can write")
+                raise ValueError(
+                    f"format {format!r} is not one Pillow can write; "
+                    f"choose from {sorted(Image.SAVE)}"
+                )
             format = fmt
-        if quality is not None and not (isinstance(quality, int) and 1 <= quality <= 100):
+        if quality is not None and (
+            isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100
+        ):
             raise ValueError(f"quality must be an int from 1 to 100, got {quality!r}")
         self.format = format
         self.quality = quality
         self.storage_options = dict(storage_options or {})
+        self.record_sha256 = bool(record_sha256)
+
+    @property
+    def result_columns(self) -> dict[str, Any]:
+        """``sha256`` and ``out_bytes`` when ``record_sha256`` is on, else nothing."""
+        if self.record_sha256:
+            return {"sha256": "string", "out_bytes": "Int64"}
+        return {}
 
     def encode(self, image: Image.Image, fmt: str) -> bytes:
         """The encoded bytes of ``image`` in Pillow format ``fmt``."""
+        fmt = fmt.upper()
         kwargs: dict[str, Any] = {}
         if self.quality is not None and fmt in ("JPEG", "WEBP"):
             kwargs["quality"] = self.quality
+        converted = convert_for_format(image, fmt)
         buffer = io.BytesIO()
-        _convert_for(image, fmt).save(buffer, format=fmt, **kwargs)
+        try:
+            converted.save(buffer, format=fmt, **kwargs)
+        except (OSError, ValueError, KeyError) as err:
+            fallback = _fallback_mode(converted)
+            if fallback.mode == converted.mode:
+                raise ValueError(f"cannot write a {image.mode} image as {fmt}: {err}") from err
+            buffer = io.BytesIO()
+            fallback.save(buffer, format=fmt, **kwargs)
         return buffer.getvalue()
 
     def __call__(self, image: Image.Image, outpath: str) -> None:
         fmt = self.format or format_for_path(outpath)
-        storage.write_bytes_atomic(outpath, self.encode(image, fmt), self.storage_options)
+        data = self.encode(image, fmt)
+        if self.record_sha256:
+            record(sha256=hashlib.sha256(data).hexdigest(), out_bytes=len(data))
+        storage.write_bytes_atomic(outpath, data, self.storage_options)
 
     def __repr__(self) -> str:
+        extra = ", record_sha256=True" if self.record_sha256 else ""
         return (
             f"ImageWriter(format={self.format!r}, quality={self.quality!r}, "
-            f"storage_options={self.storage_options!r})"
+            f"storage_options={self.storage_options!r}{extra})"
         )
 
 

@@ -95,3 +95,111 @@ def local_cluster_client(_session_cluster_client: object) -> Iterator[object]:
 # --- datasets: a moto S3 server (the fixtures live in tests/_s3server.py) ---------------
 
 pytest_plugins = ["tests._s3server"]
+
+# ---------------------------------------------------------------------------------------
+# Image ops and resizing (issue 4): images in every mode, bad image files, PSNR.
+
+
+def _make_mode_image(mode: str, width: int = 40, height: int = 30, seed: int = 0) -> Image.Image:
+    """A photo-like image in ``mode`` (``"P+t"``: palette with a transparent index)."""
+    photo = make_photo(width, height, seed=seed)
+    grey = photo.convert("L")
+    alpha = Image.linear_gradient("L").resize((width, height))
+    if mode in ("LA", "RGBA"):
+        image = (grey if mode == "LA" else photo).convert(mode)
+        image.putalpha(alpha)
+        return image
+    if mode in ("P", "P+t"):
+        image = photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+        if mode == "P+t":
+            image.info["transparency"] = image.getpixel((0, 0))
+        return image
+    if mode in ("I;16", "I"):
+        array = np.asarray(grey).astype(np.int32) * 257
+        return Image.fromarray(array.astype(np.uint16 if mode == "I;16" else np.int32))
+    return photo.convert(mode)
+
+
+def _psnr(a: Image.Image, b: Image.Image) -> float:
+    """Peak signal-to-noise ratio in dB of two same-size 8-bit images (inf if equal)."""
+    assert a.size == b.size, (a.size, b.size)
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width`` x ``height`` and holds no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+def bad_image_files() -> dict[str, tuple[str, bytes, str]]:
+    """Bad inputs: name → (filename, bytes, a phrase the error message must contain)."""
+    jpeg = encode(make_photo(120, 90, seed=3), "JPEG", quality=90)
+    png = bytearray(encode(make_photo(40, 30, seed=4), "PNG"))
+    png[29] ^= 0xFF  # the IHDR chunk's CRC
+    return {
+        "truncated_jpeg": ("truncated.jpg", jpeg[: len(jpeg) // 2], "truncated"),
+        "zero_bytes": ("empty.jpg", b"", "empty (0 bytes)"),
+        "text_as_jpg": ("notes.jpg", b"this is a text file, not a photo\n", "text starting"),
+        "png_bad_crc": ("badcrc.png", bytes(png), "corrupt"),
+        "bomb": ("bomb.png", _png_header_only(20_000, 20_000), "decompression bomb"),
+        "unsupported": (
+            "drawing.jpg",
+            b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"></svg>',
+            "SVG",
+        ),
+    }
+
+
+@pytest.fixture
+def bad_images(tmp_path: Path) -> dict[str, str]:
+    """The bad inputs of :func:`bad_image_files` as files: name → path."""
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    paths = {}
+    for name, (filename, data, _) in bad_image_files().items():
+        path = folder / filename
+        path.write_bytes(data)
+        paths[name] = str(path)
+    return paths
+
+
+@pytest.fixture
+def photo() -> object:
+    """``photo(width, height, seed=0, mode="RGB")``: a photo-like test image."""
+    return make_photo
+
+
+@pytest.fixture
+def mode_image() -> object:
+    """``mode_image(mode, width=40, height=30, seed=0)``: an image in any mode (``"P+t"``:
+    palette with transparency)."""
+    return _make_mode_image
+
+
+@pytest.fixture
+def psnr() -> object:
+    """``psnr(a, b)``: the PSNR in dB of two same-size 8-bit images."""
+    return _psnr
+
+
+@pytest.fixture
+def bad_image_specs() -> dict[str, tuple[str, bytes, str]]:
+    """name → (filename, bytes, a phrase the error message must contain)."""
+    return bad_image_files()
+
+
+@pytest.fixture
+def png_header_only() -> object:
+    """``png_header_only(width, height)``: PNG bytes declaring that size, with no pixels."""
+    return _png_header_only

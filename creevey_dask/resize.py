@@ -1,0 +1,342 @@
+"""Bulk resizing of image files on any fsspec storage, keeping their filenames.
+
+:func:`resize` runs over a pandas or dask DataFrame with a column of image paths
+(``df.creevey.resize(...)`` is the same function); :func:`resize_multiple_files` is the
+original creevey's entry point, over a plain list of paths. Both build a
+:class:`~creevey_dask.pipeline.Pipeline` of: load (with a reduced-scale JPEG decode when
+the resize allows it) → ``ops`` → the resize → reporters → write atomically, and return
+the result table.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from . import ops as _ops
+from . import storage
+from .engine import RESULT_COLUMNS
+from .exceptions import ColumnError
+from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
+from .pipeline import Pipeline
+
+__all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
+
+#: ``resize(report=...)`` values: the result columns to add. ``"size"`` adds ``width``
+#: and ``height`` (of the output image), ``"mean_brightness"`` and ``"dhash"`` measure
+#: the output image, ``"sha256"`` adds ``sha256`` and ``out_bytes`` of the written file.
+REPORTS = ("size", "mean_brightness", "dhash", "sha256")
+
+#: The column that keeps the source paths when ``path_col`` is a result column
+#: (e.g. resizing the ``outpath`` of a download).
+RENAMED_SOURCE_COL = "inpath"
+
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif"}
+
+
+def _format_name(format: str | None) -> str | None:
+    if format is None:
+        return None
+    if not isinstance(format, str):
+        raise TypeError(f"format must be a str such as 'jpeg', got {format!r}")
+    fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(format.upper(), format.upper())
+    Image.init()
+    if fmt not in Image.SAVE:
+        raise ValueError(
+            f"format {format!r} is not one Pillow can write; choose from {sorted(Image.SAVE)}"
+        )
+    return fmt
+
+
+def _extension_for(fmt: str) -> str:
+    if fmt in _EXTENSIONS:
+        return _EXTENSIONS[fmt]
+    for ext, name in Image.registered_extensions().items():
+        if name == fmt:
+            return ext
+    return "." + fmt.lower()  # pragma: no cover - every writable format has an extension
+
+
+class KeepFilename:
+    """``outpath_func`` that puts each source's filename into ``outdir``.
+
+    Parameters
+    ----------
+    outdir : str
+        A local folder or fsspec URL.
+    extension : str, optional
+        Replace the source's extension with this one (e.g. ``".jpg"``).
+
+    Examples
+    --------
+    >>> KeepFilename("out", ".png")("s3://bucket/photos/cat.jpeg")
+    'out/cat.png'
+    """
+
+    def __init__(self, outdir: str, extension: str | None = None) -> None:
+        self.outdir = str(outdir)
+        self.extension = extension
+
+    def __call__(self, source: Any) -> str:
+        text = os.fspath(source) if not isinstance(source, str) else source
+        name = posixpath.basename(text.split("?", 1)[0].replace("\\", "/"))
+        if not name or name in (".", ".."):
+            raise ValueError(f"cannot take a filename from the source {source!r}")
+        if self.extension is not None:
+            name = posixpath.splitext(name)[0] + self.extension
+        return storage.join(self.outdir, name)
+
+    def __repr__(self) -> str:
+        return f"KeepFilename({self.outdir!r}, {self.extension!r})"
+
+
+def _reporters(report: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]:
+    if isinstance(report, str):
+        report = [report]
+    names = list(report)
+    unknown = [n for n in names if n not in REPORTS]
+    if unknown:
+        raise ValueError(f"report {unknown} is not a subset of {list(REPORTS)}")
+    table = {
+        "size": _ops.report_size,
+        "mean_brightness": _ops.report_mean_brightness,
+        "dhash": _ops.report_dhash,
+    }
+    chosen = [table[n] for n in REPORTS if n in names and n in table]
+    return chosen, "sha256" in names
+
+
+def _check_unique_names(frame: Any, path_col: str, outpath_func: KeepFilename) -> None:
+    """For in-memory input, refuse two different sources that would share an output name."""
+    sources = frame[path_col].dropna().astype(str).drop_duplicates()
+    outpaths = sources.map(outpath_func)
+    clashing = outpaths[outpaths.duplicated(keep=False)]
+    if len(clashing):
+        first = clashing.iloc[0]
+        which = sources[outpaths == first].tolist()[:3]
+        raise ValueError(
+            f"{clashing.nunique()} output name(s) would be shared by different sources, e.g. "
+            f"{which} -> {first!r}; filenames are kept, so give the sources distinct names or "
+            "pass outpath_func= (e.g. one that keeps a subfolder)"
+        )
+
+
+def resize(
+    df: pd.DataFrame | Any,
+    outdir: str,
+    path_col: str = "path",
+    *,
+    shape: Sequence[int] | None = None,
+    min_dim: int | None = None,
+    max_dim: int | None = None,
+    mode: str | None = None,
+    only_shrink: bool = False,
+    resample: str = "bicubic",
+    fill: Any = None,
+    reducing_gap: float | None = 2.0,
+    format: str | None = None,
+    quality: int | None = None,
+    ops: Sequence[Callable[[Any], Any]] | None = None,
+    report: Iterable[str] = (),
+    outpath_func: Callable[[Any], str] | None = None,
+    skip_existing: bool = True,
+    n_jobs: int | None = None,
+    parallel_strategy: str = "threads",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    storage_options: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    npartitions: int | None = None,
+) -> pd.DataFrame | Any:
+    """Resize the images whose paths are in ``df[path_col]`` into ``outdir``.
+
+    Give exactly one of ``shape=(height, width)``, ``min_dim=`` or ``max_dim=`` (see
+    :func:`creevey_dask.ops.resize`). Each output keeps its source's filename (with the
+    extension of ``format`` if given). JPEGs are decoded at reduced scale when the
+    resize allows it (never below twice the output size), and EXIF orientation is
+    applied.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or dask.dataframe.DataFrame
+        One row per image; other columns are kept.
+    outdir : str
+        The output folder: a local path or fsspec URL (``s3://bucket/prefix``).
+    path_col : str, default "path"
+        The column of source paths (local or fsspec URLs). If it is a result column
+        of an earlier run, such as the ``outpath`` of a download
+        (``res.creevey.resize(outdir, path_col="outpath")``), it is renamed to
+        ``"inpath"``, and the earlier run's ``status`` and ``error`` (and any column
+        this run adds, e.g. ``width``) are replaced by this run's. Rows whose earlier
+        ``outpath`` is null become error rows ("the source is missing").
+    shape, min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap
+        The resize; see :func:`creevey_dask.ops.resize`.
+    format : str, optional
+        Output format (``"jpeg"``, ``"png"``, ``"webp"``, ...); by default each file
+        keeps its format.
+    quality : int, optional
+        JPEG/WebP quality, 1-100.
+    ops : sequence of ops, optional
+        Ops applied to the full image *before* the resize (e.g.
+        ``[ops.trim_bottom(100)]``). Any op there turns the reduced decode off.
+    report : iterable of str, default ()
+        Result columns to add, from :data:`REPORTS`: ``"size"`` (``width``,
+        ``height``), ``"mean_brightness"``, ``"dhash"`` (of the output image) and
+        ``"sha256"`` (``sha256``, ``out_bytes`` of the written file).
+    outpath_func : callable, optional
+        Overrides the naming: ``outpath_func(source) -> str``; ``outdir`` is then
+        unused.
+    skip_existing : bool, default True
+        Leave existing outputs alone; their rows are ``"skipped"``.
+    n_jobs : int, optional
+        Rows in flight per partition (threads).
+    parallel_strategy : {"threads", "processes"}, default "threads"
+        The local dask scheduler; ``"processes"`` is faster for big CPU-bound runs.
+    max_pixels : int or None
+        Refuse images whose header declares more pixels (decompression bombs).
+    storage_options : mapping, optional
+        fsspec options, for both reading and writing.
+    progress : bool, default True
+        Show a progress bar.
+    npartitions : int, optional
+        For pandas input, how many tasks to cut it into.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        The input columns, then ``outpath``, ``status``, ``error`` and the reported
+        columns. Lazy for dask input.
+
+    Raises
+    ------
+    ValueError
+        For invalid resize arguments (listing what is allowed), an unknown format or
+        report, or (for in-memory input) two sources that would get the same name.
+    ColumnError
+        If ``path_col`` is missing.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from creevey_dask.demo import make_sample_images
+    >>> import tempfile, os
+    >>> tmp = tempfile.mkdtemp()
+    >>> df = pd.DataFrame({"path": make_sample_images(os.path.join(tmp, "in"), n=3)})
+    >>> res = resize(df, os.path.join(tmp, "out"), shape=(64, 64), mode="cover",
+    ...              report=["size"], progress=False)
+    >>> res[["status", "width", "height"]].astype(str).drop_duplicates().values.tolist()
+    [['ok', '64', '64']]
+    """
+    resize_op = _ops.resize(
+        shape,
+        min_dim=min_dim,
+        max_dim=max_dim,
+        mode=mode,
+        only_shrink=only_shrink,
+        resample=resample,
+        fill=fill,
+        reducing_gap=reducing_gap,
+    )
+    fmt = _format_name(format)
+    reporters, record_sha256 = _reporters(report)
+    if ops is None:
+        user_ops: list[Callable[[Any], Any]] = []
+    elif callable(ops) or isinstance(ops, (str, bytes)):
+        raise TypeError(f"ops must be a list of ops, got {ops!r}; wrap it: ops=[op]")
+    else:
+        user_ops = list(ops)
+    if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:
+        raise TypeError(f"outdir must be a path or URL string, got {outdir!r}")
+    pipeline = Pipeline(
+        ImageLoader(storage_options, max_pixels=max_pixels),
+        ops=[*user_ops, resize_op, *reporters],
+        write_func=ImageWriter(fmt, quality, storage_options, record_sha256=record_sha256),
+        parallel_strategy=parallel_strategy,
+    )
+
+    import dask.dataframe as dd
+
+    if not isinstance(df, (pd.DataFrame, dd.DataFrame)):
+        raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
+    if path_col not in df.columns:
+        raise ColumnError(
+            f"the frame has no column {path_col!r} (its columns: {list(df.columns)}); "
+            "pass path_col= with the name of the column of image paths"
+        )
+    result_names = {*RESULT_COLUMNS, *pipeline.result_columns}
+    if path_col in result_names:
+        if RENAMED_SOURCE_COL in df.columns:
+            raise ColumnError(
+                f"the source column {path_col!r} is also a result column of this run and "
+                f"{RENAMED_SOURCE_COL!r}, its new name, is taken; rename one first, e.g. "
+                f"df.rename(columns={{{path_col!r}: 'source'}})"
+            )
+        if set(RESULT_COLUMNS) <= set(df.columns):  # a result frame: replace its results
+            stale = [c for c in df.columns if c in result_names and c != path_col]
+            df = df.drop(columns=stale)
+        df = df.rename(columns={path_col: RENAMED_SOURCE_COL})
+        path_col = RENAMED_SOURCE_COL
+    if outpath_func is None:
+        outpath_func = KeepFilename(os.fspath(outdir), None if fmt is None else _extension_for(fmt))
+        if isinstance(df, pd.DataFrame):
+            _check_unique_names(df, path_col, outpath_func)
+    return pipeline.run(
+        df,
+        outpath_func,
+        n_jobs=n_jobs,
+        skip_existing=skip_existing,
+        inpath_col=path_col,
+        progress=progress,
+        npartitions=npartitions,
+        storage_options=storage_options,
+    )
+
+
+def resize_multiple_files(
+    paths: Iterable[str] | pd.Series | Any,
+    shape: Sequence[int] | None,
+    outdir: str,
+    n_jobs: int | None = None,
+    skip_existing: bool = True,
+    **kwargs: Any,
+) -> pd.DataFrame | Any:
+    """Resize image files into ``outdir``, keeping their filenames (the original creevey's API).
+
+    Parameters
+    ----------
+    paths : iterable of str, or a pandas/dask Series
+        Local paths or fsspec URLs.
+    shape : (height, width) or None
+        The output shape, height first. None if ``min_dim=`` or ``max_dim=`` is given.
+    outdir : str
+        The output folder (local or fsspec URL).
+    n_jobs : int, optional
+        Rows in flight per partition.
+    skip_existing : bool, default True
+        Leave existing outputs alone.
+    **kwargs
+        Anything :func:`resize` takes: ``min_dim``, ``max_dim``, ``mode``,
+        ``format``, ``quality``, ``ops``, ``report``, ``parallel_strategy``, ...
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        A column ``path`` with the sources, then the result columns.
+    """
+    import dask.dataframe as dd
+
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise TypeError(f"paths must be a collection of paths, got the single path {paths!r}")
+    if isinstance(paths, (pd.Series, dd.Series)):
+        frame = paths.rename("path").to_frame()
+    else:
+        frame = pd.DataFrame(
+            {"path": [os.fspath(p) if isinstance(p, os.PathLike) else p for p in paths]}
+        )
+    return resize(
+        frame, outdir, "path", shape=shape, n_jobs=n_jobs, skip_existing=skip_existing, **kwargs
+    )
