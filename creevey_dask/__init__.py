@@ -3,6 +3,7 @@
 Architecture, one module per stage::
 
     naming      outpath functions            storage    fsspec: atomic writes, exists
+    http        sessions, retries, limits    download   download(), download_images_as_png()
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
     engine      partitions, thread pool, skip, result columns
     accessor    df.creevey on pandas and dask DataFrames
@@ -19,14 +20,25 @@ from importlib.metadata import version as _version
 from . import storage
 from .accessor import CreeveyAccessor
 from .accessor import register as _register_accessor
+from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
 from .engine import RESULT_COLUMNS, STATUS_DTYPE, STATUSES, format_error, summarize
 from .exceptions import (
     ColumnError,
     CreeveyError,
+    DownloadConnectionError,
+    DownloadError,
+    DownloadTimeoutError,
+    HttpError,
     ImageDecodeError,
     ImageTooLargeError,
+    OutpathClashError,
+    RobotsTagError,
+    SizeLimitError,
+    TooManyRedirectsError,
+    TruncatedBodyError,
     UnsafeSourceError,
 )
+from .http import HttpOptions
 from .imagefile import ImageLoader, ImageWriter, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
 
@@ -54,6 +66,12 @@ __all__ = [
     "load_image",
     "write_image",
     "storage",
+    # downloading
+    "download",
+    "download_images_as_png",
+    "DOWNLOAD_FORMATS",
+    "HttpLoader",
+    "HttpOptions",
     # the accessor
     "CreeveyAccessor",
     # errors
@@ -62,5 +80,14 @@ __all__ = [
     "ImageDecodeError",
     "ImageTooLargeError",
     "UnsafeSourceError",
+    "OutpathClashError",
+    "DownloadError",
+    "HttpError",
+    "DownloadConnectionError",
+    "DownloadTimeoutError",
+    "TruncatedBodyError",
+    "SizeLimitError",
+    "TooManyRedirectsError",
+    "RobotsTagError",
     "__version__",
 ]

@@ -7,7 +7,16 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
      ├── ColumnError(CreeveyError, ValueError)        a missing or clashing column
      ├── ImageDecodeError(CreeveyError, ValueError)   bytes that are not a usable image
      │    └── ImageTooLargeError                      a decompression bomb, refused from the header
-     └── UnsafeSourceError(CreeveyError, ValueError)  a source or output path that is refused
+     ├── UnsafeSourceError(CreeveyError, ValueError)  a source or output path that is refused
+     ├── OutpathClashError(CreeveyError, ValueError)  two sources would write the same outpath
+     └── DownloadError(CreeveyError, OSError)         an HTTP download failed (.status, .attempts)
+          ├── HttpError                               an error status (403, 404, 500 after retries)
+          ├── DownloadConnectionError(…, ConnectionError)  refused, reset, DNS failure
+          ├── DownloadTimeoutError(…, TimeoutError)   connect/read timeout or the deadline per URL
+          ├── TruncatedBodyError                      body shorter than its Content-Length
+          ├── SizeLimitError                          body larger than max_bytes
+          ├── TooManyRedirectsError                   more hops than max_redirects
+          └── RobotsTagError                          X-Robots-Tag opt-out (noai, noindex, ...)
 
 Per-row failures never escape a run: they become ``status="error"`` rows whose ``error``
 column reads ``"<ExceptionType>: <message>"``. These classes exist so that those rows,
@@ -19,8 +28,17 @@ from __future__ import annotations
 __all__ = [
     "ColumnError",
     "CreeveyError",
+    "DownloadConnectionError",
+    "DownloadError",
+    "DownloadTimeoutError",
+    "HttpError",
     "ImageDecodeError",
     "ImageTooLargeError",
+    "OutpathClashError",
+    "RobotsTagError",
+    "SizeLimitError",
+    "TooManyRedirectsError",
+    "TruncatedBodyError",
     "UnsafeSourceError",
 ]
 
@@ -43,3 +61,74 @@ class ImageTooLargeError(ImageDecodeError):
 
 class UnsafeSourceError(CreeveyError, ValueError):
     """A source or destination was refused for safety (scheme, address, path escape)."""
+
+
+class OutpathClashError(CreeveyError, ValueError):
+    """Two different sources map to the same output path; the later one is refused."""
+
+
+class DownloadError(CreeveyError, OSError):
+    """An HTTP download failed. Carries ``url``, ``status`` (or None) and ``attempts``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        attempts: int = 0,
+        nbytes: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        self.nbytes = nbytes
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[object, ...]:  # keyword-only fields survive pickling
+        return (
+            _rebuild_download_error,
+            (type(self), str(self), self.url, self.status, self.attempts, self.nbytes),
+        )
+
+
+def _rebuild_download_error(
+    cls: type[DownloadError],
+    message: str,
+    url: str | None,
+    status: int | None,
+    attempts: int,
+    nbytes: int | None,
+) -> DownloadError:
+    return cls(message, url=url, status=status, attempts=attempts, nbytes=nbytes)
+
+
+class HttpError(DownloadError):
+    """The server answered with a status that is not a success (after any retries)."""
+
+
+class DownloadConnectionError(DownloadError, ConnectionError):
+    """The connection failed or was reset (after any retries)."""
+
+
+class DownloadTimeoutError(DownloadError, TimeoutError):
+    """A connect or read timeout, or the total deadline per URL, ran out."""
+
+
+class TruncatedBodyError(DownloadError):
+    """The body ended before the length its ``Content-Length`` header announced."""
+
+
+class SizeLimitError(DownloadError):
+    """The body is larger than the allowed ``max_bytes``; the download was stopped."""
+
+
+class TooManyRedirectsError(DownloadError):
+    """More redirects than ``max_redirects``."""
+
+
+class RobotsTagError(DownloadError):
+    """The server opted the image out with ``X-Robots-Tag`` (``noai``, ``noindex``, ...)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -45,10 +45,24 @@ def format_for_path(path: str) -> str:
     return fmt
 
 
-def decode_image(data: bytes, source: Any = None) -> Image.Image:
-    """Decode ``data`` fully into a Pillow image, raising :class:`ImageDecodeError`."""
+def decode_image(
+    data: bytes,
+    source: Any = None,
+    *,
+    draft: Callable[[tuple[int, int]], tuple[int, int] | None] | None = None,
+) -> Image.Image:
+    """Decode ``data`` fully into a Pillow image, raising :class:`ImageDecodeError`.
+
+    ``draft``, if given, maps the stored ``(width, height)`` to the smallest size the
+    caller needs (or None); a JPEG is then decoded at the smallest DCT scale that is
+    still at least that large (``Image.draft``), which is much faster.
+    """
     try:
         image = Image.open(io.BytesIO(data))
+        if draft is not None and image.format == "JPEG":
+            wanted = draft(image.size)
+            if wanted is not None:
+                image.draft(image.mode, (int(wanted[0]), int(wanted[1])))
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         where = f" {source!r}" if source is not None else ""

@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# -- downloading: the loopback image server and fast HTTP options (tests/_httpserver.py)
+pytest_plugins = ["tests._httpserver"]
+
 
 def make_photo(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
     """A photo-like test image: smooth gradients plus seeded noise, reproducible."""
