@@ -14,7 +14,7 @@
 - **Politeness.** At most ``per_host_limit`` requests in flight per host, shared by
   all threads of a *process* (a module-level registry of semaphores: on a cluster each
   worker process has its own, so the limit per host for the cluster is
-  ``per_host_limit`` × worker processes). An honest default User-Agent. ``X-Robots-Tag``
+  ``per_host_limit`` times the worker processes). An honest default User-Agent. ``X-Robots-Tag``
   opt-outs (``noai``, ``noimageai``, ``noindex``, ``noimageindex``, ``none``) are
   honoured by default.
 - **Safety.** Only ``http`` and ``https``, checked again at every redirect hop
@@ -167,7 +167,7 @@ class HttpOptions:
         timeout: float | tuple[float, float] | None = None,
         **changes: Any,
     ) -> HttpOptions:
-        """A copy with ``changes``; ``timeout`` sets both timeouts (or a ``(connect, read)`` pair)."""
+        """A copy with ``changes``; ``timeout`` sets both timeouts, or ``(connect, read)``."""
         if timeout is not None:
             connect, read = _split_timeout(timeout)
             changes = {"connect_timeout": connect, "read_timeout": read, **changes}
@@ -313,10 +313,10 @@ def check_address(address: str, refuse_private: bool = False) -> None:
     Examples
     --------
     >>> check_address("93.184.216.34")
-    >>> check_address("169.254.169.254")
+    >>> check_address("169.254.169.254")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    creevey_dask.exceptions.UnsafeSourceError: 169.254.169.254 is a link-local or cloud-metadata address; refused
+    creevey_dask.exceptions.UnsafeSourceError: 169.254.169.254 is a link-local ...; refused
     """
     ip = ipaddress.ip_address(address.split("%")[0])
     reason = _address_refused(ip, refuse_private)
@@ -478,7 +478,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when - (time.time() if now is None else now))
 
 
-class _Retryable(Exception):
+class _RetryableError(Exception):
     """An attempt failed in a way worth retrying; ``final`` is what to raise if not."""
 
     def __init__(self, final: DownloadError, wait_hint: float | None = None) -> None:
@@ -523,7 +523,7 @@ def fetch(url: str, options: HttpOptions | None = None) -> FetchResult:
             err.attempts = state.attempts  # type: ignore[attr-defined]
             err.status = state.status  # type: ignore[attr-defined]
             raise
-        except _Retryable as retry:
+        except _RetryableError as retry:
             error = retry.final
             error.attempts = state.attempts
             if state.attempts > options.retries:
@@ -586,14 +586,14 @@ def _attempt(url: str, options: HttpOptions, state: _Attempt, deadline: float) -
                     current, headers=headers, timeout=timeout, stream=True, allow_redirects=False
                 )
             except requests.exceptions.Timeout as err:
-                raise _Retryable(
+                raise _RetryableError(
                     DownloadTimeoutError(_timeout_message(err, options), url=url)
                 ) from None
             except (
                 requests.exceptions.ConnectionError,
                 requests.exceptions.ChunkedEncodingError,
             ) as err:
-                raise _Retryable(
+                raise _RetryableError(
                     DownloadConnectionError(_connection_message(err), url=url)
                 ) from None
             except requests.exceptions.RequestException as err:
@@ -663,7 +663,7 @@ def _read(
     reason = response.reason or ""
     if status in _RETRY_STATUSES:
         hint = parse_retry_after(response.headers.get("Retry-After"))
-        raise _Retryable(
+        raise _RetryableError(
             HttpError(f"HTTP {status} {reason}".strip(), url=url, status=status), wait_hint=hint
         )
     if status >= 400 or status < 200:
@@ -729,7 +729,7 @@ def _read(
     except Exception as err:
         raw_sent = response.raw.tell() if hasattr(response.raw, "tell") else received
         if _is_timeout(err):
-            raise _Retryable(
+            raise _RetryableError(
                 DownloadTimeoutError(
                     f"{_timeout_message(err, options)} while reading the body "
                     f"({received} bytes so far)",
@@ -740,7 +740,7 @@ def _read(
             ) from None
         if expected is not None and raw_sent < expected:
             state.nbytes = raw_sent
-            raise _Retryable(
+            raise _RetryableError(
                 TruncatedBodyError(
                     f"the body ended after {raw_sent} of the {expected} bytes its "
                     "Content-Length announced",
@@ -749,7 +749,7 @@ def _read(
                     nbytes=raw_sent,
                 )
             ) from None
-        raise _Retryable(
+        raise _RetryableError(
             DownloadConnectionError(
                 f"the connection broke while reading the body: {_connection_message(err)}",
                 url=url,
@@ -760,7 +760,7 @@ def _read(
     body = b"".join(chunks)
     encoded = response.headers.get("Content-Encoding", "identity").lower()
     if expected is not None and encoded in ("", "identity") and len(body) < expected:
-        raise _Retryable(
+        raise _RetryableError(
             TruncatedBodyError(
                 f"the body ended after {len(body)} of the {expected} bytes its "
                 "Content-Length announced",

@@ -99,7 +99,7 @@ def test_robots_opt_out_parsing() -> None:
     ],
 )
 def test_only_http_urls(url: str) -> None:
-    with pytest.raises(UnsafeSourceError, match="only http and https|no host"):
+    with pytest.raises(UnsafeSourceError, match=r"only http and https|no host"):
         http.check_url(url)
 
 
@@ -257,7 +257,7 @@ def test_short_body_is_an_error(image_server: ImageServer, fast_http: HttpOption
 
 def test_size_cap_from_content_length(image_server: ImageServer, fast_http: HttpOptions) -> None:
     with pytest.raises(
-        SizeLimitError, match="100000 bytes .Content-Length. is larger than max_bytes=5000"
+        SizeLimitError, match=r"100000 bytes \(Content-Length\) is larger than max_bytes=5000"
     ) as info:
         fetch(image_server.url("/big/100000"), fast_http.replace(max_bytes=5000))
     assert info.value.attempts == 1
@@ -295,7 +295,7 @@ def test_too_many_redirects(image_server: ImageServer, fast_http: HttpOptions) -
 def test_redirect_to_another_scheme_is_refused(
     image_server: ImageServer, fast_http: HttpOptions, target: str
 ) -> None:
-    with pytest.raises(UnsafeSourceError, match="redirect refused: .* only http and https"):
+    with pytest.raises(UnsafeSourceError, match=r"redirect refused: .* only http and https"):
         fetch(image_server.url(f"/redirect-to?url={target}"), fast_http)
 
 
