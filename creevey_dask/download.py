@@ -30,7 +30,7 @@ from PIL import Image
 
 from . import storage
 from .exceptions import ImageDecodeError
-from .http import HttpOptions, fetch, http_options
+from .http import HttpOptions, check_url, fetch, http_options
 from .imagefile import ImageWriter, decode_image
 from .naming import NAMINGS, ClashGuard, find_clashes, make_namer
 from .pipeline import Pipeline, record
@@ -373,7 +373,7 @@ def download(
     frame = _as_url_frame(df, url_col)
     outpath_func = namer
     if check_clashes and (path_func is not None or naming == "url"):
-        losers = find_clashes(frame, url_col, namer)
+        losers = find_clashes(frame, url_col, namer, accept=check_url)
         if losers:
             logger.warning(
                 "creevey: %d URL(s) map to an outpath already taken by another URL; they "

@@ -23,7 +23,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -241,7 +241,11 @@ class ClashGuard:
 
 
 def _name_table(
-    part: pd.DataFrame, namer: Any, col: str, partition_info: Mapping[str, Any] | None = None
+    part: pd.DataFrame,
+    namer: Any,
+    col: str,
+    accept: Callable[[str], Any] | None = None,
+    partition_info: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Per partition: (outpath, url, order) for each distinct URL with a usable name."""
     partition = int(partition_info["number"]) if partition_info else 0
@@ -250,6 +254,8 @@ def _name_table(
     keep: list[bool] = []
     for url in urls.tolist():
         try:
+            if accept is not None:
+                accept(url)
             names.append(str(namer(url)) if isinstance(url, str) else None)
         except Exception:  # an unusable URL is an error row later, not a clash
             names.append(None)
@@ -277,12 +283,15 @@ def _resolve(table: pd.DataFrame) -> dict[str, tuple[str, str]]:
     return losers
 
 
-def find_clashes(frame: Any, col: str, namer: Any) -> dict[str, tuple[str, str]]:
+def find_clashes(
+    frame: Any, col: str, namer: Any, accept: Callable[[str], Any] | None = None
+) -> dict[str, tuple[str, str]]:
     """Find URLs in ``frame[col]`` whose outpath is taken by an earlier, different URL.
 
     Returns ``{losing URL: (outpath, the URL that keeps it)}``; the row order decides
     (for dask input, partition order then row order). The same URL repeated is not a
-    clash.
+    clash. ``accept(url)``, if given, raises for sources that will fail anyway (e.g. a
+    ``file://`` URL in a download); they take no name.
 
     For a dask frame this computes two passes over the URL column (only names, no
     downloads): a hash aggregation that finds the outpaths shared by several URLs,
@@ -291,7 +300,7 @@ def find_clashes(frame: Any, col: str, namer: Any) -> dict[str, tuple[str, str]]
     import dask.dataframe as dd
 
     if not isinstance(frame, dd.DataFrame):
-        return _resolve(_name_table(frame[[col]], namer, col))
+        return _resolve(_name_table(frame[[col]], namer, col, accept))
 
     meta = pd.DataFrame(
         {
@@ -300,7 +309,7 @@ def find_clashes(frame: Any, col: str, namer: Any) -> dict[str, tuple[str, str]]
             "order": pd.Series([], dtype="int64"),
         }
     )
-    tables = frame[[col]].map_partitions(_name_table, namer, col, meta=meta)
+    tables = frame[[col]].map_partitions(_name_table, namer, col, accept, meta=meta)
     split_out = max(1, tables.npartitions // 16)
     pairs = tables[["outpath", "url"]].drop_duplicates(split_out=split_out)
     counts = pairs["outpath"].value_counts(split_out=split_out)
