@@ -324,10 +324,36 @@ def check_address(address: str, refuse_private: bool = False) -> None:
         raise UnsafeSourceError(f"{address} is {reason}; refused")
 
 
+#: How long a host's checked addresses are trusted before it is resolved again (seconds).
+_HOST_CHECK_TTL = 60.0
+_host_checks: dict[tuple[str, bool], tuple[float, str]] = {}
+
+
 def _check_host(url: str, options: HttpOptions) -> None:
-    """Resolve the URL's host and refuse it if any of its addresses is refused."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    """Resolve the URL's host and refuse it if any of its addresses is refused.
+
+    The verdict is cached per host for a minute, so a busy host costs one lookup a
+    minute, not one per request; the connected peer is checked on every request anyway
+    (:func:`_check_peer`), which also covers a host that resolves differently later.
+    """
+    host = urlsplit(url).hostname or ""
+    key = (host, options.refuse_private)
+    cached = _host_checks.get(key)
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        if cached[1]:
+            raise UnsafeSourceError(cached[1])
+        return
+    verdict = _host_verdict(host, urlsplit(url).port, options.refuse_private)
+    if len(_host_checks) > 10_000:
+        _host_checks.clear()
+    _host_checks[key] = (now + _HOST_CHECK_TTL, verdict)
+    if verdict:
+        raise UnsafeSourceError(verdict)
+
+
+def _host_verdict(host: str, port: int | None, refuse_private: bool) -> str:
+    """``""`` if every address of ``host`` is allowed, else the reason it is refused."""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
@@ -336,15 +362,16 @@ def _check_host(url: str, options: HttpOptions) -> None:
         addresses: Iterable[str] = [host]
     else:
         try:
-            infos = socket.getaddrinfo(host, parts.port or 80, type=socket.SOCK_STREAM)
+            infos = socket.getaddrinfo(host, port or 80, type=socket.SOCK_STREAM)
         except OSError:
-            return  # the request itself will fail with a clear connection error
-        addresses = {info[4][0] for info in infos}
+            return ""  # the request itself will fail with a clear connection error
+        addresses = {str(info[4][0]) for info in infos}
     for address in addresses:
         try:
-            check_address(str(address), options.refuse_private)
+            check_address(address, refuse_private)
         except UnsafeSourceError as err:
-            raise UnsafeSourceError(f"{host!r} resolves to {err}") from None
+            return f"{host!r} resolves to {err}"
+    return ""
 
 
 def _check_peer(response: requests.Response, options: HttpOptions) -> None:

@@ -134,6 +134,7 @@ class ImageWriter:
         if format is not None:
             fmt = format.upper()
             fmt = {"JPG": "JPEG"}.get(fmt, fmt)
+            Image.init()  # Image.SAVE is filled lazily: a fresh process may not know JPEG yet
             if fmt not in Image.SAVE:
                 raise ValueError(f"format {format!r} is not one Pillow can write")
             format = fmt
