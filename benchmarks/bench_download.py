@@ -431,12 +431,9 @@ def main(argv: list[str] | None = None) -> None:
     base_rss = statistics.median(m for _, m in results["baseline"])
     ours_rss = statistics.median(m for _, m in results["creevey"])
     print()
-    print(
-        f"baseline: {base_rate:7.1f} images/s  peak RSS {base_rss:6.0f} MiB (median of {args.repeats})"
-    )
-    print(
-        f"creevey:  {ours_rate:7.1f} images/s  peak RSS {ours_rss:6.0f} MiB (median of {args.repeats})"
-    )
+    for who, rate, rss in (("baseline", base_rate, base_rss), ("creevey", ours_rate, ours_rss)):
+        median = f"(median of {args.repeats})"
+        print(f"{who + ':':9s} {rate:7.1f} images/s  peak RSS {rss:6.0f} MiB {median}")
     print(
         f"ratio:    {ours_rate / base_rate:7.2f}x throughput (target >= 0.9)  "
         f"{ours_rss / base_rss:.2f}x RSS (target <= 1.5)"
