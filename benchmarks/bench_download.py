@@ -324,7 +324,7 @@ def run_creevey(urls: list[str], outdir: str, processes: int, threads: int, stra
 
 def child_main(args: argparse.Namespace) -> None:
     """Run one contender and print a JSON line with its count and time."""
-    spec = json.loads(args.child)
+    spec = json.loads(Path(args.child).read_text())
     urls = spec["urls"]
     outdir = spec["outdir"]
     if spec["who"] == "creevey":
@@ -349,18 +349,29 @@ def run_child(spec: dict[str, object]) -> tuple[int, float, float]:
     """Run a contender in a child process; return (ok, seconds, peak summed RSS in MiB)."""
     import psutil
 
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(spec, f)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", f.name]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     parent = psutil.Process(proc.pid)
     peak = 0
-    while proc.poll() is None:
-        total = 0
-        with contextlib.suppress(psutil.Error):
-            for p in [parent, *parent.children(recursive=True)]:
+    try:
+        while proc.poll() is None:
+            total = 0
+            with contextlib.suppress(psutil.Error):
+                for p in [parent, *parent.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):
+                        total += p.memory_info().rss
+            peak = max(peak, total)
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:  # interrupted: stop the child and its pool
+            for p in parent.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    total += p.memory_info().rss
-        peak = max(peak, total)
-        time.sleep(0.02)
+                    p.terminate()
+            proc.terminate()
+            proc.wait()
+        os.unlink(f.name)
     out = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{spec['who']} failed with exit code {proc.returncode}")
@@ -381,10 +392,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--strategy",
         choices=["threads", "processes"],
-        default="processes",
+        default="threads",
         help="creevey's parallel_strategy",
     )
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # a JSON spec file: run one contender
     args = parser.parse_args(argv)
     if args.child:
         child_main(args)
