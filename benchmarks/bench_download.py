@@ -345,9 +345,16 @@ def child_main(args: argparse.Namespace) -> None:
     print(json.dumps({"ok": ok, "seconds": elapsed}), flush=True)
 
 
-def run_child(spec: dict[str, object]) -> tuple[int, float, float]:
-    """Run a contender in a child process; return (ok, seconds, peak summed RSS in MiB)."""
+def run_child(spec: dict[str, object]) -> tuple[int, float, float, float]:
+    """Run a contender in a child process.
+
+    Returns (images ok, seconds, peak summed RSS in MiB, CPU seconds of the process tree).
+    """
+    import resource
+
     import psutil
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
@@ -377,7 +384,9 @@ def run_child(spec: dict[str, object]) -> tuple[int, float, float]:
         raise RuntimeError(f"{spec['who']} failed with exit code {proc.returncode}")
     line = [x for x in out.splitlines() if x.startswith("{")][-1]
     result = json.loads(line)
-    return int(result["ok"]), float(result["seconds"]), peak / 2**20
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return int(result["ok"]), float(result["seconds"]), peak / 2**20, cpu
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -426,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                         "threads": args.threads,
                         "strategy": args.strategy,
                     }
-                    ok, seconds, rss = run_child(spec)
+                    ok, seconds, rss, cpu = run_child(spec)
                     written = len(os.listdir(outdir))
                 finally:
                     shutil.rmtree(outdir, ignore_errors=True)
@@ -434,7 +443,8 @@ def main(argv: list[str] | None = None) -> None:
                 results[who].append((rate, rss))
                 print(
                     f"  {who:8s} run {repeat + 1}: {ok}/{len(urls)} ok, {written} files, "
-                    f"{seconds:.1f} s, {rate:.1f} images/s, peak RSS {rss:.0f} MiB",
+                    f"{seconds:.1f} s, {rate:.1f} images/s, peak RSS {rss:.0f} MiB, "
+                    f"CPU {1000 * cpu / max(ok, 1):.1f} ms/image",
                     flush=True,
                 )
     base_rate = statistics.median(r for r, _ in results["baseline"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
@@ -396,6 +397,40 @@ def test_summary_is_logged_and_warns_when_most_fail(
         r.levelno == logging.WARNING and "3 of 4 rows (75%) failed" in r.message
         for r in caplog.records
     )
+
+
+def test_per_host_limit_holds_through_the_engine(
+    image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions
+) -> None:
+    # 2 partitions run at once, 8 threads each: 16 rows could be in flight per host
+    urls = [image_server.url(f"/img/many/{i:03d}.jpg?stall=0.1") for i in range(24)]
+    urls += [
+        image_server.url(f"/img/many/{i:03d}.jpg?stall=0.1", host="localhost") for i in range(24)
+    ]
+    result = download(
+        urls,
+        None,
+        path_func=lambda u: str(tmp_path / f"{abs(hash(u))}.png"),
+        options=fast_http.replace(per_host_limit=3, read_timeout=5),
+        n_jobs=8,
+        npartitions=2,
+        progress=False,
+    )
+    assert (result.status == "ok").all()
+    assert image_server.max_active["127.0.0.1"] == 3
+    assert image_server.max_active["localhost"] == 3
+
+
+def test_download_to_fsspec_memory(
+    image_server: ImageServer, memfs, fast_http: HttpOptions
+) -> None:
+    urls = [image_server.url("/img/photo.jpg"), image_server.url("/img/gone.jpg?status=404")]
+    result = download(urls, "memory://bucket/out", format="webp", options=fast_http, progress=False)
+    assert result.status.tolist() == ["ok", "error"]
+    assert result.outpath[0] == "memory://bucket/out/photo.webp"
+    assert memfs.ls("/bucket/out", detail=False) == ["/bucket/out/photo.webp"]
+    with Image.open(io.BytesIO(memfs.cat_file("/bucket/out/photo.webp"))) as image:
+        assert (image.format, image.size) == ("WEBP", (64, 48))
 
 
 @pytest.mark.cluster
