@@ -334,11 +334,21 @@ def download(
 
     Examples
     --------
+    A loopback server stands in for the web here:
+
+    >>> import io, tempfile
     >>> import pandas as pd
+    >>> from PIL import Image
     >>> from creevey_dask._testserver import ImageServer
-    >>> from creevey_dask.demo import make_sample_images  # doctest: +SKIP
-    >>> df = pd.DataFrame({"url": ["https://example.com/cat.jpg"]})
-    >>> result = download(df, "images", format="jpeg", progress=False)  # doctest: +SKIP
+    >>> jpeg = io.BytesIO()
+    >>> Image.new("RGB", (32, 24), "teal").save(jpeg, "JPEG")
+    >>> with ImageServer({"cat.jpg": jpeg.getvalue()}) as server:
+    ...     df = pd.DataFrame({"url": [server.url("/img/cat.jpg"), server.url("/img/dog.jpg")]})
+    ...     result = download(df, tempfile.mkdtemp(), progress=False)
+    >>> result[["status", "error", "http_status", "attempts", "width"]]
+      status                          error  http_status  attempts  width
+    0     ok                           <NA>          200         1     32
+    1  error  HttpError: HTTP 404 Not Found          404         1   <NA>
     """
     fmt = _check_format(format)
     if naming not in NAMINGS:
