@@ -109,8 +109,12 @@ class HttpLoader:
         body = result.body
         record(http_status=result.status, bytes=len(body), attempts=result.attempts)
         try:
-            image = decode_image(body, None, draft=None if self.keep_bytes else draft)
+            image = decode_image(body, url, draft=None if self.keep_bytes else draft)
         except ImageDecodeError as err:
+            if type(err) is not ImageDecodeError:  # a subclass (e.g. ImageTooLargeError) says it
+                raise
+            # name what the server sent, without the URL (it is in the row) or object
+            # addresses, so that the run summary can group identical failures
             cause = _ADDRESS.sub("", str(err.__cause__ or err))
             kind = result.content_type or "no Content-Type"
             raise ImageDecodeError(

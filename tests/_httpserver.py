@@ -48,10 +48,12 @@ def _image_bytes(width: int, height: int, fmt: str, seed: int) -> bytes:
 
 def served_files() -> dict[str, bytes]:
     """The generated files (seeded, so the same bytes every session)."""
-    return {
+    files = {
         name: _image_bytes(w, h, fmt, seed)
         for seed, (name, (w, h, fmt)) in enumerate(SERVED_IMAGES.items())
     }
+    files["broken.jpg"] = files["big.jpg"][:2000]  # a JPEG cut short, served in full
+    return files
 
 
 @pytest.fixture(scope="session")

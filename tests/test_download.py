@@ -200,6 +200,25 @@ def test_formats_sizes_and_original_bytes(
             assert row.bytes == len(image_server.files[served])
 
 
+@pytest.mark.parametrize("fmt", ["png", "original"])
+def test_corrupt_image_is_an_error_row(
+    image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions, fmt: str
+) -> None:
+    result = download(
+        [image_server.url("/img/broken.jpg")],
+        str(tmp_path),
+        format=fmt,
+        options=fast_http,
+        progress=False,
+    )
+    assert result.status[0] == "error"
+    assert result.error[0].startswith(
+        "ImageDecodeError: the response (image/jpeg, 2000 bytes) is not an image Pillow can decode"
+    )
+    assert (result.http_status[0], result.bytes[0], result.attempts[0]) == (200, 2000, 1)
+    assert files_in(tmp_path) == []
+
+
 def test_original_refuses_ops(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"format='original' .* takes no ops"):
         download(
