@@ -3,6 +3,7 @@
 Architecture, one module per stage::
 
     naming      outpath functions            storage    fsspec: atomic writes, exists
+    http        sessions, retries, limits    download   download(), download_images_as_png()
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
     ops         image ops and measurements   resize     bulk resize keeping filenames
     engine      partitions, thread pool, skip, result columns
@@ -25,18 +26,29 @@ from . import ops, storage
 from .accessor import CreeveyAccessor
 from .accessor import register as _register_accessor
 from .datasets import BaseDataset, S3TarfileDataset
+from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
 from .engine import RESULT_COLUMNS, STATUS_DTYPE, STATUSES, format_error, summarize
 from .exceptions import (
     ArchiveError,
     ColumnError,
     CredentialsError,
     CreeveyError,
+    DownloadConnectionError,
+    DownloadError,
+    DownloadTimeoutError,
+    HttpError,
     ImageDecodeError,
     ImageTooLargeError,
     MissingDataError,
+    OutpathClashError,
+    RobotsTagError,
+    SizeLimitError,
+    TooManyRedirectsError,
+    TruncatedBodyError,
     UnsafeArchiveError,
     UnsafeSourceError,
 )
+from .http import HttpOptions
 from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
 from .pipeline import Pipeline, Reporter, record, report
 from .reports import contact_sheet, summary_figure, summary_table
@@ -77,6 +89,12 @@ __all__ = [
     "decode_image",
     "ops",
     "resize_multiple_files",
+    # downloading
+    "download",
+    "download_images_as_png",
+    "DOWNLOAD_FORMATS",
+    "HttpLoader",
+    "HttpOptions",
     # the accessor
     "CreeveyAccessor",
     # visual reports
@@ -98,5 +116,14 @@ __all__ = [
     "CredentialsError",
     "MissingDataError",
     "UnsafeArchiveError",
+    "OutpathClashError",
+    "DownloadError",
+    "HttpError",
+    "DownloadConnectionError",
+    "DownloadTimeoutError",
+    "TruncatedBodyError",
+    "SizeLimitError",
+    "TooManyRedirectsError",
+    "RobotsTagError",
     "__version__",
 ]

@@ -217,6 +217,30 @@ class CreeveyAccessor:
         self._require(path_col)
         return resize(self._obj, outdir, path_col, **kwargs)
 
+    # -- downloading (creevey_dask.download) ---------------------------------------
+
+    def download(
+        self,
+        outdir: str | None,
+        url_col: str = "url",
+        format: str = "png",
+        ops: Any = None,
+        naming: str = "url",
+        **kwargs: Any,
+    ) -> pd.DataFrame | dd.DataFrame:
+        """Download the images at ``url_col`` into ``outdir``; see :func:`creevey_dask.download`.
+
+        Returns the frame with the result columns (``outpath``, ``status``, ``error``,
+        ``http_status``, ``bytes``, ``attempts``, ``width``, ``height``): pandas for a
+        pandas frame, a lazy dask frame for a dask frame.
+        """
+        from .download import download
+
+        self._require(url_col)
+        return download(
+            self._obj, outdir, url_col=url_col, format=format, ops=ops, naming=naming, **kwargs
+        )
+
 
 def register() -> None:
     """Register ``creevey`` on pandas and dask DataFrames (done on import)."""

@@ -11,7 +11,16 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
      │    └── UnsafeArchiveError                      an archive member that escapes or is a device
      ├── ArchiveError(CreeveyError, ValueError)       a corrupt, truncated or unsupported archive
      ├── MissingDataError(CreeveyError, FileNotFoundError)  an absent bucket, object or stage
-     └── CredentialsError(CreeveyError, PermissionError)    storage credentials missing or refused
+     ├── CredentialsError(CreeveyError, PermissionError)    storage credentials missing or refused
+     ├── OutpathClashError(CreeveyError, ValueError)  two sources would write the same outpath
+     └── DownloadError(CreeveyError, OSError)         an HTTP download failed (.status, .attempts)
+          ├── HttpError                               an error status (403, 404, 500 after retries)
+          ├── DownloadConnectionError(…, ConnectionError)  refused, reset, DNS failure
+          ├── DownloadTimeoutError(…, TimeoutError)   connect/read timeout or the deadline per URL
+          ├── TruncatedBodyError                      body shorter than its Content-Length
+          ├── SizeLimitError                          body larger than max_bytes
+          ├── TooManyRedirectsError                   more hops than max_redirects
+          └── RobotsTagError                          X-Robots-Tag opt-out (noai, noindex, ...)
 
 Per-row failures never escape a run: they become ``status="error"`` rows whose ``error``
 column reads ``"<ExceptionType>: <message>"``. These classes exist so that those rows,
@@ -23,8 +32,17 @@ from __future__ import annotations
 __all__ = [
     "ColumnError",
     "CreeveyError",
+    "DownloadConnectionError",
+    "DownloadError",
+    "DownloadTimeoutError",
+    "HttpError",
     "ImageDecodeError",
     "ImageTooLargeError",
+    "OutpathClashError",
+    "RobotsTagError",
+    "SizeLimitError",
+    "TooManyRedirectsError",
+    "TruncatedBodyError",
     "UnsafeSourceError",
     # datasets
     "ArchiveError",
@@ -72,3 +90,77 @@ class MissingDataError(CreeveyError, FileNotFoundError):
 
 class CredentialsError(CreeveyError, PermissionError):
     """Storage credentials are missing, or were rejected by the storage service."""
+
+
+# --- downloads ------------------------------------------------------------------------
+
+
+class OutpathClashError(CreeveyError, ValueError):
+    """Two different sources map to the same output path; the later one is refused."""
+
+
+class DownloadError(CreeveyError, OSError):
+    """An HTTP download failed. Carries ``url``, ``status`` (or None) and ``attempts``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        attempts: int = 0,
+        nbytes: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.attempts = attempts
+        self.nbytes = nbytes
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self) -> tuple[object, ...]:  # keyword-only fields survive pickling
+        return (
+            _rebuild_download_error,
+            (type(self), str(self), self.url, self.status, self.attempts, self.nbytes),
+        )
+
+
+def _rebuild_download_error(
+    cls: type[DownloadError],
+    message: str,
+    url: str | None,
+    status: int | None,
+    attempts: int,
+    nbytes: int | None,
+) -> DownloadError:
+    return cls(message, url=url, status=status, attempts=attempts, nbytes=nbytes)
+
+
+class HttpError(DownloadError):
+    """The server answered with a status that is not a success (after any retries)."""
+
+
+class DownloadConnectionError(DownloadError, ConnectionError):
+    """The connection failed or was reset (after any retries)."""
+
+
+class DownloadTimeoutError(DownloadError, TimeoutError):
+    """A connect or read timeout, or the total deadline per URL, ran out."""
+
+
+class TruncatedBodyError(DownloadError):
+    """The body ended before the length its ``Content-Length`` header announced."""
+
+
+class SizeLimitError(DownloadError):
+    """The body is larger than the allowed ``max_bytes``; the download was stopped."""
+
+
+class TooManyRedirectsError(DownloadError):
+    """More redirects than ``max_redirects``."""
+
+
+class RobotsTagError(DownloadError):
+    """The server opted the image out with ``X-Robots-Tag`` (``noai``, ``noindex``, ...)."""

@@ -11,6 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# -- downloading: the loopback image server and fast HTTP options (tests/_httpserver.py)
+# fixture modules: the loopback HTTP image server and the moto S3 server
+pytest_plugins = ["tests._httpserver", "tests._s3server"]
+
 
 def make_photo(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
     """A photo-like test image: smooth gradients plus seeded noise, reproducible."""
@@ -92,9 +96,6 @@ def local_cluster_client(_session_cluster_client: object) -> Iterator[object]:
         yield _session_cluster_client
 
 
-# --- datasets: a moto S3 server (the fixtures live in tests/_s3server.py) ---------------
-
-pytest_plugins = ["tests._s3server"]
 
 # ---------------------------------------------------------------------------------------
 # Image ops and resizing (issue 4): images in every mode, bad image files, PSNR.

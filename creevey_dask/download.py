@@ -1,0 +1,498 @@
+"""Download images from a table of URLs: :func:`download` and :func:`download_images_as_png`.
+
+A download is a :class:`~creevey_dask.pipeline.Pipeline` whose loader is an
+:class:`HttpLoader` (:func:`creevey_dask.http.fetch`, then decode) and whose writer is
+a :class:`DownloadWriter` (encode as PNG, JPEG or WebP, or write the bytes as received).
+The result table has, besides ``outpath``/``status``/``error``:
+
+==============  =======  ======================================================
+``http_status``  Int64   the last HTTP status seen (also on error rows)
+``bytes``        Int64   body bytes received (on error rows: until the failure)
+``attempts``     Int64   HTTP attempts made (0 when the URL was refused up front)
+``width``        Int64   width of the written image
+``height``       Int64   height of the written image
+==============  =======  ======================================================
+
+Resume and retry: a rerun with ``skip_existing=True`` downloads nothing already on
+disk, and ``download(result[result.status == "error"], ...)`` retries just the failed
+rows (the old result columns are replaced).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from . import storage
+from .exceptions import ImageDecodeError
+from .http import HttpOptions, check_url, fetch, http_options
+from .imagefile import ImageWriter, decode_image
+from .naming import NAMINGS, ClashGuard, find_clashes, make_namer
+from .pipeline import Pipeline, record
+
+__all__ = [
+    "DOWNLOAD_FORMATS",
+    "DEFAULT_DOWNLOAD_JOBS",
+    "DownloadWriter",
+    "Downloaded",
+    "HttpLoader",
+    "download",
+    "download_images_as_png",
+]
+
+logger = logging.getLogger("creevey_dask")
+
+#: The allowed values of ``format=``; ``"original"`` writes the bytes as received.
+DOWNLOAD_FORMATS = ("png", "jpeg", "webp", "original")
+_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "original": None}
+#: Rows in flight per partition for downloads (network-bound, so more than CPUs).
+DEFAULT_DOWNLOAD_JOBS = 16
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+class Downloaded:
+    """The bytes of a response and the image they decode to (for ``format="original"``)."""
+
+    __slots__ = ("data", "image")
+
+    def __init__(self, data: bytes, image: Image.Image) -> None:
+        self.data = data
+        self.image = image
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+class HttpLoader:
+    """Load an image from an http(s) URL: a picklable loader for a :class:`Pipeline`.
+
+    Records ``http_status``, ``bytes`` and ``attempts`` for every row, failed or not.
+
+    Parameters
+    ----------
+    options : HttpOptions, optional
+        Timeouts, retries, politeness and safety settings.
+    keep_bytes : bool, default False
+        Return a :class:`Downloaded` (bytes and image) instead of the image, for
+        writing the bytes as received. The image is then decoded at full size.
+    """
+
+    accepts_draft = True
+    result_columns: Mapping[str, str] = {
+        "http_status": "Int64",
+        "bytes": "Int64",
+        "attempts": "Int64",
+    }
+
+    def __init__(self, options: HttpOptions | None = None, keep_bytes: bool = False) -> None:
+        if options is not None and not isinstance(options, HttpOptions):
+            raise TypeError(f"options must be a creevey_dask.HttpOptions, got {options!r}")
+        self.options = options or HttpOptions()
+        self.keep_bytes = bool(keep_bytes)
+
+    def __call__(self, url: Any, draft: Any = None) -> Image.Image | Downloaded:
+        try:
+            result = fetch(url, self.options)
+        except Exception as err:
+            record(
+                http_status=getattr(err, "status", None),
+                bytes=getattr(err, "nbytes", None),
+                attempts=getattr(err, "attempts", 0),
+            )
+            raise
+        body = result.body
+        record(http_status=result.status, bytes=len(body), attempts=result.attempts)
+        try:
+            image = decode_image(body, url, draft=None if self.keep_bytes else draft)
+        except ImageDecodeError as err:
+            if type(err) is not ImageDecodeError:  # a subclass (e.g. ImageTooLargeError) says it
+                raise
+            # name what the server sent, without the URL (it is in the row) or object
+            # addresses, so that the run summary can group identical failures
+            cause = _ADDRESS.sub("", str(err.__cause__ or err))
+            kind = result.content_type or "no Content-Type"
+            raise ImageDecodeError(
+                f"the response ({kind}, {len(body)} bytes) is not an image Pillow can decode: "
+                f"{cause}"
+            ) from err
+        return Downloaded(body, image) if self.keep_bytes else image
+
+    def __repr__(self) -> str:
+        return f"HttpLoader({self.options!r}, keep_bytes={self.keep_bytes!r})"
+
+
+class DownloadWriter:
+    """Write a downloaded image atomically and record its ``width`` and ``height``.
+
+    Parameters
+    ----------
+    format : {"png", "jpeg", "webp", "original"}
+        The output format; ``"original"`` writes the bytes as received (the loader
+        must then be ``HttpLoader(keep_bytes=True)``).
+    quality : int, optional
+        Encoder quality for JPEG and WebP.
+    storage_options : mapping, optional
+        fsspec options for remote outputs.
+    """
+
+    result_columns: Mapping[str, str] = {"width": "Int64", "height": "Int64"}
+
+    def __init__(
+        self,
+        format: str = "png",
+        quality: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.format = _check_format(format)
+        self.storage_options = dict(storage_options or {})
+        self.encoder = (
+            None
+            if self.format == "original"
+            else ImageWriter(self.format, quality=quality, storage_options=storage_options)
+        )
+
+    def __call__(self, image: Image.Image | Downloaded, outpath: str) -> None:
+        if isinstance(image, Downloaded):
+            if self.encoder is None:
+                storage.write_bytes_atomic(outpath, image.data, self.storage_options)
+            else:
+                self.encoder(image.image, outpath)
+        elif self.encoder is None:
+            raise TypeError(
+                "format='original' writes the downloaded bytes, but the image was changed "
+                "by ops; use another format to write processed images"
+            )
+        else:
+            self.encoder(image, outpath)
+        width, height = image.size
+        record(width=width, height=height)
+
+    def __repr__(self) -> str:
+        return f"DownloadWriter(format={self.format!r}, encoder={self.encoder!r})"
+
+
+def _check_format(format: Any) -> str:
+    fmt = format.lower() if isinstance(format, str) else format
+    fmt = {"jpg": "jpeg"}.get(fmt, fmt)
+    if fmt not in DOWNLOAD_FORMATS:
+        raise ValueError(f"format {format!r} is not one of {list(DOWNLOAD_FORMATS)}")
+    return str(fmt)
+
+
+class _ResizeTo:
+    """Resize to ``(height, width)`` exactly, as the original creevey's ``resize_shape``."""
+
+    def __init__(self, shape: int | Sequence[int]) -> None:
+        if isinstance(shape, int) and not isinstance(shape, bool):
+            height = width = shape
+        elif (
+            isinstance(shape, Sequence)
+            and len(shape) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+        ):
+            height, width = shape
+        else:
+            raise TypeError(f"resize_shape must be an int or (height, width), got {shape!r}")
+        if height < 1 or width < 1:
+            raise ValueError(f"resize_shape must be positive, got {shape!r}")
+        self.height, self.width = int(height), int(width)
+
+    def draft_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return (self.width, self.height)
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image.resize((self.width, self.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+    def __repr__(self) -> str:
+        return f"resize(shape=({self.height}, {self.width}))"
+
+
+def _as_url_frame(urls: Any, url_col: str) -> Any:
+    import dask.dataframe as dd
+
+    if isinstance(urls, (pd.DataFrame, dd.DataFrame)):
+        if url_col not in urls.columns:
+            raise ValueError(
+                f"the frame has no URL column {url_col!r} (its columns: {list(urls.columns)}); "
+                "pass url_col= with the name of the column that holds the URLs"
+            )
+        return urls
+    if isinstance(urls, (pd.Series, dd.Series)):
+        return urls.to_frame(name=url_col)
+    if isinstance(urls, (str, bytes)):
+        raise TypeError(
+            f"urls must be a collection of URLs, got the single URL {urls!r}; wrap it in a list"
+        )
+    if not isinstance(urls, Iterable):
+        raise TypeError(
+            "urls must be a list, a pandas/dask Series or a DataFrame of URLs, "
+            f"got {type(urls).__name__}"
+        )
+    return pd.DataFrame({url_col: list(urls)})
+
+
+def _previous_clashes(frame: Any, url_col: str) -> dict[str, str]:
+    """URLs that lost a clash in the run that made ``frame`` (a fed-back result frame)."""
+    if not isinstance(frame, pd.DataFrame) or "error" not in frame.columns:
+        return {}
+    errors = frame["error"].astype("string")
+    lost = frame.loc[errors.str.startswith("OutpathClashError:", na=False), [url_col, "error"]]
+    return {str(u): str(e) for u, e in zip(lost[url_col], lost["error"], strict=True)}
+
+
+class _PreviousClash:
+    """An outpath function that keeps refusing URLs that lost a clash in an earlier run."""
+
+    def __init__(self, namer: Callable[[Any], str], previous: Mapping[str, str]) -> None:
+        self.namer = namer
+        self.previous = dict(previous)
+
+    def __call__(self, url: Any) -> str:
+        message = self.previous.get(url) if isinstance(url, str) else None
+        if message is not None:
+            from .exceptions import OutpathClashError
+
+            raise OutpathClashError(
+                message.removeprefix("OutpathClashError:").strip() + " (from the earlier run)"
+            )
+        return self.namer(url)
+
+
+def download(
+    df: Any,
+    outdir: str | None,
+    url_col: str = "url",
+    format: str = "png",
+    ops: Iterable[Callable[[Any], Any]] | None = None,
+    naming: str = "url",
+    *,
+    path_func: Callable[[str], str] | None = None,
+    quality: int | None = None,
+    timeout: float | tuple[float, float] | None = None,
+    retries: int | None = None,
+    per_host_limit: int | None = None,
+    user_agent: str | None = None,
+    options: HttpOptions | None = None,
+    n_jobs: int | None = None,
+    skip_existing: bool = True,
+    check_clashes: bool = True,
+    parallel_strategy: str = "threads",
+    progress: bool = True,
+    npartitions: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """Download the images at ``df[url_col]`` into ``outdir``; return the result table.
+
+    Parameters
+    ----------
+    df : pandas/dask DataFrame, Series, or list of URLs
+        The URLs (http or https), one row each. Other columns are kept.
+    outdir : str
+        The folder (local path or fsspec URL such as ``s3://bucket/images``).
+    url_col : str, default "url"
+        The column of ``df`` holding the URLs.
+    format : {"png", "jpeg", "webp", "original"}, default "png"
+        The output format. ``"original"`` writes the bytes as received, after
+        checking that they decode (no ops allowed), keeping the URL's extension.
+    ops : list of callables, optional
+        Image ops applied before writing (e.g. from :mod:`creevey_dask.ops`). If the
+        first op has a ``draft_size`` method, JPEGs are decoded at a reduced scale.
+    naming : {"url", "url_hash", "hash"}, default "url"
+        How outpaths are made; see :mod:`creevey_dask.naming`. With ``"url"``, a URL
+        whose file name is already taken by an earlier, different URL is an error row
+        (``OutpathClashError``) and nothing is overwritten.
+    path_func : callable, optional
+        ``path_func(url) -> outpath``, instead of ``outdir`` and ``naming``. Clashes
+        are checked as for ``naming="url"``.
+    quality : int, optional
+        JPEG/WebP encoder quality.
+    timeout, retries, per_host_limit, user_agent
+        Shortcuts for the same :class:`~creevey_dask.http.HttpOptions` fields;
+        ``timeout`` is seconds for both connect and read, or a ``(connect, read)`` pair.
+    options : HttpOptions, optional
+        All HTTP settings; the shortcuts above override its fields.
+    n_jobs : int, default 16
+        Downloads in flight per partition (dask task).
+    skip_existing : bool, default True
+        Rows whose outpath exists are ``"skipped"`` without a request.
+    check_clashes : bool, default True
+        Look for different URLs that map to the same outpath before running (not needed
+        for the collision-free ``"url_hash"`` and ``"hash"`` namings). For dask input
+        this computes one pass over the URL column (names only, no downloads).
+    parallel_strategy : {"threads", "processes"}, default "threads"
+        The local dask scheduler when no distributed Client is active.
+    progress, npartitions, storage_options
+        As for :meth:`creevey_dask.Pipeline.run`.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        The input columns, then ``outpath``, ``status``, ``error``, ``http_status``,
+        ``bytes``, ``attempts``, ``width``, ``height``.
+
+    Examples
+    --------
+    A loopback server stands in for the web here:
+
+    >>> import io, tempfile
+    >>> import pandas as pd
+    >>> from PIL import Image
+    >>> from creevey_dask._testserver import ImageServer
+    >>> jpeg = io.BytesIO()
+    >>> Image.new("RGB", (32, 24), "teal").save(jpeg, "JPEG")
+    >>> with ImageServer({"cat.jpg": jpeg.getvalue()}) as server:
+    ...     df = pd.DataFrame({"url": [server.url("/img/cat.jpg"), server.url("/img/dog.jpg")]})
+    ...     result = download(df, tempfile.mkdtemp(), progress=False)
+    >>> result[["status", "error", "http_status", "attempts", "width"]]
+      status                          error  http_status  attempts  width
+    0     ok                           <NA>          200         1     32
+    1  error  HttpError: HTTP 404 Not Found          404         1   <NA>
+    """
+    fmt = _check_format(format)
+    if naming not in NAMINGS:
+        raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
+    ops_list = list(ops) if ops is not None and not callable(ops) else ops
+    if fmt == "original" and ops_list:
+        raise ValueError(
+            "format='original' writes the downloaded bytes unchanged, so it takes no ops; "
+            "pick format='png', 'jpeg' or 'webp' to apply ops"
+        )
+    if path_func is None:
+        if outdir is None:
+            raise ValueError("give outdir= (a folder) or path_func= (url -> outpath)")
+        namer: Callable[[Any], str] = make_namer(naming, outdir, _EXTENSIONS[fmt])
+    elif not callable(path_func):
+        raise TypeError(f"path_func must be callable, got {path_func!r}")
+    else:
+        namer = path_func
+    opts = http_options(
+        options,
+        timeout=timeout,
+        retries=retries,
+        per_host_limit=per_host_limit,
+        user_agent=user_agent,
+    )
+    loader = HttpLoader(opts, keep_bytes=fmt == "original")
+    writer = DownloadWriter(fmt, quality=quality, storage_options=storage_options)
+    pipeline = Pipeline(
+        loader, ops=ops_list, write_func=writer, parallel_strategy=parallel_strategy
+    )
+
+    frame = _as_url_frame(df, url_col)
+    outpath_func = namer
+    if check_clashes and (path_func is not None or naming == "url"):
+        losers = find_clashes(frame, url_col, namer, accept=check_url)
+        if losers:
+            logger.warning(
+                "creevey: %d URL(s) map to an outpath already taken by another URL; they "
+                "will be error rows (OutpathClashError). Use naming='url_hash' or 'hash' "
+                "to keep them all",
+                len(losers),
+            )
+            outpath_func = ClashGuard(namer, losers)
+    previous = _previous_clashes(frame, url_col)
+    if previous:
+        outpath_func = _PreviousClash(outpath_func, previous)
+    result = pipeline.run(
+        frame,
+        outpath_func,
+        n_jobs=DEFAULT_DOWNLOAD_JOBS if n_jobs is None else n_jobs,
+        skip_existing=skip_existing,
+        inpath_col=url_col,
+        progress=progress,
+        npartitions=npartitions,
+        storage_options=storage_options,
+    )
+    if isinstance(result, pd.DataFrame):
+        _log_http_summary(result)
+    return result
+
+
+def _log_http_summary(result: pd.DataFrame) -> None:
+    """Log the HTTP statuses of the failed rows (the engine logs the status counts)."""
+    failed = result[result["status"] == "error"]
+    if failed.empty:
+        return
+    statuses = failed["http_status"].value_counts(dropna=False).head(8)
+    text = ", ".join(
+        f"{n} x {'no response' if pd.isna(code) else f'HTTP {int(code)}'}"
+        for code, n in statuses.items()
+    )
+    logger.info("creevey: failed downloads by last HTTP status: %s", text)
+
+
+def download_images_as_png(
+    urls: Any,
+    outdir: str | None = None,
+    path_func: Callable[[str], str] | None = None,
+    skip_existing: bool = True,
+    n_jobs: int | None = None,
+    resize_shape: int | tuple[int, int] | None = None,
+    *,
+    url_col: str = "url",
+    naming: str = "url",
+    timeout: float | tuple[float, float] | None = None,
+    retries: int | None = None,
+    per_host_limit: int | None = None,
+    user_agent: str | None = None,
+    options: HttpOptions | None = None,
+    parallel_strategy: str = "threads",
+    progress: bool = True,
+    npartitions: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
+    """Download images as PNG files, as in the original creevey; return the result table.
+
+    Parameters
+    ----------
+    urls : list, pandas/dask Series or DataFrame
+        The image URLs (for a DataFrame, in the column ``url_col``).
+    outdir : str, optional
+        The folder; each file is named after the URL's file name with a ``.png``
+        extension (sanitised; see :func:`creevey_dask.naming.safe_filename`).
+    path_func : callable, optional
+        ``path_func(url) -> outpath``, used instead of ``outdir``.
+    skip_existing : bool, default True
+        Do not download URLs whose file already exists.
+    n_jobs : int, default 16
+        Downloads in flight per partition.
+    resize_shape : int or (height, width), optional
+        Resize every image to this shape (an int for a square).
+    url_col, naming, timeout, retries, per_host_limit, user_agent, options
+        As for :func:`download`.
+    parallel_strategy, progress, npartitions, storage_options
+        As for :func:`download`.
+
+    Returns
+    -------
+    pandas.DataFrame or dask.dataframe.DataFrame
+        One row per URL with ``outpath``, ``status``, ``error``, ``http_status``,
+        ``bytes``, ``attempts``, ``width`` and ``height``.
+    """
+    ops = [_ResizeTo(resize_shape)] if resize_shape is not None else None
+    return download(
+        urls,
+        outdir,
+        url_col=url_col,
+        format="png",
+        ops=ops,
+        naming=naming,
+        path_func=path_func,
+        timeout=timeout,
+        retries=retries,
+        per_host_limit=per_host_limit,
+        user_agent=user_agent,
+        options=options,
+        n_jobs=n_jobs,
+        skip_existing=skip_existing,
+        parallel_strategy=parallel_strategy,
+        progress=progress,
+        npartitions=npartitions,
+        storage_options=storage_options,
+    )
