@@ -96,7 +96,6 @@ def local_cluster_client(_session_cluster_client: object) -> Iterator[object]:
         yield _session_cluster_client
 
 
-
 # ---------------------------------------------------------------------------------------
 # Image ops and resizing (issue 4): images in every mode, bad image files, PSNR.
 

@@ -1,0 +1,221 @@
+"""Scale-out on a real cluster started with dask's command-line tools.
+
+``dask scheduler`` and two ``dask worker`` processes run on 127.0.0.1; a download →
+resize job runs over a dask frame of 25 partitions, once undisturbed and once with a
+worker killed (SIGKILL) mid-run. Workers run without a nanny, so a killed worker stays
+dead and its tasks really move to the other one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from creevey_dask._testserver import ImageServer
+from creevey_dask.download import download
+from creevey_dask.resize import resize
+
+ROOT = Path(__file__).resolve().parent.parent
+N_IMAGES = 100
+PARTITIONS = 25
+
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+
+
+def _jpeg(width: int, height: int, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    array = rng.integers(0, 255, size=(height, width, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ImageServer]:
+    files = {f"p{i:03d}.jpg": _jpeg(64 + i % 17, 48 + i % 11, i) for i in range(N_IMAGES)}
+    with ImageServer(files) as srv:
+        yield srv
+
+
+class CliCluster:
+    """A scheduler and worker processes started with ``python -m dask``."""
+
+    def __init__(self, workdir: Path, n_workers: int = 2) -> None:
+        self.workdir = workdir
+        self.scheduler_file = workdir / "scheduler.json"
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._spawn(
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(self.scheduler_file),
+        )
+        deadline = time.monotonic() + 60
+        while not self.scheduler_file.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the dask scheduler did not start within 60 s")
+            time.sleep(0.1)
+        for i in range(n_workers):
+            self._spawn(
+                "worker",
+                "--scheduler-file",
+                str(self.scheduler_file),
+                "--nthreads",
+                "2",
+                "--no-nanny",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+                "--name",
+                f"worker-{i}",
+                "--memory-limit",
+                "0",
+            )
+        from distributed import Client
+
+        self.client = Client(scheduler_file=str(self.scheduler_file), set_as_default=False)
+        self.client.wait_for_workers(n_workers, timeout=60)
+
+    def _spawn(self, *args: str) -> None:
+        log = open(self.workdir / f"{args[0]}-{len(self.procs)}.log", "wb")  # noqa: SIM115
+        self.procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dask", *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=str(ROOT),
+            )
+        )
+        log.close()
+
+    def worker_pids(self) -> dict[str, int]:
+        return self.client.run(os.getpid)
+
+    def close(self) -> None:
+        self.client.close()
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def cli_cluster(tmp_path: Path) -> Iterator[CliCluster]:
+    cluster = CliCluster(_mkdir(tmp_path / "logs"))
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _job(server: ImageServer, outdir: Path, stall: float = 0.0) -> dd.DataFrame:
+    """The lazy download → resize job over a 25-partition dask frame."""
+    query = f"?stall={stall}" if stall else ""
+    urls = [server.url(f"/img/p{i:03d}.jpg{query}") for i in range(N_IMAGES)]
+    frame = pd.DataFrame({"url": urls, "label": [f"class{i % 4}" for i in range(N_IMAGES)]})
+    ddf = dd.from_pandas(frame, npartitions=PARTITIONS)
+    downloaded = download(ddf, str(outdir / "raw"), format="jpeg", n_jobs=2, progress=False)
+    return resize(
+        downloaded,
+        str(outdir / "small"),
+        path_col="outpath",
+        shape=(32, 32),
+        format="jpeg",
+        quality=90,
+        n_jobs=2,
+    )
+
+
+def _check_outputs(result: pd.DataFrame, outdir: Path) -> None:
+    assert len(result) == N_IMAGES
+    assert result.index.is_unique
+    assert sorted(result.index) == list(range(N_IMAGES))
+    for folder in ("raw", "small"):
+        leftovers = [p.name for p in (outdir / folder).iterdir() if p.name.startswith(".")]
+        assert leftovers == []  # no partial or temporary files
+    for path in result.outpath:
+        with Image.open(path) as im:
+            im.load()
+            assert im.size == (32, 32)
+
+
+def test_download_then_resize_on_a_cli_cluster(cli_cluster, server, tmp_path):
+    client = cli_cluster.client
+    pids = cli_cluster.worker_pids()
+    assert len(pids) == 2
+    assert os.getpid() not in pids.values()
+    lazy = _job(server, tmp_path / "run")
+    assert lazy.npartitions == PARTITIONS
+    with client.as_current():
+        result = lazy.compute()
+    assert set(result.status) == {"ok"}
+    _check_outputs(result, tmp_path / "run")
+    assert result.label.tolist() == [f"class{i % 4}" for i in range(N_IMAGES)]
+    # the work ran on both workers, not here: every served file was fetched once
+    assert sum(server.hits.values()) >= N_IMAGES
+
+
+def test_a_worker_killed_mid_run(cli_cluster, server, tmp_path):
+    client = cli_cluster.client
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    with client.as_current():
+        reference = _job(server, reference_dir).compute()
+    assert set(reference.status) == {"ok"}
+
+    lazy = _job(server, killed_dir, stall=0.15)
+    with client.as_current():
+        future = client.compute(lazy)
+        victim_name, victim_pid = sorted(cli_cluster.worker_pids().items())[0]
+        deadline = time.monotonic() + 120
+        small = killed_dir / "small"
+        while time.monotonic() < deadline and not future.done():
+            if small.exists() and len(list(small.glob("*.jpg"))) >= 15:
+                os.kill(victim_pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the job finished before a worker could be killed mid-run")
+        result = future.result(timeout=180)
+    assert len(client.scheduler_info()["workers"]) == 1  # the victim is really gone
+    assert set(result.status) <= {"ok", "skipped"}
+    _check_outputs(result, killed_dir)
+    # the same files as the undisturbed run, byte for byte: nothing half-written or doubled
+    for folder in ("raw", "small"):
+        names = sorted(p.name for p in (killed_dir / folder).iterdir())
+        assert names == sorted(p.name for p in (reference_dir / folder).iterdir())
+        for name in names:
+            assert (killed_dir / folder / name).read_bytes() == (
+                reference_dir / folder / name
+            ).read_bytes()
+    print(
+        f"killed {victim_name} (pid {victim_pid}); statuses: "
+        f"{result.status.value_counts().to_dict()}"
+    )
