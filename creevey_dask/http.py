@@ -20,9 +20,12 @@
 - **Safety.** Only ``http`` and ``https``, checked again at every redirect hop
   (redirects are followed by hand, up to ``max_redirects``). Link-local and cloud
   metadata addresses are refused by default, private and loopback ones too with
-  ``refuse_private=True``; the address is checked when the host name is resolved and
-  again on the connected socket. The body is streamed with a cap (``max_bytes``), and a
-  body shorter than its ``Content-Length`` is an error, never a short file.
+  ``refuse_private=True``; the address is checked when the host name is resolved
+  (the verdict cached per host for a minute) and again on the connected socket once
+  the response headers arrive, before any of the body is read (a defence against DNS
+  rebinding; the request itself has been sent by then). The body is streamed with a
+  cap (``max_bytes``), and a body shorter than its ``Content-Length`` is an error,
+  never a short file.
 """
 
 from __future__ import annotations
