@@ -378,8 +378,9 @@ def test_one_session_per_thread_reused() -> None:
 
 
 def test_per_host_limit_holds_across_threads(
-    image_server: ImageServer, fast_http: HttpOptions
+    fresh_image_server: ImageServer, fast_http: HttpOptions
 ) -> None:
+    image_server = fresh_image_server
     options = fast_http.replace(per_host_limit=3, read_timeout=5)
     urls = [
         image_server.url(f"/img/many/{i:03d}.jpg?stall=0.15", host="127.0.0.1") for i in range(12)
