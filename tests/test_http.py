@@ -193,7 +193,8 @@ def test_retry_after_is_capped(image_server: ImageServer, fast_http: HttpOptions
     assert 0.2 <= elapsed < 3
 
 
-def test_retry_after_http_date(image_server: ImageServer, fast_http: HttpOptions) -> None:
+def test_retry_after_http_date(fresh_image_server: ImageServer, fast_http: HttpOptions) -> None:
+    image_server = fresh_image_server
     import email.utils
 
     when = email.utils.formatdate(time.time() + 2, usegmt=True)  # >= 1 s ahead after rounding
@@ -209,8 +210,9 @@ def test_retry_after_http_date(image_server: ImageServer, fast_http: HttpOptions
 
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once(
-    image_server: ImageServer, fast_http: HttpOptions
+    fresh_image_server: ImageServer, fast_http: HttpOptions
 ) -> None:
+    image_server = fresh_image_server
     options = fast_http.replace(deadline=1.0, retry_after_cap=30)
     start = time.monotonic()
     with pytest.raises(DownloadTimeoutError, match="deadline of 1 s per URL would pass") as info:
@@ -404,3 +406,23 @@ def test_connected_address_is_checked_too(
     with pytest.raises(UnsafeSourceError, match=r"^127\.0\.0\.1 is a private, loopback") as info:
         fetch(image_server.url("/img/photo.jpg"), fast_http.replace(refuse_private=True))
     assert info.value.attempts == 1  # type: ignore[attr-defined]
+
+
+def test_retry_after_pauses_the_whole_server(
+    fresh_image_server: ImageServer, fast_http: HttpOptions
+) -> None:
+    image_server = fresh_image_server
+    options = fast_http.replace(retries=0, retry_after_cap=5)
+    start = time.monotonic()
+    with pytest.raises(HttpError, match="HTTP 429"):
+        fetch(image_server.url("/img/photo.jpg?fail=9&code=429&retry_after=0.6"), options)
+    # another URL on the same server waits for the pause the server asked for
+    result = fetch(image_server.url("/img/icon.png"), options)
+    assert result.status == 200
+    assert time.monotonic() - start >= 0.6
+    # and a URL that cannot wait that long fails at once, without a request
+    with pytest.raises(HttpError, match="HTTP 503"):
+        fetch(image_server.url("/img/photo.jpg?fail=9&code=503&retry_after=3"), options)
+    with pytest.raises(DownloadTimeoutError, match=r"asked \(Retry-After\) for a pause"):
+        fetch(image_server.url("/img/icon.png"), options.replace(deadline=1))
+    assert image_server.hits["/img/icon.png"] == 1
