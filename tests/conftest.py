@@ -77,7 +77,7 @@ def local_cluster_client() -> Iterator[object]:
             threads_per_worker=2,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: a fixed 8787 clashes with parallel runs
         ) as cluster,
         Client(cluster) as client,
     ):
