@@ -91,7 +91,8 @@ DEFAULT_USER_AGENT = (
 #: ``X-Robots-Tag`` directives that opt an image out of being downloaded by default.
 ROBOTS_OPT_OUTS = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
 _ALLOWED_SCHEMES = ("http", "https")
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
+#: Statuses worth another attempt: 429 Too Many Requests and every 5xx.
+_RETRY_STATUSES = frozenset({429, *range(500, 600)})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 #: Addresses refused by default: link-local (incl. 169.254.169.254) and cloud metadata.
