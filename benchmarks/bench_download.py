@@ -336,25 +336,31 @@ def child_main(args: argparse.Namespace) -> None:
         import creevey_dask  # noqa: F401
     else:
         import requests  # noqa: F401
+    import resource
+
+    def cpu_seconds() -> float:  # this process and its finished children (process pools)
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    cpu_start = cpu_seconds()
     start = time.perf_counter()
     if spec["who"] == "baseline":
         ok = run_baseline(urls, outdir, spec["processes"], spec["threads"])
     else:
         ok = run_creevey(urls, outdir, spec["processes"], spec["threads"], spec["strategy"])
     elapsed = time.perf_counter() - start
-    print(json.dumps({"ok": ok, "seconds": elapsed}), flush=True)
+    cpu = cpu_seconds() - cpu_start
+    print(json.dumps({"ok": ok, "seconds": elapsed, "cpu": cpu}), flush=True)
 
 
 def run_child(spec: dict[str, object]) -> tuple[int, float, float, float]:
     """Run a contender in a child process.
 
-    Returns (images ok, seconds, peak summed RSS in MiB, CPU seconds of the process tree).
+    Returns (images ok, seconds, peak summed RSS in MiB, CPU seconds of the timed work,
+    counting the child and its process pool, not interpreter start-up and imports).
     """
-    import resource
-
     import psutil
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
 
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(spec, f)
@@ -384,9 +390,7 @@ def run_child(spec: dict[str, object]) -> tuple[int, float, float, float]:
         raise RuntimeError(f"{spec['who']} failed with exit code {proc.returncode}")
     line = [x for x in out.splitlines() if x.startswith("{")][-1]
     result = json.loads(line)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    return int(result["ok"]), float(result["seconds"]), peak / 2**20, cpu
+    return int(result["ok"]), float(result["seconds"]), peak / 2**20, float(result["cpu"])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,8 +20,9 @@ so one server covers every case at once::
     /redirect-to?url=<url>           one redirect to any URL (e.g. file:///etc/passwd)
 
 It counts requests per URL (:attr:`hits`), remembers the User-Agents seen
-(:attr:`user_agents`), and tracks requests in flight per ``Host`` header (:attr:`active`,
-:attr:`max_active`), so tests can check retries and per-host limits.
+(:attr:`user_agents`), and tracks requests being handled per ``Host`` header, from
+their arrival to the start of the answer (:attr:`active`, :attr:`max_active`), so tests
+can check retries and per-host limits.
 
 Examples
 --------
@@ -72,12 +73,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         owner = self.server.owner
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
-        owner._enter(self.path, host, self.headers.get("User-Agent"))
+        self._host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
+        self._counted = True
+        owner._enter(self.path, self._host, self.headers.get("User-Agent"))
         try:
             self._route(owner)
         finally:
-            owner._leave(host)
+            self._uncount()
+
+    def _uncount(self) -> None:
+        """End this request's time in :attr:`ImageServer.active`: just before answering.
+
+        Counting from the request's arrival to the first byte of the answer keeps the
+        server's window inside the client's (which ends when the body has been read),
+        so :attr:`ImageServer.max_active` never over-counts a client's concurrency.
+        """
+        if getattr(self, "_counted", False):
+            self._counted = False
+            self.server.owner._leave(self._host)
 
     # -- helpers ------------------------------------------------------------------
 
@@ -89,6 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers: Mapping[str, str] | None = None,
         length: bool = True,
     ) -> None:
+        self._uncount()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         for key, value in (headers or {}).items():
@@ -105,6 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reset(self) -> None:
         """Abort the connection with a TCP RST."""
+        self._uncount()
         self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.close_connection = True
         self.connection.close()
@@ -167,6 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         if "robots" in query:
             headers["X-Robots-Tag"] = query["robots"]
         if "short" in query:
+            self._uncount()
             self.send_response(200)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -242,12 +258,15 @@ class ImageServer:
             self._thread.join(timeout=5)
 
     def reset_counters(self) -> None:
-        """Forget the hit, User-Agent and concurrency counts."""
+        """Forget the hits and User-Agents; restart :attr:`max_active` from what is active now.
+
+        Requests still in flight (a stalled one from an earlier test, say) stay counted
+        in :attr:`active`; use a fresh server where that matters.
+        """
         with self._lock:
             self.hits.clear()
             self.user_agents.clear()
-            self.active.clear()
-            self.max_active.clear()
+            self.max_active = Counter({h: n for h, n in self.active.items() if n > 0})
 
     def __enter__(self) -> ImageServer:
         return self.start()

@@ -14,15 +14,19 @@
 - **Politeness.** At most ``per_host_limit`` requests in flight per host, shared by
   all threads of a *process* (a module-level registry of semaphores: on a cluster each
   worker process has its own, so the limit per host for the cluster is
-  ``per_host_limit`` times the worker processes). An honest default User-Agent. ``X-Robots-Tag``
-  opt-outs (``noai``, ``noimageai``, ``noindex``, ``noimageindex``, ``none``) are
-  honoured by default.
+  ``per_host_limit`` times the worker processes). A ``Retry-After`` on a 429 or 503
+  pauses every request of the process to that server, not just the retried one. An
+  honest default User-Agent. ``X-Robots-Tag`` opt-outs (``noai``, ``noimageai``,
+  ``noindex``, ``noimageindex``, ``none``) are honoured by default.
 - **Safety.** Only ``http`` and ``https``, checked again at every redirect hop
   (redirects are followed by hand, up to ``max_redirects``). Link-local and cloud
   metadata addresses are refused by default, private and loopback ones too with
-  ``refuse_private=True``; the address is checked when the host name is resolved and
-  again on the connected socket. The body is streamed with a cap (``max_bytes``), and a
-  body shorter than its ``Content-Length`` is an error, never a short file.
+  ``refuse_private=True``; the address is checked when the host name is resolved
+  (the verdict cached per host for a minute) and again on the connected socket once
+  the response headers arrive, before any of the body is read (a defence against DNS
+  rebinding; the request itself has been sent by then). The body is streamed with a
+  cap (``max_bytes``), and a body shorter than its ``Content-Length`` is an error,
+  never a short file.
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ DEFAULT_USER_AGENT = (
 #: ``X-Robots-Tag`` directives that opt an image out of being downloaded by default.
 ROBOTS_OPT_OUTS = frozenset({"noai", "noimageai", "noindex", "noimageindex", "none"})
 _ALLOWED_SCHEMES = ("http", "https")
-_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 508, 509, 520, 521, 522, 523, 524})
+#: Statuses worth another attempt: 429 Too Many Requests and every 5xx.
+_RETRY_STATUSES = frozenset({429, *range(500, 600)})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
 #: Addresses refused by default: link-local (incl. 169.254.169.254) and cloud metadata.
@@ -408,6 +413,40 @@ def host_limit(host: str, limit: int) -> threading.BoundedSemaphore:
     return semaphore
 
 
+#: Per server (``host:port``): the monotonic time before which no request may start,
+#: set from a ``Retry-After`` on a 429 or 503 and honoured by every thread of the process.
+_host_pauses: dict[str, float] = {}
+
+
+def _pause_host(netloc: str, seconds: float) -> None:
+    """Hold back every request of this process to ``netloc`` for ``seconds``."""
+    until = time.monotonic() + seconds
+    if until > _host_pauses.get(netloc, 0.0):
+        _host_pauses[netloc] = until
+
+
+def _wait_for_host(
+    netloc: str, deadline: float, url: str, state: _Attempt, options: HttpOptions
+) -> None:
+    """Sleep while the server asked (``Retry-After``) for a pause; fail if past the deadline."""
+    until = _host_pauses.get(netloc)
+    if until is None:
+        return
+    wait = until - time.monotonic()
+    if wait <= 0:
+        _host_pauses.pop(netloc, None)
+        return
+    if time.monotonic() + wait >= deadline:
+        raise DownloadTimeoutError(
+            f"the server asked (Retry-After) for a pause of {wait:.1f} s more, past the "
+            f"deadline of {options.deadline:g} s per URL",
+            url=url,
+            status=state.status,
+            attempts=state.attempts,
+        )
+    time.sleep(wait)
+
+
 def robots_opt_out(values: Iterable[str], user_agent: str = DEFAULT_USER_AGENT) -> str | None:
     """The first opt-out directive in ``X-Robots-Tag`` header values that applies to us.
 
@@ -596,7 +635,9 @@ def _attempt(url: str, options: HttpOptions, state: _Attempt, deadline: float) -
     for _hop in range(options.max_redirects + 1):
         check_url(current)
         _check_host(current, options)
-        host = (urlsplit(current).hostname or "").lower()
+        parts = urlsplit(current)
+        host = (parts.hostname or "").lower()
+        _wait_for_host(parts.netloc.lower(), deadline, url, state, options)
         semaphore = host_limit(host, options.per_host_limit)
         if not semaphore.acquire(timeout=_remaining(deadline, url, state, options)):
             raise DownloadTimeoutError(
@@ -690,6 +731,8 @@ def _read(
     reason = response.reason or ""
     if status in _RETRY_STATUSES:
         hint = parse_retry_after(response.headers.get("Retry-After"))
+        if hint is not None:
+            _pause_host(urlsplit(final_url).netloc.lower(), min(hint, options.retry_after_cap))
         raise _RetryableError(
             HttpError(f"HTTP {status} {reason}".strip(), url=url, status=status), wait_hint=hint
         )

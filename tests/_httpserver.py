@@ -71,6 +71,13 @@ def image_server(image_server_session: ImageServer) -> ImageServer:
 
 
 @pytest.fixture
+def fresh_image_server() -> Iterator[ImageServer]:
+    """An image server of its own for this test: no requests left over from others."""
+    with ImageServer(served_files()) as server:
+        yield server
+
+
+@pytest.fixture
 def fast_http() -> HttpOptions:
     """HTTP options with short timeouts and backoffs, so fault tests run fast."""
     return HttpOptions(

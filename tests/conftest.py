@@ -82,7 +82,7 @@ def _session_cluster_client() -> Iterator[object]:
             threads_per_worker=2,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: a fixed 8787 clashes with parallel runs
         ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):

@@ -419,8 +419,9 @@ def test_summary_is_logged_and_warns_when_most_fail(
 
 
 def test_per_host_limit_holds_through_the_engine(
-    image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions
+    fresh_image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions
 ) -> None:
+    image_server = fresh_image_server
     # 2 partitions run at once, 8 threads each: 16 rows could be in flight per host
     urls = [image_server.url(f"/img/many/{i:03d}.jpg?stall=0.1") for i in range(24)]
     urls += [
@@ -454,8 +455,12 @@ def test_download_to_fsspec_memory(
 
 @pytest.mark.cluster
 def test_download_on_a_local_cluster(
-    local_cluster_client: object, image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions
+    local_cluster_client: object,
+    fresh_image_server: ImageServer,
+    tmp_path: Path,
+    fast_http: HttpOptions,
 ) -> None:
+    image_server = fresh_image_server
     urls = [image_server.url(f"/img/many/{i:03d}.jpg") for i in range(20)]
     urls += [
         image_server.url("/img/x.jpg?status=404"),

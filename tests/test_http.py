@@ -193,7 +193,8 @@ def test_retry_after_is_capped(image_server: ImageServer, fast_http: HttpOptions
     assert 0.2 <= elapsed < 3
 
 
-def test_retry_after_http_date(image_server: ImageServer, fast_http: HttpOptions) -> None:
+def test_retry_after_http_date(fresh_image_server: ImageServer, fast_http: HttpOptions) -> None:
+    image_server = fresh_image_server
     import email.utils
 
     when = email.utils.formatdate(time.time() + 2, usegmt=True)  # >= 1 s ahead after rounding
@@ -209,8 +210,9 @@ def test_retry_after_http_date(image_server: ImageServer, fast_http: HttpOptions
 
 
 def test_retry_after_beyond_the_deadline_gives_up_at_once(
-    image_server: ImageServer, fast_http: HttpOptions
+    fresh_image_server: ImageServer, fast_http: HttpOptions
 ) -> None:
+    image_server = fresh_image_server
     options = fast_http.replace(deadline=1.0, retry_after_cap=30)
     start = time.monotonic()
     with pytest.raises(DownloadTimeoutError, match="deadline of 1 s per URL would pass") as info:
@@ -378,8 +380,9 @@ def test_one_session_per_thread_reused() -> None:
 
 
 def test_per_host_limit_holds_across_threads(
-    image_server: ImageServer, fast_http: HttpOptions
+    fresh_image_server: ImageServer, fast_http: HttpOptions
 ) -> None:
+    image_server = fresh_image_server
     options = fast_http.replace(per_host_limit=3, read_timeout=5)
     urls = [
         image_server.url(f"/img/many/{i:03d}.jpg?stall=0.15", host="127.0.0.1") for i in range(12)
@@ -392,3 +395,34 @@ def test_per_host_limit_holds_across_threads(
     assert all(r.status == 200 for r in results)
     assert image_server.max_active["127.0.0.1"] == 3
     assert image_server.max_active["localhost"] == 3
+
+
+def test_connected_address_is_checked_too(
+    image_server: ImageServer, fast_http: HttpOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as if DNS had said "public" a moment ago and now points at loopback (DNS rebinding):
+    # the verdict of the name lookup is cached as allowed, the connected peer is not
+    monkeypatch.setitem(http._host_checks, ("127.0.0.1", True), (time.monotonic() + 60, ""))
+    with pytest.raises(UnsafeSourceError, match=r"^127\.0\.0\.1 is a private, loopback") as info:
+        fetch(image_server.url("/img/photo.jpg"), fast_http.replace(refuse_private=True))
+    assert info.value.attempts == 1  # type: ignore[attr-defined]
+
+
+def test_retry_after_pauses_the_whole_server(
+    fresh_image_server: ImageServer, fast_http: HttpOptions
+) -> None:
+    image_server = fresh_image_server
+    options = fast_http.replace(retries=0, retry_after_cap=5)
+    start = time.monotonic()
+    with pytest.raises(HttpError, match="HTTP 429"):
+        fetch(image_server.url("/img/photo.jpg?fail=9&code=429&retry_after=0.6"), options)
+    # another URL on the same server waits for the pause the server asked for
+    result = fetch(image_server.url("/img/icon.png"), options)
+    assert result.status == 200
+    assert time.monotonic() - start >= 0.6
+    # and a URL that cannot wait that long fails at once, without a request
+    with pytest.raises(HttpError, match="HTTP 503"):
+        fetch(image_server.url("/img/photo.jpg?fail=9&code=503&retry_after=3"), options)
+    with pytest.raises(DownloadTimeoutError, match=r"asked \(Retry-After\) for a pause"):
+        fetch(image_server.url("/img/icon.png"), options.replace(deadline=1))
+    assert image_server.hits["/img/icon.png"] == 1
