@@ -1,59 +1,164 @@
-"""An offline demonstration of the whole job on generated sample images."""
+"""``creevey demo``: the whole job, offline, on generated images.
+
+Sample images (circles, squares and triangles on coloured backgrounds, labelled by
+shape) are served from a loopback HTTP server on 127.0.0.1, with a few URLs failing on
+purpose: a 404, a server error that heals on retry, an HTML page, a body cut short and a
+redirect to ``file://``. The demo downloads them, resizes the downloads, lays them out
+as ImageNet-style ``train/valid/<label>/`` folders, draws a contact sheet and a summary
+figure, and prints what happened and where everything went. Nothing leaves the machine.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
-from PIL import Image
+from PIL import Image, ImageDraw
 
-from .imagefile import load_image
-from .pipeline import Pipeline, report
+from ._testserver import ImageServer
+from .http import HttpOptions
 
-__all__ = ["make_sample_images", "run_demo"]
+__all__ = ["LABELS", "make_sample_images", "run_demo"]
 
-
-def make_sample_images(folder: str, n: int = 12, seed: int = 0) -> list[str]:
-    """Write ``n`` photo-like JPEGs of assorted sizes into ``folder``; return their paths."""
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    paths = []
-    for i in range(n):
-        width, height = int(rng.integers(320, 960)), int(rng.integers(240, 720))
-        y, x = np.mgrid[0:height, 0:width]
-        phase = rng.uniform(0, 6.28, size=3)
-        channels = [
-            127 + 127 * np.sin(x / (20 + 7 * c) + y / (31 + 5 * c) + phase[c]) for c in range(3)
-        ]
-        array = np.stack(channels, axis=-1).astype(np.uint8)
-        path = os.path.join(folder, f"sample_{i:03d}.jpg")
-        Image.fromarray(array, "RGB").save(path, quality=90)
-        paths.append(path)
-    return paths
+#: The labels of the sample images: the shape drawn on each.
+LABELS = ("circle", "square", "triangle")
 
 
-def run_demo(outdir: str = "creevey-demo-output", n_images: int = 12) -> pd.DataFrame:
-    """Generate sample images, resize them into ``outdir/resized`` and print the result."""
-    sources = make_sample_images(os.path.join(outdir, "samples"), n=n_images)
-    sources.append(os.path.join(outdir, "samples", "does_not_exist.jpg"))
-    pipeline = Pipeline(
-        load_image,
-        ops=[
-            lambda im: im.resize((128, 128)),
-            report("width", lambda im: im.width, "Int64"),
-            report("height", lambda im: im.height, "Int64"),
+def _sample_image(label: str, rng: np.random.Generator) -> Image.Image:
+    width, height = int(rng.integers(320, 900)), int(rng.integers(240, 700))
+    y, x = np.mgrid[0:height, 0:width]
+    colour = rng.integers(40, 215, size=3)
+    background = np.stack(
+        [
+            np.clip(colour[c] + 40 * np.sin(x / (30 + 9 * c) + y / (45 + 7 * c)), 0, 255)
+            for c in range(3)
         ],
+        axis=-1,
+    ).astype(np.uint8)
+    image = Image.fromarray(background, "RGB")
+    draw = ImageDraw.Draw(image)
+    size = int(min(width, height) * rng.uniform(0.35, 0.6))
+    cx, cy = int(rng.integers(size // 2 + 5, width - size // 2 - 5)), height // 2
+    box = (cx - size // 2, cy - size // 2, cx + size // 2, cy + size // 2)
+    fill = tuple(int(255 - c) for c in colour)
+    if label == "circle":
+        draw.ellipse(box, fill=fill)
+    elif label == "square":
+        draw.rectangle(box, fill=fill)
+    else:
+        draw.polygon([(box[0], box[3]), (box[2], box[3]), (cx, box[1])], fill=fill)
+    return image
+
+
+def make_sample_images(n: int = 24, seed: int = 0) -> dict[str, tuple[str, bytes]]:
+    """``n`` labelled sample JPEGs: file name → (label, JPEG bytes); seeded."""
+    rng = np.random.default_rng(seed)
+    images = {}
+    for i in range(n):
+        label = LABELS[i % len(LABELS)]
+        buffer = io.BytesIO()
+        _sample_image(label, rng).save(buffer, "JPEG", quality=88)
+        images[f"{label}_{i:03d}.jpg"] = (label, buffer.getvalue())
+    return images
+
+
+def _url_table(server: ImageServer, images: dict[str, tuple[str, bytes]]) -> pd.DataFrame:
+    rows = [(server.url(f"/img/{name}"), label) for name, (label, _) in images.items()]
+    first = next(iter(images))
+    rows += [
+        (server.url("/img/missing_cat.jpg"), "circle"),  # 404
+        (server.url(f"/img/{first}?fail=1&code=503&retry_after=0"), "circle"),  # heals on retry
+        (server.url("/html/gallery.jpg"), "square"),  # a web page, not an image
+        (server.url(f"/img/{first}?short=1&name=cut.jpg"), "square"),  # body cut short
+        (server.url("/redirect-to?url=file:///etc/passwd"), "triangle"),  # refused scheme
+    ]
+    return pd.DataFrame(rows, columns=["url", "label"])
+
+
+def run_demo(outdir: str = "creevey-demo-output", n_images: int = 24) -> pd.DataFrame:
+    """Run the whole job on ``n_images`` generated images; return the resize result.
+
+    Writes ``outdir/raw`` (downloads), ``outdir/small`` (128x128 thumbnails),
+    ``outdir/imagenet/{train,valid}/<label>/`` (relative symlinks),
+    ``outdir/results.parquet``, ``outdir/contact_sheet.png`` and
+    ``outdir/summary.png``. An earlier demo output in ``outdir`` is replaced.
+    """
+    import creevey_dask  # noqa: F401  (registers the accessor)
+
+    if n_images < len(LABELS) * 2:
+        raise ValueError(f"n_images must be at least {len(LABELS) * 2}, got {n_images}")
+    for sub in ("raw", "small", "imagenet"):
+        shutil.rmtree(os.path.join(outdir, sub), ignore_errors=True)
+    images = make_sample_images(n_images)
+    http = HttpOptions(
+        connect_timeout=2,
+        read_timeout=5,
+        deadline=20,
+        retries=2,
+        backoff_base=0.05,
+        backoff_cap=0.2,
     )
-    resized = os.path.join(outdir, "resized")
-    result = pipeline.run(
-        pd.DataFrame({"path": sources}),
-        lambda p: os.path.join(resized, os.path.basename(p).replace(".jpg", ".png")),
-        inpath_col="path",
-        skip_existing=False,
+    with ImageServer({name: data for name, (_, data) in images.items()}) as server:
+        table = _url_table(server, images)
+        print(
+            f"serving {len(images)} sample images on {server.url()} "
+            f"(and {len(table) - len(images)} URLs that fail on purpose)\n"
+        )
+        downloaded = table.creevey.download(
+            os.path.join(outdir, "raw"),
+            format="jpeg",
+            naming="url_hash",
+            options=http,
+            progress=False,
+        )
+    small = downloaded.creevey.resize(
+        os.path.join(outdir, "small"),
+        path_col="outpath",
+        shape=(128, 128),
+        mode="cover",
+        format="jpeg",
+        quality=90,
         progress=False,
     )
-    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
-        print(result)
-    print(f"\n{(result.status == 'ok').sum()} images written to {resized}")
-    return result
+    tree = os.path.join(outdir, "imagenet")
+    manifest = small.creevey.imagenet_symlinks(
+        tree, label_col="label", valid_size=0.25, random_state=0
+    )
+    small.to_parquet(os.path.join(outdir, "results.parquet"))
+    small.creevey.contact_sheet(
+        caption_cols=("label", "status"),
+        n=min(len(small), 24),
+        random_state=0,
+        save_to=os.path.join(outdir, "contact_sheet.png"),
+    )
+    downloaded.creevey.summary_figure(save_to=os.path.join(outdir, "summary.png"))
+
+    with pd.option_context("display.width", 160, "display.max_colwidth", 48):
+        print("download result (first rows):")
+        print(
+            downloaded[["url", "label", "status", "http_status", "attempts", "width", "height"]]
+            .head(8)
+            .to_string()
+        )
+        errors = downloaded.loc[downloaded.status == "error", "error"]
+        print(f"\ndownloads: {downloaded.status.value_counts().to_dict()}")
+        print("errors, as pandas sees them (res[res.status == 'error'].error):")
+        for message in errors:
+            print(f"  - {message}")
+    print(f"\nresized:   {small.status.value_counts().to_dict()}")
+    counts = manifest.groupby(["split", "label"]).size().unstack(fill_value=0)
+    print(f"\ntrain/valid folders ({len(manifest)} links):\n{counts.to_string()}")
+    print("\nwhere everything went:")
+    for what, path in [
+        ("downloads", "raw"),
+        ("128x128 thumbnails", "small"),
+        ("ImageNet-style tree", "imagenet"),
+        ("result table", "results.parquet"),
+        ("contact sheet", "contact_sheet.png"),
+        ("summary figure", "summary.png"),
+    ]:
+        print(f"  {what:20s} {os.path.join(outdir, path)}")
+    return small

@@ -115,7 +115,9 @@ class HttpLoader:
                 raise
             # name what the server sent, without the URL (it is in the row) or object
             # addresses, so that the run summary can group identical failures
-            cause = _ADDRESS.sub("", str(err.__cause__ or err))
+            text = str(err)
+            prefix = f"cannot decode {url!r}: "
+            cause = _ADDRESS.sub("", text[len(prefix) :] if text.startswith(prefix) else text)
             kind = result.content_type or "no Content-Type"
             raise ImageDecodeError(
                 f"the response ({kind}, {len(body)} bytes) is not an image Pillow can decode: "

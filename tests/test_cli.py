@@ -1,0 +1,249 @@
+"""The creevey command line and the offline demo."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from creevey_dask.cli import main
+from creevey_dask.demo import run_demo
+
+
+@pytest.fixture
+def url_file(tmp_path, image_server) -> Path:
+    path = tmp_path / "urls.txt"
+    urls = [image_server.url(f"/img/many/{i:03d}.jpg") for i in range(6)]
+    urls.append(image_server.url("/img/nope.jpg"))
+    path.write_text("# sample URLs\n" + "\n".join(urls) + "\n\n")
+    return path
+
+
+def test_download_from_a_text_file(url_file, tmp_path, capsys):
+    out = tmp_path / "results.parquet"
+    code = main(
+        [
+            "download",
+            str(url_file),
+            "--outdir",
+            str(tmp_path / "img"),
+            "--output",
+            str(out),
+            "--format",
+            "jpeg",
+            "--resize",
+            "16x24",
+            "--no-progress",
+        ]
+    )
+    assert code == 0  # completed, even with an error row
+    printed = capsys.readouterr().out
+    assert "7 rows: 6 ok, 0 skipped, 1 error" in printed
+    assert "HttpError: HTTP 404 Not Found" in printed
+    result = pd.read_parquet(out)
+    assert result.url.tolist()[-1].endswith("/img/nope.jpg")
+    assert result.status.tolist() == ["ok"] * 6 + ["error"]
+    for path in result.outpath.dropna():
+        with Image.open(path) as im:
+            assert im.size == (24, 16)
+            assert im.format == "JPEG"
+
+
+def test_download_then_resize_then_split_through_files(url_file, tmp_path, capsys):
+    downloads = tmp_path / "downloads.csv"
+    urls = [line for line in url_file.read_text().splitlines() if line.startswith("http")]
+    pd.DataFrame({"link": urls, "label": ["a", "b"] * 3 + ["a"]}).to_csv(downloads, index=False)
+    assert (
+        main(
+            [
+                "download",
+                str(downloads),
+                "--url-col",
+                "link",
+                "--outdir",
+                str(tmp_path / "raw"),
+                "--output",
+                str(tmp_path / "d.parquet"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "resize",
+                str(tmp_path / "d.parquet"),
+                "--path-col",
+                "outpath",
+                "--outdir",
+                str(tmp_path / "small"),
+                "--shape",
+                "8",
+                "--output",
+                str(tmp_path / "r.parquet"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    resized = pd.read_parquet(tmp_path / "r.parquet")
+    assert (resized.status == "ok").sum() == 6
+    assert (
+        main(
+            [
+                "split",
+                str(tmp_path / "r.parquet"),
+                "--valid-size",
+                "2",
+                "--seed",
+                "1",
+                "--imagenet-dir",
+                str(tmp_path / "tree"),
+            ]
+        )
+        == 0
+    )
+    assert "4 train, 2 valid" in capsys.readouterr().out.replace(
+        "2 valid, 4 train", "4 train, 2 valid"
+    )
+    links = list((tmp_path / "tree").glob("*/*/*.png"))
+    assert len(links) == 6
+    assert all(p.is_symlink() and p.resolve().exists() for p in links)
+    assert (
+        main(
+            [
+                "split",
+                str(tmp_path / "r.parquet"),
+                "--valid-size",
+                "0.5",
+                "--seed",
+                "1",
+                "--output",
+                str(tmp_path / "s.parquet"),
+            ]
+        )
+        == 0
+    )
+    assert set(pd.read_parquet(tmp_path / "s.parquet").split) == {"train", "valid"}
+
+
+def test_rerun_skips_what_exists(url_file, tmp_path, capsys):
+    args = [
+        "download",
+        str(url_file),
+        "--outdir",
+        str(tmp_path / "img"),
+        "--output",
+        str(tmp_path / "r.parquet"),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert "7 rows: 0 ok, 6 skipped, 1 error" in capsys.readouterr().out
+
+
+def test_lazy_parquet_in_and_out(url_file, tmp_path, capsys):
+    urls = [line for line in url_file.read_text().splitlines() if line.startswith("http")]
+    pd.DataFrame({"url": urls}).to_parquet(tmp_path / "urls.parquet")
+    out = tmp_path / "results"
+    assert (
+        main(
+            [
+                "download",
+                str(tmp_path / "urls.parquet"),
+                "--lazy",
+                "--outdir",
+                str(tmp_path / "img"),
+                "--output",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert out.is_dir()  # a Parquet dataset, written partition by partition
+    assert len(pd.read_parquet(out)) == 7
+    assert "7 rows: 6 ok" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["download", "no-such-file.txt", "--outdir", "x"], "does not exist"),
+        (["resize", "{csv}", "--path-col", "nope", "--outdir", "x", "--shape", "4"], "no column"),
+        (
+            ["resize", "{csv}", "--path-col", "path", "--outdir", "x", "--shape", "0x10"],
+            "must be a positive int",
+        ),
+        (["resize", "{csv}", "--path-col", "path", "--outdir", "x"], "exactly one of"),
+        (["download", "{csv}", "--url-col", "path", "--outdir", "x", "--format", "bmp"], "format"),
+        (["split", "{csv}", "--valid-size", "ten"], "--valid-size must be a number"),
+        (["download", "{empty}", "--outdir", "x"], "has no sources"),
+        (["download", "{csv}", "--outdir", "x", "--storage-option", "nokey"], "KEY=VALUE"),
+    ],
+)
+def test_unusable_input_exits_2_with_a_message(argv, message, tmp_path, capsys):
+    csv = tmp_path / "t.csv"
+    pd.DataFrame({"path": ["a.jpg"], "label": ["x"]}).to_csv(csv, index=False)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n\n")
+    argv = [a.format(csv=csv, empty=empty) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("creevey: error: ")
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [[], ["download"], ["resize"], ["split"], ["demo"]])
+def test_help_on_every_subcommand(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: creevey" in capsys.readouterr().out
+
+
+def test_bad_shape_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["resize", "x.txt", "--outdir", "o", "--shape", "big"])
+    assert exit_info.value.code == 2
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_command_line():
+    proc = subprocess.run(
+        [sys.executable, "-m", "creevey_dask", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert "download" in proc.stdout
+
+
+def test_demo_runs_offline_end_to_end(tmp_path, capsys):
+    result = run_demo(str(tmp_path / "demo"), n_images=9)
+    printed = capsys.readouterr().out
+    assert (result.status == "ok").sum() == 10  # 9 images + the URL that heals on retry
+    assert (result.status == "error").sum() == 4
+    for expected in (
+        "HttpError: HTTP 404",
+        "TruncatedBodyError",
+        "UnsafeSourceError",
+        "an HTML page",
+        "where everything went",
+    ):
+        assert expected in printed
+    demo = tmp_path / "demo"
+    assert len(list((demo / "imagenet").glob("*/*/*.jpg"))) == 10
+    for name in ("contact_sheet.png", "summary.png", "results.parquet"):
+        assert (demo / name).stat().st_size > 0
+    with pytest.raises(ValueError, match="n_images"):
+        run_demo(str(tmp_path / "d2"), n_images=2)
