@@ -10,6 +10,8 @@ Architecture, one module per stage::
     split       train/valid/test assignment; ImageNet-style folder trees
     reports     contact sheets and summary figures of result tables (Pillow only)
     accessor    df.creevey on pandas and dask DataFrames
+    cluster     start_local_cluster (dashboard link); politeness limits per worker
+    cli, demo   the creevey command line and its offline demo
     exceptions  the exception tree
     datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
     s3download  S3Downloader          tarfiles   TarfileExtractor (safe extraction)
@@ -25,6 +27,7 @@ from importlib.metadata import version as _version
 from . import ops, storage
 from .accessor import CreeveyAccessor
 from .accessor import register as _register_accessor
+from .cluster import start_local_cluster
 from .datasets import BaseDataset, S3TarfileDataset
 from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
 from .engine import RESULT_COLUMNS, STATUS_DTYPE, STATUSES, format_error, summarize
@@ -97,6 +100,8 @@ __all__ = [
     "HttpOptions",
     # the accessor
     "CreeveyAccessor",
+    # scaling out
+    "start_local_cluster",
     # visual reports
     "contact_sheet",
     "summary_figure",
