@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 TARGET = 256
 QUALITY = 95
 RESAMPLE = Image.Resampling.BICUBIC
+#: dask's process start method for --strategy processes (dask's default is "spawn").
+MP_CONTEXT = "spawn"
 
 
 # -- test images ---------------------------------------------------------------------------
@@ -91,6 +93,12 @@ def ensure_images(cache_dir: Path, n: int, seed: int = 0) -> list[str]:
     return paths
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and its reaped children (user + system)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 # -- the bare baseline -----------------------------------------------------------------------
 def _bare_one(args: tuple[str, str]) -> None:
     source, outpath = args
@@ -105,14 +113,16 @@ def _bare_one(args: tuple[str, str]) -> None:
         image.save(outpath, "JPEG", quality=QUALITY)
 
 
-def run_bare(paths: list[str], outdir: str, processes: int) -> float:
+def run_bare(paths: list[str], outdir: str, processes: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of the bare loop over ``paths``."""
     os.makedirs(outdir)
     jobs = [(p, os.path.join(outdir, os.path.basename(p))) for p in paths]
-    start = time.perf_counter()
+    cpu, start = _cpu_seconds(), time.perf_counter()
     with multiprocessing.Pool(processes) as pool:
         for _ in pool.imap_unordered(_bare_one, jobs, chunksize=16):
             pass
-    return time.perf_counter() - start
+    pool.join()  # reap the workers so that their CPU time is counted
+    return time.perf_counter() - start, _cpu_seconds() - cpu
 
 
 # -- creevey_dask ----------------------------------------------------------------------------
@@ -123,15 +133,17 @@ def run_creevey(
     n_jobs: int,
     npartitions: int | None,
     strategy: str = "threads",
-) -> float:
+    reducing_gap: float | None = 2.0,
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``creevey_dask.resize`` over ``paths``."""
     import dask
     import pandas as pd
 
     from creevey_dask.resize import resize
 
     df = pd.DataFrame({"path": paths})
-    start = time.perf_counter()
-    with dask.config.set({"num_workers": processes}):
+    cpu, start = _cpu_seconds(), time.perf_counter()
+    with dask.config.set({"num_workers": processes, "multiprocessing.context": MP_CONTEXT}):
         result = resize(
             df,
             outdir,
@@ -140,15 +152,16 @@ def run_creevey(
             format="jpeg",
             quality=QUALITY,
             parallel_strategy=strategy,
+            reducing_gap=reducing_gap,
             n_jobs=n_jobs,
             npartitions=npartitions,
             progress=False,
         )
-    elapsed = time.perf_counter() - start
+    elapsed, cpu_used = time.perf_counter() - start, _cpu_seconds() - cpu
     bad = result[result["status"] != "ok"]
     if len(bad):
         raise RuntimeError(f"{len(bad)} rows failed, e.g. {bad['error'].iloc[0]}")
-    return elapsed
+    return elapsed, cpu_used
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -158,7 +171,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--n-jobs", type=int, default=2, help="creevey threads per partition")
     parser.add_argument("--strategy", choices=["threads", "processes"], default="threads")
+    parser.add_argument(
+        "--reducing-gap", type=float, default=2.0, help="resize(reducing_gap=...), default 2.0"
+    )
     parser.add_argument("--npartitions", type=int, default=None)
+    parser.add_argument(
+        "--mp-context",
+        choices=["spawn", "forkserver", "fork"],
+        default="spawn",
+        help="dask's process start method for --strategy processes (default: dask's spawn)",
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -166,46 +188,72 @@ def main(argv: list[str] | None = None) -> None:
         help="where the test images are generated once",
     )
     args = parser.parse_args(argv)
+    global MP_CONTEXT
+    MP_CONTEXT = args.mp_context
 
     paths = ensure_images(args.cache_dir, args.n)
     work = Path(tempfile.mkdtemp(prefix="bench_resize_"))
-    bare_rates, creevey_rates = [], []
+    n = len(paths)
+    runs: dict[str, list[tuple[float, float]]] = {"bare": [], "creevey": []}
+
+    def creevey(paths_: list[str], outdir: Path) -> tuple[float, float]:
+        return run_creevey(
+            paths_,
+            str(outdir),
+            args.processes,
+            args.n_jobs,
+            args.npartitions,
+            args.strategy,
+            args.reducing_gap,
+        )
+
     try:
         # warm the page cache and the imports once, untimed
         run_bare(paths[:50], str(work / "warm_bare"), args.processes)
-        run_creevey(
-            paths[:50], str(work / "warm_creevey"), args.processes, args.n_jobs, None, args.strategy
-        )
-        for i in range(args.repeats):
-            t_bare = run_bare(paths, str(work / f"bare_{i}"), args.processes)
-            t_creevey = run_creevey(
-                paths,
-                str(work / f"creevey_{i}"),
-                args.processes,
-                args.n_jobs,
-                args.npartitions,
-                args.strategy,
-            )
-            bare_rates.append(len(paths) / t_bare)
-            creevey_rates.append(len(paths) / t_creevey)
+        creevey(paths[:50], work / "warm_creevey")
+        for i in range(args.repeats):  # alternate, so that load drift hits both alike
+            runs["bare"].append(run_bare(paths, str(work / f"bare_{i}"), args.processes))
+            runs["creevey"].append(creevey(paths, work / f"creevey_{i}"))
+            (bw, bc), (cw, cc) = runs["bare"][-1], runs["creevey"][-1]
             print(
-                f"repeat {i + 1}: bare {bare_rates[-1]:7.1f} img/s   "
-                f"creevey_dask {creevey_rates[-1]:7.1f} img/s",
+                f"repeat {i + 1}: bare {n / bw:6.1f} img/s ({1000 * bc / n:5.2f} CPU ms/img)   "
+                f"creevey_dask {n / cw:6.1f} img/s ({1000 * cc / n:5.2f} CPU ms/img)   "
+                f"ratio {bw / cw:4.2f}",
                 flush=True,
             )
             shutil.rmtree(work / f"bare_{i}")
             shutil.rmtree(work / f"creevey_{i}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    bare, creevey = statistics.median(bare_rates), statistics.median(creevey_rates)
+
+    def median_rate(name: str) -> float:
+        return statistics.median(n / wall for wall, _ in runs[name])
+
+    def median_cpu_ms(name: str) -> float:
+        return statistics.median(1000 * cpu / n for _, cpu in runs[name])
+
+    bare, ours = median_rate("bare"), median_rate("creevey")
+    paired = statistics.median(
+        b[0] / c[0] for b, c in zip(runs["bare"], runs["creevey"], strict=True)
+    )
+    label = (
+        f"creevey_dask resize(mode='cover'), {args.strategy}, n_jobs={args.n_jobs}, "
+        f"reducing_gap={args.reducing_gap}"
+    )
     print(
-        f"\n{len(paths)} JPEGs -> centre crop -> {TARGET}x{TARGET} -> JPEG q{QUALITY}, "
+        f"\n{n} JPEGs -> centre crop -> {TARGET}x{TARGET} -> JPEG q{QUALITY}, "
         f"{args.processes} cores, median of {args.repeats}"
     )
-    print(f"bare Pillow loop (draft at 2x, bicubic): {bare:7.1f} images/s")
-    label = f"creevey_dask resize(mode='cover'), {args.strategy}, n_jobs={args.n_jobs}:"
-    print(f"{label:41s}{creevey:7.1f} images/s")
-    print(f"ratio creevey_dask / bare:               {creevey / bare:7.2f}x")
+    print(f"bare Pillow loop, {args.processes} processes (draft at 2x, bicubic):")
+    print(f"    {bare:7.1f} images/s   {median_cpu_ms('bare'):6.2f} CPU ms/image")
+    print(f"{label}:")
+    print(f"    {ours:7.1f} images/s   {median_cpu_ms('creevey'):6.2f} CPU ms/image")
+    print(f"ratio of median rates (creevey_dask / bare):   {ours / bare:5.2f}x")
+    print(f"median of per-repeat ratios:                   {paired:5.2f}x")
+    print(
+        "ratio of CPU per image (bare / creevey_dask):  "
+        f"{median_cpu_ms('bare') / median_cpu_ms('creevey'):5.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -267,9 +267,7 @@ def decode_image(
     if len(data) == 0:
         raise ImageDecodeError(f"cannot decode{where}: the data is empty (0 bytes)")
     image = _open(data, where, max_pixels)
-    orientation = _orientation(image) if (exif_transpose or draft is not None) else 1
-    if not exif_transpose:
-        orientation = 1
+    orientation = _orientation(image) if exif_transpose else 1
     if draft is not None and image.format in ("JPEG", "MPO"):
         request = _draft_request(draft, image.size, orientation in _SWAPS_AXES)
         if request is not None:

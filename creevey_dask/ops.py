@@ -188,8 +188,8 @@ class Resize:
             out = (max(1, round(w * scale)), max(1, round(h * scale)))
             # the named side is exact whatever the rounding
             target = self.min_dim if self.min_dim is not None else self.max_dim
-            short_is_w = (w <= h) == (self.min_dim is not None)
-            out = (target, out[1]) if short_is_w else (out[0], target)  # type: ignore[assignment]
+            named_is_width = (w <= h) == (self.min_dim is not None)
+            out = (target, out[1]) if named_is_width else (out[0], target)  # type: ignore[assignment]
             return full, out, None
         height, width = self.shape
         if self.mode == "stretch":
@@ -261,16 +261,14 @@ class Resize:
             )
         source = _resamplable(image)
         if resampled == source.size and box == (0.0, 0.0, source.width, source.height):
-            out = source.copy() if source is image else source
+            out = source  # nothing to resample (e.g. only_shrink on a small image)
         else:
             out = source.resize(resampled, self.resample, box=box, reducing_gap=self.reducing_gap)
         out.info.pop(DRAFT_ORIGINAL_SIZE_KEY, None)
         if canvas is not None and canvas != out.size:
             padded = _canvas(out.mode, canvas, self.fill)
-            if out.width != canvas[0]:
-                padded.paste(out, (round((canvas[0] - out.width) * 0.5), 0))
-            else:
-                padded.paste(out, (0, round((canvas[1] - out.height) * 0.5)))
+            offset = (round((canvas[0] - out.width) * 0.5), round((canvas[1] - out.height) * 0.5))
+            padded.paste(out, offset)
             if "transparency" in out.info:
                 padded.info["transparency"] = out.info["transparency"]
             out = padded

@@ -140,6 +140,14 @@ def test_min_dim_keeps_aspect_like_the_original_creevey(photo, psnr):
     assert psnr(out, photo(300, 200).resize((96, 64), BICUBIC)) > 40
 
 
+def test_pad_centres_a_small_image_when_only_shrinking(photo):
+    small = photo(150, 80, seed=3)
+    out = ops.resize(shape=(100, 200), mode="pad", only_shrink=True, fill="white")(small)
+    assert out.size == (200, 100)
+    assert out.crop((25, 10, 175, 90)).tobytes() == small.tobytes()
+    assert out.getpixel((100, 5)) == (255, 255, 255)
+
+
 def test_pad_fills_with_the_fill_colour(photo, mode_image):
     out = ops.resize(shape=(100, 100), mode="pad", fill=(255, 0, 0))(photo(200, 100))
     assert out.getpixel((50, 5)) == (255, 0, 0)
