@@ -166,14 +166,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if kind == "img":
             name = "/".join(segments[1:])
-            body = owner.files.get(name)
-            if body is None:
+            served = owner.files.get(name)
+            if served is None:
                 self._send(404, b"no such file", "text/plain")
                 return
             content_type = query.get("type") or (
                 mimetypes.guess_type(name)[0] or "application/octet-stream"
             )
-            self._body(body, content_type, query)
+            self._body(served, content_type, query)
             return
         self._send(404, b"not found", "text/plain")
 

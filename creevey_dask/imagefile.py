@@ -155,8 +155,8 @@ def _open_unchecked(data: bytes) -> Image.Image:
             if accept is not None:  # a plugin that recognised the signature
                 failure = failure or (fmt, err)
     if failure is not None:
-        fmt, err = failure
-        raise ImageDecodeError(f"corrupt {fmt} header: {err}") from err
+        fmt, cause = failure
+        raise ImageDecodeError(f"corrupt {fmt} header: {cause}") from cause
     raise ImageDecodeError(f"not an image format Pillow can read ({_describe(data)})")
 
 
@@ -164,7 +164,7 @@ def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
     try:
         with _open_lock, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, UnidentifiedImageError) as err:
         try:
             image = _open_unchecked(data)
@@ -365,8 +365,8 @@ def to_8bit(image: Image.Image) -> Image.Image:
         out = np.clip(scaled, 0, 255).astype(np.uint8)
     else:
         finite = np.nan_to_num(array.astype(np.float64))
-        top = float(finite.max()) if finite.size else 0.0
-        scaled = finite * 255.0 if top <= 1.0 else finite
+        peak = float(finite.max()) if finite.size else 0.0
+        scaled = finite * 255.0 if peak <= 1.0 else finite
         out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return Image.fromarray(out)
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -297,7 +297,7 @@ def _canvas(mode: str, size: tuple[int, int], fill: Any) -> Image.Image:
     """A ``mode`` image filled with ``fill``: a number is a value in ``mode``; a colour
     name or tuple is an RGB(A) colour, converted to ``mode``."""
     if isinstance(fill, numbers.Number):
-        return Image.new(mode, size, fill)
+        return Image.new(mode, size, cast(float, fill))
     has_alpha = mode in ("RGBA", "LA", "PA")
     colour = Image.new("RGBA" if has_alpha else "RGB", size, 0 if fill is None else fill)
     return colour if colour.mode == mode else colour.convert(mode)
@@ -491,6 +491,7 @@ class CenterCrop(_SimpleOp):
 
     _params = ("reduction_factor",)
     _name = "centercrop"
+    reduction_factor: float
 
     def __init__(self, reduction_factor: float) -> None:
         if (
@@ -542,6 +543,8 @@ class TrimPadding(_SimpleOp):
 
     _params = ("comparison_op", "thresh")
     _name = "trim_padding"
+    comparison_op: Callable[[Any, float], Any]
+    thresh: float
 
     def __init__(self, comparison_op: Callable[[Any, float], Any], thresh: float) -> None:
         if not callable(comparison_op):
@@ -554,7 +557,7 @@ class TrimPadding(_SimpleOp):
         self.thresh = float(thresh)
 
     def __call__(self, image: Image.Image) -> Image.Image:
-        padding = np.asarray(self.comparison_op(_brightness(image), self.thresh), dtype=bool)
+        padding = np.asarray(self.comparison_op(_brightness(image), self.thresh), dtype=np.bool_)
         rows = np.flatnonzero(~padding.all(axis=1))
         cols = np.flatnonzero(~padding.all(axis=0))
         if rows.size == 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from PIL import Image
@@ -107,7 +107,9 @@ def _reporters(report: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]
         "mean_brightness": _ops.report_mean_brightness,
         "dhash": _ops.report_dhash,
     }
-    chosen = [table[n] for n in REPORTS if n in names and n in table]
+    chosen: list[Callable[[Any], Any]] = [
+        cast(Callable[[Any], Any], table[n]) for n in REPORTS if n in names and n in table
+    ]
     return chosen, "sha256" in names
 
 
