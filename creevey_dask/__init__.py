@@ -15,6 +15,7 @@ Architecture, one module per stage::
     exceptions  the exception tree
     datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
     s3download  S3Downloader          tarfiles   TarfileExtractor (safe extraction)
+    examples    UrlListDataset: a worked example dataset (download → resize → train/valid)
 
 ``import creevey_dask`` registers the ``df.creevey`` accessor.
 """
@@ -31,6 +32,7 @@ from .cluster import start_local_cluster
 from .datasets import BaseDataset, S3TarfileDataset
 from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
 from .engine import RESULT_COLUMNS, STATUS_DTYPE, STATUSES, format_error, summarize
+from .examples import UrlListDataset
 from .exceptions import (
     ArchiveError,
     ColumnError,
@@ -111,6 +113,7 @@ __all__ = [
     "S3Downloader",
     "TarfileExtractor",
     "S3TarfileDataset",
+    "UrlListDataset",
     # errors
     "ColumnError",
     "CreeveyError",

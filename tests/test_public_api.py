@@ -79,6 +79,7 @@ PINNED: list[str] = [
     "TruncatedBodyError",
     "UnsafeArchiveError",
     "UnsafeSourceError",
+    "UrlListDataset",
     "__version__",
     "contact_sheet",
     "create_imagenet_style_symlinks",

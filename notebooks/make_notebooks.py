@@ -1,0 +1,390 @@
+"""Write the tutorial notebooks of this folder, without outputs.
+
+The notebooks are generated from the cells below so that they stay small, reviewable
+and free of outputs; ``tests/test_notebooks.py`` executes them and checks that the
+files on disk are what this script writes. After editing a cell, run::
+
+    python notebooks/make_notebooks.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+# One cell per entry: ("md" or "code", id, source). The ids name the cells whose outputs
+# the tests check.
+Cells = list[tuple[str, str, str]]
+
+
+def server_cell(n_images: int) -> str:
+    """The first code cell: imports, generated images, the loopback server."""
+    return f"""\
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+import creevey_dask  # noqa: F401  (registers df.creevey on pandas and dask DataFrames)
+from creevey_dask._testserver import ImageServer
+from creevey_dask.demo import make_sample_images
+
+workdir = Path(tempfile.mkdtemp(prefix="creevey-notebook-"))
+samples = [Path(p) for p in make_sample_images(str(workdir / "samples"), n={n_images}, seed=0)]
+files = {{p.name: p.read_bytes() for p in samples}}
+server = ImageServer(files).start()  # http://127.0.0.1:<free port>/img/<name>
+print(server.url("/img/"), len(files), "images")"""
+
+
+QUICKSTART: Cells = [
+    (
+        "md",
+        "intro",
+        """\
+# Quickstart: the `df.creevey` accessor on pandas
+
+`import creevey_dask` adds a `creevey` accessor to pandas (and dask) DataFrames. This
+notebook downloads a table of image URLs, looks at what failed with plain pandas, retries
+the failed rows, resizes the downloads and shows a contact sheet and a summary figure.
+
+Everything runs offline: a small HTTP server on 127.0.0.1 (the one the test suite uses)
+serves generated images, and some of its URLs fail on purpose.""",
+    ),
+    ("code", "setup", server_cell(16)),
+    (
+        "md",
+        "table-md",
+        """\
+A table with one row per image: a URL and a label. Besides the good URLs there are
+three *flaky* ones (the server answers `503` twice, then serves the image), two that do
+not exist (`404`) and one that returns an HTML page instead of an image.""",
+    ),
+    (
+        "code",
+        "table",
+        """\
+for i in range(3):  # the same bytes under another name, served by a flaky route
+    server.files[f"flaky_{i}.jpg"] = files[samples[i].name]
+urls = [server.url(f"/img/{p.name}") for p in samples]
+urls += [server.url(f"/img/flaky_{i}.jpg?fail=2&code=503") for i in range(3)]
+urls += [server.url("/img/missing_1.jpg"), server.url("/img/missing_2.jpg")]
+urls += [server.url("/html/not-an-image")]
+labels = ["warm" if i % 2 else "cool" for i in range(len(urls))]
+df = pd.DataFrame({"url": urls, "label": labels})
+df.tail(7)""",
+    ),
+    (
+        "md",
+        "download-md",
+        """\
+Download: one row in, one row out, with the result columns `outpath`, `status`
+(`ok`/`skipped`/`error`), `error` and the HTTP details. A failed row is data, not an
+exception. `retries=1` keeps this demo quick (the default retries 3 times).""",
+    ),
+    (
+        "code",
+        "download",
+        """\
+images = str(workdir / "images")
+res = df.creevey.download(images, retries=1, progress=False)
+res[["url", "status", "http_status", "attempts", "width", "height"]].tail(7)""",
+    ),
+    ("code", "status-counts", "res.status.value_counts()"),
+    ("md", "errors-md", "What went wrong, grouped with pandas:"),
+    ("code", "error-counts", 'res[res.status == "error"].error.value_counts()'),
+    (
+        "md",
+        "retry-md",
+        """\
+Retry just the failed rows. The flaky server has recovered by now; the missing files and
+the HTML page still fail, with the same errors. (Running the whole table again would
+work too: rows whose file exists are `skipped` without a request.)""",
+    ),
+    (
+        "code",
+        "retry",
+        """\
+retried = res[res.status == "error"].creevey.download(images, retries=1, progress=False)
+res = pd.concat([res[res.status != "error"], retried]).sort_index()
+retried[["url", "status", "error"]]""",
+    ),
+    ("code", "status-after-retry", "res.status.value_counts()"),
+    (
+        "md",
+        "resize-md",
+        """\
+Resize the downloads into thumbnails, chaining on the download's `outpath` (kept as
+`inpath`); rows whose download failed stay error rows.""",
+    ),
+    (
+        "code",
+        "resize",
+        """\
+thumbs = res.creevey.resize(
+    str(workdir / "thumbs"),
+    path_col="outpath",
+    shape=(96, 128),
+    mode="cover",
+    report=["size"],
+    progress=False,
+)
+thumbs[["inpath", "label", "status", "width", "height"]].head()""",
+    ),
+    ("md", "sheet-md", "A contact sheet of a seeded sample, captioned with label and status:"),
+    (
+        "code",
+        "contact-sheet",
+        """\
+thumbs.creevey.contact_sheet(
+    caption_cols=("label", "status"), n=24, columns=6, thumb_size=96, random_state=0
+)""",
+    ),
+    ("md", "summary-md", "And the summary figure: statuses, error kinds, size histograms."),
+    ("code", "summary-figure", "res.creevey.summary_figure(size=(800, 480))"),
+    (
+        "code",
+        "cleanup",
+        """\
+server.stop()
+shutil.rmtree(workdir)""",
+    ),
+]
+
+DISTRIBUTED: Cells = [
+    (
+        "md",
+        "intro",
+        """\
+# On a cluster: dask frames, a `LocalCluster`, results to Parquet
+
+The same accessor works on dask DataFrames. With a `distributed` Client active, every
+creevey_dask run uses its cluster; here a `LocalCluster` of two worker processes on this
+machine stands in for a real one (`Client("tcp://scheduler:8786")` would be the only
+change). The work stays lazy until the results are written to Parquet.""",
+    ),
+    ("code", "setup", server_cell(24)),
+    ("md", "table-md", "The table of URLs, as it would usually arrive: a Parquet file."),
+    (
+        "code",
+        "table",
+        """\
+urls = [server.url(f"/img/{p.name}") for p in samples]
+urls += [server.url("/img/missing.jpg"), server.url("/html/not-an-image")]
+labels = ["warm" if i % 2 else "cool" for i in range(len(urls))]
+table = pd.DataFrame({"url": urls, "label": labels})
+table.to_parquet(workdir / "urls.parquet")""",
+    ),
+    (
+        "md",
+        "cluster-md",
+        """\
+Start a local cluster. The Client becomes the default, and the link to its dashboard is
+printed (the dashboard needs `bokeh` installed).""",
+    ),
+    (
+        "code",
+        "cluster",
+        """\
+from creevey_dask.cluster import start_local_cluster
+
+client = start_local_cluster(n_workers=2, threads_per_worker=1, memory_limit="1GiB")
+client""",
+    ),
+    (
+        "code",
+        "read",
+        """\
+import dask.dataframe as dd
+
+ddf = dd.read_parquet(workdir / "urls.parquet").repartition(npartitions=4)
+ddf.npartitions""",
+    ),
+    (
+        "md",
+        "lazy-md",
+        """\
+Download and resize, lazily: these lines build a task graph and return at once. Each
+partition is one task, which runs its rows through a small thread pool on a worker.""",
+    ),
+    (
+        "code",
+        "lazy",
+        """\
+downloaded = ddf.creevey.download(str(workdir / "images"), retries=1)
+resized = downloaded.creevey.resize(
+    str(workdir / "thumbs"), path_col="outpath", max_dim=128, report=["size"]
+)
+resized""",
+    ),
+    (
+        "md",
+        "write-md",
+        "Writing the result table computes it, partition by partition, on the workers:",
+    ),
+    (
+        "code",
+        "write",
+        """\
+resized.to_parquet(workdir / "results.parquet")
+results = pd.read_parquet(workdir / "results.parquet")
+results.status.value_counts()""",
+    ),
+    (
+        "md",
+        "errors-md",
+        """\
+The resize reports a failed download as a missing source; the download's own columns
+(`http_status`, `attempts`, ...) stay in the table and say what happened:""",
+    ),
+    (
+        "code",
+        "errors",
+        'results.loc[results.status == "error", ["url", "http_status", "attempts", "error"]]',
+    ),
+    ("code", "sizes", 'results[["width", "height"]].describe().loc[["count", "max"]]'),
+    (
+        "code",
+        "cleanup",
+        """\
+client.close()
+client.cluster.close()
+server.stop()
+shutil.rmtree(workdir)""",
+    ),
+]
+
+DATASETS: Cells = [
+    (
+        "md",
+        "intro",
+        """\
+# A dataset class, end to end
+
+A dataset is a base folder with `raw/` (data as received), `interim/` and `processed/`
+(ready for modelling). `UrlListDataset`, the worked example in
+`creevey_dask.examples`, downloads a table of URLs into `raw/`, resizes the images into
+`processed/` and lays them out as ImageNet-style `train`/`valid` folders. Its source is
+short: copy it as a starting point for your own datasets.""",
+    ),
+    ("code", "setup", server_cell(12)),
+    (
+        "code",
+        "table",
+        """\
+urls = [server.url(f"/img/{p.name}") for p in samples] + [server.url("/img/missing.jpg")]
+labels = ["warm" if i % 2 else "cool" for i in range(len(urls))]
+table = pd.DataFrame({"url": urls, "label": labels})
+table.tail(3)""",
+    ),
+    (
+        "code",
+        "build",
+        """\
+from creevey_dask import UrlListDataset
+
+ds = UrlListDataset(
+    str(workdir / "pets"), table, shape=(64, 64), valid_size=0.25, random_state=0, retries=1
+)
+ds.build()""",
+    ),
+    (
+        "md",
+        "raw-md",
+        "`raw/` holds the table, the downloads and the download's result table; the failed "
+        "URL is an error row, not a failed build.",
+    ),
+    (
+        "code",
+        "download-result",
+        'ds.download_result()[["url", "label", "status", "error"]].tail(3)',
+    ),
+    ("md", "files-md", "`files()` lists a stage as a DataFrame, ready for more pipelines:"),
+    (
+        "code",
+        "files",
+        """\
+processed = ds.files("processed")
+processed.path.str.removeprefix(ds.processed_dir + "/").str.split("/").str[0].value_counts()""",
+    ),
+    ("md", "tree-md", "The train/valid tree: symlinks to the resized images, and its manifest."),
+    (
+        "code",
+        "tree",
+        """\
+tree = workdir / "pets" / "processed" / "imagenet"
+for split in ("train", "valid"):
+    for label in sorted(p.name for p in (tree / split).iterdir()):
+        links = sorted((tree / split / label).iterdir())
+        example = f"{links[0].name} -> {links[0].readlink()}"
+        print(f"{split}/{label}: {len(links)} images, e.g. {example}")""",
+    ),
+    ("code", "manifest", 'ds.manifest().groupby(["split", "label"]).size()'),
+    (
+        "md",
+        "rebuild-md",
+        """\
+`build()` is idempotent: the completed download is recorded, so a second build makes no
+request, and the resize skips the images it already wrote.""",
+    ),
+    (
+        "code",
+        "rebuild",
+        """\
+before = sum(server.hits.values())
+ds.build()
+print("requests during the rebuild:", sum(server.hits.values()) - before)
+ds.resize_result().status.value_counts()""",
+    ),
+    (
+        "code",
+        "cleanup",
+        """\
+server.stop()
+shutil.rmtree(workdir)""",
+    ),
+]
+
+NOTEBOOKS = {
+    "01_quickstart.ipynb": QUICKSTART,
+    "02_distributed.ipynb": DISTRIBUTED,
+    "03_datasets.ipynb": DATASETS,
+}
+
+
+def build(cells: Cells) -> nbformat.NotebookNode:
+    """The notebook of ``cells``, without outputs."""
+    made = [
+        (new_markdown_cell if kind == "md" else new_code_cell)(source, id=cell_id)
+        for kind, cell_id, source in cells
+    ]
+    return new_notebook(
+        cells=made,
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+    )
+
+
+def render(cells: Cells) -> str:
+    """The notebook of ``cells`` as the text written to disk."""
+    notebook = build(cells)
+    nbformat.validate(notebook)
+    return nbformat.writes(notebook) + "\n"
+
+
+def main() -> int:
+    for name, cells in NOTEBOOKS.items():
+        (HERE / name).write_text(render(cells), encoding="utf-8")
+        print("wrote", HERE / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
