@@ -36,8 +36,9 @@ from creevey_dask._testserver import ImageServer
 from creevey_dask.demo import make_sample_images
 
 workdir = Path(tempfile.mkdtemp(prefix="creevey-notebook-"))
-samples = [Path(p) for p in make_sample_images(str(workdir / "samples"), n={n_images}, seed=0)]
-files = {{p.name: p.read_bytes() for p in samples}}
+images = make_sample_images({n_images}, seed=0)  # name -> (label, JPEG bytes)
+samples = sorted(images)
+files = {{name: data for name, (label, data) in images.items()}}
 server = ImageServer(files).start()  # http://127.0.0.1:<free port>/img/<name>
 print(server.url("/img/"), len(files), "images")"""
 
@@ -70,12 +71,13 @@ not exist (`404`) and one that returns an HTML page instead of an image.""",
         "table",
         """\
 for i in range(3):  # the same bytes under another name, served by a flaky route
-    server.files[f"flaky_{i}.jpg"] = files[samples[i].name]
-urls = [server.url(f"/img/{p.name}") for p in samples]
+    server.files[f"flaky_{i}.jpg"] = files[samples[i]]
+urls = [server.url(f"/img/{name}") for name in samples]
 urls += [server.url(f"/img/flaky_{i}.jpg?fail=2&code=503") for i in range(3)]
 urls += [server.url("/img/missing_1.jpg"), server.url("/img/missing_2.jpg")]
 urls += [server.url("/html/not-an-image")]
-labels = ["warm" if i % 2 else "cool" for i in range(len(urls))]
+labels = [images[name][0] for name in samples] + [images[samples[i]][0] for i in range(3)]
+labels += ["circle", "square", "triangle"]  # the labels the failing URLs claim
 df = pd.DataFrame({"url": urls, "label": labels})
 df.tail(7)""",
     ),
@@ -174,9 +176,9 @@ change). The work stays lazy until the results are written to Parquet.""",
         "code",
         "table",
         """\
-urls = [server.url(f"/img/{p.name}") for p in samples]
+urls = [server.url(f"/img/{name}") for name in samples]
 urls += [server.url("/img/missing.jpg"), server.url("/html/not-an-image")]
-labels = ["warm" if i % 2 else "cool" for i in range(len(urls))]
+labels = [images[name][0] for name in samples] + ["circle", "square"]
 table = pd.DataFrame({"url": urls, "label": labels})
 table.to_parquet(workdir / "urls.parquet")""",
     ),
@@ -277,8 +279,8 @@ short: copy it as a starting point for your own datasets.""",
         "code",
         "table",
         """\
-urls = [server.url(f"/img/{p.name}") for p in samples] + [server.url("/img/missing.jpg")]
-labels = ["warm" if i % 2 else "cool" for i in range(len(urls))]
+urls = [server.url(f"/img/{name}") for name in samples] + [server.url("/img/missing.jpg")]
+labels = [images[name][0] for name in samples] + ["circle"]
 table = pd.DataFrame({"url": urls, "label": labels})
 table.tail(3)""",
     ),
@@ -321,8 +323,8 @@ tree = workdir / "pets" / "processed" / "imagenet"
 for split in ("train", "valid"):
     for label in sorted(p.name for p in (tree / split).iterdir()):
         links = sorted((tree / split / label).iterdir())
-        example = f"{links[0].name} -> {links[0].readlink()}"
-        print(f"{split}/{label}: {len(links)} images, e.g. {example}")""",
+        example = f", e.g. {links[0].name} -> {links[0].readlink()}" if links else ""
+        print(f"{split}/{label}: {len(links)} images{example}")  # empty folders are kept""",
     ),
     ("code", "manifest", 'ds.manifest().groupby(["split", "label"]).size()'),
     (

@@ -112,8 +112,9 @@ def test_datasets(tmp_path: Path) -> None:
 
     assert "HttpError: HTTP 404 Not Found" in text(out["download-result"])
     tree = text(out["tree"])
-    for folder in ("train/cool", "train/warm", "valid/cool", "valid/warm"):
-        assert f"{folder}: " in tree
+    for split in ("train", "valid"):  # every label under both splits, empty if need be
+        for label in ("circle", "square", "triangle"):
+            assert f"{split}/{label}: " in tree
     assert "-> ../../../images/" in tree  # relative symlinks to the resized images
     assert "requests during the rebuild: 0" in text(out["rebuild"])
     assert "skipped    12" in text(out["rebuild"])
