@@ -223,11 +223,14 @@ def resize(
 
     Examples
     --------
+    >>> import os, tempfile
     >>> import pandas as pd
-    >>> from creevey_dask.demo import make_sample_images
-    >>> import tempfile, os
+    >>> from PIL import Image
     >>> tmp = tempfile.mkdtemp()
-    >>> df = pd.DataFrame({"path": make_sample_images(os.path.join(tmp, "in"), n=3)})
+    >>> paths = [os.path.join(tmp, f"{i}.jpg") for i in range(3)]
+    >>> for i, path in enumerate(paths):
+    ...     Image.new("RGB", (320 + 40 * i, 240), "olive").save(path)
+    >>> df = pd.DataFrame({"path": paths})
     >>> res = resize(df, os.path.join(tmp, "out"), shape=(64, 64), mode="cover",
     ...              report=["size"], progress=False)
     >>> res[["status", "width", "height"]].astype(str).drop_duplicates().values.tolist()
