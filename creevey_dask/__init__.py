@@ -52,6 +52,7 @@ from .exceptions import (
     TruncatedBodyError,
     UnsafeArchiveError,
     UnsafeSourceError,
+    UpstreamError,
 )
 from .http import HttpOptions
 from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
@@ -124,6 +125,7 @@ __all__ = [
     "CredentialsError",
     "MissingDataError",
     "UnsafeArchiveError",
+    "UpstreamError",
     "OutpathClashError",
     "DownloadError",
     "HttpError",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Union
 import pandas as pd
 
 from . import storage
-from .exceptions import ColumnError
+from .exceptions import ColumnError, UpstreamError
 from .pipeline import Pipeline, _end_row, _start_row
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ RESULT_COLUMNS: dict[str, Any] = {
     "error": STRING_DTYPE,
 }
 DEFAULT_INPATH_COL = "inpath"
+#: Where a result frame fed back in keeps its earlier ``error`` while a run needs it.
+UPSTREAM_ERROR_COL = "_creevey_upstream_error"
 _MAX_ERROR_CHARS = 500
 _MAX_PARTITION_ROWS = 10_000
 
@@ -116,14 +118,22 @@ class PartitionRunner:
         self.storage_options = dict(storage_options or {})
         self.result_columns = dict(result_columns)
 
-    def process_row(self, source: Any) -> tuple[str | None, str, str | None, dict[str, Any]]:
-        """One row: ``(outpath, status, error, recorded values)``; never raises."""
+    def process_row(
+        self, source: Any, upstream_error: Any = None
+    ) -> tuple[str | None, str, str | None, dict[str, Any]]:
+        """One row: ``(outpath, status, error, recorded values)``; never raises.
+
+        ``upstream_error`` is the earlier step's error of a result frame fed back in,
+        reported when the row has no source because that step failed.
+        """
         values = _start_row()
         outpath = None
         existed = True
         writing = False
         try:
             if _is_missing(source):
+                if isinstance(upstream_error, str) and upstream_error:
+                    raise UpstreamError(_upstream_message(upstream_error))
                 raise ValueError("the source is missing (null)")
             outpath = self.outpath_func(source)
             if not isinstance(outpath, str):
@@ -160,11 +170,15 @@ class PartitionRunner:
     def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
         sources = part[self.inpath_col].tolist()
         n = len(sources)
+        upstream: list[Any] = [None] * n
+        if UPSTREAM_ERROR_COL in part.columns:
+            upstream = part[UPSTREAM_ERROR_COL].tolist()
+            part = part.drop(columns=[UPSTREAM_ERROR_COL])
         rows: list[Any] = [None] * n
         threads = min(self.n_jobs, n)
         if threads <= 1:
             for i, source in enumerate(sources):
-                rows[i] = self.process_row(source)
+                rows[i] = self.process_row(source, upstream[i])
         else:
             counter = itertools.count()  # next() on a count is atomic under the GIL
 
@@ -172,7 +186,7 @@ class PartitionRunner:
                 for i in counter:
                     if i >= n:
                         return
-                    rows[i] = self.process_row(sources[i])
+                    rows[i] = self.process_row(sources[i], upstream[i])
 
             with ThreadPoolExecutor(threads, thread_name_prefix="creevey") as pool:
                 for future in [pool.submit(work) for _ in range(threads)]:
@@ -212,6 +226,14 @@ class PartitionRunner:
                 )
                 logger.warning("result column %r: %s", name, format_error(err))
         return result
+
+
+def _upstream_message(error: str) -> str:
+    """The message of an :class:`UpstreamError` for the earlier step's ``error``."""
+    prefix = f"{UpstreamError.__name__}: "
+    if error.startswith(prefix):  # already from a step further up: keep the first cause
+        return error[len(prefix) :]
+    return f"the previous step failed: {error}"
 
 
 def _coerce(value: Any, dtype: Any, name: str) -> Any:
@@ -268,7 +290,8 @@ def _drop_previous_results(frame: Any, result_names: Iterable[str], inpath_col: 
     present = [c for c in result_names if c in columns]
     if not present:
         return frame
-    if not set(RESULT_COLUMNS) <= set(columns):
+    if not {"status", "error"} <= set(columns):  # not a result frame (its outpath may
+        # have been renamed into the source column, as the message below suggests)
         renames = {c: f"{c}_in" for c in present}
         raise ColumnError(
             f"the input already has column(s) {present}, which the result would overwrite; "
@@ -279,7 +302,19 @@ def _drop_previous_results(frame: Any, result_names: Iterable[str], inpath_col: 
             f"the source column {inpath_col!r} is also a result column of this run; "
             f"rename it first, e.g. df.rename(columns={{{inpath_col!r}: 'source'}})"
         )
-    return frame.drop(columns=present)
+    return keep_upstream_errors(frame.drop(columns=[c for c in present if c != "error"]))
+
+
+def keep_upstream_errors(frame: Any) -> Any:
+    """Move a result frame's ``error`` column aside, for the rows the next run cannot do.
+
+    A row whose source is null because the earlier step failed then becomes an
+    :class:`UpstreamError` carrying that step's message, instead of a bare "missing
+    source". The column is removed again from the run's result.
+    """
+    if "error" not in frame.columns:
+        return frame
+    return frame.rename(columns={"error": UPSTREAM_ERROR_COL})
 
 
 def _default_n_jobs() -> int:

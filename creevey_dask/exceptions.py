@@ -5,6 +5,7 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
 
     CreeveyError
      ├── ColumnError(CreeveyError, ValueError)        a missing or clashing column
+     ├── UpstreamError(CreeveyError, ValueError)      the step that made the source failed
      ├── ImageDecodeError(CreeveyError, ValueError)   bytes that are not a usable image
      │    └── ImageTooLargeError                      a decompression bomb, refused from the header
      ├── UnsafeSourceError(CreeveyError, ValueError)  a source or output path that is refused
@@ -38,6 +39,7 @@ __all__ = [
     "HttpError",
     "ImageDecodeError",
     "ImageTooLargeError",
+    "UpstreamError",
     "OutpathClashError",
     "RobotsTagError",
     "SizeLimitError",
@@ -58,6 +60,14 @@ class CreeveyError(Exception):
 
 class ColumnError(CreeveyError, ValueError):
     """A column is missing from the input, or would collide with a result column."""
+
+
+class UpstreamError(CreeveyError, ValueError):
+    """The row has no source because the step that should have made it failed.
+
+    Raised for a result frame fed into the next step (a download's result resized
+    with ``path_col="outpath"``): the message carries the earlier step's error.
+    """
 
 
 class ImageDecodeError(CreeveyError, ValueError):

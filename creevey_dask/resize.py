@@ -20,7 +20,7 @@ from PIL import Image
 
 from . import ops as _ops
 from . import storage
-from .engine import RESULT_COLUMNS
+from .engine import RESULT_COLUMNS, keep_upstream_errors
 from .exceptions import ColumnError
 from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
 from .pipeline import Pipeline
@@ -174,7 +174,7 @@ def resize(
         (``res.creevey.resize(outdir, path_col="outpath")``), it is renamed to
         ``"inpath"``, and the earlier run's ``status`` and ``error`` (and any column
         this run adds, e.g. ``width``) are replaced by this run's. Rows whose earlier
-        ``outpath`` is null become error rows ("the source is missing").
+        ``outpath`` is null become error rows (``UpstreamError`` with the earlier error).
     shape, min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap
         The resize; see :func:`creevey_dask.ops.resize`.
     format : str, optional
@@ -281,8 +281,8 @@ def resize(
                 f"df.rename(columns={{{path_col!r}: 'source'}})"
             )
         if set(RESULT_COLUMNS) <= set(df.columns):  # a result frame: replace its results
-            stale = [c for c in df.columns if c in result_names and c != path_col]
-            df = df.drop(columns=stale)
+            stale = [c for c in df.columns if c in result_names and c not in (path_col, "error")]
+            df = keep_upstream_errors(df.drop(columns=stale))
         df = df.rename(columns={path_col: RENAMED_SOURCE_COL})
         path_col = RENAMED_SOURCE_COL
     if outpath_func is None:

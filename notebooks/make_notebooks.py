@@ -241,13 +241,14 @@ results.status.value_counts()""",
         "md",
         "errors-md",
         """\
-The resize reports a failed download as a missing source; the download's own columns
-(`http_status`, `attempts`, ...) stay in the table and say what happened:""",
+The resize reports a failed download as an `UpstreamError` that carries the download's
+own error; the download's columns (`http_status`, `attempts`, ...) stay in the table too:""",
     ),
     (
         "code",
         "errors",
-        'results.loc[results.status == "error", ["url", "http_status", "attempts", "error"]]',
+        'with pd.option_context("display.max_colwidth", None, "display.width", 250):\n'
+        '    display(results.loc[results.status == "error", ["http_status", "attempts", "error"]])',
     ),
     ("code", "sizes", 'results[["width", "height"]].describe().loc[["count", "max"]]'),
     (

@@ -116,7 +116,7 @@ class CliCluster:
                 proc.terminate()
         for proc in self.procs:
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

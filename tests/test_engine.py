@@ -438,3 +438,30 @@ def test_a_run_sweeps_temporaries_left_by_killed_writers(image_files, tmp_path):
     res = Pipeline(load_image).run(image_files, to_png(outdir), progress=False)
     assert (res.status == "ok").all()
     assert sorted(p.name for p in outdir.iterdir()) == [f"img{i}.png" for i in range(5)]
+
+
+def test_rows_that_failed_upstream_carry_the_earlier_error(image_files, tmp_path):
+    """A result frame fed into the next step: rows without a source say why."""
+    first = Pipeline(load_image).run(
+        [image_files[0], str(tmp_path / "gone.png")], to_png(tmp_path / "a"), progress=False
+    )
+    assert first.status.tolist() == ["ok", "error"]
+    chained = first.rename(columns={"outpath": "made"})
+    second = Pipeline(load_image).run(
+        chained, to_png(tmp_path / "b"), inpath_col="made", progress=False
+    )
+    # the earlier results are replaced and the aside column is gone again
+    assert list(second.columns) == ["inpath", "made", "outpath", "status", "error"]
+    assert second.status.tolist() == ["ok", "error"]
+    assert second.error.iloc[1] == (
+        "UpstreamError: the previous step failed: " + first.error.iloc[1]
+    )
+    # a third step keeps the first cause instead of nesting the messages
+    third = Pipeline(load_image).run(
+        second.rename(columns={"outpath": "made2"}).drop(columns=["made"]),
+        to_png(tmp_path / "c"),
+        inpath_col="made2",
+        progress=False,
+    )
+    assert third.error.iloc[1] == second.error.iloc[1]
+    assert isinstance(cd.UpstreamError("x"), ValueError)

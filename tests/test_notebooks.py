@@ -104,7 +104,7 @@ def test_distributed(tmp_path: Path) -> None:
     assert "error       2" in counts
     errors = text(out["errors"])
     assert "404" in errors
-    assert "the source is missing" in errors
+    assert "UpstreamError: the previous step failed: HttpError: HTTP 404" in errors
 
 
 def test_datasets(tmp_path: Path) -> None:

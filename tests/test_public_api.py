@@ -79,6 +79,7 @@ PINNED: list[str] = [
     "TruncatedBodyError",
     "UnsafeArchiveError",
     "UnsafeSourceError",
+    "UpstreamError",
     "UrlListDataset",
     "__version__",
     "contact_sheet",
