@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -131,9 +130,21 @@ def overhead(rows: int, repeats: int) -> dict[str, float]:
 
 
 MEMORY_CHILD = """
-import json, resource, sys, time
+import json, os, sys, threading, time
 import dask.dataframe as dd
 from creevey_dask import Pipeline
+
+# Peak RSS by sampling /proc/self/statm: getrusage's ru_maxrss can carry over the
+# high-water mark of the (large) parent process that forked this one.
+PAGE = os.sysconf("SC_PAGE_SIZE")
+peak = [0]
+done = threading.Event()
+
+def sample():
+    while not done.is_set():
+        with open("/proc/self/statm") as f:
+            peak[0] = max(peak[0], int(f.read().split()[1]) * PAGE)
+        time.sleep(0.005)
 
 def load(url):
     return url
@@ -141,6 +152,8 @@ def load(url):
 def write(image, outpath):
     return None
 
+sampler = threading.Thread(target=sample, daemon=True)
+sampler.start()
 table, out = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 lazy = Pipeline(load, write_func=write).run(
@@ -148,26 +161,34 @@ lazy = Pipeline(load, write_func=write).run(
     inpath_col="url", n_jobs=4,
 )
 lazy.to_parquet(out)
-print(json.dumps({"seconds": time.perf_counter() - start,
-                  "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+done.set()
+sampler.join()
+print(json.dumps({"seconds": time.perf_counter() - start, "peak_rss_mib": peak[0] / 2**20}))
 """
 
 
-def memory(rows: int, workdir: Path) -> dict[str, float]:
+def write_table(rows: int, workdir: Path) -> Path:
+    """A table of ``rows`` URLs as a Parquet dataset of 50,000-row files."""
     import dask.dataframe as dd
 
     table = workdir / f"urls-{rows}.parquet"
     if not table.exists():
-        step = 50_000
         frame = pd.DataFrame(
             {
                 "url": [f"http://127.0.0.1:9/images/{i:09d}.jpg" for i in range(rows)],
                 "label": np.arange(rows) % 1000,
             }
         )
-        dd.from_pandas(frame, chunksize=step).to_parquet(table)
+        dd.from_pandas(frame, chunksize=50_000).to_parquet(table)
         del frame
-    out = workdir / f"out-{rows}.parquet"
+    return table
+
+
+def memory(table: Path, workdir: Path) -> dict[str, float]:
+    """Run the lazy Parquet → pipeline → Parquet job in a fresh process; its peak RSS."""
+    import dask.dataframe as dd
+
+    out = workdir / f"out-{table.name}"
     child = subprocess.run(
         [sys.executable, "-c", MEMORY_CHILD, str(table), str(out)],
         capture_output=True,
@@ -176,8 +197,7 @@ def memory(rows: int, workdir: Path) -> dict[str, float]:
         env={**os.environ, "PYTHONPATH": str(HERE.parent)},
     )
     figures = json.loads(child.stdout.strip().splitlines()[-1])
-    written = dd.read_parquet(out)
-    figures["rows_written"] = int(written.shape[0].compute())
+    figures["rows_written"] = int(dd.read_parquet(out).shape[0].compute())
     return figures
 
 
@@ -186,7 +206,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--overhead-rows", type=int, default=100_000)
-    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 2_000_000])
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "creevey-bench"))
     parser.add_argument("--skip", nargs="*", default=[], choices=["scaling", "overhead", "memory"])
     args = parser.parse_args()
@@ -207,7 +227,8 @@ def main() -> None:
         print(f"cluster / local: {per_row['2-worker cluster'] / per_row['local threads']:.2f}x")
     if "memory" not in args.skip:
         with tempfile.TemporaryDirectory(prefix="creevey-mem-") as tmp:
-            figures = {rows: memory(rows, Path(tmp)) for rows in args.rows}
+            tables = {rows: write_table(rows, Path(tmp)) for rows in args.rows}
+            figures = {rows: memory(table, Path(tmp)) for rows, table in tables.items()}
         for rows, fig in figures.items():
             print(
                 f"memory: {rows:>9,} rows from Parquet -> Parquet: peak RSS "
@@ -220,7 +241,6 @@ def main() -> None:
             f"{figures[large]['peak_rss_mib'] / figures[small]['peak_rss_mib']:.2f}x "
             f"for {large / small:.0f}x the rows"
         )
-    _ = resource  # (used in the child script)
 
 
 if __name__ == "__main__":
