@@ -16,6 +16,7 @@ Architecture, one module per stage::
     datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
     s3download  S3Downloader          tarfiles   TarfileExtractor (safe extraction)
     examples    UrlListDataset: a worked example dataset (download → resize → train/valid)
+    testing     ImageServer (loopback, fault routes) and sample_images, for docs and tests
 
 ``import creevey_dask`` registers the ``df.creevey`` accessor.
 """

@@ -10,63 +10,19 @@ figure, and prints what happened and where everything went. Nothing leaves the m
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 
-import numpy as np
 import pandas as pd
-from PIL import Image, ImageDraw
 
-from ._testserver import ImageServer
 from .http import HttpOptions
+from .testing import LABELS, ImageServer, sample_images
 
-__all__ = ["LABELS", "make_sample_images", "run_demo"]
-
-#: The labels of the sample images: the shape drawn on each.
-LABELS = ("circle", "square", "triangle")
+__all__ = ["run_demo"]
 
 
-def _sample_image(label: str, rng: np.random.Generator) -> Image.Image:
-    width, height = int(rng.integers(320, 900)), int(rng.integers(240, 700))
-    y, x = np.mgrid[0:height, 0:width]
-    colour = rng.integers(40, 215, size=3)
-    background = np.stack(
-        [
-            np.clip(colour[c] + 40 * np.sin(x / (30 + 9 * c) + y / (45 + 7 * c)), 0, 255)
-            for c in range(3)
-        ],
-        axis=-1,
-    ).astype(np.uint8)
-    image = Image.fromarray(background, "RGB")
-    draw = ImageDraw.Draw(image)
-    size = int(min(width, height) * rng.uniform(0.35, 0.6))
-    cx, cy = int(rng.integers(size // 2 + 5, width - size // 2 - 5)), height // 2
-    box = (cx - size // 2, cy - size // 2, cx + size // 2, cy + size // 2)
-    fill = tuple(int(255 - c) for c in colour)
-    if label == "circle":
-        draw.ellipse(box, fill=fill)
-    elif label == "square":
-        draw.rectangle(box, fill=fill)
-    else:
-        draw.polygon([(box[0], box[3]), (box[2], box[3]), (cx, box[1])], fill=fill)
-    return image
-
-
-def make_sample_images(n: int = 24, seed: int = 0) -> dict[str, tuple[str, bytes]]:
-    """``n`` labelled sample JPEGs: file name → (label, JPEG bytes); seeded."""
-    rng = np.random.default_rng(seed)
-    images = {}
-    for i in range(n):
-        label = LABELS[i % len(LABELS)]
-        buffer = io.BytesIO()
-        _sample_image(label, rng).save(buffer, "JPEG", quality=88)
-        images[f"{label}_{i:03d}.jpg"] = (label, buffer.getvalue())
-    return images
-
-
-def _url_table(server: ImageServer, images: dict[str, tuple[str, bytes]]) -> pd.DataFrame:
-    rows = [(server.url(f"/img/{name}"), label) for name, (label, _) in images.items()]
+def _url_table(server: ImageServer, images: dict[str, bytes]) -> pd.DataFrame:
+    rows = [(server.url(f"/img/{name}"), name.split("_")[0]) for name in images]
     first = next(iter(images))
     rows += [
         (server.url("/img/missing_cat.jpg"), "circle"),  # 404
@@ -92,7 +48,7 @@ def run_demo(outdir: str = "creevey-demo-output", n_images: int = 24) -> pd.Data
         raise ValueError(f"n_images must be at least {len(LABELS) * 2}, got {n_images}")
     for sub in ("raw", "small", "imagenet"):
         shutil.rmtree(os.path.join(outdir, sub), ignore_errors=True)
-    images = make_sample_images(n_images)
+    images = sample_images(n_images)
     http = HttpOptions(
         connect_timeout=2,
         read_timeout=5,
@@ -101,7 +57,7 @@ def run_demo(outdir: str = "creevey-demo-output", n_images: int = 24) -> pd.Data
         backoff_base=0.05,
         backoff_cap=0.2,
     )
-    with ImageServer({name: data for name, (_, data) in images.items()}) as server:
+    with ImageServer(images) as server:
         table = _url_table(server, images)
         print(
             f"serving {len(images)} sample images on {server.url()} "

@@ -345,7 +345,7 @@ def download(
     >>> import io, tempfile
     >>> import pandas as pd
     >>> from PIL import Image
-    >>> from creevey_dask._testserver import ImageServer
+    >>> from creevey_dask.testing import ImageServer
     >>> jpeg = io.BytesIO()
     >>> Image.new("RGB", (32, 24), "teal").save(jpeg, "JPEG")
     >>> with ImageServer({"cat.jpg": jpeg.getvalue()}) as server:

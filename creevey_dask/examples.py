@@ -83,7 +83,7 @@ class UrlListDataset(BaseDataset):
     >>> import io, tempfile
     >>> import pandas as pd
     >>> from PIL import Image
-    >>> from creevey_dask._testserver import ImageServer
+    >>> from creevey_dask.testing import ImageServer
     >>> def jpeg(colour):
     ...     buffer = io.BytesIO()
     ...     Image.new("RGB", (80, 60), colour).save(buffer, "JPEG")

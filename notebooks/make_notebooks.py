@@ -32,13 +32,12 @@ from pathlib import Path
 import pandas as pd
 
 import creevey_dask  # noqa: F401  (registers df.creevey on pandas and dask DataFrames)
-from creevey_dask._testserver import ImageServer
-from creevey_dask.demo import make_sample_images
+from creevey_dask.testing import ImageServer, sample_images
 
 workdir = Path(tempfile.mkdtemp(prefix="creevey-notebook-"))
-images = make_sample_images({n_images}, seed=0)  # name -> (label, JPEG bytes)
-samples = sorted(images)
-files = {{name: data for name, (label, data) in images.items()}}
+files = sample_images({n_images}, seed=0)  # name -> JPEG bytes, e.g. "circle_000.jpg"
+samples = sorted(files)
+label_of = {{name: name.split("_")[0] for name in files}}  # the shape drawn: circle, square, ...
 server = ImageServer(files).start()  # http://127.0.0.1:<free port>/img/<name>
 print(server.url("/img/"), len(files), "images")"""
 
@@ -76,7 +75,7 @@ urls = [server.url(f"/img/{name}") for name in samples]
 urls += [server.url(f"/img/flaky_{i}.jpg?fail=2&code=503") for i in range(3)]
 urls += [server.url("/img/missing_1.jpg"), server.url("/img/missing_2.jpg")]
 urls += [server.url("/html/not-an-image")]
-labels = [images[name][0] for name in samples] + [images[samples[i]][0] for i in range(3)]
+labels = [label_of[name] for name in samples] + [label_of[samples[i]] for i in range(3)]
 labels += ["circle", "square", "triangle"]  # the labels the failing URLs claim
 df = pd.DataFrame({"url": urls, "label": labels})
 df.tail(7)""",
@@ -178,7 +177,7 @@ change). The work stays lazy until the results are written to Parquet.""",
         """\
 urls = [server.url(f"/img/{name}") for name in samples]
 urls += [server.url("/img/missing.jpg"), server.url("/html/not-an-image")]
-labels = [images[name][0] for name in samples] + ["circle", "square"]
+labels = [label_of[name] for name in samples] + ["circle", "square"]
 table = pd.DataFrame({"url": urls, "label": labels})
 table.to_parquet(workdir / "urls.parquet")""",
     ),
@@ -281,7 +280,7 @@ short: copy it as a starting point for your own datasets.""",
         "table",
         """\
 urls = [server.url(f"/img/{name}") for name in samples] + [server.url("/img/missing.jpg")]
-labels = [images[name][0] for name in samples] + ["circle"]
+labels = [label_of[name] for name in samples] + ["circle"]
 table = pd.DataFrame({"url": urls, "label": labels})
 table.tail(3)""",
     ),

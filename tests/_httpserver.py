@@ -1,7 +1,7 @@
 """Fixtures for HTTP tests: a loopback image server with fault routes, and fast options.
 
 Registered from ``conftest.py`` through ``pytest_plugins``. The server is
-:class:`creevey_dask._testserver.ImageServer` (see its docs for the fault routes); the
+:class:`creevey_dask.testing.ImageServer` (see its docs for the fault routes); the
 images it serves are generated once per session, seeded.
 """
 
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from creevey_dask._testserver import ImageServer
 from creevey_dask.http import HttpOptions
+from creevey_dask.testing import ImageServer
 
 #: name -> (width, height, format) of the images the server holds.
 SERVED_IMAGES = {

@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from creevey_dask._testserver import ImageServer
 from creevey_dask.download import download
 from creevey_dask.resize import resize
+from creevey_dask.testing import ImageServer
 
 ROOT = Path(__file__).resolve().parent.parent
 N_IMAGES = 100

@@ -16,8 +16,8 @@ from PIL import Image
 
 import creevey_dask  # noqa: F401  (registers the accessor)
 from creevey_dask import HttpLoader, HttpOptions, download, download_images_as_png
-from creevey_dask._testserver import ImageServer
 from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.testing import ImageServer
 
 RESULT_DTYPES = {
     "http_status": "Int64",

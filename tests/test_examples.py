@@ -14,9 +14,9 @@ from PIL import Image
 
 import creevey_dask.examples
 from creevey_dask import ColumnError, UrlListDataset, storage
-from creevey_dask._testserver import ImageServer
 from creevey_dask.datasets import RAW_MARKER
 from creevey_dask.http import HttpOptions
+from creevey_dask.testing import ImageServer
 
 GOOD = [f"many/{i:03d}.jpg" for i in range(10)]
 BAD = {  # URL path -> the error kind it must produce

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from creevey_dask import http
-from creevey_dask._testserver import ImageServer
 from creevey_dask.exceptions import (
     DownloadConnectionError,
     DownloadError,
@@ -23,6 +22,7 @@ from creevey_dask.exceptions import (
     UnsafeSourceError,
 )
 from creevey_dask.http import HttpOptions, fetch, http_options, parse_retry_after, robots_opt_out
+from creevey_dask.testing import ImageServer
 
 # -- options --------------------------------------------------------------------------
 
