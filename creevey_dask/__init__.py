@@ -32,7 +32,7 @@ from .accessor import register as _register_accessor
 from .cluster import start_local_cluster
 from .datasets import BaseDataset, S3TarfileDataset
 from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
-from .engine import RESULT_COLUMNS, STATUS_DTYPE, STATUSES, format_error, summarize
+from .engine import format_error, summarize
 from .examples import UrlListDataset
 from .exceptions import (
     ArchiveError,
@@ -57,10 +57,12 @@ from .exceptions import (
 )
 from .http import HttpOptions
 from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
-from .pipeline import Pipeline, Reporter, record, report
+from .pipeline import Pipeline
 from .reports import contact_sheet, summary_figure, summary_table
 from .resize import resize_multiple_files
+from .rows import Reporter, record, report
 from .s3download import S3Downloader
+from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
 from .split import create_imagenet_style_symlinks, safe_label, split
 from .tarfiles import TarfileExtractor
 

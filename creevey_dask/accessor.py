@@ -16,6 +16,7 @@ from dask.dataframe.extensions import register_dataframe_accessor as _register_d
 from pandas.api.extensions import register_dataframe_accessor as _register_pandas
 from PIL import Image
 
+from .exceptions import require_columns
 from .pipeline import Pipeline
 from .reports import contact_sheet as _contact_sheet
 from .reports import summary_figure as _summary_figure
@@ -47,12 +48,8 @@ class CreeveyAccessor:
         """The frame this accessor was reached from."""
         return self._obj
 
-    def _require(self, *columns: str) -> None:
-        missing = [c for c in columns if c not in self._obj.columns]
-        if missing:
-            raise ValueError(
-                f"this frame has no column(s) {missing}; its columns are {list(self._obj.columns)}"
-            )
+    def _require(self, **columns: str) -> None:
+        require_columns(self._obj.columns, **columns)
 
     def run(
         self,
@@ -71,7 +68,7 @@ class CreeveyAccessor:
         Returns the frame with the result columns; a pandas frame for a pandas
         frame, a lazy dask frame for a dask frame.
         """
-        self._require(inpath_col)
+        self._require(inpath_col=inpath_col)
         return pipeline.run(
             self._obj,
             outpath_func,
@@ -214,7 +211,7 @@ class CreeveyAccessor:
         """
         from .resize import resize
 
-        self._require(path_col)
+        self._require(path_col=path_col)
         return resize(self._obj, outdir, path_col, **kwargs)
 
     # -- downloading (creevey_dask.download) ---------------------------------------
@@ -236,7 +233,7 @@ class CreeveyAccessor:
         """
         from .download import download
 
-        self._require(url_col)
+        self._require(url_col=url_col)
         return download(
             self._obj, outdir, url_col=url_col, format=format, ops=ops, naming=naming, **kwargs
         )

@@ -29,11 +29,12 @@ import pandas as pd
 from PIL import Image
 
 from . import storage
-from .exceptions import ImageDecodeError
+from .exceptions import ImageDecodeError, require_columns
 from .http import HttpOptions, check_url, fetch, http_options
 from .imagefile import ImageWriter, decode_image
 from .naming import NAMINGS, ClashGuard, find_clashes, make_namer
-from .pipeline import Pipeline, record
+from .pipeline import Pipeline
+from .rows import record
 
 __all__ = [
     "DOWNLOAD_FORMATS",
@@ -219,11 +220,7 @@ def _as_url_frame(urls: Any, url_col: str) -> Any:
     import dask.dataframe as dd
 
     if isinstance(urls, (pd.DataFrame, dd.DataFrame)):
-        if url_col not in urls.columns:
-            raise ValueError(
-                f"the frame has no URL column {url_col!r} (its columns: {list(urls.columns)}); "
-                "pass url_col= with the name of the column that holds the URLs"
-            )
+        require_columns(urls.columns, url_col=url_col)
         return urls
     if isinstance(urls, (pd.Series, dd.Series)):
         return urls.to_frame(name=url_col)

@@ -24,17 +24,23 @@ from typing import TYPE_CHECKING, Any, Union
 import pandas as pd
 
 from . import storage
-from .exceptions import ColumnError, UpstreamError
-from .pipeline import Pipeline, _end_row, _start_row
+from .exceptions import ColumnError, UpstreamError, require_columns
+from .rows import end_row, start_row
+from .schema import (
+    DEFAULT_INPATH_COL,
+    RESULT_COLUMNS,
+    STATUS_DTYPE,
+    STATUSES,
+    STRING_DTYPE,
+    UPSTREAM_ERROR_COL,
+)
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
 
+    from .pipeline import Pipeline
+
 __all__ = [
-    "RESULT_COLUMNS",
-    "STATUSES",
-    "STATUS_DTYPE",
-    "STRING_DTYPE",
     "Inpaths",
     "active_client",
     "format_error",
@@ -46,21 +52,6 @@ logger = logging.getLogger("creevey_dask")
 
 Inpaths = Union[Iterable[Any], pd.Series, pd.DataFrame, "dd.Series", "dd.DataFrame"]
 
-#: The values of the ``status`` column.
-STATUSES = ("ok", "skipped", "error")
-#: The dtype of the ``status`` column.
-STATUS_DTYPE = pd.CategoricalDtype(list(STATUSES))
-#: The dtype of text result columns (``outpath``, ``error``).
-STRING_DTYPE = pd.StringDtype()
-#: The result columns every run adds, with their dtypes.
-RESULT_COLUMNS: dict[str, Any] = {
-    "outpath": STRING_DTYPE,
-    "status": STATUS_DTYPE,
-    "error": STRING_DTYPE,
-}
-DEFAULT_INPATH_COL = "inpath"
-#: Where a result frame fed back in keeps its earlier ``error`` while a run needs it.
-UPSTREAM_ERROR_COL = "_creevey_upstream_error"
 _MAX_ERROR_CHARS = 500
 _MAX_PARTITION_ROWS = 10_000
 
@@ -126,7 +117,7 @@ class PartitionRunner:
         ``upstream_error`` is the earlier step's error of a result frame fed back in,
         reported when the row has no source because that step failed.
         """
-        values = _start_row()
+        values = start_row()
         outpath = None
         existed = True
         writing = False
@@ -154,7 +145,7 @@ class PartitionRunner:
                 self._remove_partial(outpath)
             return None, "error", format_error(err), values
         finally:
-            _end_row()
+            end_row()
 
     def _remove_partial(self, outpath: str | None) -> None:
         """After a failed write, remove what a non-atomic writer may have left."""
@@ -260,11 +251,7 @@ def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]
                     "with inpath_col="
                 )
             inpath_col = columns[0]
-        if inpath_col not in columns:
-            raise ColumnError(
-                f"the input has no column {inpath_col!r} (its columns: {columns}); "
-                "pass inpath_col= with the name of the source column"
-            )
+        require_columns(columns, inpath_col=inpath_col)
         return inpaths, inpath_col, is_dask
     if isinstance(inpaths, (dd.Series, pd.Series)):
         name = inpath_col or (inpaths.name if isinstance(inpaths.name, str) else None)
@@ -354,8 +341,6 @@ def run_pipeline(
     storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
     """Run ``pipeline`` over ``inpaths``; see :meth:`Pipeline.run`."""
-    if not isinstance(pipeline, Pipeline):
-        raise TypeError(f"pipeline must be a creevey_dask.Pipeline, got {pipeline!r}")
     if not callable(outpath_func):
         raise TypeError(f"outpath_func must be callable, got {outpath_func!r}")
     n_jobs = _check_n_jobs(n_jobs)

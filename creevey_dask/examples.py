@@ -28,7 +28,7 @@ import pandas as pd
 from . import storage
 from .datasets import BaseDataset
 from .download import download
-from .exceptions import ColumnError
+from .exceptions import require_columns
 from .resize import resize
 from .split import create_imagenet_style_symlinks
 
@@ -121,12 +121,7 @@ class UrlListDataset(BaseDataset):
     ) -> None:
         super().__init__(base_dir, storage_options)
         if isinstance(urls_table, pd.DataFrame):
-            missing = [c for c in (url_col, label_col) if c not in urls_table.columns]
-            if missing:
-                raise ColumnError(
-                    f"urls_table has no column(s) {missing} (its columns: "
-                    f"{list(urls_table.columns)}); pass url_col= and label_col="
-                )
+            require_columns(urls_table.columns, "urls_table", url_col=url_col, label_col=label_col)
         elif not isinstance(urls_table, (str, os.PathLike)):
             raise TypeError(
                 "urls_table must be a pandas DataFrame or the path of a Parquet or CSV "
@@ -227,12 +222,7 @@ class UrlListDataset(BaseDataset):
         table = _reader(path)(
             io.BytesIO(storage.read_bytes(path, self.storage_options))  # type: ignore[misc]
         )
-        missing = [c for c in (self.url_col, self.label_col) if c not in table.columns]
-        if missing:
-            raise ColumnError(
-                f"{path!r} has no column(s) {missing} (its columns: {list(table.columns)}); "
-                "pass url_col= and label_col="
-            )
+        require_columns(table.columns, repr(path), url_col=self.url_col, label_col=self.label_col)
         return table
 
     def _write_parquet(self, frame: pd.DataFrame, path: str) -> None:

@@ -30,6 +30,9 @@ and the up-front argument checks, name their cause precisely.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 __all__ = [
     "ColumnError",
     "CreeveyError",
@@ -59,7 +62,46 @@ class CreeveyError(Exception):
 
 
 class ColumnError(CreeveyError, ValueError):
-    """A column is missing from the input, or would collide with a result column."""
+    """A column is missing from the input, or would collide with a result column.
+
+    Every missing-column check raises it through :func:`require_columns`, so the
+    message always has one wording.
+    """
+
+
+def require_columns(columns: Iterable[Any], where: str = "the frame", /, **arguments: Any) -> None:
+    """Raise :class:`ColumnError` unless every named column is in ``columns``.
+
+    Parameters
+    ----------
+    columns : iterable
+        The frame's columns (``df.columns``).
+    where : str, default "the frame"
+        What the frame is, for the message (e.g. ``"urls_table"``).
+    **arguments
+        The argument each column was given as, mapped to the column name (or a list
+        of names); None is skipped (an argument left out).
+
+    Examples
+    --------
+    >>> require_columns(["url"], path_col="path")
+    Traceback (most recent call last):
+    ...
+    creevey_dask.exceptions.ColumnError: the frame has no column(s) ['path'] (path_col='path'); its columns are ['url']
+    """  # noqa: E501
+    existing = list(columns)
+    missing: dict[str, Any] = {}
+    for arg, names in arguments.items():
+        if isinstance(names, (list, tuple)):
+            absent = [n for n in names if n not in existing]
+            if absent:
+                missing[arg] = absent
+        elif names is not None and names not in existing:
+            missing[arg] = names
+    if missing:
+        flat = [n for v in missing.values() for n in (v if isinstance(v, list) else [v])]
+        given = ", ".join(f"{arg}={name!r}" for arg, name in missing.items())
+        raise ColumnError(f"{where} has no column(s) {flat} ({given}); its columns are {existing}")
 
 
 class UpstreamError(CreeveyError, ValueError):

@@ -31,7 +31,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from . import storage
 from .exceptions import ImageDecodeError, ImageTooLargeError
-from .pipeline import record
+from .rows import record
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

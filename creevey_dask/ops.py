@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .imagefile import DRAFT_ORIGINAL_SIZE_KEY, to_8bit
-from .pipeline import Reporter, record
+from .rows import Reporter, record
 
 __all__ = [
     # resizing
@@ -696,14 +696,6 @@ def hamming(a: int, b: int) -> int:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise TypeError(f"{name} must be a non-negative int hash, got {value!r}")
     return bin(int(a) ^ int(b)).count("1")
-
-
-def _width(image: Image.Image) -> int:
-    return image.width
-
-
-def _height(image: Image.Image) -> int:
-    return image.height
 
 
 class _SizeReporter:

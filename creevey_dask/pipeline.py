@@ -5,23 +5,21 @@ each op maps ``image → image``, and ``write_func(image, outpath)`` stores the 
 The engine (:mod:`creevey_dask.engine`) runs the recipe over every row of a pandas or
 dask DataFrame and records what happened.
 
-Stages add result columns in two steps. They *declare* them, as a ``result_columns``
-attribute mapping column names to dtypes (so the engine can state the output schema up
-front, as dask requires), and they *record* values while a row runs, with
-:func:`record`. A value recorded before a stage raises is kept, so an error row can
-still say, for example, which HTTP status it got.
+Stages add result columns: they declare them (a ``result_columns`` attribute) and
+record values while a row runs (:func:`~creevey_dask.rows.record`); see
+:mod:`creevey_dask.rows`, which also holds :class:`Reporter` and :func:`report`.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .engine import Inpaths, run_pipeline
+from .rows import Reporter, record, report, result_columns_of
+
 if TYPE_CHECKING:
     import pandas as pd
-
-    from .engine import Inpaths
 
 __all__ = [
     "PARALLEL_STRATEGIES",
@@ -34,103 +32,6 @@ __all__ = [
 
 #: The allowed values of ``Pipeline(parallel_strategy=...)``: dask's local schedulers.
 PARALLEL_STRATEGIES = ("threads", "processes")
-
-_row = threading.local()
-
-
-def record(**values: Any) -> None:
-    """Record result-column values for the row that the current thread is processing.
-
-    Call it from a loader, an op or a writer. Outside a running pipeline it does
-    nothing, so stages stay usable as plain functions.
-
-    Examples
-    --------
-    >>> record(http_status=200)  # outside a run: ignored
-    """
-    current = getattr(_row, "values", None)
-    if current is not None:
-        current.update(values)
-
-
-def _start_row() -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    _row.values = values
-    return values
-
-
-def _end_row() -> None:
-    _row.values = None
-
-
-def result_columns_of(stage: object) -> dict[str, Any]:
-    """The result columns a stage declares (its ``result_columns`` attribute)."""
-    declared = getattr(stage, "result_columns", None) or {}
-    if not isinstance(declared, Mapping):
-        raise TypeError(
-            f"{stage!r}.result_columns must map column names to dtypes, "
-            f"got {type(declared).__name__}"
-        )
-    return dict(declared)
-
-
-class Reporter:
-    """An op that measures the image into a result column and passes it through.
-
-    Make one with :func:`report`. Reporters are plain picklable objects, so they
-    travel to dask workers.
-    """
-
-    __slots__ = ("dtype", "func", "name")
-
-    def __init__(self, name: str, func: Callable[[Any], Any], dtype: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"a reporter's name must be a non-empty str, got {name!r}")
-        if not callable(func):
-            raise TypeError(f"a reporter's func must be callable, got {func!r}")
-        self.name = name
-        self.func = func
-        self.dtype = dtype
-
-    @property
-    def result_columns(self) -> dict[str, Any]:
-        return {self.name: self.dtype}
-
-    def __call__(self, image: Any) -> Any:
-        record(**{self.name: self.func(image)})
-        return image
-
-    def __getstate__(self) -> tuple[str, Callable[[Any], Any], Any]:
-        return (self.name, self.func, self.dtype)
-
-    def __setstate__(self, state: tuple[str, Callable[[Any], Any], Any]) -> None:
-        self.name, self.func, self.dtype = state
-
-    def __repr__(self) -> str:
-        return f"report({self.name!r}, {self.func!r}, {self.dtype!r})"
-
-
-def report(name: str, func: Callable[[Any], Any], dtype: Any = "object") -> Reporter:
-    """Make an op that stores ``func(image)`` in the result column ``name``.
-
-    Parameters
-    ----------
-    name : str
-        The result column.
-    func : callable
-        Called with the image; its return value becomes the row's value.
-    dtype : pandas dtype or str, default "object"
-        The column's dtype, declared in the result's schema (e.g. ``"Int64"``,
-        ``"float64"``, ``"string"``).
-
-    Examples
-    --------
-    >>> from PIL import Image
-    >>> width = report("width", lambda im: im.width, "Int64")
-    >>> width(Image.new("RGB", (4, 3))).size  # the image passes through
-    (4, 3)
-    """
-    return Reporter(name, func, dtype)
 
 
 def _check_callable(what: str, value: object) -> None:
@@ -222,13 +123,6 @@ class Pipeline:
             return draft_aware(source, draft=getattr(first, "draft_size", None))
         return self.load_func(source)
 
-    def process(self, source: Any, outpath: str) -> Any:
-        """Run the recipe on one source: load, apply the ops, write to ``outpath``."""
-        image = self.load(source)
-        for op in self.ops:
-            image = op(image)
-        return self.write_func(image, outpath)
-
     def run(
         self,
         inpaths: Inpaths,
@@ -273,8 +167,6 @@ class Pipeline:
             stages' result columns. In-memory input gives a pandas frame; dask input a
             lazy dask frame.
         """
-        from .engine import run_pipeline
-
         return run_pipeline(
             self,
             inpaths,

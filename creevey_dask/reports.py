@@ -30,9 +30,9 @@ from PIL import Image, ImageDraw
 
 from . import _charts, storage
 from ._charts import Font
-from .engine import STATUSES
-from .exceptions import ColumnError
+from .exceptions import require_columns
 from .imagefile import ImageWriter
+from .schema import STATUSES
 
 __all__ = [
     "CAPTION_GAP",
@@ -77,12 +77,6 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _check_columns(df: Frame, columns: Sequence[str], role: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ColumnError(f"{role} {missing} not in this frame; its columns are {list(df.columns)}")
 
 
 def _hash_key(random_state: Any) -> str:
@@ -154,7 +148,7 @@ def sample_rows(
     _check_frame(df)
     n = _check_int("n", n, 1)
     keep = list(df.columns) if columns is None else list(dict.fromkeys(columns))
-    _check_columns(df, [key_col, *keep], "column(s)")
+    require_columns(df.columns, key_col=key_col, columns=keep)
     hash_key = _hash_key(random_state)
     if isinstance(df, dd.DataFrame):
         meta = _smallest_keys(df._meta, n, key_col, hash_key, keep)
@@ -351,9 +345,9 @@ def contact_sheet(
             if caption_cols is None
             else ([caption_cols] if isinstance(caption_cols, str) else list(caption_cols))
         )
-        _check_columns(df, names, "caption column(s)")
+        require_columns(df.columns, caption_cols=names)
         needed = [path_col, *names, *(c for c in ("status", "error") if c in df.columns)]
-    _check_columns(df, [path_col], "path_col")
+    require_columns(df.columns, path_col=path_col)
     font = _charts.resolve_font(font, _default_font_size(thumb_size))
 
     rows = sample_rows(df, n, random_state=random_state, key_col=path_col, columns=needed)
@@ -441,7 +435,7 @@ def _histogram_columns(df: Frame, columns: Sequence[str] | None) -> list[str]:
     if columns is None:
         return [c for c in HISTOGRAM_COLUMNS if c in df.columns and numeric(c)]
     names = [columns] if isinstance(columns, str) else list(columns)
-    _check_columns(df, names, "histogram column(s)")
+    require_columns(df.columns, columns=names)
     bad = [c for c in names if not numeric(c)]
     if bad:
         raise ValueError(f"histogram column(s) {bad} are not numeric; pick from numeric columns")
@@ -494,7 +488,7 @@ def summary_table(
     _check_frame(df)
     top_errors = _check_int("top_errors", top_errors, 1)
     bins = _check_int("bins", bins, 1)
-    _check_columns(df, ["status"], "column")
+    require_columns(df.columns, "the frame (a result table)", status="status")
     hist_cols = _histogram_columns(df, columns)
 
     frame = df if isinstance(df, dd.DataFrame) else dd.from_pandas(df, npartitions=1, sort=False)

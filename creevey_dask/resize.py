@@ -20,10 +20,11 @@ from PIL import Image
 
 from . import ops as _ops
 from . import storage
-from .engine import RESULT_COLUMNS, keep_upstream_errors
-from .exceptions import ColumnError
+from .engine import keep_upstream_errors
+from .exceptions import ColumnError, require_columns
 from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
 from .pipeline import Pipeline
+from .schema import RESULT_COLUMNS
 
 __all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
 
@@ -267,11 +268,7 @@ def resize(
 
     if not isinstance(df, (pd.DataFrame, dd.DataFrame)):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
-    if path_col not in df.columns:
-        raise ColumnError(
-            f"the frame has no column {path_col!r} (its columns: {list(df.columns)}); "
-            "pass path_col= with the name of the column of image paths"
-        )
+    require_columns(df.columns, path_col=path_col)
     result_names = {*RESULT_COLUMNS, *pipeline.result_columns}
     if path_col in result_names:
         if RENAMED_SOURCE_COL in df.columns:

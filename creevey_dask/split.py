@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from . import storage
-from .engine import STRING_DTYPE
-from .exceptions import ColumnError
+from .exceptions import ColumnError, require_columns
+from .schema import STRING_DTYPE
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -267,15 +267,6 @@ def _compute(is_dask: bool, *objs: Any) -> tuple[Any, ...]:
     import dask
 
     return dask.compute(*objs)
-
-
-def _require_columns(df: Any, **columns: str | None) -> None:
-    existing = list(df.columns)
-    for role, name in columns.items():
-        if name is not None and name not in existing:
-            raise ColumnError(
-                f"{role}={name!r} is not a column of this frame; its columns are {existing}"
-            )
 
 
 def _null_error(column: str, role: str, n_null: int, examples: Sequence[Any]) -> ValueError:
@@ -524,7 +515,7 @@ def split(
     _check_size("test_size", test_size, allow_none=True)
     if not isinstance(df, pd.DataFrame) and not _is_dask(df):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
-    _require_columns(df, groupby=groupby, stratify=stratify)
+    require_columns(df.columns, groupby=groupby, stratify=stratify)
     if "split" in df.columns:
         raise ColumnError(
             "the frame already has a 'split' column; drop or rename it first, e.g. "
@@ -728,11 +719,9 @@ def _check_status(frame: Any, keep_status: Sequence[str] | None) -> Any:
         return frame
     if isinstance(keep_status, str):
         keep_status = (keep_status,)
-    if "status" not in frame.columns:
-        raise ColumnError(
-            "keep_status needs a 'status' column (a result table); this frame has "
-            f"{list(frame.columns)}; pass keep_status=None to keep every row"
-        )
+    require_columns(
+        frame.columns, "the frame (pass keep_status=None to keep every row)", keep_status="status"
+    )
     keep = frame["status"].astype(object).isin(list(keep_status)).to_numpy()
     dropped = frame.loc[~keep, "status"].astype(object).value_counts()
     if int(dropped.sum()):
@@ -936,8 +925,11 @@ def create_imagenet_style_symlinks(
     _check_size("test_size", test_size, allow_none=True)
     if not isinstance(df, pd.DataFrame) and not _is_dask(df):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
-    _require_columns(
-        df, label_colname=label_colname, path_colname=path_colname, groupby_colname=groupby_colname
+    require_columns(
+        df.columns,
+        label_colname=label_colname,
+        path_colname=path_colname,
+        groupby_colname=groupby_colname,
     )
     outdir = os.fspath(outdir)
     existed = _check_outdir(outdir, mode, storage_options)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import creevey_dask  # noqa: F401  (registers the accessor)
-from creevey_dask import HttpLoader, HttpOptions, download, download_images_as_png
+from creevey_dask import ColumnError, HttpLoader, HttpOptions, download, download_images_as_png
 from creevey_dask.storage import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 
@@ -238,7 +238,7 @@ def test_original_refuses_ops(tmp_path: Path) -> None:
         ({"retries": -1}, ValueError, "retries must be an int >= 0"),
         ({"timeout": "fast"}, TypeError, "timeout must be seconds"),
         ({"options": {"retries": 1}}, TypeError, "options must be a creevey_dask.HttpOptions"),
-        ({"url_col": "link"}, ValueError, "no URL column 'link'"),
+        ({"url_col": "link"}, ColumnError, r"no column\(s\) \['link'\] \(url_col='link'\)"),
     ],
 )
 def test_bad_arguments_fail_up_front(tmp_path: Path, kwargs: dict, error: type, match: str) -> None:

@@ -13,7 +13,8 @@ from PIL import Image
 
 import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, report
-from creevey_dask.engine import RESULT_COLUMNS, STATUS_DTYPE, format_error
+from creevey_dask.engine import format_error
+from creevey_dask.schema import RESULT_COLUMNS, STATUS_DTYPE
 
 
 def to_png(outdir: Path):
@@ -284,7 +285,7 @@ def test_source_column_named_like_a_result_column(image_files, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"inpath_col": "nope"}, ValueError, r"no column 'nope'.*\['path', 'label'\]"),
+        ({"inpath_col": "nope"}, cd.ColumnError, r"no column\(s\) \['nope'\].*\['path', 'label'\]"),
         ({}, ValueError, r"say which holds the sources with inpath_col="),
         ({"inpath_col": "path", "n_jobs": 0}, ValueError, "n_jobs must be at least 1"),
         ({"inpath_col": "path", "n_jobs": 2.5}, TypeError, "n_jobs must be a positive int"),

@@ -410,8 +410,8 @@ def test_public_names():
         ({"n": True}, "n must be an int >= 1"),
         ({"columns": 0}, "columns must be an int >= 1"),
         ({"thumb_size": 8}, "thumb_size must be an int >= 16"),
-        ({"caption_cols": ("label", "nope")}, r"caption column\(s\) \['nope'\] not in this frame"),
-        ({"path_col": "where"}, r"path_col \['where'\] not in this frame; its columns are \["),
+        ({"caption_cols": ("label", "nope")}, r"no column\(s\) \['nope'\] \(caption_cols="),
+        ({"path_col": "where"}, r"no column\(s\) \['where'\] \(path_col='where'\); its columns"),
         ({"font": 2}, "font size must be an int >= 6"),
     ],
 )
@@ -427,11 +427,11 @@ def test_bad_inputs_are_refused(results):
         contact_sheet(results, random_state="seven")
     with pytest.raises(ValueError, match="no rows to show"):
         contact_sheet(results.iloc[:0])
-    with pytest.raises(ValueError, match=r"column \['status'\] not in this frame"):
+    with pytest.raises(ValueError, match=r"no column\(s\) \['status'\]"):
         summary_table(results.drop(columns="status"))
     with pytest.raises(ValueError, match=r"histogram column\(s\) \['label'\] are not numeric"):
         summary_table(results, columns=["label"])
-    with pytest.raises(ValueError, match=r"histogram column\(s\) \['nope'\] not in this frame"):
+    with pytest.raises(ValueError, match=r"no column\(s\) \['nope'\] \(columns="):
         summary_table(results, columns=["nope"])
     with pytest.raises(ValueError, match="bins must be an int >= 1"):
         summary_table(results, bins=0)
