@@ -48,7 +48,7 @@ import json
 import logging
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dask.dataframe as dd
@@ -70,6 +70,16 @@ STAGES = ("raw", "interim", "processed")
 #: Name of the file, in the base folder, that records a completed ``get_raw``.
 RAW_MARKER = ".creevey-raw-complete"
 
+
+def _one_of(name: str, value: Any, alias: str, alias_value: Any) -> Any:
+    """The value of a parameter that also has the original creevey's name ``alias``."""
+    if value is not None and alias_value is not None:
+        raise TypeError(f"give {name}= or {alias}= (the original creevey's name), not both")
+    if value is None and alias_value is None:
+        raise TypeError(f"{name} is required (or {alias}=, the original creevey's name)")
+    return value if value is not None else alias_value
+
+
 #: Files per partition of the dask frame that :meth:`BaseDataset.files` returns.
 _FILES_PER_PARTITION = 10_000
 
@@ -87,6 +97,9 @@ class BaseDataset(abc.ABC):
         ``memory://pets``). It need not exist yet.
     storage_options : mapping, optional
         Options for the filesystem of ``base_dir`` (for s3fs: ``endpoint_url``, ...).
+    data_dir : str or os.PathLike, optional
+        The original creevey's name for ``base_dir``; give one of them. The attribute
+        ``data_dir`` is a read-only alias of ``base_dir``.
 
     Raises
     ------
@@ -113,9 +126,12 @@ class BaseDataset(abc.ABC):
 
     def __init__(
         self,
-        base_dir: str | os.PathLike[str],
+        base_dir: str | os.PathLike[str] | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        base_dir = _one_of("base_dir", base_dir, "data_dir", data_dir)
         path = os.fspath(base_dir)
         if not isinstance(path, str) or not path:
             raise TypeError(f"base_dir must be a non-empty str or os.PathLike, not {base_dir!r}")
@@ -127,6 +143,11 @@ class BaseDataset(abc.ABC):
         return f"{type(self).__name__}({self.base_dir!r})"
 
     # -- the stage folders -------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> str:
+        """The original creevey's name for :attr:`base_dir` (read-only)."""
+        return self.base_dir
 
     @property
     def raw_dir(self) -> str:
@@ -321,6 +342,11 @@ class S3TarfileDataset(BaseDataset):
     progress : bool or fsspec.callbacks.Callback, default True
         Progress bars for the download and the extraction (a callback of your own is
         used for the download, and the extraction gets none).
+    data_dir : str or os.PathLike, optional
+        The original creevey's name for ``base_dir``.
+    Processor : class, optional
+        As in the original creevey: ``Processor(base_dir=...)`` is made here and its
+        ``process()`` is this dataset's :meth:`process` (instead of subclassing).
 
     Attributes
     ----------
@@ -352,17 +378,27 @@ class S3TarfileDataset(BaseDataset):
 
     def __init__(
         self,
-        base_dir: str | os.PathLike[str],
-        s3_bucket: str,
-        s3_key: str,
+        base_dir: str | os.PathLike[str] | None = None,
+        s3_bucket: str | None = None,
+        s3_key: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
         *,
         base_storage_options: Mapping[str, Any] | None = None,
         progress: Progress = True,
+        data_dir: str | os.PathLike[str] | None = None,
+        Processor: Callable[..., Any] | None = None,  # noqa: N803 - the original's name
     ) -> None:
-        base = os.fspath(base_dir)
+        base = os.fspath(_one_of("base_dir", base_dir, "data_dir", data_dir))
+        if s3_bucket is None or s3_key is None:
+            raise TypeError("S3TarfileDataset needs s3_bucket and s3_key")
         super().__init__(base, _dest_options(base, storage_options, base_storage_options))
         if not str(s3_key).lower().endswith(ARCHIVE_SUFFIXES):
+            if str(s3_bucket).lower().endswith(ARCHIVE_SUFFIXES):
+                raise ValueError(
+                    f"s3_key {s3_key!r} is not a tar archive name, but s3_bucket {s3_bucket!r} "
+                    "looks like one: the original creevey's order was (s3_bucket, s3_key, "
+                    "base_dir), here it is (base_dir, s3_bucket, s3_key); pass them by keyword"
+                )
             raise ValueError(
                 f"s3_key {s3_key!r} is not a tar archive name; expected one ending in "
                 f"{', '.join(ARCHIVE_SUFFIXES)}"
@@ -376,6 +412,14 @@ class S3TarfileDataset(BaseDataset):
             self.s3_storage_options,
             data_dir_storage_options=self.storage_options,
             progress=progress,
+        )
+        self.processor = None if Processor is None else Processor(base_dir=self.base_dir)
+
+    @property
+    def extractor(self) -> TarfileExtractor:
+        """The extractor of the downloaded archive (the original creevey's attribute)."""
+        return TarfileExtractor(
+            self.downloader.dest_path, self.storage_options, progress=self.progress is True
         )
 
     @property
@@ -391,13 +435,16 @@ class S3TarfileDataset(BaseDataset):
     def get_raw(self) -> None:
         """Download the archive into ``raw/``, extract it there, delete the archive."""
         archive = self.downloader.download()
-        extractor = TarfileExtractor(archive, self.storage_options, progress=self.progress is True)
-        extractor.extract()
+        self.extractor.extract()
         fs, fs_archive = self._fs_path(archive)
         fs.rm(fs_archive)
 
     def process(self) -> None:
-        """Not implemented here: subclass :class:`S3TarfileDataset` and implement it."""
+        """``Processor(base_dir=...).process()`` if a ``Processor`` was given; else
+        subclass :class:`S3TarfileDataset` and implement it."""
+        if self.processor is not None:
+            self.processor.process()
+            return
         raise NotImplementedError(
             f"{type(self).__name__}.process() is not implemented: subclass "
             "S3TarfileDataset and implement process() to turn raw/ into processed/ "

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from PIL import Image
@@ -285,6 +285,7 @@ def download(
     progress: bool = True,
     npartitions: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    _write_log: _WriteLog | None = None,
 ) -> Any:
     """Download the images at ``df[url_col]`` into ``outdir``; return the result table.
 
@@ -377,8 +378,13 @@ def download(
         per_host_limit=per_host_limit,
         user_agent=user_agent,
     )
-    loader = HttpLoader(opts, keep_bytes=fmt == "original")
-    writer = DownloadWriter(fmt, quality=quality, storage_options=storage_options)
+    loader: Callable[..., Any] = HttpLoader(opts, keep_bytes=fmt == "original")
+    writer: Callable[[Any, str], Any] = DownloadWriter(
+        fmt, quality=quality, storage_options=storage_options
+    )
+    if _write_log is not None:
+        loader = _LoggingLoader(cast(HttpLoader, loader), _write_log)
+        writer = _LoggingWriter(cast(DownloadWriter, writer), _write_log)
     pipeline = Pipeline(
         loader, ops=ops_list, write_func=writer, parallel_strategy=parallel_strategy
     )
@@ -426,11 +432,95 @@ def _log_http_summary(result: pd.DataFrame) -> None:
     logger.info("creevey: failed downloads by last HTTP status: %s", text)
 
 
+class _WriteLog:
+    """The original creevey's ``write_log_path``: a ``timestamp,url,local_path`` CSV row
+    appended per written file (the header is written first if the file does not exist).
+
+    A loader wrapper notes the URL of the row its thread is on; the writer wrapper
+    appends the row after the file is committed. Local files only, as in the original.
+    """
+
+    HEADER = "timestamp,url,local_path\n"
+
+    def __init__(self, path: Any) -> None:
+        import os
+
+        text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+        if not isinstance(text, str):
+            raise TypeError(f"write_log_path must be a path, got {path!r}")
+        if not text.endswith("csv"):
+            raise ValueError(f"write_log_path must end with .csv, got {text!r}")
+        if not storage.is_local(text):
+            raise ValueError(f"write_log_path must be a local file, got {text!r}")
+        self.path = os.path.abspath(text.removeprefix("file://"))
+        self._state: Any = None
+
+    def start(self) -> None:
+        """Create the log with its header unless it exists (before the run)."""
+        import os
+
+        if not os.path.exists(self.path):
+            with open(self.path, "w", encoding="utf-8") as log:
+                log.write(self.HEADER)
+
+    def _local(self) -> Any:
+        if self._state is None:
+            import threading
+
+            self._state = (threading.local(), threading.Lock())
+        return self._state
+
+    def note(self, url: Any) -> None:
+        self._local()[0].url = url
+
+    def append(self, outpath: str) -> None:
+        import datetime
+        import os
+
+        here, lock = self._local()
+        local_path = os.path.abspath(outpath.removeprefix("file://"))
+        line = f"{datetime.datetime.now()},{getattr(here, 'url', '')},{local_path}\n"
+        with lock, open(self.path, "a", encoding="utf-8") as log:
+            log.write(line)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "_state": None}
+
+
+class _LoggingLoader:
+    """A loader that notes each row's URL for :class:`_WriteLog`."""
+
+    accepts_draft = True
+
+    def __init__(self, loader: HttpLoader, log: _WriteLog) -> None:
+        self.loader = loader
+        self.log = log
+        self.result_columns = loader.result_columns
+
+    def __call__(self, url: Any, draft: Any = None) -> Any:
+        self.log.note(url)
+        return self.loader(url, draft=draft)
+
+
+class _LoggingWriter:
+    """A writer that appends a row to the :class:`_WriteLog` after each written file."""
+
+    def __init__(self, writer: DownloadWriter, log: _WriteLog) -> None:
+        self.writer = writer
+        self.log = log
+        self.result_columns = writer.result_columns
+
+    def __call__(self, image: Any, outpath: str) -> None:
+        self.writer(image, outpath)
+        self.log.append(outpath)
+
+
 def download_images_as_png(
     urls: Any,
     outdir: str | None = None,
     path_func: Callable[[str], str] | None = None,
     skip_existing: bool = True,
+    write_log_path: str | None = None,
     n_jobs: int | None = None,
     resize_shape: int | tuple[int, int] | None = None,
     *,
@@ -448,17 +538,25 @@ def download_images_as_png(
 ) -> Any:
     """Download images as PNG files, as in the original creevey; return the result table.
 
+    The first seven parameters are the original creevey's, in its order; every other
+    one is keyword-only.
+
     Parameters
     ----------
     urls : list, pandas/dask Series or DataFrame
         The image URLs (for a DataFrame, in the column ``url_col``).
     outdir : str, optional
         The folder; each file is named after the URL's file name with a ``.png``
-        extension (sanitised; see :func:`creevey_dask.naming.safe_filename`).
+        extension (sanitised; see :func:`creevey_dask.naming.safe_filename`). Must be
+        None if ``path_func`` is given. With neither, the working directory.
     path_func : callable, optional
         ``path_func(url) -> outpath``, used instead of ``outdir``.
     skip_existing : bool, default True
         Do not download URLs whose file already exists.
+    write_log_path : str, optional
+        A local CSV file (its name ending in ``csv``) to which a
+        ``timestamp,url,local_path`` row is appended for each file written (skipped and
+        failed rows write none); created with that header if it does not exist.
     n_jobs : int, default 16
         Downloads in flight per partition.
     resize_shape : int or (height, width), optional
@@ -473,8 +571,24 @@ def download_images_as_png(
     pandas.DataFrame or dask.dataframe.DataFrame
         One row per URL with ``outpath``, ``status``, ``error``, ``http_status``,
         ``bytes``, ``attempts``, ``width`` and ``height``.
+
+    Raises
+    ------
+    ValueError
+        If both ``outdir`` and ``path_func`` are given, or ``write_log_path`` is not a
+        local ``.csv`` file.
     """
+    if outdir is not None and path_func is not None:
+        raise ValueError(
+            "give outdir= or path_func=, not both: path_func decides the whole output "
+            f"path, so outdir={outdir!r} would be ignored"
+        )
+    if outdir is None and path_func is None:
+        outdir = "."  # the original creevey's default: the working directory
     ops = [_ResizeTo(resize_shape)] if resize_shape is not None else None
+    log = None if write_log_path is None else _WriteLog(write_log_path)
+    if log is not None:
+        log.start()
     return download(
         urls,
         outdir,
@@ -494,4 +608,5 @@ def download_images_as_png(
         progress=progress,
         npartitions=npartitions,
         storage_options=storage_options,
+        _write_log=log,
     )

@@ -665,9 +665,15 @@ def mean_brightness(image: Image.Image) -> float:
 def dhash(image: Image.Image) -> int:
     """A 64-bit difference hash: similar images have hashes a small Hamming distance apart.
 
-    The image is reduced to 9 x 8 grey pixels; bit ``8 * row + col`` (most significant
-    first) is set when a pixel is brighter than its right neighbour. Returns an int
-    from 0 to 2**64 - 1.
+    The same 64 bits as the ``imagehash`` package's ``dhash`` (``int(str(h), 16)`` of
+    ``imagehash.dhash(image)``), so stored hashes interoperate: the image is converted to
+    8-bit grey (Pillow's ``convert("L")``), reduced to 9 x 8 pixels with Lanczos, and bit
+    ``8 * row + col`` (most significant first) is set when a pixel is darker than its
+    right neighbour. Returns an int from 0 to 2**64 - 1.
+
+    16-bit and float images (modes ``I;16``, ``I``, ``F``) are first scaled to 8 bits
+    (:func:`creevey_dask.imagefile.to_8bit`), where ``imagehash`` would clip them; for
+    every other mode the bits are ``imagehash``'s.
 
     Examples
     --------
@@ -675,9 +681,9 @@ def dhash(image: Image.Image) -> int:
     >>> dhash(Image.new("L", (64, 64), 128))
     0
     """
-    grey = Image.fromarray((_brightness(image) * 255).round().astype(np.uint8), "L")
-    small = np.asarray(grey.resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
-    bits = (small[:, :-1] > small[:, 1:]).ravel()
+    grey = to_8bit(image)  # only 16-bit and float modes change
+    small = np.asarray(grey.convert("L").resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).ravel()
     value = 0
     for bit in bits:
         value = (value << 1) | int(bit)

@@ -46,9 +46,9 @@ class Pipeline:
     ----------
     load_func : callable
         ``load_func(source) -> image``. Raise to mark the row as an error.
-    ops : sequence of callables, optional
-        Each ``op(image) -> image``, applied in order. Reporters (see :func:`report`)
-        add result columns.
+    ops : callable or sequence of callables, optional
+        Each ``op(image) -> image``, applied in order; a single callable is a one-op
+        list. Reporters (see :func:`report`) add result columns.
     write_func : callable, optional
         ``write_func(image, outpath)``. Defaults to
         :func:`creevey_dask.imagefile.write_image`, which picks the format from the
@@ -75,8 +75,10 @@ class Pipeline:
         _check_callable("load_func", load_func)
         if ops is None:
             ops_list: list[Callable[[Any], Any]] = []
-        elif callable(ops) or isinstance(ops, (str, bytes)):
-            raise TypeError(f"ops must be a list of callables, got {ops!r}; wrap it: ops=[op]")
+        elif callable(ops):  # one op, as the original creevey allowed
+            ops_list = [ops]
+        elif isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
+            raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
         else:
             ops_list = list(ops)
         for i, op in enumerate(ops_list):

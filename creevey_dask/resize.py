@@ -251,8 +251,10 @@ def resize(
     reporters, record_sha256 = _reporters(report)
     if ops is None:
         user_ops: list[Callable[[Any], Any]] = []
-    elif callable(ops) or isinstance(ops, (str, bytes)):
-        raise TypeError(f"ops must be a list of ops, got {ops!r}; wrap it: ops=[op]")
+    elif callable(ops):
+        user_ops = [ops]
+    elif isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
+        raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
     else:
         user_ops = list(ops)
     if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:

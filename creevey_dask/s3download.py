@@ -16,7 +16,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from . import storage
 from ._progress import Progress, make_callback
@@ -63,6 +63,10 @@ class S3Downloader:
         A progress bar over the bytes downloaded (tqdm), none, or your own callback.
     chunk_size : int, default 8 MiB
         Bytes read per request.
+    base_dir : str, optional
+        The original creevey's name for ``data_dir``; give one of them. The attributes
+        ``base_dir`` and ``local_archive_path`` are read-only aliases of ``data_dir``
+        and ``dest_path``.
 
     Examples
     --------
@@ -75,13 +79,17 @@ class S3Downloader:
         self,
         s3_bucket: str,
         s3_key: str,
-        data_dir: str,
+        data_dir: str | None = None,
         storage_options: Mapping[str, Any] | None = None,
         *,
         data_dir_storage_options: Mapping[str, Any] | None = None,
         progress: Progress = True,
         chunk_size: int = _DEFAULT_CHUNK_SIZE,
+        base_dir: str | None = None,
     ) -> None:
+        if (data_dir is None) == (base_dir is None):
+            raise TypeError("give data_dir= or base_dir= (the original creevey's name), once")
+        data_dir = cast(str, data_dir if data_dir is not None else base_dir)
         for name, value in (("s3_bucket", s3_bucket), ("s3_key", s3_key)):
             if not isinstance(value, str) or not value.strip("/"):
                 raise ValueError(f"{name} must be a non-empty string, not {value!r}")
@@ -103,6 +111,16 @@ class S3Downloader:
         self.progress = progress
         self.chunk_size = chunk_size
         storage.get_fs(self.data_dir, self.data_dir_storage_options)  # unknown protocol → error
+
+    @property
+    def base_dir(self) -> str:
+        """The original creevey's name for :attr:`data_dir` (read-only)."""
+        return self.data_dir
+
+    @property
+    def local_archive_path(self) -> str:
+        """The original creevey's name for :attr:`dest_path` (read-only)."""
+        return self.dest_path
 
     @property
     def url(self) -> str:

@@ -46,7 +46,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -109,13 +109,16 @@ def _check_size(name: str, size: Any, *, allow_none: bool) -> None:
 def _count(name: str, size: Any, n_units: int, unit: str) -> int:
     """The number of units that ``size`` asks for, out of ``n_units``.
 
-    An int is a count. A float is a proportion, rounded half up
-    (``floor(size * n_units + 0.5)``) and at least 1.
+    An int is a count. A float is a proportion, rounded up as scikit-learn's
+    ``train_test_split`` (and the original creevey) does, so the split gets at least
+    that proportion: ``ceil(size * n_units)``. The product is first rounded to 9
+    decimals, so that float artefacts (``0.7 * 10 == 7.000000000000001``) do not add
+    a unit.
     """
     if isinstance(size, numbers.Integral):
         k = int(size)
     else:
-        k = max(1, math.floor(float(size) * n_units + 0.5))
+        k = max(1, math.ceil(round(float(size) * n_units, 9)))
     if k >= n_units:
         raise ValueError(
             f"{name}={size!r} asks for {k} of the {n_units} {unit}, which leaves none for "
@@ -468,7 +471,8 @@ def split(
     valid_size : int or float
         How many *units* go to ``valid``: groups with ``groupby``, else rows. An int is
         an exact count (at least 1, fewer than the units); a float in (0, 1) is a
-        proportion, rounded half up (``floor(valid_size * n + 0.5)``) and at least 1.
+        proportion, rounded up (``ceil(valid_size * n)``, as scikit-learn's
+        ``train_test_split``), so ``valid`` gets at least that proportion.
     groupby : str, optional
         A column whose rows must stay together: every value of it lands in exactly
         one split (for example a patient or product id). Nulls are refused.
@@ -839,6 +843,10 @@ def create_imagenet_style_symlinks(
 ) -> pd.DataFrame:
     """Lay images out as ``<outdir>/{train,valid}/<label>/<file>``, ImageNet style.
 
+    The original creevey's function. Its own positional order,
+    ``(df, valid_size, outdir, label_colname, path_colname)``, is recognised too (a
+    size is never a str), so code written for it does what it did.
+
     Rows are split with :func:`split` (``groupby_colname`` keeps a group's rows on one
     side), then each file is linked (or copied) into the folder of its split and label.
     Every label folder exists under every split, empty if need be, because some
@@ -915,6 +923,19 @@ def create_imagenet_style_symlinks(
     {'train': 3, 'valid': 1}
     >>> shutil.rmtree(tmp)
     """
+    if (
+        isinstance(valid_size, (str, os.PathLike))
+        and isinstance(label_colname, numbers.Real)
+        and not isinstance(label_colname, bool)
+    ):
+        # the original creevey's positional order: (df, valid_size, outdir,
+        # label_colname, path_colname); a str is never a size, so this is unambiguous
+        label_colname, path_colname, valid_size, outdir = (
+            cast(str, valid_size),
+            cast(str, outdir),
+            label_colname,
+            path_colname,
+        )
     if mode not in LINK_MODES:
         raise ValueError(f"mode {mode!r} is not one of {sorted(LINK_MODES)}")
     if not isinstance(relative, bool):

@@ -187,6 +187,11 @@ class TarfileExtractor:
         self.progress = progress
 
     @property
+    def local_archive_path(self) -> str:
+        """The original creevey's name for :attr:`archive_path` (read-only)."""
+        return self.archive_path
+
+    @property
     def dest_dir(self) -> str:
         """The folder the archive is extracted into: the one holding the archive."""
         return _parent(self.archive_path)

@@ -387,3 +387,58 @@ def test_docstring_examples_run(module: str, memfs: fsspec.AbstractFileSystem) -
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0
+
+
+# -- the original creevey's names ---------------------------------------------------------
+
+
+class CatsProcessor:
+    """An original-creevey style Processor: made with base_dir=, has process()."""
+
+    def __init__(self, base_dir: str) -> None:
+        self.base_dir = base_dir
+
+    def process(self) -> None:
+        raw = Path(self.base_dir) / "raw"
+        out = Path(self.base_dir) / "processed"
+        out.mkdir(parents=True, exist_ok=True)
+        for path in sorted(raw.rglob("*")):
+            if path.is_file() and "cat" in path.parts:
+                (out / path.name).write_bytes(path.read_bytes())
+
+
+def test_original_keyword_and_attribute_names(s3: Any, tmp_path: Path) -> None:
+    """data_dir= beside base_dir=, Processor=, and read-only attribute aliases."""
+    class Minimal(BaseDataset):
+        def get_raw(self) -> None:
+            pass
+
+        def process(self) -> None:
+            pass
+
+    ds = Minimal(data_dir=str(tmp_path / "c"))
+    assert ds.data_dir == ds.base_dir == str(tmp_path / "c")
+    with pytest.raises(AttributeError):
+        ds.data_dir = "elsewhere"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="not both"):
+        Minimal(str(tmp_path / "a"), data_dir=str(tmp_path / "b"))
+
+    s3.put("data", KEY, make_tar(IMAGES))
+    pets = S3TarfileDataset(
+        s3_bucket="data",
+        s3_key=KEY,
+        data_dir=str(tmp_path / "ds"),
+        storage_options=s3.storage_options,
+        Processor=CatsProcessor,
+    )
+    pets.build()
+    cats = {n.rsplit("/", 1)[1]: b for n, b in IMAGES.items() if "/cat/" in f"/{n}"}
+    assert cats
+    assert {p.name: p.read_bytes() for p in (tmp_path / "ds" / "processed").iterdir()} == cats
+    downloader = pets.downloader
+    assert downloader.base_dir == downloader.data_dir == str(tmp_path / "ds")
+    assert downloader.local_archive_path == downloader.dest_path
+    assert pets.extractor.local_archive_path == pets.extractor.archive_path
+    assert pets.extractor.archive_path == downloader.dest_path
+    with pytest.raises(ValueError, match="original creevey's order"):
+        S3TarfileDataset("data", KEY, str(tmp_path / "x"))  # the original's positional order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import io
 import logging
 import os
@@ -245,7 +246,7 @@ def test_bad_arguments_fail_up_front(tmp_path: Path, kwargs: dict, error: type, 
     with pytest.raises(error, match=match):
         download(pd.DataFrame({"url": ["http://127.0.0.1:9/a.jpg"]}), str(tmp_path), **kwargs)
     with pytest.raises(ValueError, match=r"give outdir= .* or path_func="):
-        download_images_as_png(["http://127.0.0.1:9/a.jpg"])
+        download(["http://127.0.0.1:9/a.jpg"], None)
 
 
 def test_unsafe_sources_are_error_rows_without_requests(
@@ -285,6 +286,56 @@ def test_download_images_as_png_like_the_original(
         progress=False,
     )
     assert (square.width[0], square.height[0]) == (16, 16)
+
+
+def test_download_images_as_png_takes_the_originals_positional_order(
+    image_server: ImageServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(urls, outdir, path_func, skip_existing, write_log_path, n_jobs, resize_shape)."""
+    urls = [image_server.url("/img/big.jpg"), image_server.url("/img/icon.png"), None]
+    out, log = tmp_path / "out", tmp_path / "log.csv"
+    # the sixth argument is n_jobs (it once was resize_shape: 2 x 2 images)
+    result = download_images_as_png(urls, str(out), None, True, str(log), 2)
+    assert result.status.tolist() == ["ok", "ok", "error"]
+    with Image.open(out / "big.png") as image:
+        assert (image.format, image.size) == ("PNG", (800, 600))
+    lines = log.read_text().splitlines()
+    assert lines[0] == "timestamp,url,local_path"
+    rows = [line.split(",") for line in lines[1:]]
+    assert sorted((u, p) for _, u, p in rows) == [
+        (urls[0], str(out / "big.png")),
+        (urls[1], str(out / "icon.png")),
+    ]
+    for stamp, _, _ in rows:
+        datetime.datetime.fromisoformat(stamp)  # str(datetime.now()), as the original wrote
+    # a rerun skips both files and writes no log row; the seventh argument is resize_shape
+    again = download_images_as_png(urls[:2], str(out), None, True, str(log), 2, 8)
+    assert again.status.tolist() == ["skipped", "skipped"]
+    assert len(log.read_text().splitlines()) == 3
+    fresh = download_images_as_png(urls[:1], str(tmp_path / "small"), None, False, None, 1, 8)
+    assert fresh.status.tolist() == ["ok"]
+    with Image.open(tmp_path / "small" / "big.png") as image:
+        assert image.size == (8, 8)
+    # every newer parameter is keyword-only
+    with pytest.raises(TypeError, match="positional"):
+        download_images_as_png(urls, str(out), None, True, None, 2, 8, "url")  # type: ignore[misc]
+    # neither outdir nor path_func: the working directory, as in the original
+    monkeypatch.chdir(tmp_path)
+    here = download_images_as_png(urls[1:2], progress=False)
+    assert here.status.tolist() == ["ok"]
+    assert (tmp_path / "icon.png").is_file()
+
+
+def test_download_images_as_png_refuses_outdir_with_path_func(tmp_path: Path) -> None:
+    """The original raised rather than ignore one of them; so do we, before any request."""
+    with pytest.raises(ValueError, match="give outdir= or path_func=, not both"):
+        download_images_as_png(
+            ["http://127.0.0.1:9/a.jpg"], str(tmp_path / "out"), lambda u: str(tmp_path / "x.png")
+        )
+    for bad in ("log.txt", "memory://log.csv"):
+        with pytest.raises(ValueError, match="write_log_path must"):
+            download_images_as_png(["http://127.0.0.1:9/a.jpg"], str(tmp_path), None, True, bad)
+    assert files_in(tmp_path) == []
 
 
 def test_draft_decodes_large_jpegs_at_reduced_scale(image_server: ImageServer) -> None:

@@ -6,6 +6,7 @@ import io
 import operator
 import pickle
 
+import imagehash
 import numpy as np
 import pandas as pd
 import pytest
@@ -361,6 +362,17 @@ def test_mean_brightness(mode_image):
     for mode in ALL_MODES:
         value = ops.mean_brightness(mode_image(mode))
         assert 0.0 <= value <= 1.0
+
+
+@pytest.mark.parametrize("mode", [m for m in ALL_MODES if m not in ("I;16", "I")])
+def test_dhash_equals_imagehash_dhash(photo, mode_image, mode):
+    """The same 64 bits as the imagehash package's dhash, so stored hashes interoperate."""
+    images = [mode_image(mode, 64, 48, seed=s) for s in range(3)]
+    if mode == "RGB":
+        images += [photo(300, 200, seed=11), photo(97, 131, seed=5)]
+    for image in images:
+        theirs = int(str(imagehash.dhash(image)), 16)
+        assert ops.dhash(image) == theirs
 
 
 def test_dhash_finds_near_duplicates(photo, mode_image):

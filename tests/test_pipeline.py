@@ -24,7 +24,8 @@ def test_defaults():
     [
         ({"load_func": "x"}, TypeError, "load_func must be callable"),
         ({"ops": [len, 3]}, TypeError, r"ops\[1\] must be callable"),
-        ({"ops": len}, TypeError, "ops must be a list of callables"),
+        ({"ops": 3}, TypeError, "ops must be a callable or a list of callables"),
+        ({"ops": "grayscale"}, TypeError, "ops must be a callable or a list of callables"),
         ({"write_func": 1}, TypeError, "write_func must be callable"),
         ({"parallel_strategy": "gpu"}, ValueError, r"not one of \['threads', 'processes'\]"),
     ],
@@ -33,6 +34,21 @@ def test_bad_arguments(kwargs, error, match):
     kwargs = {"load_func": load_image, **kwargs}
     with pytest.raises(error, match=match):
         Pipeline(**kwargs)
+
+
+def test_a_single_op_is_a_one_op_list(tmp_path):
+    """Pipeline(ops=f), as the original creevey allowed, runs f on every row."""
+    from creevey_dask import ops
+
+    source = tmp_path / "a.png"
+    Image.new("RGB", (6, 4), "red").save(source)
+    pipeline = Pipeline(load_image, ops=ops.flip_horiz)
+    assert pipeline.ops == [ops.flip_horiz]
+    result = pipeline.run([str(source)], lambda p: str(tmp_path / "out.png"), progress=False)
+    assert result["status"].tolist() == ["ok"]
+    with Image.open(source) as src, Image.open(tmp_path / "out.png") as out:
+        expected = src.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        assert out.tobytes() == expected.tobytes()
 
 
 def test_reporter_passes_the_image_through_and_declares_its_column():

@@ -294,7 +294,7 @@ def test_processes_strategy(photos, tmp_path):
         ({"shape": (10, 10), "format": "heic"}, ValueError, "choose from"),
         ({"shape": (10, 10), "quality": 101}, ValueError, "quality must be an int from 1 to 100"),
         ({"shape": (10, 10), "report": ["exif"]}, ValueError, r"is not a subset of \['size'"),
-        ({"shape": (10, 10), "ops": ops.grayscale}, TypeError, r"wrap it: ops=\[op\]"),
+        ({"shape": (10, 10), "ops": "grayscale"}, TypeError, "ops must be a callable or a list"),
         ({"shape": (10, 10), "path_col": "file"}, ValueError, "no column"),
         ({"shape": (10, 10), "parallel_strategy": "gpu"}, ValueError, "parallel_strategy"),
     ],

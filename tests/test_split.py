@@ -139,9 +139,19 @@ def test_exact_group_counts(valid_size: float, expected: int) -> None:
 
 @pytest.mark.parametrize(
     ("valid_size", "n_rows", "expected"),
-    [(3, 10, 3), (0.25, 10, 3), (0.15, 10, 2), (0.149, 10, 1), (0.5, 7, 4), (0.001, 10, 1)],
+    [
+        (3, 10, 3),
+        (0.25, 10, 3),
+        (0.15, 10, 2),
+        (0.149, 10, 2),
+        (0.5, 7, 4),
+        (0.001, 10, 1),
+        (0.1, 14, 2),  # at least the proportion asked for, as sklearn's train_test_split
+        (0.7, 10, 7),  # 0.7 * 10 is 7.000000000000001 in floats: still 7
+        (0.3, 10, 3),
+    ],
 )
-def test_exact_row_counts_round_half_up(valid_size: float, n_rows: int, expected: int) -> None:
+def test_exact_row_counts_round_up(valid_size: float, n_rows: int, expected: int) -> None:
     df = pd.DataFrame({"x": range(n_rows)})
     out = split_func(df, valid_size, random_state=0)
     assert (out["split"] == "valid").sum() == expected
@@ -164,11 +174,11 @@ def test_stratified_rows_are_exact_per_label() -> None:
     df = pd.DataFrame({"label": labels})
     out = split_func(df, 0.2, stratify="label", test_size=0.1, random_state=9)
     counts = out["split"].value_counts()
-    assert counts["valid"] == 199  # floor(0.2 * 997 + 0.5)
+    assert counts["valid"] == 200  # ceil(0.2 * 997)
     assert counts["test"] == 100
     for label, n_label in df["label"].value_counts().items():
         mine = out[out["label"] == label]["split"].value_counts()
-        for name, k in (("valid", 199), ("test", 100)):
+        for name, k in (("valid", 200), ("test", 100)):
             ideal = n_label * k / len(df)
             assert abs(mine.get(name, 0) - ideal) < 1, (label, name)
 
@@ -333,6 +343,30 @@ def test_tree_layout_links_and_manifest(labelled: pd.DataFrame, tmp_path: Path) 
     assert list(on_disk.columns) == ["source", "label", "split", "group", "path"]
     assert on_disk["path"].tolist() == manifest["path"].tolist()
     assert on_disk["source"].tolist() == labelled["outpath"].tolist()
+
+
+def test_seed_function_in_both_positional_orders_and_rounding_up(
+    photos: list[str], tmp_path: Path
+) -> None:
+    """The documented order and the original creevey's own give the same tree; a float
+    valid_size is at least that proportion (0.1 of 14 rows is 2, as in sklearn)."""
+    more = tmp_path / "data" / "more"
+    more.mkdir()
+    extra = [str(more / f"extra{i}.png") for i in range(2)]
+    for i, path in enumerate(extra):
+        Path(path).write_bytes(png_bytes(12, 10, 50 + i))
+    df = pd.DataFrame({"path": photos + extra, "label": ["a", "b"] * 7})
+    documented = create_imagenet_style_symlinks(
+        df, "label", "path", 0.1, str(tmp_path / "t1"), None, 3
+    )
+    original = create_imagenet_style_symlinks(
+        df, 0.1, str(tmp_path / "t2"), "label", "path", None, 3
+    )
+    assert (documented["split"] == "valid").sum() == 2
+    pd.testing.assert_frame_equal(documented, original)
+    assert tree_files(tmp_path / "t1").keys() == tree_files(tmp_path / "t2").keys()
+    with pytest.raises(ColumnError):  # a size where a column goes, not the original's order
+        create_imagenet_style_symlinks(df, 0.1, "path", 2, str(tmp_path / "t3"))
 
 
 def test_every_label_folder_exists_in_every_split(photos: list[str], tmp_path: Path) -> None:
