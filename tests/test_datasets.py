@@ -409,6 +409,7 @@ class CatsProcessor:
 
 def test_original_keyword_and_attribute_names(s3: Any, tmp_path: Path) -> None:
     """data_dir= beside base_dir=, Processor=, and read-only attribute aliases."""
+
     class Minimal(BaseDataset):
         def get_raw(self) -> None:
             pass
