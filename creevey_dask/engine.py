@@ -13,17 +13,15 @@ outpath → skip check → load → ops → write; any exception becomes that ro
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
 
-from . import storage
+from . import _interrupt, storage
 from .exceptions import ColumnError, UpstreamError, require_columns
 from .rows import end_row, start_row
 from .schema import (
@@ -108,6 +106,7 @@ class PartitionRunner:
         self.skip_existing = skip_existing
         self.storage_options = dict(storage_options or {})
         self.result_columns = dict(result_columns)
+        self.run_id = _interrupt.new_run_id()  # Ctrl-C interrupts this run
 
     def process_row(
         self, source: Any, upstream_error: Any = None
@@ -137,8 +136,9 @@ class PartitionRunner:
             image = pipeline.load(source)
             for op in pipeline.ops:
                 image = op(image)
-            writing = True
-            pipeline.write_func(image, outpath)
+            with _interrupt.current_gate():  # after Ctrl-C, no row starts writing
+                writing = True
+                pipeline.write_func(image, outpath)
             return outpath, "ok", None, values
         except Exception as err:
             if writing and not existed:
@@ -166,22 +166,13 @@ class PartitionRunner:
             upstream = part[UPSTREAM_ERROR_COL].tolist()
             part = part.drop(columns=[UPSTREAM_ERROR_COL])
         rows: list[Any] = [None] * n
-        threads = min(self.n_jobs, n)
-        if threads <= 1:
-            for i, source in enumerate(sources):
-                rows[i] = self.process_row(source, upstream[i])
-        else:
-            counter = itertools.count()  # next() on a count is atomic under the GIL
 
-            def work() -> None:
-                for i in counter:
-                    if i >= n:
-                        return
-                    rows[i] = self.process_row(sources[i], upstream[i])
+        def do_row(i: int) -> None:
+            rows[i] = self.process_row(sources[i], upstream[i])
 
-            with ThreadPoolExecutor(threads, thread_name_prefix="creevey") as pool:
-                for future in [pool.submit(work) for _ in range(threads)]:
-                    future.result()
+        if n:  # rows on daemon threads, so that Ctrl-C stops the partition at once
+            gate = _interrupt.RowGate(self.run_id)
+            gate.run(n, min(self.n_jobs, n), do_row)
         self._sweep(rows)
         return self._assemble(part, rows)
 
@@ -374,7 +365,10 @@ def run_pipeline(
     with dask.config.set({"dataframe.convert-string": False}):  # keep the user's dtypes
         ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
     lazy = ddf.map_partitions(runner, meta=_meta(runner, frame.iloc[:0]))
-    result = _compute(lazy, pipeline.parallel_strategy, client, progress)
+    with _interrupt.interruptible(
+        runner.run_id, worker_processes=client is None and pipeline.parallel_strategy == "processes"
+    ):
+        result = _compute(lazy, pipeline.parallel_strategy, client, progress)
     summarize(result)
     return result
 
@@ -382,11 +376,15 @@ def run_pipeline(
 def _compute(lazy: Any, strategy: str, client: Any, progress: bool) -> pd.DataFrame:
     if client is not None:
         future = client.compute(lazy)
-        if progress:
-            from distributed import progress as distributed_progress
+        try:
+            if progress:
+                from distributed import progress as distributed_progress
 
-            distributed_progress(future)
-        return future.result()
+                distributed_progress(future)
+            return future.result()
+        except KeyboardInterrupt:  # Ctrl-C: cancel the partitions not yet done
+            client.cancel(future)
+            raise
     if progress:
         from dask.diagnostics import ProgressBar
 

@@ -1,0 +1,205 @@
+"""Ctrl-C: stop a run at once, leaving no temporaries, so that a rerun completes the rest.
+
+The rule, owned here and used by the engine:
+
+- When the caller presses Ctrl-C (SIGINT in the caller's main thread), the run is marked
+  interrupted and :class:`KeyboardInterrupt` is raised to the caller straight away; the
+  local scheduler then hands out no more partitions. With the ``processes`` scheduler the
+  signal is passed on to the worker processes; with a ``dask.distributed`` Client the
+  engine cancels the run's futures.
+- A partition of an interrupted run hands out no more rows, and no row starts writing.
+  Rows that are already writing finish (a write is short); rows still loading are
+  abandoned (they run on daemon threads and write nothing). The partition then raises
+  :class:`KeyboardInterrupt`, within :data:`POLL_SECONDS` of the interrupt.
+
+A row writes only through :meth:`RowGate.writing`, so an abandoned row never leaves a
+temporary file or a partial output: what is on disk after Ctrl-C is complete, and a
+rerun with ``skip_existing=True`` does the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = [
+    "POLL_SECONDS",
+    "RowGate",
+    "RunInterruptedError",
+    "cancel",
+    "current_gate",
+    "interruptible",
+    "is_interrupted",
+    "new_run_id",
+]
+
+#: How often a partition waiting for its rows checks whether its run was interrupted.
+POLL_SECONDS = 0.1
+
+#: The ids of the runs interrupted in this process.
+_INTERRUPTED: set[str] = set()
+
+
+class RunInterruptedError(Exception):
+    """A row of an interrupted run was about to write; it is abandoned instead."""
+
+
+def new_run_id() -> str:
+    """A fresh id for one run (it travels with the partition runner to the workers)."""
+    return uuid.uuid4().hex
+
+
+def cancel(run_id: str) -> None:
+    """Mark ``run_id`` interrupted in this process: its partitions stop handing out rows."""
+    _INTERRUPTED.add(run_id)
+
+
+def is_interrupted(run_id: str) -> bool:
+    """Whether ``run_id`` was interrupted in this process."""
+    return run_id in _INTERRUPTED
+
+
+_local = threading.local()
+
+
+def current_gate() -> contextlib.AbstractContextManager[None]:
+    """The write gate of the row this thread runs (a no-op outside a partition's threads)."""
+    gate: RowGate | None = getattr(_local, "gate", None)
+    return contextlib.nullcontext() if gate is None else gate.writing()
+
+
+class RowGate:
+    """Runs a partition's rows on daemon threads; closes at once on Ctrl-C.
+
+    Parameters
+    ----------
+    run_id : str
+        The run the partition belongs to.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._lock = threading.Lock()
+        self._closed = False
+        self._writers = 0
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Let a row write unless the run was interrupted (then :class:`RunInterruptedError`)."""
+        with self._lock:
+            if self._closed or is_interrupted(self.run_id):
+                raise RunInterruptedError("the run was interrupted (Ctrl-C) before this row wrote")
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._writers -= 1
+
+    def _close(self) -> None:
+        """Let no more rows start or write; wait for the writes under way to finish."""
+        with self._lock:
+            self._closed = True
+        while True:
+            with self._lock:
+                if self._writers == 0:
+                    return
+            time.sleep(0.005)
+
+    def run(self, n: int, threads: int, do_row: Callable[[int], None]) -> None:
+        """Call ``do_row(i)`` for ``i`` in ``range(n)`` from ``threads`` daemon threads.
+
+        Raises :class:`KeyboardInterrupt` soon after the run is interrupted, or at once
+        when this thread gets one itself (a worker process of the ``processes``
+        scheduler); rows still loading then are abandoned.
+        """
+        if is_interrupted(self.run_id):
+            raise KeyboardInterrupt("the run was interrupted")
+        lock = threading.Lock()
+        left = [threads]
+        done = threading.Event()
+        nexts = iter(range(n))
+
+        def work() -> None:
+            _local.gate = self
+            try:
+                while not (self._closed or is_interrupted(self.run_id)):
+                    with lock:
+                        i = next(nexts, None)
+                    if i is None:
+                        return
+                    do_row(i)
+            finally:
+                with lock:
+                    left[0] -= 1
+                    if left[0] == 0:
+                        done.set()
+
+        workers = [
+            threading.Thread(target=work, name=f"creevey-row-{k}", daemon=True)
+            for k in range(threads)
+        ]
+        try:
+            for worker in workers:
+                worker.start()
+            while not done.wait(POLL_SECONDS):
+                if is_interrupted(self.run_id):
+                    raise KeyboardInterrupt("the run was interrupted")
+        except KeyboardInterrupt:
+            cancel(self.run_id)  # later partitions of this run in this process stop at once
+            while True:
+                try:
+                    self._close()
+                    break
+                except KeyboardInterrupt:  # a second Ctrl-C: still let the writes finish
+                    continue
+            raise
+        for worker in workers:
+            worker.join()
+
+
+@contextlib.contextmanager
+def interruptible(run_id: str, *, worker_processes: bool = False) -> Iterator[None]:
+    """Run the body so that Ctrl-C interrupts ``run_id`` and raises at once.
+
+    In the main thread, with Python's default SIGINT handler in place, a handler is
+    installed for the body: it marks the run interrupted, passes SIGINT on to this
+    process's child processes when ``worker_processes`` (the ``processes`` scheduler's
+    workers, which then stop their partitions), and raises :class:`KeyboardInterrupt`.
+    Elsewhere a :class:`KeyboardInterrupt` leaving the body marks the run interrupted.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        try:
+            yield
+        except KeyboardInterrupt:
+            cancel(run_id)
+            raise
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        cancel(run_id)
+        if worker_processes:
+            for child in multiprocessing.active_children():
+                if child.pid is not None:
+                    with contextlib.suppress(OSError):
+                        os.kill(child.pid, signal.SIGINT)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    except KeyboardInterrupt:
+        cancel(run_id)
+        raise
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
