@@ -220,12 +220,15 @@ class CreeveyAccessor:
         self,
         outdir: str | None,
         url_col: str = "url",
-        format: str = "png",
+        format: str = "jpeg",
         ops: Any = None,
         naming: str = "url",
         **kwargs: Any,
     ) -> pd.DataFrame | dd.DataFrame:
         """Download the images at ``url_col`` into ``outdir``; see :func:`creevey_dask.download`.
+
+        The files are JPEGs at quality 95 unless ``format=`` (``"png"``, ``"webp"``,
+        ``"original"``) or ``quality=`` say otherwise.
 
         Returns the frame with the result columns (``outpath``, ``status``, ``error``,
         ``http_status``, ``bytes``, ``attempts``, ``width``, ``height``): pandas for a

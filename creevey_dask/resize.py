@@ -28,9 +28,10 @@ from .schema import RESULT_COLUMNS
 
 __all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
 
-#: ``resize(report=...)`` values: the result columns to add. ``"size"`` adds ``width``
-#: and ``height`` (of the output image), ``"mean_brightness"`` and ``"dhash"`` measure
-#: the output image, ``"sha256"`` adds ``sha256`` and ``out_bytes`` of the written file.
+#: ``resize(report=...)`` values: the result columns to add. ``"size"`` (``width`` and
+#: ``height`` of the written image) is always reported; ``"mean_brightness"`` and
+#: ``"dhash"`` measure the written image, ``"sha256"`` adds ``sha256`` and ``out_bytes``
+#: of the written file.
 REPORTS = ("size", "mean_brightness", "dhash", "sha256")
 
 #: The column that keeps the source paths when ``path_col`` is a result column
@@ -99,7 +100,7 @@ class KeepFilename:
 def _reporters(report: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]:
     if isinstance(report, str):
         report = [report]
-    names = list(report)
+    names = ["size", *report]  # width and height of the written image, always
     unknown = [n for n in names if n not in REPORTS]
     if unknown:
         raise ValueError(f"report {unknown} is not a subset of {list(REPORTS)}")
@@ -174,7 +175,7 @@ def resize(
         of an earlier run, such as the ``outpath`` of a download
         (``res.creevey.resize(outdir, path_col="outpath")``), it is renamed to
         ``"inpath"``, and the earlier run's ``status`` and ``error`` (and any column
-        this run adds, e.g. ``width``) are replaced by this run's. Rows whose earlier
+        this run adds: ``width``, ``height``, ...) are replaced by this run's. Rows whose earlier
         ``outpath`` is null become error rows (``UpstreamError`` with the earlier error).
     shape, min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap
         The resize; see :func:`creevey_dask.ops.resize`.
@@ -187,9 +188,10 @@ def resize(
         Ops applied to the full image *before* the resize (e.g.
         ``[ops.trim_bottom(100)]``). Any op there turns the reduced decode off.
     report : iterable of str, default ()
-        Result columns to add, from :data:`REPORTS`: ``"size"`` (``width``,
-        ``height``), ``"mean_brightness"``, ``"dhash"`` (of the output image) and
-        ``"sha256"`` (``sha256``, ``out_bytes`` of the written file).
+        More result columns, from :data:`REPORTS`: ``"mean_brightness"``, ``"dhash"``
+        (of the written image) and ``"sha256"`` (``sha256``, ``out_bytes`` of the
+        written file). ``"size"`` (``width``, ``height`` of the written image) is always
+        reported.
     outpath_func : callable, optional
         Overrides the naming: ``outpath_func(source) -> str``; ``outdir`` is then
         unused.
@@ -211,8 +213,9 @@ def resize(
     Returns
     -------
     pandas.DataFrame or dask.dataframe.DataFrame
-        The input columns, then ``outpath``, ``status``, ``error`` and the reported
-        columns. Lazy for dask input.
+        The input columns, then ``outpath``, ``status``, ``error``, ``width`` and
+        ``height`` (of the written image; null on skipped and error rows) and the
+        reported columns. Lazy for dask input.
 
     Raises
     ------
@@ -232,8 +235,7 @@ def resize(
     >>> for i, path in enumerate(paths):
     ...     Image.new("RGB", (320 + 40 * i, 240), "olive").save(path)
     >>> df = pd.DataFrame({"path": paths})
-    >>> res = resize(df, os.path.join(tmp, "out"), shape=(64, 64), mode="cover",
-    ...              report=["size"], progress=False)
+    >>> res = resize(df, os.path.join(tmp, "out"), shape=(64, 64), mode="cover", progress=False)
     >>> res[["status", "width", "height"]].astype(str).drop_duplicates().values.tolist()
     [['ok', '64', '64']]
     """

@@ -143,6 +143,7 @@ def test_every_fault_gives_an_honest_row(
     result = download(
         fault_table,
         None,
+        format="png",
         path_func=lambda url: str(outdir / f"{cases[url]}.png"),
         options=fast_http.replace(max_bytes=200_000),
         n_jobs=8,
@@ -338,6 +339,35 @@ def test_download_images_as_png_refuses_outdir_with_path_func(tmp_path: Path) ->
     assert files_in(tmp_path) == []
 
 
+def _quantization(data: bytes) -> object:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.quantization  # the JPEG quantization tables: set by the quality
+
+
+def test_accessor_download_defaults_to_jpeg_95_and_the_original_call_to_png(
+    image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions
+) -> None:
+    df = pd.DataFrame(
+        {"url": [image_server.url("/img/big.jpg"), image_server.url("/img/icon.png")]}
+    )
+    result = df.creevey.download(str(tmp_path / "a"), options=fast_http, progress=False)
+    assert result.outpath.tolist() == [str(tmp_path / "a" / n) for n in ("big.jpg", "icon.jpg")]
+    reference = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(reference, "JPEG", quality=95)
+    for outpath in result.outpath:
+        data = Path(outpath).read_bytes()
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "JPEG"
+        assert _quantization(data) == _quantization(reference.getvalue())
+    lower = df.creevey.download(str(tmp_path / "b"), quality=60, options=fast_http, progress=False)
+    assert _quantization(Path(lower.outpath[0]).read_bytes()) != _quantization(reference.getvalue())
+    png = download_images_as_png(df.url, str(tmp_path / "c"), options=fast_http, progress=False)
+    for outpath in png.outpath:
+        assert outpath.endswith(".png")
+        with Image.open(outpath) as image:
+            assert image.format == "PNG"
+
+
 def test_draft_decodes_large_jpegs_at_reduced_scale(image_server: ImageServer) -> None:
     loader = HttpLoader(HttpOptions())
     full = loader(image_server.url("/img/big.jpg"))
@@ -372,7 +402,7 @@ def test_resume_skips_and_retry_redoes_only_failures(
     assert retried.status.tolist() == ["ok"]
     assert retried.label.tolist() == ["c"]
     assert list(retried.columns) == list(first.columns)
-    assert retried.outpath.iloc[0] == str(tmp_path / "010.png")
+    assert retried.outpath.iloc[0] == str(tmp_path / "010.jpg")  # JPEG by default
 
 
 def test_clashing_names_never_overwrite(
@@ -386,7 +416,7 @@ def test_clashing_names_never_overwrite(
     result = download(urls, str(tmp_path), options=fast_http, progress=False)
     assert result.status.tolist() == ["ok", "ok", "error"]
     assert result.error[2] == (
-        f"OutpathClashError: the outpath '{tmp_path}/photo.png' is also the name for "
+        f"OutpathClashError: the outpath '{tmp_path}/photo.jpg' is also the name for "
         f"'{urls[0]}', an earlier row with a different URL; nothing was written. "
         "Use naming='url_hash' or naming='hash' for collision-free names"
     )
@@ -445,7 +475,7 @@ def test_dask_input_detects_clashes_across_partitions(
     result = download(ddf, str(tmp_path), options=fast_http).compute()
     assert result.status.tolist() == ["ok"] * 6 + ["error"]
     assert result.error.iloc[-1].startswith("OutpathClashError: the outpath")
-    assert sorted(files_in(tmp_path)) == sorted(f"{i:03d}.png" for i in range(6))
+    assert sorted(files_in(tmp_path)) == sorted(f"{i:03d}.jpg" for i in range(6))
 
 
 def test_summary_is_logged_and_warns_when_most_fail(

@@ -52,8 +52,10 @@ def test_resize_multiple_files_keeps_filenames(photos, tmp_path, psnr):
     outdir = tmp_path / "out"
     result = resize_multiple_files(photos, (64, 96), str(outdir), n_jobs=3, progress=False)
     assert isinstance(result, pd.DataFrame)
-    assert list(result.columns) == ["path", "outpath", "status", "error"]
+    assert list(result.columns) == ["path", "outpath", "status", "error", "width", "height"]
     assert result["status"].tolist() == ["ok"] * len(photos)
+    assert (result["width"] == 96).all()
+    assert (result["height"] == 64).all()
     assert result["outpath"].tolist() == [str(outdir / os.path.basename(p)) for p in photos]
     for source, outpath in zip(result["path"], result["outpath"], strict=True):
         out = load(outpath)
@@ -270,6 +272,34 @@ def test_chaining_on_the_outpath_of_an_earlier_run(photos, tmp_path):
     assert (second["width"].dropna() == 20).all()
     with pytest.raises(ColumnError, match="'inpath', its new name, is taken"):
         second.creevey.resize(str(tmp_path / "again"), path_col="outpath", shape=(10, 10))
+
+
+def test_width_and_height_are_those_of_the_written_image_after_a_download(
+    image_server, tmp_path, fast_http
+):
+    urls = [image_server.url("/img/big.jpg"), image_server.url("/img/wide.jpg")]
+    downloaded = pd.DataFrame({"url": urls}).creevey.download(
+        str(tmp_path / "raw"), options=fast_http, progress=False
+    )
+    assert downloaded[["width", "height"]].values.tolist() == [[800, 600], [320, 120]]
+    for report in ([], ["size"]):  # with or without asking for the size
+        thumbs = downloaded.creevey.resize(
+            str(tmp_path / f"thumbs{len(report)}"),
+            path_col="outpath",
+            shape=(128, 128),
+            mode="cover",
+            report=report,
+            progress=False,
+        )
+        assert list(thumbs.columns).count("width") == 1
+        assert thumbs[["width", "height"]].values.tolist() == [[128, 128], [128, 128]]
+        for outpath in thumbs.outpath:
+            assert load(outpath).size == (128, 128)
+    contained = downloaded.creevey.resize(
+        str(tmp_path / "contained"), path_col="outpath", max_dim=100, progress=False
+    )
+    assert contained[["width", "height"]].values.tolist() == [[100, 75], [100, 38]]
+    assert [load(p).size for p in contained.outpath] == [(100, 75), (100, 38)]
 
 
 def test_processes_strategy(photos, tmp_path):
