@@ -23,17 +23,11 @@ Architecture, one module per stage::
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _version
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import ops, storage
 from .accessor import CreeveyAccessor
 from .accessor import register as _register_accessor
-from .cluster import start_local_cluster
-from .datasets import BaseDataset, S3TarfileDataset
-from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
-from .engine import format_error, summarize
-from .examples import UrlListDataset
 from .exceptions import (
     ArchiveError,
     ColumnError,
@@ -55,21 +49,88 @@ from .exceptions import (
     UnsafeSourceError,
     UpstreamError,
 )
-from .http import HttpOptions
-from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
-from .pipeline import Pipeline
-from .reports import contact_sheet, summary_figure, summary_table
-from .resize import resize_multiple_files
-from .rows import Reporter, record, report
-from .s3download import S3Downloader
-from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
-from .split import create_imagenet_style_symlinks, safe_label, split
-from .tarfiles import TarfileExtractor
 
-try:
-    __version__ = _version("creevey_dask")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    from . import ops, storage
+    from .cluster import start_local_cluster
+    from .datasets import BaseDataset, S3TarfileDataset
+    from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
+    from .engine import format_error, summarize
+    from .examples import UrlListDataset
+    from .http import HttpOptions
+    from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
+    from .pipeline import Pipeline
+    from .reports import contact_sheet, summary_figure, summary_table
+    from .resize import resize_multiple_files
+    from .rows import Reporter, record, report
+    from .s3download import S3Downloader
+    from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
+    from .split import create_imagenet_style_symlinks, safe_label, split
+    from .tarfiles import TarfileExtractor
+
+# The rest of the API is imported on first use (PEP 562), so that ``import creevey_dask``
+# stays cheap (no pandas, dask, pyarrow, requests or reports until they are needed).
+_LAZY: dict[str, str] = {
+    "ops": "",
+    "storage": "",
+    "start_local_cluster": "cluster",
+    "BaseDataset": "datasets",
+    "S3TarfileDataset": "datasets",
+    "DOWNLOAD_FORMATS": "download",
+    "HttpLoader": "download",
+    "download": "download",
+    "download_images_as_png": "download",
+    "RESULT_COLUMNS": "schema",
+    "STATUS_DTYPE": "schema",
+    "STATUSES": "schema",
+    "format_error": "engine",
+    "summarize": "engine",
+    "UrlListDataset": "examples",
+    "HttpOptions": "http",
+    "ImageLoader": "imagefile",
+    "ImageWriter": "imagefile",
+    "decode_image": "imagefile",
+    "load_image": "imagefile",
+    "write_image": "imagefile",
+    "Pipeline": "pipeline",
+    "Reporter": "rows",
+    "record": "rows",
+    "report": "rows",
+    "contact_sheet": "reports",
+    "summary_figure": "reports",
+    "summary_table": "reports",
+    "resize_multiple_files": "resize",
+    "S3Downloader": "s3download",
+    "create_imagenet_style_symlinks": "split",
+    "safe_label": "split",
+    "split": "split",
+    "TarfileExtractor": "tarfiles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value: Any = version("creevey_dask")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            value = "0+unknown"
+    elif name in _LAZY:
+        module = _LAZY[name]
+        if module:
+            value = getattr(importlib.import_module(f".{module}", __name__), name)
+        else:
+            value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 _register_accessor()
 

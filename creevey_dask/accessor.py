@@ -8,21 +8,19 @@ computes, because pandas and dask may construct it several times per attribute a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-import dask.dataframe as dd
-import pandas as pd
-from dask.dataframe.extensions import register_dataframe_accessor as _register_dask
-from pandas.api.extensions import register_dataframe_accessor as _register_pandas
-from PIL import Image
+from ._lazy import when_imported
 
 from .exceptions import require_columns
-from .pipeline import Pipeline
-from .reports import contact_sheet as _contact_sheet
-from .reports import summary_figure as _summary_figure
-from .reports import summary_table as _summary_table
-from .split import create_imagenet_style_symlinks
-from .split import split as _split
+
+if TYPE_CHECKING:  # imported by the methods that use them, so that import stays cheap
+    import dask.dataframe as dd
+    import pandas as pd
+    from PIL import Image
+
+    from .pipeline import Pipeline
 
 __all__ = ["CreeveyAccessor"]
 
@@ -39,8 +37,7 @@ class CreeveyAccessor:
     """
 
     def __init__(self, obj: pd.DataFrame | dd.DataFrame) -> None:
-        if not isinstance(obj, (pd.DataFrame, dd.DataFrame)):  # pragma: no cover
-            raise AttributeError("the creevey accessor works on pandas and dask DataFrames")
+        # pandas and dask construct it from their DataFrames only (see register)
         self._obj = obj
 
     @property
@@ -95,6 +92,8 @@ class CreeveyAccessor:
         Rows sharing a ``groupby`` value land in one split; the same ``random_state``
         gives the same answer for pandas and any partitioning of a dask frame.
         """
+        from .split import split as _split
+
         return _split(
             self._obj,
             valid_size,
@@ -128,6 +127,8 @@ class CreeveyAccessor:
         :func:`creevey_dask.split.create_imagenet_style_symlinks` for the rest; returns
         the manifest.
         """
+        from .split import create_imagenet_style_symlinks
+
         return create_imagenet_style_symlinks(
             self._obj,
             label_col,
@@ -164,6 +165,8 @@ class CreeveyAccessor:
         See :func:`creevey_dask.reports.contact_sheet`; a dask frame is computed once,
         each partition reduced to its sample candidates.
         """
+        from .reports import contact_sheet as _contact_sheet
+
         return _contact_sheet(
             self._obj,
             path_col=path_col,
@@ -182,11 +185,15 @@ class CreeveyAccessor:
 
         Keyword arguments as for :func:`creevey_dask.reports.summary_figure`.
         """
+        from .reports import summary_figure as _summary_figure
+
         return _summary_figure(self._obj, **kwargs)
 
     def summary_table(self, **kwargs: Any) -> dict[str, Any]:
         """The numbers behind :meth:`summary_figure`; see
         :func:`creevey_dask.reports.summary_table`."""
+        from .reports import summary_table as _summary_table
+
         return _summary_table(self._obj, **kwargs)
 
     # -- resizing (creevey_dask.resize) ----------------------------------------------------
@@ -242,7 +249,21 @@ class CreeveyAccessor:
         )
 
 
+def _register_pandas(pandas: ModuleType) -> None:
+    pandas.api.extensions.register_dataframe_accessor("creevey")(CreeveyAccessor)
+
+
+def _register_dask(_: ModuleType) -> None:
+    from dask.dataframe.extensions import register_dataframe_accessor
+
+    register_dataframe_accessor("creevey")(CreeveyAccessor)
+
+
 def register() -> None:
-    """Register ``creevey`` on pandas and dask DataFrames (done on import)."""
-    for registrar in (_register_pandas, _register_dask):
-        registrar("creevey")(CreeveyAccessor)
+    """Register ``creevey`` on pandas and dask DataFrames (done by ``import creevey_dask``).
+
+    On each library as soon as the program imports it (at once if it already has), so
+    that ``import creevey_dask`` imports neither.
+    """
+    when_imported("pandas", _register_pandas)
+    when_imported("dask.dataframe", _register_dask)
