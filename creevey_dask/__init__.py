@@ -24,6 +24,8 @@ Architecture, one module per stage::
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .accessor import CreeveyAccessor
@@ -130,6 +132,22 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+# ``download`` and ``split`` name both a function (the API) and its module. Importing a
+# submodule sets it as an attribute of the package; for these two the function keeps
+# the name, as it did when this package imported everything eagerly.
+_FUNCTION_OVER_MODULE = frozenset(name for name, module in _LAZY.items() if module == name)
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTION_OVER_MODULE and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 _register_accessor()
