@@ -12,7 +12,6 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._lazy import when_imported
-
 from .exceptions import require_columns
 
 if TYPE_CHECKING:  # imported by the methods that use them, so that import stays cheap
