@@ -1,0 +1,66 @@
+"""Cheap ``import creevey_dask``: the heavy libraries load on first use, and the accessor
+registers when pandas / dask.dataframe are imported later."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import cloudpickle
+
+import creevey_dask
+
+
+def _run(code: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return out.stdout.strip()
+
+
+def test_import_loads_no_heavy_library_and_registers_the_accessor_later():
+    out = _run(
+        """
+        import sys
+        import creevey_dask
+        heavy = ["pandas", "dask", "distributed", "pyarrow", "requests", "numpy", "fsspec"]
+        print(sorted(m for m in heavy if m in sys.modules))
+        import pandas as pd
+        print(type(pd.DataFrame({"a": [1]}).creevey).__name__)
+        import dask.dataframe as dd
+        ddf = dd.from_pandas(pd.DataFrame({"a": [1]}), npartitions=1)
+        print(type(ddf.creevey).__name__)
+        """
+    )
+    assert out.splitlines() == ["[]", "CreeveyAccessor", "CreeveyAccessor"]
+
+
+def test_accessor_registers_when_pandas_came_first():
+    out = _run(
+        """
+        import pandas as pd
+        import creevey_dask
+        print(isinstance(pd.DataFrame({"a": [1]}).creevey, creevey_dask.CreeveyAccessor))
+        """
+    )
+    assert out == "True"
+
+
+def test_function_names_win_over_their_modules():
+    import creevey_dask.download
+    import creevey_dask.split
+
+    assert callable(creevey_dask.download) and creevey_dask.download.__name__ == "download"
+    assert callable(creevey_dask.split) and creevey_dask.split.__name__ == "split"
+    assert sys.modules["creevey_dask.download"].download is creevey_dask.download
+
+
+def test_the_package_pickles_by_reference():
+    assert pickle.loads(cloudpickle.dumps(creevey_dask)) is creevey_dask
+    assert pickle.loads(pickle.dumps(creevey_dask)) is creevey_dask
