@@ -56,8 +56,10 @@ def test_function_names_win_over_their_modules():
     import creevey_dask.download
     import creevey_dask.split
 
-    assert callable(creevey_dask.download) and creevey_dask.download.__name__ == "download"
-    assert callable(creevey_dask.split) and creevey_dask.split.__name__ == "split"
+    assert callable(creevey_dask.download)
+    assert creevey_dask.download.__name__ == "download"
+    assert callable(creevey_dask.split)
+    assert creevey_dask.split.__name__ == "split"
     assert sys.modules["creevey_dask.download"].download is creevey_dask.download
 
 
