@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
@@ -123,7 +125,7 @@ class PartitionRunner:
         try:
             if _is_missing(source):
                 if isinstance(upstream_error, str) and upstream_error:
-                    raise UpstreamError(_upstream_message(upstream_error))
+                    raise UpstreamError.after(upstream_error)
                 raise ValueError("the source is missing (null)")
             outpath = self.outpath_func(source)
             if not isinstance(outpath, str):
@@ -208,14 +210,6 @@ class PartitionRunner:
                 )
                 logger.warning("result column %r: %s", name, format_error(err))
         return result
-
-
-def _upstream_message(error: str) -> str:
-    """The message of an :class:`UpstreamError` for the earlier step's ``error``."""
-    prefix = f"{UpstreamError.__name__}: "
-    if error.startswith(prefix):  # already from a step further up: keep the first cause
-        return error[len(prefix) :]
-    return f"the previous step failed: {error}"
 
 
 def _coerce(value: Any, dtype: Any, name: str) -> Any:
@@ -354,6 +348,7 @@ def run_pipeline(
 
     if len(frame) == 0:
         raise ValueError("the input has no rows; there is nothing to run")
+    started = time.perf_counter()
     import dask
     import dask.dataframe as dd
 
@@ -370,6 +365,8 @@ def run_pipeline(
     ):
         result = _compute(lazy, pipeline.parallel_strategy, client, progress)
     summarize(result)
+    if progress:  # one line for the person at the keyboard, besides the log records
+        print(summary_line(result, time.perf_counter() - started), file=sys.stderr, flush=True)
     return result
 
 
@@ -393,8 +390,67 @@ def _compute(lazy: Any, strategy: str, client: Any, progress: bool) -> pd.DataFr
     return lazy.compute(scheduler=strategy)
 
 
+def error_causes(errors: pd.Series, top: int = 3) -> list[tuple[str, int]]:
+    """The ``top`` most common root causes among error texts, with their counts.
+
+    A row that failed because an earlier step failed counts under that step's error
+    (see :meth:`UpstreamError.root_cause`), not under ``UpstreamError``. Ties are
+    broken alphabetically, so the answer does not depend on row order.
+
+    Examples
+    --------
+    >>> errors = pd.Series([
+    ...     "HttpError: HTTP 404 Not Found",
+    ...     "UpstreamError: the previous step failed: HttpError: HTTP 404 Not Found",
+    ...     "ImageDecodeError: not an image",
+    ...     None,
+    ... ])
+    >>> error_causes(errors)
+    [('HttpError: HTTP 404 Not Found', 2), ('ImageDecodeError: not an image', 1)]
+    """
+    causes = errors.dropna().astype(str).map(UpstreamError.root_cause).value_counts()
+    ranked = sorted(((str(c), int(n)) for c, n in causes.items()), key=lambda cn: (-cn[1], cn[0]))
+    return ranked[:top]
+
+
+def summary_line(result: pd.DataFrame, elapsed: float, *, top: int = 3) -> str:
+    """One line on a finished run: rows by status, images/s and the top error causes.
+
+    Parameters
+    ----------
+    result : pandas.DataFrame
+        A result table (with ``status`` and ``error``).
+    elapsed : float
+        The run's wall-clock seconds.
+    top : int, default 3
+        How many error causes to name (each cut to 80 characters).
+
+    Examples
+    --------
+    >>> result = pd.DataFrame({
+    ...     "status": ["ok", "ok", "ok", "error"],
+    ...     "error": [None, None, None, "HttpError: HTTP 404 Not Found"],
+    ... })
+    >>> summary_line(result, 2.0)
+    'creevey: 4 rows in 2.0 s (2.0 images/s): 3 ok, 0 skipped, 1 error; top errors: 1 x HttpError: HTTP 404 Not Found'
+    """  # noqa: E501
+    counts = result["status"].value_counts()
+    total = len(result)
+    rate = f"{total / elapsed:.1f}" if elapsed > 0 else "-"
+    line = f"creevey: {total} rows in {elapsed:.1f} s ({rate} images/s): " + ", ".join(
+        f"{int(counts.get(s, 0))} {s}" for s in STATUSES
+    )
+    causes = error_causes(result.loc[result["status"] == "error", "error"], top)
+    if causes:
+        shown = [cause if len(cause) <= 80 else cause[:79] + "…" for cause, _ in causes]
+        line += "; top errors: " + "; ".join(
+            f"{n} x {cause}" for cause, (_, n) in zip(shown, causes, strict=True)
+        )
+    return line
+
+
 def summarize(result: pd.DataFrame, *, top: int = 5) -> dict[str, int]:
-    """Log counts by status and the most common errors; warn when most rows failed.
+    """Log counts by status and the most common error causes; warn when most rows failed.
 
     Returns the counts by status.
     """
@@ -404,16 +460,15 @@ def summarize(result: pd.DataFrame, *, top: int = 5) -> dict[str, int]:
     logger.info(
         "creevey: %d rows: %s", total, ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
     )
-    if errors:
-        kinds = result.loc[result["status"] == "error", "error"].value_counts().head(top)
-        for message, n in kinds.items():
-            logger.info("  %6d x %s", n, message)
+    causes = error_causes(result.loc[result["status"] == "error", "error"], top)
+    for cause, n in causes:
+        logger.info("  %6d x %s", n, cause)
     if total and errors / total > 0.5:
         logger.warning(
-            "creevey: %d of %d rows (%.0f%%) failed; the most common error: %s",
+            "creevey: %d of %d rows (%.0f%%) failed; the most common cause: %s",
             errors,
             total,
             100 * errors / total,
-            result.loc[result["status"] == "error", "error"].mode().iloc[0],
+            causes[0][0],
         )
     return counts

@@ -108,8 +108,42 @@ class UpstreamError(CreeveyError, ValueError):
     """The row has no source because the step that should have made it failed.
 
     Raised for a result frame fed into the next step (a download's result resized
-    with ``path_col="outpath"``): the message carries the earlier step's error.
+    with ``path_col="outpath"``): the message carries the earlier step's error, the
+    *root cause*, which :meth:`root_cause` reads back from a row's ``error``.
+
+    Examples
+    --------
+    >>> err = UpstreamError.after("HttpError: HTTP 404 Not Found")
+    >>> str(err)
+    'the previous step failed: HttpError: HTTP 404 Not Found'
+    >>> UpstreamError.root_cause("UpstreamError: " + str(err))
+    'HttpError: HTTP 404 Not Found'
     """
+
+    #: How the message starts; the earlier step's own ``error`` follows.
+    PREFIX = "the previous step failed: "
+
+    @classmethod
+    def after(cls, error: str) -> UpstreamError:
+        """The error of a row whose earlier step failed with ``error`` (its ``error`` text).
+
+        A chain of steps keeps the first cause: after an ``UpstreamError`` the message
+        is the same, not nested.
+        """
+        own = f"{cls.__name__}: "
+        return cls(error[len(own) :] if error.startswith(own) else cls.PREFIX + error)
+
+    @classmethod
+    def root_cause(cls, error: str) -> str:
+        """The error a row's failure started with: ``error`` without the upstream prefix.
+
+        ``"UpstreamError: the previous step failed: HttpError: HTTP 404 Not Found"``
+        gives ``"HttpError: HTTP 404 Not Found"``; any other error is returned as is.
+        """
+        prefix = f"{cls.__name__}: {cls.PREFIX}"
+        while error.startswith(prefix):
+            error = error[len(prefix) :]
+        return error
 
 
 class ImageDecodeError(CreeveyError, ValueError):

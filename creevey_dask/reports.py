@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 
 from . import _charts, storage
 from ._charts import Font
-from .exceptions import require_columns
+from .exceptions import UpstreamError, require_columns
 from .imagefile import ImageWriter
 from .schema import STATUSES
 
@@ -201,20 +201,29 @@ def _captions(rows: pd.DataFrame, caption: Caption) -> list[list[str]]:
             out.append([] if text is None else str(text).splitlines())
         return out
     names = [caption] if isinstance(caption, str) else list(caption)
-    return [[_format_value(row[c]) for c in names] for _, row in rows.iterrows()]
+    return [
+        [_root_cause(row[c]) or "NA" if c == "error" else _format_value(row[c]) for c in names]
+        for _, row in rows.iterrows()
+    ]
 
 
 class _Placeholder:
-    """Why a cell has no thumbnail: a headline and an optional detail line."""
+    """Why a cell has no thumbnail: a headline and optional detail lines."""
 
     def __init__(self, headline: str, detail: str = "", error: bool = False) -> None:
         self.headline, self.detail, self.error = headline, detail, error
 
 
-def _error_kind(message: Any) -> str:
+def _root_cause(message: Any) -> str:
+    """The error a row's failure started with (an UpstreamError gives the earlier error)."""
     if message is None or pd.isna(message):
         return ""
-    return str(message).split(":", 1)[0].strip()
+    return UpstreamError.root_cause(" ".join(str(message).split()))
+
+
+def _error_kind(message: Any) -> str:
+    """The exception type of the root cause, e.g. ``"HttpError"``."""
+    return _root_cause(message).split(":", 1)[0].strip()
 
 
 def _thumbnail(
@@ -223,7 +232,8 @@ def _thumbnail(
     """The thumbnail of the image at ``path``, or a placeholder saying why there is none."""
     if path is None or pd.isna(path):
         if str(status) == "error":
-            return _Placeholder("error", _error_kind(error), error=True)
+            kind, _, message = _root_cause(error).partition(": ")
+            return _Placeholder("error", f"{kind}\n{message}".strip(), error=True)
         return _Placeholder("no image", str(status) if status is not None else "")
     try:
         data = storage.read_bytes(str(path), storage_options)
@@ -249,7 +259,7 @@ def _draw_placeholder(
     draw.rectangle([left, top, right - 1, bottom - 1], fill=_PLACEHOLDER)
     draw.line([(left, top), (right - 1, bottom - 1)], fill=(185, 185, 185))
     draw.line([(left, bottom - 1), (right - 1, top)], fill=(185, 185, 185))
-    lines = [why.headline] + ([why.detail] if why.detail else [])
+    lines = [why.headline, *why.detail.splitlines()]
     lh = _charts.line_height(font)
     y = top + (bottom - top - lh * len(lines)) / 2
     for i, text in enumerate(lines):
@@ -283,7 +293,9 @@ def contact_sheet(
     ``path_col`` shrunk to fit a ``thumb_size`` square (aspect kept, centred; JPEGs
     are decoded at a reduced size with ``Image.draft``) and the caption below it.
     Rows without a readable image never fail the sheet: an error row (null outpath)
-    shows a grey ``error`` cell with its error type, a missing file ``missing``, an
+    shows a grey ``error`` cell with its root cause (for a row whose earlier step
+    failed, that step's error, e.g. ``HttpError: HTTP 404 Not Found``, not
+    ``UpstreamError``), a missing file ``missing``, an
     undecodable file ``unreadable`` with the exception type.
 
     Parameters
@@ -295,7 +307,8 @@ def contact_sheet(
     path_col : str
         The column of image paths (any fsspec URL: local, ``memory://``, ``s3://``).
     caption_cols : str, sequence of str, callable or None
-        The columns whose values make the caption, one line each; or a function
+        The columns whose values make the caption, one line each (``error`` is shown
+        as its root cause); or a function
         ``row (pandas.Series) -> str`` whose lines make it (the sheet leaves room for
         the longest); or None for no captions. Long lines are cut with an ellipsis.
     n : int
@@ -401,7 +414,8 @@ def contact_sheet(
 
 
 def _error_kinds(errors: pd.Series) -> pd.Series:
-    return errors.dropna().astype("string").str.split(":", n=1).str[0].str.strip()
+    """The exception type of each error's root cause (an UpstreamError's earlier error)."""
+    return errors.dropna().astype(str).map(_error_kind).astype("string")
 
 
 def _edges(lo: float, hi: float, bins: int, integer: bool) -> np.ndarray:
@@ -473,8 +487,9 @@ def summary_table(
         ``rows``: the number of rows; ``status``: ``{"ok": n, "skipped": n,
         "error": n}`` (every status, zeros included, then any other value seen);
         ``error_kinds``: ``{"<Type>": n}`` for the ``top_errors`` most common types
-        (the part of ``error`` before the first colon), most common first, ties by
-        name; ``other_error_kinds``: how many error rows have a type not listed;
+        of root cause (the part of ``error`` before the first colon; for an
+        ``UpstreamError``, of the earlier step's error it carries), most common
+        first, ties by name; ``other_error_kinds``: how many error rows have a type not listed;
         ``histograms``: ``{column: {"edges": [...], "counts": [...]}}`` over the
         non-null values, for the columns that have any.
 

@@ -466,3 +466,51 @@ def test_rows_that_failed_upstream_carry_the_earlier_error(image_files, tmp_path
     )
     assert third.error.iloc[1] == second.error.iloc[1]
     assert isinstance(cd.UpstreamError("x"), ValueError)
+
+
+def test_a_run_with_progress_ends_with_one_line_on_stderr(image_files, tmp_path, capfd):
+    missing = str(tmp_path / "missing.jpg")
+    df = pd.DataFrame({"path": [*image_files, missing, missing.replace("missing", "gone")]})
+    res = width_pipeline().run(df, to_png(tmp_path / "out"), inpath_col="path", progress=True)
+    out, err = capfd.readouterr()
+    lines = [line for line in err.splitlines() if line.startswith("creevey: ")]
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert line.startswith("creevey: 7 rows in ")
+    assert " images/s): 5 ok, 0 skipped, 2 error; top errors: 1 x FileNotFoundError: " in line
+    rate = float(line.split(" s (", 1)[1].split(" images/s", 1)[0])
+    assert rate > 0  # rows / seconds: the arithmetic is checked in the next test
+    assert "creevey: " not in out
+    # a rerun: all skipped; without progress, no line
+    width_pipeline().run(df, to_png(tmp_path / "out"), inpath_col="path", progress=True)
+    assert ": 0 ok, 5 skipped, 2 error;" in capfd.readouterr().err
+    width_pipeline().run(df, to_png(tmp_path / "out"), inpath_col="path", progress=False)
+    assert "creevey: " not in capfd.readouterr().err
+    assert res.status.tolist() == ["ok"] * 5 + ["error"] * 2
+
+
+def test_summary_line_counts_root_causes() -> None:
+    from creevey_dask.engine import error_causes, summary_line
+
+    upstream = "UpstreamError: the previous step failed: "
+    errors = [
+        "HttpError: HTTP 404 Not Found",
+        upstream + "HttpError: HTTP 404 Not Found",
+        upstream + "HttpError: HTTP 503 Service Unavailable (after 4 attempts)",
+        "ImageDecodeError: " + "x" * 200,
+    ]
+    result = pd.DataFrame({"status": ["ok", *["error"] * 4], "error": [None, *errors]})
+    assert error_causes(result.error, top=2) == [
+        ("HttpError: HTTP 404 Not Found", 2),
+        ("HttpError: HTTP 503 Service Unavailable (after 4 attempts)", 1),
+    ]
+    line = summary_line(result, 0.5, top=5)
+    assert line.startswith("creevey: 5 rows in 0.5 s (10.0 images/s): 1 ok, 0 skipped, 4 error; ")
+    assert "; top errors: 2 x HttpError: HTTP 404 Not Found; 1 x HttpError: HTTP 503 " in line
+    assert "UpstreamError" not in line
+    assert "\n" not in line
+    assert ("1 x ImageDecodeError: " + "x" * 61 + "…") in line  # causes cut to 80 characters
+    assert (
+        summary_line(result.iloc[:1], 0.0)
+        == "creevey: 1 rows in 0.0 s (- images/s): 1 ok, 0 skipped, 0 error"
+    )

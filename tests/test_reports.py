@@ -248,8 +248,10 @@ def test_placeholder_texts_name_the_cause(results):
     ]
     assert (thumbs[0].headline, thumbs[0].detail) == ("missing", "file not found")
     assert isinstance(thumbs[1], Image.Image)
-    assert (thumbs[5].headline, thumbs[5].detail) == ("error", "ImageDecodeError")
-    assert (thumbs[6].headline, thumbs[6].detail) == ("error", "FileNotFoundError")
+    assert thumbs[5].headline == "error"
+    assert thumbs[5].detail.splitlines()[0] == "ImageDecodeError"  # the type, then the message
+    assert thumbs[6].detail.splitlines()[0] == "FileNotFoundError"
+    assert thumbs[6].detail.splitlines()[1] in res.error.iloc[6]
 
 
 def test_memory_outpaths_and_save_to(sources, memfs, tmp_path):
@@ -437,3 +439,39 @@ def test_bad_inputs_are_refused(results):
         summary_table(results, bins=0)
     with pytest.raises(ValueError, match="size must be"):
         summary_figure(results, size=(100, 100))
+
+
+# --- rows that failed upstream show their root cause -----------------------------------
+
+
+def test_rows_failed_upstream_show_the_root_cause(image_server, fast_http, tmp_path, caplog):
+    urls = [image_server.url("/img/photo.jpg"), image_server.url("/img/nothing.jpg")]
+    downloaded = pd.DataFrame({"url": urls, "label": ["a", "b"]}).creevey.download(
+        str(tmp_path / "raw"), options=fast_http, progress=False
+    )
+    with caplog.at_level("INFO", logger="creevey_dask"):
+        small = downloaded.creevey.resize(
+            str(tmp_path / "small"), path_col="outpath", shape=(16, 16), progress=False
+        )
+    assert small.status.tolist() == ["ok", "error"]
+    assert (
+        small.error[1] == "UpstreamError: the previous step failed: HttpError: HTTP 404 Not Found"
+    )
+    assert "1 x HttpError: HTTP 404 Not Found" in caplog.text  # the run's log names it too
+    table = summary_table(small)
+    assert table["error_kinds"] == {"HttpError": 1}
+    assert reports._captions(small, ("label", "error")) == [
+        ["a", "NA"],
+        ["b", "HttpError: HTTP 404 Not Found"],
+    ]
+    placeholder = reports._thumbnail(None, "error", small.error[1], 64, None)
+    assert placeholder.detail.splitlines() == ["HttpError", "HTTP 404 Not Found"]
+    # the drawn sheet is the one of a row that failed with that error itself
+    direct = small.assign(
+        error=small.error.str.removeprefix("UpstreamError: the previous step failed: ")
+    )
+    kwargs = {"caption_cols": ("label", "error"), "n": 2, "columns": 2, "thumb_size": 64}
+    sheet = contact_sheet(small, **kwargs, random_state=0, font=FONT)
+    assert sheet.tobytes() == contact_sheet(direct, **kwargs, random_state=0, font=FONT).tobytes()
+    plain = small.assign(error=small.error.where(small.status != "error", "UpstreamError"))
+    assert sheet.tobytes() != contact_sheet(plain, **kwargs, random_state=0, font=FONT).tobytes()
