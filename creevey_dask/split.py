@@ -34,6 +34,7 @@ same seed gives the same split for a pandas frame and for any partitioning of it
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import logging
@@ -43,6 +44,7 @@ import os
 import re
 import shutil
 import unicodedata
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -739,74 +741,167 @@ def _check_status(frame: Any, keep_status: Sequence[str] | None) -> Any:
     return frame.loc[keep]
 
 
-class _Tree:
-    """Creates the tree and remembers what it created, to remove it on failure."""
+#: Suffix of the hidden folder beside ``outdir`` in which a local tree is built.
+BUILDING_SUFFIX = ".creevey-building"
 
-    def __init__(
-        self, outdir: str, existed: bool, storage_options: Mapping[str, Any] | None
-    ) -> None:
+
+def _busy(outdir: str) -> FileExistsError:
+    return FileExistsError(
+        f"outdir {outdir!r} was filled by another call while this one laid out its tree "
+        "(two calls into one folder at once?); this call removed what it made and left "
+        "the other's files alone; pass a new or empty folder"
+    )
+
+
+class _Tree:
+    """Creates the tree; on failure removes what this call made and nothing else.
+
+    Locally the tree is built in a hidden folder of its own beside ``outdir``
+    (``.<name>.<token>.creevey-building``) and renamed to ``outdir`` at the end, which
+    succeeds only while ``outdir`` is missing or empty: a concurrent call into the same
+    folder gets a clear :class:`FileExistsError` naming it, and never touches the other
+    call's files. Elsewhere (``mode="copy"`` on an object store, which has no atomic
+    folder rename) the call claims ``outdir`` with a marker object holding its token,
+    checks the claim before finishing, and on failure removes exactly the objects it
+    wrote.
+    """
+
+    def __init__(self, outdir: str, storage_options: Mapping[str, Any] | None) -> None:
         self.outdir = outdir
-        self.existed = existed
         self.options = storage_options
         self.local = storage.is_local(outdir)
-        self.created: list[str] = []  # top-level entries of outdir made by this call
-        self.new_root = ""  # the highest local folder this call creates, if any
+        self.token = uuid.uuid4().hex[:12]
+        self.base = outdir  # where the tree is built: the staging folder, when local
+        self.made: list[str] = []  # folders this call made, in the order made
+        self.written: list[str] = []  # remote: the objects this call wrote
+        self.claimed = False
 
     def path(self, *parts: str) -> str:
-        return storage.join(self.outdir, *parts)
+        return storage.join(self.base, *parts)
 
-    def start(self, tops: Iterable[str]) -> None:
-        self.created = list(tops)
+    def _claim_path(self) -> str:
+        return storage.get_fs(self.outdir, self.options)[1] + "/" + BUILDING_SUFFIX
+
+    def _mkdir(self, path: str) -> None:
+        """Make ``path`` and its missing parents, remembering those this call made."""
         if self.local:
-            root = os.path.abspath(_local(self.outdir))
-            while not os.path.lexists(root):  # remember the highest missing ancestor
-                self.new_root, root = root, os.path.dirname(root)
-            os.makedirs(_local(self.outdir), exist_ok=True)
-        else:
-            fs, root = storage.get_fs(self.outdir, self.options)
-            fs.makedirs(root, exist_ok=True)
+            missing = []
+            folder = os.path.abspath(path)
+            while not os.path.lexists(folder):
+                missing.append(folder)
+                folder = os.path.dirname(folder)
+            for folder in reversed(missing):
+                try:
+                    os.mkdir(folder)
+                except FileExistsError:  # made by someone else meanwhile: not ours
+                    continue
+                self.made.append(folder)
+            return
+        fs, fs_path = storage.get_fs(path, self.options)
+        missing = []
+        folder = fs_path.rstrip("/")
+        while folder and folder not in missing and not fs.exists(folder):
+            missing.append(folder)
+            folder = fs._parent(folder).rstrip("/")
+        if missing:
+            fs.makedirs(fs_path, exist_ok=True)
+            self.made.extend(reversed(missing))
+
+    def start(self) -> None:
+        if self.local:
+            final = os.path.abspath(_local(self.outdir))
+            parent, name = os.path.split(final)
+            self._mkdir(parent)
+            self.base = os.path.join(parent, f".{name[:150]}.{self.token}{BUILDING_SUFFIX}")
+            os.mkdir(self.base)
+            self.made.append(self.base)
+            return
+        self._mkdir(self.outdir)
+        fs = storage.get_fs(self.outdir, self.options)[0]
+        claim = self._claim_path()
+        if fs.exists(claim):
+            raise _busy(self.outdir)
+        fs.pipe_file(claim, self.token.encode())
+        self.claimed = self._still_claimed()
+        if not self.claimed:
+            raise _busy(self.outdir)
+
+    def _still_claimed(self) -> bool:
+        fs = storage.get_fs(self.outdir, self.options)[0]
+        try:
+            return bytes(fs.cat_file(self._claim_path())) == self.token.encode()
+        except FileNotFoundError:
+            return False
 
     def folder(self, *parts: str) -> None:
-        if self.local:
-            os.makedirs(_local(self.path(*parts)), exist_ok=True)
-        else:
-            fs, path = storage.get_fs(self.path(*parts), self.options)
-            fs.makedirs(path, exist_ok=True)
+        self._mkdir(_local(self.path(*parts)) if self.local else self.path(*parts))
 
     def symlink(self, source: str, parts: Sequence[str], relative: bool) -> None:
-        link = _local(self.path(*parts))
+        # the staging folder is a sibling of outdir (same depth), so a relative target
+        # computed here is right after the rename too
+        link = self.path(*parts)
         src = _local(source)
         target = os.path.join(
             os.path.realpath(os.path.dirname(os.path.abspath(src))), os.path.basename(src)
         )
         if relative:
-            target = os.path.relpath(target, os.path.realpath(os.path.dirname(link)))
+            final_dir = os.path.join(
+                os.path.realpath(os.path.dirname(os.path.abspath(_local(self.outdir)))),
+                os.path.basename(os.path.abspath(_local(self.outdir))),
+                *parts[:-1],
+            )
+            target = os.path.relpath(target, final_dir)
         os.symlink(target, link)
 
+    def write(self, parts: Sequence[str], data: bytes) -> None:
+        path = self.path(*parts)
+        storage.write_bytes_atomic(path, data, self.options)
+        if not self.local:
+            self.written.append(path)
+
     def copy(self, source: str, parts: Sequence[str]) -> None:
-        data = storage.read_bytes(source, self.options)
-        storage.write_bytes_atomic(self.path(*parts), data, self.options)
+        self.write(parts, storage.read_bytes(source, self.options))
+
+    def finish(self) -> None:
+        """Put the built tree in place (locally: one rename); refuse if another call won."""
+        if self.local:
+            final = os.path.abspath(_local(self.outdir))
+            try:
+                os.rename(self.base, final)  # fails unless final is missing or empty
+            except OSError as err:
+                if err.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                    raise _busy(self.outdir) from err
+                raise
+            self.made.remove(self.base)
+            return
+        if not self._still_claimed():
+            self.claimed = False
+            raise _busy(self.outdir)
+        fs = storage.get_fs(self.outdir, self.options)[0]
+        fs.rm_file(self._claim_path())
+        self.claimed = False
 
     def remove(self) -> None:
-        """Remove what this call created; never anything that was there before."""
+        """Remove what this call made; never anything else."""
         if self.local:
-            root = _local(self.outdir)
-            if not self.existed:
-                if self.new_root:
-                    shutil.rmtree(self.new_root, ignore_errors=True)
-                return
-            for top in self.created:
-                path = os.path.join(root, top)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                elif os.path.lexists(path):
-                    os.unlink(path)
+            if self.base in self.made:
+                shutil.rmtree(self.base, ignore_errors=True)
+                self.made.remove(self.base)
+            for folder in reversed(self.made):  # parents this call made, if still empty
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
             return
-        fs, root = storage.get_fs(self.outdir, self.options)
-        targets = [root] if not self.existed else [f"{root}/{t}" for t in self.created]
-        for target in targets:
+        fs = storage.get_fs(self.outdir, self.options)[0]
+        for path in self.written:
             with contextlib.suppress(FileNotFoundError):
-                fs.rm(target, recursive=True)
+                fs.rm_file(storage.get_fs(path, self.options)[1])
+        if self.claimed and self._still_claimed():
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm_file(self._claim_path())
+        for folder in reversed(self.made):
+            with contextlib.suppress(OSError):
+                if not fs.ls(folder, detail=False):
+                    fs.rmdir(folder)
 
 
 def _copy_all(tree: _Tree, sources: Sequence[str], places: Sequence[tuple[str, ...]]) -> None:
@@ -854,9 +949,12 @@ def create_imagenet_style_symlinks(
     ``outdir`` records, per row, ``source``, ``label``, ``split``, ``group`` and
     ``path`` (the created file, relative to ``outdir``).
 
-    Everything is checked before anything is created, and if creating fails part way
-    the files and folders this call made are removed again: there is never a
-    half-built tree.
+    Everything is checked before anything is created. A local tree is built in a
+    hidden folder beside ``outdir`` and renamed into place at the end, so there is
+    never a half-built tree; if creating fails part way, the files and folders this
+    call made are removed again, and nothing it did not make. A second call into the
+    same folder at the same time gets a :class:`FileExistsError` naming the folder
+    (the first call's tree is kept whole).
 
     Parameters
     ----------
@@ -905,6 +1003,9 @@ def create_imagenet_style_symlinks(
         ``outdir`` is not empty, a label, path or group is null, paths repeat, a
         source does not exist, a size is out of range, or symlinks are asked for
         where they cannot exist. Nothing is created in these cases.
+    FileExistsError
+        Another call filled ``outdir`` while this one built its tree; this call's
+        files are removed, the other call's are untouched.
 
     Examples
     --------
@@ -953,7 +1054,7 @@ def create_imagenet_style_symlinks(
         groupby_colname=groupby_colname,
     )
     outdir = os.fspath(outdir)
-    existed = _check_outdir(outdir, mode, storage_options)
+    _check_outdir(outdir, mode, storage_options)
 
     columns = list(dict.fromkeys(c for c in (path_colname, label_colname, groupby_colname) if c))
     if keep_status is not None and "status" in df.columns:
@@ -1005,9 +1106,9 @@ def create_imagenet_style_symlinks(
         index=work.index,
     )
 
-    tree = _Tree(outdir, existed, storage_options)
+    tree = _Tree(outdir, storage_options)
     try:
-        tree.start([*splits, MANIFEST_NAME])
+        tree.start()
         for s in splits:
             for folder in sorted(set(folders.values())):
                 tree.folder(s, folder)
@@ -1017,8 +1118,8 @@ def create_imagenet_style_symlinks(
                 tree.symlink(source, parts, relative)
         else:
             _copy_all(tree, sources, places)
-        data = manifest.to_csv(index=False).encode("utf-8")
-        storage.write_bytes_atomic(tree.path(MANIFEST_NAME), data, storage_options)
+        tree.write([MANIFEST_NAME], manifest.to_csv(index=False).encode("utf-8"))
+        tree.finish()
     except BaseException:
         tree.remove()
         raise

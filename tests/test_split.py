@@ -816,3 +816,95 @@ def test_split_on_a_distributed_cluster(local_cluster_client: object) -> None:
         expected = split_func(df, 0.2, random_state=2, **kwargs)
         got = split_func(ddf, 0.2, random_state=2, **kwargs).compute()
         assert got["split"].tolist() == expected["split"].tolist()
+
+
+# --------------------------------------------------------------------------- concurrent calls
+
+TREE_CHILD = """
+import sys, time
+from pathlib import Path
+import pandas as pd
+from creevey_dask.split import create_imagenet_style_symlinks
+
+frame, outdir, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+df = pd.read_csv(frame)
+print("READY", flush=True)
+while not go.exists():
+    time.sleep(0.005)
+create_imagenet_style_symlinks(df, "label", "path", 0.25, outdir, random_state=0)
+print("BUILT", flush=True)
+"""
+
+
+def test_concurrent_calls_into_one_folder_keep_the_winners_tree(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "src"
+    src.mkdir()
+    frames = {}
+    for who, n in (("slow", 2000), ("fast", 8)):
+        paths = []
+        for i in range(n):
+            path = src / f"{who}{i}.jpg"
+            path.write_bytes(who.encode())
+            paths.append(str(path))
+        frames[who] = tmp_path / f"{who}.csv"
+        labels = [f"label{i % 4}" for i in range(n)]
+        pd.DataFrame({"path": paths, "label": labels}).to_csv(frames[who], index=False)
+    script = tmp_path / "child.py"
+    script.write_text(TREE_CHILD, encoding="utf-8")
+    data = tmp_path / "data"
+    outdir = data / "tree"
+    children = {
+        who: subprocess.Popen(
+            [sys.executable, str(script), str(frames[who]), str(outdir), str(tmp_path / who)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for who in ("slow", "fast")
+    }
+    try:
+        for child in children.values():  # both have imported and wait for their go file
+            assert child.stdout is not None
+            assert child.stdout.readline() == b"READY\n", child.communicate()
+        (tmp_path / "slow").touch()
+        deadline = time.monotonic() + 60
+        # the slow call has checked the folder and is building its tree ...
+        while not (data.exists() and os.listdir(data)):
+            assert time.monotonic() < deadline
+            assert children["slow"].poll() is None
+            time.sleep(0.002)
+        (tmp_path / "fast").touch()  # ... when the fast one starts, and wins
+        results = {who: (c.communicate(timeout=120), c.returncode) for who, c in children.items()}
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.kill()
+                child.communicate()
+    # Usually the fast call wins while the slow one is still linking; on a loaded machine
+    # the slow one may finish first. Either way exactly one wins and its tree is whole.
+    winners = [who for who, (_, rc) in results.items() if rc == 0]
+    assert len(winners) == 1, {who: err.decode()[-1000:] for who, ((_, err), _) in results.items()}
+    winner = winners[0]
+    loser = "slow" if winner == "fast" else "fast"
+    (loser_out, loser_err), _ = results[loser]
+    assert b"BUILT" not in loser_out
+    last = loser_err.decode().strip().splitlines()[-1]
+    # the race (FileExistsError), or the loser checked after the winner had finished
+    assert last.startswith(("FileExistsError: outdir ", "ValueError: outdir ")), last
+    assert repr(str(outdir)) in last, last
+
+    # the winner's tree is whole; nothing of the loser's is left anywhere
+    manifest = pd.read_csv(outdir / MANIFEST_NAME)
+    assert len(manifest) == len(pd.read_csv(frames[winner]))
+    assert all(Path(p).name.startswith(winner) for p in manifest["source"])
+    on_disk = sorted(
+        str(p.relative_to(outdir)) for p in outdir.rglob("*") if p.is_symlink() or p.is_file()
+    )
+    assert on_disk == sorted([*manifest["path"], MANIFEST_NAME])
+    for row in manifest.itertuples():
+        assert (outdir / row.path).resolve() == Path(row.source).resolve()
+        assert (outdir / row.path).read_bytes() == winner.encode()
+    assert os.listdir(data) == ["tree"]  # no building folder of the loser's
