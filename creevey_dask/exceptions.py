@@ -14,6 +14,8 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
      ├── MissingDataError(CreeveyError, FileNotFoundError)  an absent bucket, object or stage
      ├── CredentialsError(CreeveyError, PermissionError)    storage credentials missing or refused
      ├── OutpathClashError(CreeveyError, ValueError)  two sources would write the same outpath
+ ├── ImageFilteredError(CreeveyError, ValueError)  an image refused by a size/aspect filter
+ ├── HashMismatchError(CreeveyError, ValueError)   source bytes whose hash is not the expected one
      └── DownloadError(CreeveyError, OSError)         an HTTP download failed (.status, .attempts)
           ├── HttpError                               an error status (403, 404, 500 after retries)
           ├── DownloadConnectionError(…, ConnectionError)  refused, reset, DNS failure
@@ -44,6 +46,8 @@ __all__ = [
     "ImageTooLargeError",
     "UpstreamError",
     "OutpathClashError",
+    "ImageFilteredError",
+    "HashMismatchError",
     "RobotsTagError",
     "SizeLimitError",
     "TooManyRedirectsError",
@@ -183,6 +187,14 @@ class CredentialsError(CreeveyError, PermissionError):
 
 class OutpathClashError(CreeveyError, ValueError):
     """Two different sources map to the same output path; the later one is refused."""
+
+
+class ImageFilteredError(CreeveyError, ValueError):
+    """An image refused by a filter (``min_image_size``, ``max_image_area``, ...)."""
+
+
+class HashMismatchError(CreeveyError, ValueError):
+    """The source's bytes do not have the hash the row expects (``verify_hash=``)."""
 
 
 class DownloadError(CreeveyError, OSError):

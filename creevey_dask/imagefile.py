@@ -30,6 +30,7 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from . import storage
+from .checks import observe_source
 from .exceptions import ImageDecodeError, ImageTooLargeError
 from .rows import record
 
@@ -264,6 +265,7 @@ def decode_image(
     if max_pixels is not None and (isinstance(max_pixels, bool) or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
     where = f" {source!r}" if source is not None else ""
+    observe_source(data)  # compute_hash= / verify_hash= of a run (a no-op otherwise)
     if len(data) == 0:
         raise ImageDecodeError(f"cannot decode{where}: the data is empty (0 bytes)")
     image = _open(data, where, max_pixels)
@@ -500,11 +502,19 @@ class ImageWriter:
             fallback.save(buffer, format=fmt, **kwargs)
         return buffer.getvalue()
 
-    def __call__(self, image: Image.Image, outpath: str) -> None:
+    def encode_for(self, image: Image.Image, outpath: str) -> tuple[bytes, str]:
+        """``(bytes, Pillow format)`` of ``image`` as it would be written to ``outpath``.
+
+        Sharded outputs (:mod:`creevey_dask.sinks`) store these bytes in a shard.
+        """
         fmt = self.format or format_for_path(outpath)
         data = self.encode(image, fmt)
         if self.record_sha256:
             record(sha256=hashlib.sha256(data).hexdigest(), out_bytes=len(data))
+        return data, fmt
+
+    def __call__(self, image: Image.Image, outpath: str) -> None:
+        data, _ = self.encode_for(image, outpath)
         storage.write_bytes_atomic(outpath, data, self.storage_options)
 
     def __repr__(self) -> str:
