@@ -15,6 +15,8 @@ Architecture, one module per stage::
     exceptions  the exception tree
     datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
     s3download  S3Downloader          tarfiles   TarfileExtractor (safe extraction)
+    sinks       output formats: files, WebDataset/Parquet shards; read_shards
+    checks      size filters and source-byte hashes (compute_hash, verify_hash)
     examples    UrlListDataset: a worked example dataset (download → resize → train/valid)
     testing     ImageServer (loopback, fault routes) and sample_images, for docs and tests
 
@@ -38,8 +40,10 @@ from .exceptions import (
     DownloadConnectionError,
     DownloadError,
     DownloadTimeoutError,
+    HashMismatchError,
     HttpError,
     ImageDecodeError,
+    ImageFilteredError,
     ImageTooLargeError,
     MissingDataError,
     OutpathClashError,
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
     from .rows import Reporter, record, report
     from .s3download import S3Downloader
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
+    from .sinks import OUTPUT_FORMATS, read_shards
     from .split import create_imagenet_style_symlinks, safe_label, split
     from .tarfiles import TarfileExtractor
 
@@ -82,6 +87,8 @@ _LAZY: dict[str, str] = {
     "HttpLoader": "download",
     "download": "download",
     "download_images_as_png": "download",
+    "OUTPUT_FORMATS": "sinks",
+    "read_shards": "sinks",
     "RESULT_COLUMNS": "schema",
     "STATUS_DTYPE": "schema",
     "STATUSES": "schema",
@@ -186,6 +193,9 @@ __all__ = [
     "download_images_as_png",
     "DOWNLOAD_FORMATS",
     "HttpLoader",
+    # sharded outputs
+    "OUTPUT_FORMATS",
+    "read_shards",
     "HttpOptions",
     # the accessor
     "CreeveyAccessor",
@@ -213,6 +223,8 @@ __all__ = [
     "UnsafeArchiveError",
     "UpstreamError",
     "OutpathClashError",
+    "ImageFilteredError",
+    "HashMismatchError",
     "DownloadError",
     "HttpError",
     "DownloadConnectionError",

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from .exceptions import ColumnError, HashMismatchError, ImageFilteredError
-from .pipeline import record, result_columns_of
+from .rows import record, result_columns_of
 
 __all__ = [
     "HASH_ALGORITHMS",

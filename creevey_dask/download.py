@@ -160,19 +160,22 @@ class DownloadWriter:
             else ImageWriter(self.format, quality=quality, storage_options=storage_options)
         )
 
-    def __call__(self, image: Image.Image | Downloaded, outpath: str) -> None:
+    def encode_for(self, image: Image.Image | Downloaded, outpath: str) -> tuple[bytes, str]:
+        """``(bytes, Pillow format)`` of what would be written to ``outpath``."""
         if isinstance(image, Downloaded):
             if self.encoder is None:
-                storage.write_bytes_atomic(outpath, image.data, self.storage_options)
-            else:
-                self.encoder(image.image, outpath)
-        elif self.encoder is None:
+                return image.data, str(image.image.format or "")
+            return self.encoder.encode_for(image.image, outpath)
+        if self.encoder is None:
             raise TypeError(
                 "format='original' writes the downloaded bytes, but the image was changed "
                 "by ops; use another format to write processed images"
             )
-        else:
-            self.encoder(image, outpath)
+        return self.encoder.encode_for(image, outpath)
+
+    def __call__(self, image: Image.Image | Downloaded, outpath: str) -> None:
+        data, _ = self.encode_for(image, outpath)
+        storage.write_bytes_atomic(outpath, data, self.storage_options)
         width, height = image.size
         record(width=width, height=height)
 
@@ -285,6 +288,15 @@ def download(
     progress: bool = True,
     npartitions: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    output_format: str = "files",
+    shard_size: int = 1000,
+    carry_cols: Iterable[str] | None = None,
+    caption_col: str | None = None,
+    min_image_size: int | None = None,
+    max_image_area: int | None = None,
+    max_aspect_ratio: float | None = None,
+    compute_hash: str | None = None,
+    verify_hash: tuple[str, str] | None = None,
     _write_log: _WriteLog | None = None,
 ) -> Any:
     """Download the images at ``df[url_col]`` into ``outdir``; return the result table.
@@ -331,12 +343,34 @@ def download(
         The local dask scheduler when no distributed Client is active.
     progress, npartitions, storage_options
         As for :meth:`creevey_dask.Pipeline.run`.
+    output_format : {"files", "webdataset", "parquet"}, default "files"
+        ``"files"``: one file per row. ``"webdataset"``: tar shards of up to
+        ``shard_size`` samples (image, ``.json``, optional ``.txt``) with a records
+        Parquet beside each; ``"parquet"``: Parquet shards with an HF ``Image``
+        column. See :mod:`creevey_dask.sinks` for the layouts, keys and resume.
+    shard_size : int, default 1000
+        The most rows per shard.
+    carry_cols : list of str, optional
+        Input columns stored with each sample (default: all input columns).
+    caption_col : str, optional
+        A column written as each WebDataset sample's ``{key}.txt``.
+    min_image_size, max_image_area, max_aspect_ratio
+        Filters on the downloaded image's size (smaller side, width x height, longer
+        / shorter side): a refused image is an error row (``ImageFilteredError``)
+        whose error names the filter. Nothing is written for it.
+    compute_hash : {"sha256", "md5"}, optional
+        Add a ``source_sha256`` (or ``source_md5``) column: the digest of the bytes
+        received.
+    verify_hash : (column, algorithm), optional
+        A row whose received bytes do not have the hex digest in ``column`` is an
+        error row (``HashMismatchError``); rows with no digest are not checked.
 
     Returns
     -------
     pandas.DataFrame or dask.dataframe.DataFrame
         The input columns, then ``outpath``, ``status``, ``error``, ``http_status``,
-        ``bytes``, ``attempts``, ``width``, ``height``.
+        ``bytes``, ``attempts``, ``width``, ``height`` (and for sharded formats
+        ``key``, with ``outpath`` the shard).
 
     Examples
     --------
@@ -356,7 +390,21 @@ def download(
     0     ok                           <NA>          200         1     32
     1  error  HttpError: HTTP 404 Not Found          404         1   <NA>
     """
+    from .checks import check_verify_column, make_filter, with_source_hash
+    from .engine import run_pipeline
+    from .sinks import Sink
+
     fmt = _check_format(format)
+    sharded = output_format != "files"
+    sink = Sink(
+        output_format,
+        outdir if sharded else None,
+        shard_size,
+        carry_cols,
+        caption_col,
+        storage_options,
+        verify_hash,
+    )
     if naming not in NAMINGS:
         raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
     ops_list = list(ops) if ops is not None and not callable(ops) else ops
@@ -380,20 +428,28 @@ def download(
         per_host_limit=per_host_limit,
         user_agent=user_agent,
     )
-    loader: Callable[..., Any] = HttpLoader(opts, keep_bytes=fmt == "original")
+    loader: Callable[..., Any] = with_source_hash(
+        HttpLoader(opts, keep_bytes=fmt == "original"), compute_hash, verify_hash
+    )
     writer: Callable[[Any, str], Any] = DownloadWriter(
         fmt, quality=quality, storage_options=storage_options
     )
     if _write_log is not None:
         loader = _LoggingLoader(cast(HttpLoader, loader), _write_log)
         writer = _LoggingWriter(cast(DownloadWriter, writer), _write_log)
-    pipeline = Pipeline(
-        loader, ops=ops_list, write_func=writer, parallel_strategy=parallel_strategy
+    all_ops = (
+        ops_list
+        if callable(ops_list)
+        else make_filter(ops_list or [], min_image_size, max_image_area, max_aspect_ratio)
     )
+    pipeline = Pipeline(loader, ops=all_ops, write_func=writer, parallel_strategy=parallel_strategy)
 
     frame = _as_url_frame(df, url_col)
+    check_verify_column(frame.columns, verify_hash)
     outpath_func = namer
-    if check_clashes and (path_func is not None or naming == "url"):
+    if sharded:  # names only pick the image format: shards have no clashes
+        pass
+    elif check_clashes and (path_func is not None or naming == "url"):
         losers = find_clashes(frame, url_col, namer, accept=check_url)
         if losers:
             logger.warning(
@@ -403,10 +459,11 @@ def download(
                 len(losers),
             )
             outpath_func = ClashGuard(namer, losers)
-    previous = _previous_clashes(frame, url_col)
+    previous = {} if sharded else _previous_clashes(frame, url_col)
     if previous:
         outpath_func = _PreviousClash(outpath_func, previous)
-    result = pipeline.run(
+    result = run_pipeline(
+        pipeline,
         frame,
         outpath_func,
         n_jobs=DEFAULT_DOWNLOAD_JOBS if n_jobs is None else n_jobs,
@@ -415,6 +472,7 @@ def download(
         progress=progress,
         npartitions=npartitions,
         storage_options=storage_options,
+        sink=sink,
     )
     if isinstance(result, pd.DataFrame):
         _log_http_summary(result)

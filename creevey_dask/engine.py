@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import dask.dataframe as dd
 
     from .pipeline import Pipeline
+    from .sinks import Sink
 
 __all__ = [
     "Inpaths",
@@ -309,7 +310,7 @@ def _default_npartitions(n_rows: int, n_jobs: int, workers: int) -> int:
     return max(1, math.ceil(n_rows / max(size, 1)))
 
 
-def _meta(runner: PartitionRunner, empty: pd.DataFrame) -> pd.DataFrame:
+def _meta(runner: Callable[[pd.DataFrame], pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
     return runner(empty)
 
 
@@ -324,8 +325,13 @@ def run_pipeline(
     progress: bool = True,
     npartitions: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    sink: Sink | None = None,
 ) -> Any:
-    """Run ``pipeline`` over ``inpaths``; see :meth:`Pipeline.run`."""
+    """Run ``pipeline`` over ``inpaths``; see :meth:`Pipeline.run`.
+
+    ``sink`` (a :class:`creevey_dask.sinks.Sink`) writes shards instead of files, or
+    binds each partition's expected hashes; None writes files.
+    """
     if not callable(outpath_func):
         raise TypeError(f"outpath_func must be callable, got {outpath_func!r}")
     n_jobs = _check_n_jobs(n_jobs)
@@ -335,16 +341,20 @@ def run_pipeline(
     clash = sorted(set(declared) & set(RESULT_COLUMNS))
     if clash:
         raise ValueError(f"pipeline stages may not declare the reserved result columns {clash}")
-    result_columns = {**RESULT_COLUMNS, **declared}
+    sink_columns = sink.result_columns(declared) if sink is not None else {}
+    result_columns = {**RESULT_COLUMNS, **declared, **sink_columns}
 
     frame, inpath_col, is_dask = _as_frame(inpaths, inpath_col)
     frame = _drop_previous_results(frame, result_columns, inpath_col)
+    if sink is not None:
+        sink.check(frame.columns, pipeline.write_func)
     runner = PartitionRunner(
         pipeline, outpath_func, inpath_col, n_jobs, skip_existing, storage_options, result_columns
     )
+    task = runner if sink is None else sink.bind(runner)
     if is_dask:
-        meta = _meta(runner, frame._meta)
-        return frame.map_partitions(runner, meta=meta)
+        meta = _meta(task, frame._meta)
+        return frame.map_partitions(task, meta=meta)
 
     if len(frame) == 0:
         raise ValueError("the input has no rows; there is nothing to run")
@@ -359,14 +369,17 @@ def run_pipeline(
     npartitions = min(npartitions, len(frame))
     with dask.config.set({"dataframe.convert-string": False}):  # keep the user's dtypes
         ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
-    lazy = ddf.map_partitions(runner, meta=_meta(runner, frame.iloc[:0]))
+    lazy = ddf.map_partitions(task, meta=_meta(task, frame.iloc[:0]))
     with _interrupt.interruptible(
         runner.run_id, worker_processes=client is None and pipeline.parallel_strategy == "processes"
     ):
         result = _compute(lazy, pipeline.parallel_strategy, client, progress)
     summarize(result)
+    seconds = time.perf_counter() - started
+    if sink is not None:
+        sink.finish(result, seconds)
     if progress:  # one line for the person at the keyboard, besides the log records
-        print(summary_line(result, time.perf_counter() - started), file=sys.stderr, flush=True)
+        print(summary_line(result, seconds), file=sys.stderr, flush=True)
     return result
 
 

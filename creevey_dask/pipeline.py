@@ -128,7 +128,7 @@ class Pipeline:
     def run(
         self,
         inpaths: Inpaths,
-        outpath_func: Callable[[Any], str],
+        outpath_func: Callable[[Any], str] | str,
         n_jobs: int | None = None,
         skip_existing: bool = True,
         inpath_col: str | None = None,
@@ -136,6 +136,10 @@ class Pipeline:
         progress: bool = True,
         npartitions: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        output_format: str = "files",
+        shard_size: int = 1000,
+        carry_cols: Iterable[str] | None = None,
+        caption_col: str | None = None,
     ) -> pd.DataFrame | Any:
         """Run the pipeline over every source and return the result table.
 
@@ -160,25 +164,52 @@ class Pipeline:
         npartitions : int, optional
             For in-memory input, how many dask partitions to cut it into.
         storage_options : mapping, optional
-            fsspec options for the existence checks on ``outpath``.
+            fsspec options for the existence checks on ``outpath`` (and for shards).
+        output_format : {"files", "webdataset", "parquet"}, default "files"
+            ``"files"`` writes one file per row with ``write_func``. The sharded
+            formats (see :mod:`creevey_dask.sinks`) encode each image with
+            ``write_func.encode_for`` (an :class:`~creevey_dask.ImageWriter` has it) and
+            store up to ``shard_size`` rows per shard in the folder given as
+            ``outpath_func`` (a str). The image format is ``write_func``'s, or the
+            source's extension's.
+        shard_size : int, default 1000
+            The most rows per shard.
+        carry_cols : list of str, optional
+            The input columns stored with each sample; default: all.
+        caption_col : str, optional
+            The column written as each WebDataset sample's ``{key}.txt``.
 
         Returns
         -------
         pandas.DataFrame or dask.dataframe.DataFrame
             The input columns followed by ``outpath``, ``status``, ``error`` and the
-            stages' result columns. In-memory input gives a pandas frame; dask input a
-            lazy dask frame.
+            stages' result columns (sharded formats add ``key``, ``width`` and
+            ``height``; ``outpath`` is then the shard). In-memory input gives a pandas
+            frame; dask input a lazy dask frame.
         """
+        from .sinks import Sink
+
+        sink = None
+        if output_format != "files" or carry_cols is not None or caption_col is not None:
+            outdir = outpath_func if isinstance(outpath_func, str) else None
+            if outdir is None and output_format != "files":
+                raise TypeError(
+                    f"output_format={output_format!r} writes shards into a folder: pass it "
+                    f"as outpath_func (a str), got {outpath_func!r}"
+                )
+            sink = Sink(output_format, outdir, shard_size, carry_cols, caption_col, storage_options)
+            outpath_func = sink.sample_namer(outpath_func)
         return run_pipeline(
             self,
             inpaths,
-            outpath_func,
+            outpath_func,  # type: ignore[arg-type]
             n_jobs=n_jobs,
             skip_existing=skip_existing,
             inpath_col=inpath_col,
             progress=progress,
             npartitions=npartitions,
             storage_options=storage_options,
+            sink=sink,
         )
 
     def __repr__(self) -> str:

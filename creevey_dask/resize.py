@@ -155,6 +155,15 @@ def resize(
     storage_options: Mapping[str, Any] | None = None,
     progress: bool = True,
     npartitions: int | None = None,
+    output_format: str = "files",
+    shard_size: int = 1000,
+    carry_cols: Iterable[str] | None = None,
+    caption_col: str | None = None,
+    min_image_size: int | None = None,
+    max_image_area: int | None = None,
+    max_aspect_ratio: float | None = None,
+    compute_hash: str | None = None,
+    verify_hash: tuple[str, str] | None = None,
 ) -> pd.DataFrame | Any:
     """Resize the images whose paths are in ``df[path_col]`` into ``outdir``.
 
@@ -209,6 +218,12 @@ def resize(
         Show a progress bar.
     npartitions : int, optional
         For pandas input, how many tasks to cut it into.
+    output_format, shard_size, carry_cols, caption_col
+        Write WebDataset or Parquet shards into ``outdir`` instead of files; as for
+        :func:`creevey_dask.download` (see :mod:`creevey_dask.sinks`).
+    min_image_size, max_image_area, max_aspect_ratio, compute_hash, verify_hash
+        Filters on the source image's size and hashes of the source file's bytes;
+        as for :func:`creevey_dask.download`.
 
     Returns
     -------
@@ -261,9 +276,29 @@ def resize(
         user_ops = list(ops)
     if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:
         raise TypeError(f"outdir must be a path or URL string, got {outdir!r}")
+    from .checks import check_verify_column, make_filter, with_source_hash
+    from .engine import run_pipeline
+    from .sinks import Sink
+
+    sharded = output_format != "files"
+    sink = Sink(
+        output_format,
+        os.fspath(outdir) if sharded else None,
+        shard_size,
+        carry_cols,
+        caption_col,
+        storage_options,
+        verify_hash,
+    )
+    loader = with_source_hash(
+        ImageLoader(storage_options, max_pixels=max_pixels), compute_hash, verify_hash
+    )
+    all_ops = make_filter(
+        [*user_ops, resize_op, *reporters], min_image_size, max_image_area, max_aspect_ratio
+    )
     pipeline = Pipeline(
-        ImageLoader(storage_options, max_pixels=max_pixels),
-        ops=[*user_ops, resize_op, *reporters],
+        loader,
+        ops=all_ops,
         write_func=ImageWriter(fmt, quality, storage_options, record_sha256=record_sha256),
         parallel_strategy=parallel_strategy,
     )
@@ -286,11 +321,13 @@ def resize(
             df = keep_upstream_errors(df.drop(columns=stale))
         df = df.rename(columns={path_col: RENAMED_SOURCE_COL})
         path_col = RENAMED_SOURCE_COL
+    check_verify_column(df.columns, verify_hash)
     if outpath_func is None:
         outpath_func = KeepFilename(os.fspath(outdir), None if fmt is None else _extension_for(fmt))
-        if isinstance(df, pd.DataFrame):
+        if isinstance(df, pd.DataFrame) and not sharded:  # names in shards never clash
             _check_unique_names(df, path_col, outpath_func)
-    return pipeline.run(
+    return run_pipeline(
+        pipeline,
         df,
         outpath_func,
         n_jobs=n_jobs,
@@ -299,6 +336,7 @@ def resize(
         progress=progress,
         npartitions=npartitions,
         storage_options=storage_options,
+        sink=sink,
     )
 
 

@@ -1,0 +1,476 @@
+"""Sharded outputs (creevey_dask.sinks): WebDataset and Parquet shards, read by real consumers.
+
+Every test runs real downloads against the loopback image server and checks the shards
+with the libraries users read them with: ``webdataset``, Hugging Face ``datasets``,
+pyarrow, and s3fs on the moto server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import creevey_dask
+from creevey_dask import sinks
+from creevey_dask.exceptions import ColumnError
+from creevey_dask.http import HttpOptions
+from tests._httpserver import served_files
+
+MANY = [f"many/{i:03d}.jpg" for i in range(40)]
+
+
+def _frame(server: Any, names: list[str], missing: int = 0) -> pd.DataFrame:
+    urls = [server.url(f"/img/{n}") for n in names]
+    urls += [server.url(f"/img/missing-{i}.jpg") for i in range(missing)]
+    return pd.DataFrame(
+        {
+            "url": urls,
+            "label": [f"label-{i % 3}" for i in range(len(urls))],
+            "caption": [f"a picture number {i}" for i in range(len(urls))],
+            "n": np.arange(len(urls), dtype="int64"),
+        }
+    )
+
+
+def _source_image(url: str) -> Image.Image:
+    name = url.split("/img/", 1)[1]
+    return Image.open(io.BytesIO(served_files()[name])).convert("RGB")
+
+
+def _tar_samples(paths: list[str]) -> dict[str, dict[str, bytes]]:
+    """key -> {ext: bytes} over all the tars, asserting each key appears once."""
+    samples: dict[str, dict[str, bytes]] = {}
+    for path in paths:
+        with tarfile.open(path) as tar:
+            members: dict[str, dict[str, bytes]] = {}
+            for member in tar.getmembers():
+                key, ext = member.name.split(".", 1)
+                data = tar.extractfile(member).read()  # type: ignore[union-attr]
+                members.setdefault(key, {})[ext] = data
+        for key, sample in members.items():
+            assert key not in samples, f"key {key} in two shards"
+            samples[key] = sample
+    return samples
+
+
+def _webdataset_samples(wds: Any, tars: list[str]) -> Any:
+    """webdataset's own tar reader, key grouping and decoders over the shards.
+
+    The streams are opened here (not by ``wds.WebDataset``'s opener, which leaves them
+    to the garbage collector) so the test leaks no files.
+    """
+    from webdataset import autodecode, tariterators
+
+    decoder = autodecode.Decoder([autodecode.imagehandler("pil"), autodecode.basichandlers])
+    for path in tars:
+        with open(path, "rb") as stream:
+            shard = [{"url": path, "stream": stream}]
+            for sample in tariterators.group_by_keys(tariterators.tar_file_expander(shard)):
+                yield decoder(sample)
+
+
+def _hf_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
+    monkeypatch.setattr(datasets.config, "HF_MODULES_CACHE", tmp_path / "hf_modules")
+    return datasets
+
+
+# ---- WebDataset ------------------------------------------------------------------------
+
+
+def test_webdataset_shards_read_by_webdataset(image_server: Any, tmp_path: Path) -> None:
+    wds = pytest.importorskip("webdataset")
+    df = _frame(image_server, MANY[:23], missing=3)
+    out = tmp_path / "shards"
+    result = df.creevey.download(
+        str(out),
+        format="png",
+        output_format="webdataset",
+        shard_size=5,
+        caption_col="caption",
+        npartitions=2,
+        progress=False,
+    )
+    # the result frame: the input columns, outpath = shard, key, the usual results
+    assert list(result.columns[:4]) == ["url", "label", "caption", "n"]
+    for col in ("outpath", "key", "status", "error", "http_status", "bytes", "width", "height"):
+        assert col in result.columns
+    ok = result[result["status"] == "ok"]
+    assert len(ok) == 23
+    assert (result["status"] == "error").sum() == 3
+    assert result["key"].is_unique
+    assert result["key"].notna().all()
+    assert ok["outpath"].str.endswith(".tar").all()
+    assert result.loc[result["status"] == "error", "outpath"].isna().all()
+    tars = sorted(str(p) for p in out.glob("*.tar"))
+    assert set(ok["outpath"]) == set(tars)
+    # each tar has its records beside it; stats at the end
+    for tar in tars:
+        assert os.path.exists(tar[: -len(".tar")] + ".parquet")
+    stats = json.loads((out / "_stats.json").read_text())
+    assert stats["status"] == {"ok": 23, "skipped": 0, "error": 3}
+    assert stats["errors_by_type"] == {"HttpError": 3}
+
+    # the webdataset package iterates the shards and decodes every image
+    by_key = ok.set_index("key")
+    seen = 0
+    for sample in _webdataset_samples(wds, tars):
+        key = sample["__key__"]
+        row = by_key.loc[key]
+        meta = sample["json"]
+        for col in ("url", "label", "caption", "n"):
+            assert meta[col] == row[col]
+        assert meta["key"] == key
+        assert (meta["width"], meta["height"]) == (row["width"], row["height"])
+        image = sample["png"]
+        source = _source_image(row["url"])
+        assert image.size == source.size == (meta["width"], meta["height"])
+        assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(source))
+        assert sample["txt"] == row["caption"]
+        seen += 1
+    assert seen == len(ok)
+
+
+def test_webdataset_json_hash_and_member_names(image_server: Any, tmp_path: Path) -> None:
+    import hashlib
+
+    df = _frame(image_server, MANY[:4])
+    out = tmp_path / "s"
+    result = df.creevey.download(
+        str(out), format="jpeg", output_format="webdataset", carry_cols=["label"], progress=False
+    )
+    (tar,) = out.glob("*.tar")
+    with tarfile.open(tar) as archive:
+        names = archive.getnames()
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
+    keys = result["key"].tolist()
+    assert names == [f"{k}.{ext}" for k in keys for ext in ("jpg", "json")]
+    for key in keys:
+        meta = json.loads(members[f"{key}.json"])
+        assert set(meta) >= {"url", "label", "key", "width", "height", "sha256"}
+        assert "caption" not in meta
+        assert "n" not in meta
+        assert meta["sha256"] == hashlib.sha256(members[f"{key}.jpg"]).hexdigest()
+
+
+# ---- Parquet ---------------------------------------------------------------------------
+
+
+def test_parquet_shards_and_hf_datasets(
+    image_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datasets = _hf_offline(monkeypatch, tmp_path)
+    df = _frame(image_server, MANY[:12], missing=2)
+    wds_out, pq_out = tmp_path / "wds", tmp_path / "pq"
+    for fmt, out in (("webdataset", wds_out), ("parquet", pq_out)):
+        result = df.creevey.download(
+            str(out), format="png", output_format=fmt, shard_size=4, npartitions=2,
+            caption_col="caption", progress=False,
+        )  # fmt: skip
+        assert (result["status"] == "ok").sum() == 12
+
+    loaded = datasets.load_dataset(
+        "webdataset", data_files={"train": sorted(str(p) for p in wds_out.glob("*.tar"))}
+    )["train"]
+    assert len(loaded) == 12
+    for row in loaded:
+        assert isinstance(row["png"], Image.Image)
+        assert row["png"].size == (row["json"]["width"], row["json"]["height"])
+        assert row["txt"] == row["json"]["caption"]
+
+    files = sorted(str(p) for p in pq_out.glob("*.parquet"))
+    loaded = datasets.load_dataset("parquet", data_files={"train": files})["train"]
+    assert len(loaded) == 14  # every row is recorded; error rows have no image
+    assert isinstance(loaded.features["image"], datasets.Image)
+    images = 0
+    for row in loaded:
+        if row["status"] == "ok":
+            image = row["image"]
+            assert isinstance(image, Image.Image)
+            source = _source_image(row["url"])
+            assert np.array_equal(np.asarray(image.convert("RGB")), np.asarray(source))
+            images += 1
+        else:
+            assert row["image"] is None
+            assert row["error"].startswith("HttpError")
+    assert images == 12
+
+
+def test_read_shards_gives_the_records(image_server: Any, tmp_path: Path) -> None:
+    df = _frame(image_server, MANY[:9], missing=2)
+    for fmt in ("webdataset", "parquet"):
+        out = tmp_path / fmt
+        result = df.creevey.download(
+            str(out), output_format=fmt, shard_size=4, npartitions=1, progress=False
+        )
+        records = creevey_dask.read_shards(str(out))
+        assert "image" not in records.columns
+        frame = records.compute()
+        assert len(frame) == 11
+        assert frame["status"].dtype == creevey_dask.STATUS_DTYPE
+        merged = frame.set_index("key").loc[result["key"]]
+        assert merged["url"].tolist() == result["url"].tolist()
+        assert merged["status"].tolist() == result["status"].tolist()
+        assert merged["outpath"].fillna("").tolist() == result["outpath"].fillna("").tolist()
+        # the failures can be retried like those of a files run
+        failed = frame[frame["status"] == "error"]
+        assert len(failed) == 2
+    with pytest.raises(FileNotFoundError, match="no shard records"):
+        creevey_dask.read_shards(str(tmp_path / "empty"))
+
+
+# ---- S3 --------------------------------------------------------------------------------
+
+
+def test_shards_to_s3(image_server: Any, s3: Any) -> None:
+    s3.client.create_bucket(Bucket="shards")
+    df = _frame(image_server, MANY[:10], missing=1)
+    options = s3.storage_options
+    result = df.creevey.download(
+        "s3://shards/run1",
+        format="png",
+        output_format="webdataset",
+        shard_size=4,
+        npartitions=1,
+        storage_options=options,
+        progress=False,
+    )
+    assert (result["status"] == "ok").sum() == 10
+    s3.fs.invalidate_cache()
+    listing = sorted(s3.fs.ls("shards/run1"))
+    tars = [p for p in listing if p.endswith(".tar")]
+    assert len(tars) == 3
+    assert len([p for p in listing if p.endswith(".parquet")]) == 3
+    assert "shards/run1/_stats.json" in listing
+    keys = set()
+    for tar in tars:
+        with tarfile.open(fileobj=io.BytesIO(s3.fs.cat_file(tar))) as archive:
+            for member in archive.getmembers():
+                if member.name.endswith(".png"):
+                    data = archive.extractfile(member).read()  # type: ignore[union-attr]
+                    Image.open(io.BytesIO(data)).load()
+                    keys.add(member.name.split(".")[0])
+    assert keys == set(result.loc[result["status"] == "ok", "key"])
+    records = creevey_dask.read_shards("s3://shards/run1", storage_options=options).compute()
+    assert sorted(records["key"]) == sorted(result["key"])
+    # a rerun skips every committed shard
+    again = df.creevey.download(
+        "s3://shards/run1", format="png", output_format="webdataset", shard_size=4,
+        npartitions=1, storage_options=options, progress=False,
+    )  # fmt: skip
+    assert (again["status"] == "skipped").sum() == 10
+    assert (again["status"] == "ok").sum() == 0
+
+
+# ---- resume ----------------------------------------------------------------------------
+
+_CHILD = textwrap.dedent(
+    """
+    import sys, pandas as pd, creevey_dask
+    from creevey_dask.http import HttpOptions
+    df = pd.read_csv(sys.argv[1])
+    df.creevey.download(sys.argv[2], format="png", output_format="webdataset", shard_size=4,
+                        npartitions=6, n_jobs=2, options=HttpOptions(retries=0),
+                        progress=False)
+    """
+)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.name: (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in folder.iterdir()
+        if p.suffix in (".tar", ".parquet")
+    }
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_whole_shards_and_resumes(image_server: Any, tmp_path: Path) -> None:
+    names = MANY[:36]
+    df = _frame(image_server, names)
+    df["url"] = [u + "?stall=0.15" for u in df["url"]]  # slow rows, so the kill lands mid-run
+    csv = tmp_path / "urls.csv"
+    df.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    child = subprocess.Popen([sys.executable, str(script), str(csv), str(out)])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            done = list(out.glob("*.parquet")) if out.exists() else []
+            if len(done) >= 2:
+                break
+            assert child.poll() is None, "the child run ended before it could be killed"
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    committed = _snapshot(out)
+    records = [n for n in committed if n.endswith(".parquet")]
+    assert 2 <= len(records) < 9, "the kill did not land mid-run"
+    # whole shards only: every tar there reads to its end
+    for name in committed:
+        if name.endswith(".tar"):
+            with tarfile.open(out / name) as archive:
+                for member in archive.getmembers():
+                    archive.extractfile(member).read()  # type: ignore[union-attr]
+
+    read_back = pd.read_csv(csv)
+    result = read_back.creevey.download(
+        str(out), format="png", output_format="webdataset", shard_size=4, npartitions=6,
+        n_jobs=2, options=HttpOptions(retries=0), progress=False,
+    )  # fmt: skip
+    assert (result["status"] != "error").all()
+    after = _snapshot(out)
+    for name in records:  # committed shards untouched: same bytes, same mtime
+        assert after[name] == committed[name]
+        tar = name[: -len(".parquet")] + ".tar"
+        assert after[tar] == committed[tar]
+    skipped = result[result["status"] == "skipped"]
+    assert len(skipped) == 4 * len(records)
+    # every row exactly once across the shards, each the image of its row
+    samples = _tar_samples([str(p) for p in out.glob("*.tar")])
+    assert sorted(samples) == sorted(result["key"])
+    for key, url in zip(result["key"], result["url"], strict=True):
+        image = Image.open(io.BytesIO(samples[key]["png"])).convert("RGB")
+        assert np.array_equal(np.asarray(image), np.asarray(_source_image(url.split("?")[0])))
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # temporaries swept
+
+
+def test_failed_rows_fed_back_go_to_new_shards(fresh_image_server: Any, tmp_path: Path) -> None:
+    server = fresh_image_server
+    df = _frame(server, MANY[:8])
+    df.loc[[1, 6], "url"] = [u + "?fail=1" for u in df.loc[[1, 6], "url"]]  # fail once
+    out = tmp_path / "out"
+    options = HttpOptions(retries=0)
+    first = df.creevey.download(
+        str(out), output_format="webdataset", shard_size=4, npartitions=1, options=options,
+        progress=False,
+    )  # fmt: skip
+    assert (first["status"] == "error").sum() == 2
+    before = _snapshot(out)
+    retry = first[first["status"] == "error"]
+    second = retry.creevey.download(
+        str(out), output_format="webdataset", shard_size=4, npartitions=1, options=options,
+        progress=False,
+    )  # fmt: skip
+    assert (second["status"] == "ok").all()
+    assert second["key"].tolist() == first.loc[[1, 6], "key"].tolist()  # a row keeps its key
+    after = _snapshot(out)
+    for name, value in before.items():
+        assert after[name] == value
+    new = set(after) - set(before)
+    assert len(new) == 2  # one new shard: its tar and its records
+    samples = _tar_samples([str(p) for p in out.glob("*.tar")])
+    assert sorted(samples) == sorted(first["key"])
+
+
+def test_skip_existing_false_rewrites(image_server: Any, tmp_path: Path) -> None:
+    df = _frame(image_server, MANY[:3])
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"output_format": "parquet", "progress": False}
+    df.creevey.download(str(out), **kwargs)
+    again = df.creevey.download(str(out), skip_existing=False, **kwargs)
+    assert (again["status"] == "ok").all()
+
+
+# ---- cluster ---------------------------------------------------------------------------
+
+
+@pytest.mark.cluster
+def test_local_cluster_writes_the_same_samples(
+    image_server: Any, tmp_path: Path, local_cluster_client: Any
+) -> None:
+    import dask.dataframe as dd
+
+    df = _frame(image_server, MANY[:14], missing=1)
+    ddf = dd.from_pandas(df, npartitions=3)
+    outputs = {}
+    for where in ("cluster", "local"):
+        out = tmp_path / where
+        lazy = ddf.creevey.download(
+            str(out), format="png", output_format="webdataset", shard_size=3, progress=False
+        )
+        if where == "cluster":
+            result = local_cluster_client.compute(lazy).result()
+        else:
+            result = lazy.compute(scheduler="sync")
+        assert (result["status"] == "ok").sum() == 14
+        tars = sorted(out.glob("*.tar"))
+        outputs[where] = (
+            [p.name for p in tars],
+            _tar_samples([str(p) for p in tars]),
+            result.reset_index(drop=True),
+        )
+    assert outputs["cluster"][0] == outputs["local"][0]
+    assert outputs["cluster"][1] == outputs["local"][1]
+    pd.testing.assert_frame_equal(
+        outputs["cluster"][2].drop(columns="outpath"), outputs["local"][2].drop(columns="outpath")
+    )
+
+
+# ---- resize and Pipeline.run ---------------------------------------------------------
+
+
+def test_resize_and_pipeline_to_shards(image_files: list[str], tmp_path: Path, memfs: Any) -> None:
+    df = pd.DataFrame({"path": image_files, "tag": [f"t{i}" for i in range(len(image_files))]})
+    result = df.creevey.resize(
+        str(tmp_path / "r"), shape=(16, 16), format="jpeg", output_format="webdataset",
+        progress=False,
+    )  # fmt: skip
+    assert (result["status"] == "ok").all()
+    samples = _tar_samples([str(p) for p in (tmp_path / "r").glob("*.tar")])
+    for key in result["key"]:
+        assert Image.open(io.BytesIO(samples[key]["jpg"])).size == (16, 16)
+        assert json.loads(samples[key]["json"])["tag"] in set(df["tag"])
+
+    pipeline = creevey_dask.Pipeline(creevey_dask.load_image, ops=[creevey_dask.ops.grayscale])
+    run = pipeline.run(df, "memory://shards", inpath_col="path", output_format="parquet",
+                       progress=False)  # fmt: skip
+    assert (run["status"] == "ok").all()
+    assert run["outpath"].str.startswith("memory://").all()
+    records = creevey_dask.read_shards("memory://shards").compute()
+    assert sorted(records["key"]) == sorted(run["key"])
+
+
+def test_bad_arguments(image_server: Any, tmp_path: Path) -> None:
+    df = _frame(image_server, MANY[:2])
+    with pytest.raises(ValueError, match="output_format 'zip' is not one of"):
+        df.creevey.download(str(tmp_path), output_format="zip")
+    with pytest.raises(ValueError, match="shard_size must be a positive int"):
+        df.creevey.download(str(tmp_path), output_format="webdataset", shard_size=0)
+    with pytest.raises(ColumnError, match="nope"):
+        df.creevey.download(str(tmp_path), output_format="webdataset", carry_cols=["nope"])
+    with pytest.raises(ValueError, match="caption_col= and carry_cols= apply"):
+        df.creevey.download(str(tmp_path), caption_col="caption")
+    pipeline = creevey_dask.Pipeline(creevey_dask.load_image, write_func=lambda im, p: None)
+    with pytest.raises(TypeError, match="encode_for"):
+        pipeline.run(["a.png"], str(tmp_path), output_format="webdataset", progress=False)
+
+
+def test_row_keys_are_unique_and_dot_free() -> None:
+    keys = sinks.row_keys([0, 0, 1], ["a.jpg", "a.jpg", "a.jpg"])
+    assert len(set(keys)) == 3
+    assert all("." not in k for k in keys)
+    assert sinks.row_keys([5], ["x"]) == sinks.row_keys([5], ["x"])
