@@ -58,7 +58,13 @@ from . import storage
 from ._progress import Progress
 from .exceptions import MissingDataError
 from .s3download import S3Downloader, _dest_options
-from .tarfiles import ARCHIVE_SUFFIXES, TarfileExtractor
+from .tarfiles import (
+    ARCHIVE_SUFFIXES,
+    MAX_MEMBER_BYTES,
+    MAX_MEMBERS,
+    MAX_TOTAL_BYTES,
+    TarfileExtractor,
+)
 
 __all__ = ["RAW_MARKER", "STAGES", "BaseDataset", "S3TarfileDataset"]
 
@@ -347,6 +353,10 @@ class S3TarfileDataset(BaseDataset):
     Processor : class, optional
         As in the original creevey: ``Processor(base_dir=...)`` is made here and its
         ``process()`` is this dataset's :meth:`process` (instead of subclassing).
+    max_members, max_total_bytes, max_member_bytes : int, optional
+        The extraction limits, passed to :class:`TarfileExtractor` (defaults: 1,000,000
+        members, 100 GiB in all, 20 GiB per file); an archive over one is refused with
+        an :class:`~creevey_dask.exceptions.UnsafeArchiveError` naming it.
 
     Attributes
     ----------
@@ -387,7 +397,20 @@ class S3TarfileDataset(BaseDataset):
         progress: Progress = True,
         data_dir: str | os.PathLike[str] | None = None,
         Processor: Callable[..., Any] | None = None,  # noqa: N803 - the original's name
+        max_members: int = MAX_MEMBERS,
+        max_total_bytes: int = MAX_TOTAL_BYTES,
+        max_member_bytes: int = MAX_MEMBER_BYTES,
     ) -> None:
+        # checked here, up front, by the extractor that will use them
+        TarfileExtractor(
+            f"limits{ARCHIVE_SUFFIXES[0]}",
+            max_members=max_members,
+            max_total_bytes=max_total_bytes,
+            max_member_bytes=max_member_bytes,
+        )
+        self.max_members = max_members
+        self.max_total_bytes = max_total_bytes
+        self.max_member_bytes = max_member_bytes
         base = os.fspath(_one_of("base_dir", base_dir, "data_dir", data_dir))
         if s3_bucket is None or s3_key is None:
             raise TypeError("S3TarfileDataset needs s3_bucket and s3_key")
@@ -419,7 +442,12 @@ class S3TarfileDataset(BaseDataset):
     def extractor(self) -> TarfileExtractor:
         """The extractor of the downloaded archive (the original creevey's attribute)."""
         return TarfileExtractor(
-            self.downloader.dest_path, self.storage_options, progress=self.progress is True
+            self.downloader.dest_path,
+            self.storage_options,
+            progress=self.progress is True,
+            max_members=self.max_members,
+            max_total_bytes=self.max_total_bytes,
+            max_member_bytes=self.max_member_bytes,
         )
 
     @property

@@ -10,6 +10,17 @@ independent layers of protection against hostile archives:
 2. Python's ``filter="data"`` extraction filter (where the running Python has it), which
    also resolves links against what is already on disk and drops unsafe permission bits.
 
+Limits guard against archive bombs (a small ``.tar.gz`` that expands to millions of
+files or terabytes): ``max_members``, ``max_total_bytes`` and ``max_member_bytes`` are
+checked from the archive's headers while its index is read, before anything is written,
+and an archive over a limit is refused with an
+:class:`~creevey_dask.exceptions.UnsafeArchiveError` naming the limit.
+
+Links are never written through: when a member's name is already taken in the
+destination by an earlier member (a symlink, a hard link, a file), that entry is removed
+first and the member then written in its place, so duplicate members resolve
+deterministically, the last one winning, and no earlier link redirects a later write.
+
 Nothing is ever half-extracted: the archive is first extracted into a hidden temporary
 folder (``.<archive>.<random>.creevey-tmp``) and only then moved into place, one rename
 per top-level entry. A refused or corrupt archive leaves the destination as it was.
@@ -46,12 +57,24 @@ from . import storage
 from ._progress import Progress, make_callback
 from .exceptions import ArchiveError, UnsafeArchiveError
 
-__all__ = ["ARCHIVE_SUFFIXES", "TarfileExtractor", "check_member"]
+__all__ = [
+    "ARCHIVE_SUFFIXES",
+    "MAX_MEMBERS",
+    "MAX_MEMBER_BYTES",
+    "MAX_TOTAL_BYTES",
+    "TarfileExtractor",
+    "check_member",
+]
 
 logger = logging.getLogger("creevey_dask")
 
 #: File name endings that :class:`TarfileExtractor` accepts.
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+#: Default :class:`TarfileExtractor` limits: members, bytes of all files, bytes of one file.
+MAX_MEMBERS = 1_000_000
+MAX_TOTAL_BYTES = 100 * 2**30
+MAX_MEMBER_BYTES = 20 * 2**30
 
 #: Errors by which tarfile and the decompressors report corrupt or truncated data.
 _CORRUPT_DATA_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
@@ -148,11 +171,18 @@ class TarfileExtractor:
         Options of the filesystem that holds the archive and the destination.
     progress : bool or fsspec.callbacks.Callback, default True
         A progress bar over the bytes extracted (tqdm), none, or your own callback.
+    max_members : int, default 1_000_000
+        The most members (files, folders, links) an archive may have.
+    max_total_bytes : int, default 100 GiB
+        The most bytes all its files together may expand to.
+    max_member_bytes : int, default 20 GiB
+        The most bytes one file may expand to.
 
     Raises
     ------
     ValueError
-        If the archive's name does not end with a supported suffix.
+        If the archive's name does not end with a supported suffix, or a limit is not a
+        positive int (TypeError if not an int).
 
     Examples
     --------
@@ -173,7 +203,22 @@ class TarfileExtractor:
         storage_options: Mapping[str, Any] | None = None,
         *,
         progress: Progress = True,
+        max_members: int = MAX_MEMBERS,
+        max_total_bytes: int = MAX_TOTAL_BYTES,
+        max_member_bytes: int = MAX_MEMBER_BYTES,
     ) -> None:
+        for name, value in (
+            ("max_members", max_members),
+            ("max_total_bytes", max_total_bytes),
+            ("max_member_bytes", max_member_bytes),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be a positive int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value!r}")
+        self.max_members = max_members
+        self.max_total_bytes = max_total_bytes
+        self.max_member_bytes = max_member_bytes
         path = os.fspath(archive_path)
         if not isinstance(path, str):
             raise TypeError(f"archive_path must be a str or os.PathLike, not {archive_path!r}")
@@ -210,7 +255,8 @@ class TarfileExtractor:
         Raises
         ------
         UnsafeArchiveError
-            If any member is unsafe; nothing is extracted.
+            If any member is unsafe, or the archive is over a limit (``max_members``,
+            ``max_total_bytes``, ``max_member_bytes``); nothing is extracted.
         ArchiveError
             If the archive is corrupt or truncated; nothing is extracted.
         FileExistsError
@@ -273,7 +319,7 @@ class TarfileExtractor:
         with tar:
             tar.errorlevel = 2  # raise on every extraction problem, never just log it
             try:
-                members = tar.getmembers()  # reads the whole index: finds truncation early
+                members = self._read_index(tar)  # the whole index: finds truncation early
             except _CORRUPT_DATA_ERRORS as err:
                 raise self._corrupt(err) from err
             except OSError as err:
@@ -300,7 +346,7 @@ class TarfileExtractor:
             callback.set_size(total)
             try:
                 kwargs: dict[str, Any] = {"filter": "data"} if _HAS_DATA_FILTER else {}
-                tar.extractall(stage, members=_tracked(members, callback), **kwargs)
+                tar.extractall(stage, members=_placed(members, stage, callback), **kwargs)
             except _CORRUPT_DATA_ERRORS as err:
                 if _HAS_DATA_FILTER and isinstance(err, tarfile.FilterError):
                     name = err.tarinfo.name
@@ -313,6 +359,34 @@ class TarfileExtractor:
             finally:
                 callback.close()
         return sorted({posixpath.normpath(m.name) for m in members if not m.isdir()})
+
+    def _read_index(self, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+        """Read the members' headers, refusing the archive as soon as it is over a limit."""
+        members: list[tarfile.TarInfo] = []
+        total = 0
+        while (member := tar.next()) is not None:
+            members.append(member)
+            if len(members) > self.max_members:
+                raise self._over(f"it has more than max_members={self.max_members:,} members")
+            if member.isfile():
+                if member.size > self.max_member_bytes:
+                    raise self._over(
+                        f"its member {member.name!r} expands to {member.size:,} bytes, more "
+                        f"than max_member_bytes={self.max_member_bytes:,}"
+                    )
+                total += member.size
+                if total > self.max_total_bytes:
+                    raise self._over(
+                        f"its files expand to more than max_total_bytes="
+                        f"{self.max_total_bytes:,} bytes"
+                    )
+        return members
+
+    def _over(self, why: str) -> UnsafeArchiveError:
+        return UnsafeArchiveError(
+            f"refused the archive {self.archive_path!r}: {why}; nothing was extracted "
+            "(if you trust it, pass a higher limit to TarfileExtractor)"
+        )
 
     @staticmethod
     def _move_into_place(stage: str, dest: str) -> None:
@@ -363,9 +437,40 @@ class TarfileExtractor:
             fs.put_file(local, f"{fs_dest.rstrip('/')}/{rel}")
 
 
-def _tracked(members: list[tarfile.TarInfo], callback: Callback) -> Iterator[tarfile.TarInfo]:
-    """Yield the members, advancing the progress callback by each one's size."""
+def _make_room(stage: str, name: str, is_dir: bool) -> None:
+    """Clear the way in ``stage`` for a member called ``name``, never following a link.
+
+    An earlier member of the same name (a file, a symlink, a hard link, or a folder when
+    this member is not one) is removed, so the member is written in its place and not
+    through it: the last member of a name wins. Parents that earlier members made files
+    are removed too, so the member's folders can be made.
+    """
+    parts = posixpath.normpath(name).split("/")
+    path = stage
+    for part in parts[:-1]:
+        path = os.path.join(path, part)
+        if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+            os.unlink(path)
+    path = os.path.join(path, parts[-1])
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        if not is_dir:
+            shutil.rmtree(path)
+        return
+    os.unlink(path)
+
+
+def _placed(
+    members: list[tarfile.TarInfo], stage: str, callback: Callback
+) -> Iterator[tarfile.TarInfo]:
+    """Yield the members for extraction into ``stage``, each after :func:`_make_room`.
+
+    ``extractall`` takes the members one by one from this generator, so each is yielded
+    just before it is written; the progress callback advances by each file's size.
+    """
     for member in members:
+        _make_room(stage, member.name, member.isdir())
         yield member
         if member.isfile():
             callback.relative_update(member.size)

@@ -337,6 +337,40 @@ def test_hostile_archive_leaves_no_marker_and_nothing_extracted(s3: Any, tmp_pat
     assert not list(tmp_path.rglob("escaped.txt"))
 
 
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"max_members": 5}, "more than max_members=5 members"),
+        ({"max_total_bytes": 11_999}, "more than max_total_bytes=11,999 bytes"),
+        ({"max_member_bytes": 1999}, "more than max_member_bytes=1,999"),
+    ],
+)
+def test_extraction_limits_are_passed_to_the_extractor(
+    s3: Any, tmp_path: Path, limits: dict[str, int], message: str
+) -> None:
+    archive = make_tar(IMAGES)  # 6 files of 2000 bytes
+    s3.put("data", KEY, archive)
+    ds = Pets(str(tmp_path / "ds"), "data", KEY, s3.storage_options, progress=False, **limits)
+    assert {k: getattr(ds.extractor, k) for k in limits} == limits
+    with pytest.raises(UnsafeArchiveError, match=re.escape(message)):
+        ds.build()
+    assert not ds.raw_complete
+    assert raw_files(tmp_path / "ds") == {"pets.tar.gz": archive}  # nothing extracted
+    # generous enough limits: the same archive builds
+    ok = {k: v + 1 for k, v in limits.items()}
+    ds = Pets(str(tmp_path / "ds"), "data", KEY, s3.storage_options, progress=False, **ok)
+    ds.build()
+    assert raw_files(tmp_path / "ds") == IMAGES
+
+
+def test_bad_extraction_limits_are_refused_up_front(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="max_members must be at least 1"):
+        S3TarfileDataset(str(tmp_path / "ds"), "data", KEY, max_members=0)
+    with pytest.raises(TypeError, match="max_member_bytes must be a positive int"):
+        S3TarfileDataset(str(tmp_path / "ds"), "data", KEY, max_member_bytes=1.5)  # type: ignore[arg-type]
+    assert not (tmp_path / "ds").exists()
+
+
 def test_memory_base_dir(s3: Any, memfs: fsspec.AbstractFileSystem) -> None:
     s3.put("data", KEY, make_tar(IMAGES, "w:xz"))
     ds = Pets("memory://pets", "data", KEY, s3.storage_options, progress=False)

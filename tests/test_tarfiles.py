@@ -7,6 +7,7 @@ import os
 import re
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import fsspec
 import pytest
@@ -314,3 +315,169 @@ def test_memory_hostile_archive_uploads_nothing(memfs: fsspec.AbstractFileSystem
 def test_memory_missing_archive(memfs: fsspec.AbstractFileSystem) -> None:
     with pytest.raises(FileNotFoundError, match=re.escape("memory://nothing/data.tar")):
         TarfileExtractor("memory://nothing/data.tar", progress=False).extract()
+
+
+# -- limits (archive bombs) --------------------------------------------------------------
+
+
+def test_defaults_are_generous_and_limits_are_checked(dest: Path) -> None:
+    extractor = TarfileExtractor(str(dest / "a.tar"))
+    assert extractor.max_members == 1_000_000
+    assert extractor.max_total_bytes == 100 * 2**30
+    assert extractor.max_member_bytes >= 2**30
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="max_members must be at least 1"):
+            TarfileExtractor(str(dest / "a.tar"), max_members=bad)
+    for bad in (1.5, "10", True, None):
+        with pytest.raises(TypeError, match="max_total_bytes must be a positive int"):
+            TarfileExtractor(str(dest / "a.tar"), max_total_bytes=bad)  # type: ignore[arg-type]
+
+
+def many_empty_files(n: int) -> bytes:
+    """A small .tar.gz of ``n`` empty files (the headers compress to almost nothing)."""
+    return make_tar([file_member(f"bomb/{i:06d}.txt", b"") for i in range(n)], "w:gz")
+
+
+def one_big_file(size: int) -> bytes:
+    """A small .tar.gz that expands to one file of ``size`` zero bytes."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("bomb/zeros.bin")
+        info.size = size
+        tar.addfile(info, io.BytesIO(bytes(size)))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("limit", "archive", "message"),
+    [
+        ({"max_members": 1000}, lambda: many_empty_files(1001), "max_members=1,000"),
+        ({"max_total_bytes": 2**20}, lambda: one_big_file(2**20 + 1), "max_total_bytes=1,048,576"),
+        (
+            {"max_member_bytes": 2**16},
+            lambda: one_big_file(2**16 + 1),
+            "'bomb/zeros.bin' expands to 65,537 bytes, more than max_member_bytes=65,536",
+        ),
+    ],
+)
+def test_archive_over_a_limit_is_refused_and_nothing_extracted(
+    dest: Path, limit: dict[str, int], archive: Any, message: str
+) -> None:
+    data = archive()
+    assert len(data) < 20_000  # a small archive that expands a lot
+    path = dest / "bomb.tar.gz"
+    path.write_bytes(data)
+    with pytest.raises(UnsafeArchiveError, match=re.escape(message)) as info:
+        TarfileExtractor(str(path), progress=False, **limit).extract()
+    assert str(path) in str(info.value)
+    assert listing(dest) == ["bomb.tar.gz"]  # no staging folder, no file
+    # at the limit exactly, the same archive is extracted
+    at_limit = {k: v + 1 for k, v in limit.items()}
+    paths = TarfileExtractor(str(path), progress=False, **at_limit).extract()
+    assert paths
+    assert all(Path(p).is_file() for p in paths)
+
+
+def test_many_members_refused_before_reading_them_all(dest: Path) -> None:
+    # 100k empty files from a ~300 KiB .tar.gz: refused at the limit from the headers
+    path = dest / "many.tar.gz"
+    path.write_bytes(many_empty_files(100_000))
+    with pytest.raises(UnsafeArchiveError, match="more than max_members=10"):
+        TarfileExtractor(str(path), progress=False, max_members=10).extract()
+    assert listing(dest) == ["many.tar.gz"]
+
+
+def test_memory_archive_over_a_limit_uploads_nothing(memfs: fsspec.AbstractFileSystem) -> None:
+    memfs.pipe_file("/ds/raw/bomb.tar.gz", one_big_file(2**20))
+    with pytest.raises(UnsafeArchiveError, match="max_total_bytes"):
+        TarfileExtractor(
+            "memory://ds/raw/bomb.tar.gz", progress=False, max_total_bytes=1000
+        ).extract()
+    assert memfs.find("/ds") == ["/ds/raw/bomb.tar.gz"]
+
+
+# -- duplicate members and links ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "target"), [(tarfile.SYMTYPE, "victim.txt"), (tarfile.LNKTYPE, "pkg/victim.txt")]
+)
+def test_a_file_after_a_link_of_the_same_name_is_not_written_through_it(
+    dest: Path, kind: bytes, target: str
+) -> None:
+    # the attack: "victim" is a file; "link" points at it (a symlink or a hard link); a
+    # later regular file "link" would overwrite "victim" if written through the link
+    path = dest / "attack.tar"
+    path.write_bytes(
+        make_tar(
+            [
+                file_member("pkg/victim.txt", b"original"),
+                special_member("pkg/link", kind, target),
+                file_member("pkg/link", b"attacker"),
+            ]
+        )
+    )
+    paths = TarfileExtractor(str(path), progress=False).extract()
+    assert paths == [str(dest / "pkg" / "link"), str(dest / "pkg" / "victim.txt")]
+    victim, link = dest / "pkg" / "victim.txt", dest / "pkg" / "link"
+    assert victim.read_bytes() == b"original"
+    assert not link.is_symlink()  # the last member of the name wins: a regular file
+    assert link.read_bytes() == b"attacker"
+    assert link.stat().st_ino != victim.stat().st_ino
+
+
+@pytest.mark.parametrize(
+    ("members", "expected"),
+    [
+        # file, file: the last one's bytes
+        ([file_member("d/a", b"one"), file_member("d/a", b"two")], {"d/a": b"two"}),
+        # file, then symlink: the link replaces the file (it is not followed)
+        (
+            [
+                file_member("d/t", b"t"),
+                file_member("d/a", b"one"),
+                special_member("d/a", tarfile.SYMTYPE, "t"),
+            ],
+            {"d/t": b"t", "d/a": "-> t"},
+        ),
+        # symlink, symlink: the last target
+        (
+            [
+                file_member("d/t1", b"1"),
+                file_member("d/t2", b"2"),
+                special_member("d/a", tarfile.SYMTYPE, "t1"),
+                special_member("d/a", tarfile.SYMTYPE, "t2"),
+            ],
+            {"d/t1": b"1", "d/t2": b"2", "d/a": "-> t2"},
+        ),
+        # folder, then file of the same name: the file wins, the folder's contents go
+        (
+            [file_member("d/a/inner", b"x"), file_member("d/a", b"file")],
+            {"d/a": b"file"},
+        ),
+        # file, then a member beneath it: the folder wins
+        ([file_member("d/a", b"file"), file_member("d/a/inner", b"x")], {"d/a/inner": b"x"}),
+    ],
+)
+def test_duplicate_members_resolve_deterministically_last_wins(
+    dest: Path, members: list[Any], expected: dict[str, Any]
+) -> None:
+    path = dest / "dups.tar"
+    path.write_bytes(make_tar(members))
+    for attempt in range(2):  # the same outcome every time
+        if attempt:
+            import shutil
+
+            shutil.rmtree(dest / "d")
+        TarfileExtractor(str(path), progress=False).extract()
+        found: dict[str, Any] = {}
+        for entry in (dest / "d").rglob("*"):
+            rel = str(entry.relative_to(dest))
+            if entry.is_symlink():
+                found[rel] = f"-> {os.readlink(entry)}"
+            elif entry.is_file():
+                found[rel] = entry.read_bytes()
+        assert found == expected
+        assert listing(dest) == sorted(
+            ["dups.tar", "d", *expected, *{str(Path(k).parent) for k in expected} - {"d"}]
+        )
