@@ -30,10 +30,12 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 from _images import SETS, TARGET, cover_box, ensure_images, psnr, reference
 
 CAP = 60.0  # dB: a per-image PSNR counts at most this (identical images are inf)
+LIBRARY = "creevey_dask default"
 BICUBIC = Image.Resampling.BICUBIC
 LANCZOS = Image.Resampling.LANCZOS
 
@@ -62,6 +64,17 @@ def decode_resize(
     return np.asarray(out)
 
 
+def library(path: str) -> np.ndarray:
+    """creevey_dask's default: its draft rule and ``ops.resize(mode="cover")``."""
+    from creevey_dask import ops
+    from creevey_dask.imagefile import decode_image
+
+    op = ops.resize(shape=(TARGET, TARGET), mode="cover")
+    with open(path, "rb") as f:
+        data = f.read()
+    return np.asarray(op(decode_image(data, draft=op.draft_size)).convert("RGB"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400)
@@ -80,6 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         rules[f"m{m:g} bicubic gap2"] = (m, BICUBIC, 2.0)
         rules[f"m{m:g} lanczos gap2"] = (m, LANCZOS, 2.0)
     rules["full bicubic gap2"] = (None, BICUBIC, 2.0)
+    rules[LIBRARY] = (None, LANCZOS, None)  # (the parameters are the library's own)
     cost = dict.fromkeys(rules, 0.0)
     scores: dict[str, dict[str, list[float]]] = {r: {k: [] for k in SETS} for r in rules}
     for name, kind in kinds.items():
@@ -87,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         ref = reference(path)
         for rule, (margin, resample, gap) in rules.items():
             start = time.thread_time()
-            out = decode_resize(path, margin, resample, gap)
+            out = library(path) if rule == LIBRARY else decode_resize(path, margin, resample, gap)
             cost[rule] += time.thread_time() - start
             scores[rule][kind].append(min(psnr(out, ref), CAP))
     n = len(kinds)

@@ -41,6 +41,7 @@ __all__ = [
     "ImageWriter",
     "convert_for_format",
     "decode_image",
+    "draft_scale",
     "format_for_path",
     "load_image",
     "to_8bit",
@@ -119,6 +120,25 @@ def _describe(data: bytes) -> str:
     if text.isprintable() or all(c.isprintable() or c.isspace() for c in text):
         return f"text starting {text[:24]!r}"
     return f"unrecognised data starting {head[:12]!r}"
+
+
+def draft_scale(full: tuple[int, int], drafted: tuple[int, int]) -> tuple[float, float]:
+    """How many pixels of the full image one pixel of a reduced JPEG decode spans, per axis.
+
+    A JPEG decoded at 1/s keeps ``ceil(n / s)`` pixels of an axis of ``n``, pixel ``i``
+    covering full pixels ``[i * s, (i + 1) * s)``: the scale is exactly ``s``, not
+    ``n / ceil(n / s)`` (mapping a crop box with the latter shifts it by up to a
+    reduced pixel at the far edge).
+
+    Examples
+    --------
+    >>> draft_scale((1001, 667), (126, 84))
+    (8.0, 8.0)
+    """
+    for scale in (2, 4, 8):
+        if all(-(-n // scale) == d for n, d in zip(full, drafted, strict=True)):
+            return float(scale), float(scale)
+    return full[0] / drafted[0], full[1] / drafted[1]
 
 
 def _draft_request(draft: DraftHint, size: tuple[int, int], swap: bool) -> tuple[int, int] | None:

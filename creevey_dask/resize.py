@@ -140,7 +140,7 @@ def resize(
     max_dim: int | None = None,
     mode: str | None = None,
     only_shrink: bool = False,
-    resample: str = "bicubic",
+    resample: str = "lanczos",
     fill: Any = None,
     reducing_gap: float | None = 2.0,
     format: str | None = None,

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from creevey_dask import Pipeline, load_image, ops
 from creevey_dask.imagefile import ImageWriter, decode_image
 
-BICUBIC = Image.Resampling.BICUBIC
+LANCZOS = Image.Resampling.LANCZOS  # ops.resize's default filter
 ALL_MODES = ("1", "L", "LA", "P", "P+t", "RGB", "RGBA", "CMYK", "I;16", "I", "YCbCr")
 
 # op, expected output size for a 40 x 30 input
@@ -63,7 +63,7 @@ def test_resize_keeps_modes_pillow_resamples(mode, mode_image):
     image = mode_image(mode, 80, 60)
     out = ops.resize(shape=(30, 40))(image)
     assert out.mode == mode
-    reference = image.resize((40, 30), BICUBIC)
+    reference = image.resize((40, 30), LANCZOS)
     assert np.array_equal(np.asarray(out), np.asarray(reference))
 
 
@@ -72,7 +72,7 @@ def test_resize_filters_palette_and_bilevel_images_properly(mode, expected, mode
     image = mode_image(mode, 80, 60)
     out = ops.resize(shape=(30, 40))(image)
     assert out.mode == expected
-    reference = image.convert(expected).resize((40, 30), BICUBIC)
+    reference = image.convert(expected).resize((40, 30), LANCZOS)
     assert np.array_equal(np.asarray(out), np.asarray(reference))
 
 
@@ -80,11 +80,11 @@ def test_resize_filters_palette_and_bilevel_images_properly(mode, expected, mode
 @pytest.mark.parametrize(
     ("mode", "reference"),
     [
-        ("cover", lambda im, wh: ImageOps.fit(im, wh, BICUBIC)),
-        ("fit", lambda im, wh: ImageOps.fit(im, wh, BICUBIC)),
-        ("contain", lambda im, wh: ImageOps.contain(im, wh, BICUBIC)),
-        ("pad", lambda im, wh: ImageOps.pad(im, wh, BICUBIC, color=0)),
-        ("stretch", lambda im, wh: im.resize(wh, BICUBIC)),
+        ("cover", lambda im, wh: ImageOps.fit(im, wh, LANCZOS)),
+        ("fit", lambda im, wh: ImageOps.fit(im, wh, LANCZOS)),
+        ("contain", lambda im, wh: ImageOps.contain(im, wh, LANCZOS)),
+        ("pad", lambda im, wh: ImageOps.pad(im, wh, LANCZOS, color=0)),
+        ("stretch", lambda im, wh: im.resize(wh, LANCZOS)),
     ],
 )
 def test_resize_modes_match_pillow_imageops(size, mode, reference, photo, psnr):
@@ -99,7 +99,7 @@ def test_resize_modes_match_pillow_imageops(size, mode, reference, photo, psnr):
 def test_reducing_gap_stays_close_to_a_one_step_resample(photo, psnr):
     image = photo(1600, 1200, seed=1)
     fast = ops.resize(shape=(100, 100), mode="cover")(image)
-    exact = ImageOps.fit(image, (100, 100), BICUBIC)
+    exact = ImageOps.fit(image, (100, 100), LANCZOS)
     assert psnr(fast, exact) >= 40
 
 
@@ -138,7 +138,7 @@ def test_resize_output_sizes(kwargs, inputs_and_sizes, photo):
 def test_min_dim_keeps_aspect_like_the_original_creevey(photo, psnr):
     out = ops.resize(min_dim=64)(photo(300, 200))
     assert out.size == (96, 64)
-    assert psnr(out, photo(300, 200).resize((96, 64), BICUBIC)) > 40
+    assert psnr(out, photo(300, 200).resize((96, 64), LANCZOS)) > 40
 
 
 def test_pad_centres_a_small_image_when_only_shrinking(photo):
@@ -345,13 +345,52 @@ def test_ops_pickle_round_trip(op, photo):
 
 def test_draft_size():
     cover = ops.resize(shape=(256, 256), mode="cover")
-    assert cover.draft_size((1280, 960)) == (683, 512)  # at least 2 x 256 of the 960 x 960 crop
-    assert cover.draft_size((2400, 1800)) == (683, 512)
-    assert cover.draft_size((400, 300)) is None
-    assert ops.resize(min_dim=100).draft_size((4000, 3000)) == (266, 200)
-    assert ops.resize(max_dim=100).draft_size((4000, 3000)) == (200, 150)
-    assert ops.resize(shape=(100, 300)).draft_size((4000, 3000)) == (600, 200)
+    # at least 1.1 x 256 of the 960 x 960 crop
+    assert cover.draft_size((1280, 960)) == (376, 282)
+    assert cover.draft_size((2400, 1800)) == (376, 282)
+    assert cover.draft_size((400, 300)) == (376, 282)  # Pillow can only decode it whole
+    assert cover.draft_size((280, 280)) is None  # less than 1.1 x the output
+    assert ops.resize(min_dim=100).draft_size((4000, 3000)) == (147, 110)
+    assert ops.resize(max_dim=100).draft_size((4000, 3000)) == (110, 83)
+    assert ops.resize(shape=(100, 300)).draft_size((4000, 3000)) == (330, 110)
     assert ops.resize(max_dim=100, only_shrink=True).draft_size((80, 60)) is None
+
+
+# -- the reduced-decode rule (issue 12): draft to 1.1 x the output, then one Lanczos ------
+def _line_art(width: int, height: int, seed: int) -> Image.Image:
+    """Black 1-3 px strokes and text on white, like a diagram or a scanned drawing."""
+    from PIL import ImageDraw, ImageFont
+
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    for _ in range(40):
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        x1, y1 = x0 + int(rng.integers(-300, 300)), y0 + int(rng.integers(-300, 300))
+        draw.line((x0, y0, x1, y1), fill="black", width=int(rng.integers(1, 4)))
+    for _ in range(5):
+        font = ImageFont.load_default(size=int(rng.integers(12, 40)))
+        xy = (int(rng.integers(0, width)), int(rng.integers(0, height)))
+        draw.text(xy, "Figure 3: the quick brown fox", fill="black", font=font)
+    return image
+
+
+@pytest.mark.parametrize(("kind", "floor"), [("photo", 45.0), ("line art", 33.0)])
+@pytest.mark.parametrize("size", [(1280, 960), (2400, 1800), (1001, 667), (700, 1900)])
+def test_reduced_decode_keeps_full_decode_quality(kind, floor, size, photo, psnr):
+    """Against the reference (full decode, centre crop, Lanczos), the default cover resize
+    of a reduced decode stays at full-decode quality; the bare ``draft`` at the target
+    (then bicubic) drops line art to 27 dB on the 1001 x 667 case."""
+    image = photo(*size, seed=size[0]) if kind == "photo" else _line_art(*size, seed=size[0])
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    op = ops.resize(shape=(256, 256), mode="cover")
+    full = decode_image(data)
+    reference = ImageOps.fit(full, (256, 256), LANCZOS)
+    drafted_input = decode_image(data, draft=op.draft_size)
+    assert drafted_input.width < full.width  # the rule does decode less
+    assert psnr(op(drafted_input), reference) >= floor
 
 
 def test_mean_brightness(mode_image):

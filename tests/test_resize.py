@@ -61,7 +61,7 @@ def test_resize_multiple_files_keeps_filenames(photos, tmp_path, psnr):
         out = load(outpath)
         assert out.size == (96, 64)
         assert out.format == load(source).format
-        reference = load(source).resize((96, 64), Image.Resampling.BICUBIC)
+        reference = load(source).resize((96, 64), Image.Resampling.LANCZOS)
         assert psnr(out.convert(reference.mode), reference) > 30
     rerun = resize_multiple_files(photos, (64, 96), str(outdir), progress=False)
     assert rerun["status"].tolist() == ["skipped"] * len(photos)
@@ -216,7 +216,7 @@ def test_exif_rotated_inputs_are_upright(tmp_path, photo):
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (40, 60)
     out = load(result["outpath"].iloc[0])
     reference = ImageOps.exif_transpose(Image.open(io.BytesIO(source.read_bytes()))).resize(
-        (40, 60), Image.Resampling.BICUBIC
+        (40, 60), Image.Resampling.LANCZOS
     )
     diff = np.abs(np.asarray(out, dtype=int) - np.asarray(reference, dtype=int)).mean()
     assert diff < 4
