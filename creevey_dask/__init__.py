@@ -20,12 +20,16 @@ Architecture, one module per stage::
     examples    UrlListDataset: a worked example dataset (download → resize → train/valid)
     testing     ImageServer (loopback, fault routes) and sample_images, for docs and tests
 
-``import creevey_dask`` registers the ``df.creevey`` accessor.
+``import creevey_dask`` registers the ``df.creevey`` accessor. Each module logs to
+``logging.getLogger(__name__)`` (``creevey_dask.engine``, ``creevey_dask.download``, ...);
+the package logger has a ``NullHandler``, so nothing is printed until the application
+configures logging (e.g. ``logging.basicConfig(level=logging.INFO)``).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -74,6 +78,11 @@ if TYPE_CHECKING:
     from .sinks import OUTPUT_FORMATS, read_shards
     from .split import create_imagenet_style_symlinks, safe_label, split
     from .tarfiles import TarfileExtractor
+
+# A library logs and never configures logging: each module logs to its own
+# ``getLogger(__name__)`` below the package logger, which gets only a NullHandler (no
+# "last resort" printing to stderr when the application has configured nothing).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # The rest of the API is imported on first use (PEP 562), so that ``import creevey_dask``
 # stays cheap (no pandas, dask, pyarrow, requests or reports until they are needed).

@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["build_parser", "main", "read_table"]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 
 class UsageError(Exception):

@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["start_local_cluster"]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 
 def start_local_cluster(

@@ -68,7 +68,7 @@ from .tarfiles import (
 
 __all__ = ["RAW_MARKER", "STAGES", "BaseDataset", "S3TarfileDataset"]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 #: The stage folders of a dataset, in order.
 STAGES = ("raw", "interim", "processed")

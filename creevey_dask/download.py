@@ -46,7 +46,7 @@ __all__ = [
     "download_images_as_png",
 ]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 #: The allowed values of ``format=``; ``"original"`` writes the bytes as received.
 DOWNLOAD_FORMATS = ("png", "jpeg", "webp", "original")

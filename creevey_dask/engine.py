@@ -49,7 +49,7 @@ __all__ = [
     "summarize",
 ]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 Inpaths = Union[Iterable[Any], pd.Series, pd.DataFrame, "dd.Series", "dd.DataFrame"]
 

@@ -24,7 +24,7 @@ from .exceptions import CredentialsError, MissingDataError
 
 __all__ = ["S3Downloader"]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 _DEFAULT_CHUNK_SIZE = 8 * 2**20
 

@@ -69,7 +69,7 @@ __all__ = [
     "split",
 ]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 #: The values of the ``split`` column, in the order units are dealt to them.
 SPLITS = ("train", "valid", "test")

@@ -66,7 +66,7 @@ __all__ = [
     "check_member",
 ]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 #: File name endings that :class:`TarfileExtractor` accepts.
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
