@@ -1,14 +1,16 @@
 """The ``creevey`` command line: download, resize, split and an offline demo.
 
-Each subcommand reads a table (a text file of URLs or paths, CSV, or Parquet; local or
-any fsspec URL), runs the library function of the same name, writes the result table as
-Parquet and prints a summary. The exit code is 0 when the run completed, even with error
-rows (the summary counts them), and 2 with a one-line message for unusable input.
+Each subcommand reads a table (a text file of URLs or paths, CSV/TSV, JSON/JSON Lines or
+Parquet, optionally gzipped; local or any fsspec URL), runs the library function of the
+same name, writes the result table as Parquet and prints a summary. The exit code is 0
+when the run completed, even with error rows (the summary counts them), and 2 with a
+one-line message for unusable input.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -26,12 +28,20 @@ class UsageError(Exception):
 # ----------------------------------------------------------------------------- input/output
 
 
-def _suffix(path: str) -> str:
+#: Input kinds by extension (each may also end in ``.gz``, except Parquet).
+_KINDS = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".txt", ".lst")
+
+
+def _suffix(path: str) -> tuple[str, bool]:
+    """``(kind, gzipped)`` of ``path`` from its name: ``("csv", True)`` for ``a.csv.gz``."""
     name = path.rstrip("/").rsplit("/", 1)[-1].lower()
-    for ext in (".parquet", ".pq", ".csv", ".tsv", ".txt", ".lst"):
-        if name.endswith(ext) or name.endswith(ext + ".gz"):
-            return ext
-    return ""
+    gzipped = name.endswith(".gz")
+    if gzipped:
+        name = name[: -len(".gz")]
+    for ext in _KINDS:
+        if name.endswith(ext):
+            return ext, gzipped
+    return "", gzipped
 
 
 def read_table(
@@ -39,9 +49,12 @@ def read_table(
 ) -> Any:
     """Read the input table at ``path``; a text file becomes one column named ``column``.
 
-    ``.parquet`` (a file or a folder), ``.csv``/``.tsv`` and ``.txt`` (one source per line;
-    blank lines and lines starting with ``#`` are skipped) are understood, from any fsspec
-    path. With ``lazy``, Parquet and CSV are read as dask frames.
+    Understood, from any fsspec path, by extension: ``.parquet``/``.pq`` (a file or a
+    folder), ``.csv``, ``.tsv``, ``.json`` (records or columns), ``.jsonl``/``.ndjson``
+    (one JSON object per line) and ``.txt``/``.lst`` or no extension (one source per
+    line; blank lines and lines starting with ``#`` are skipped); all but Parquet may be
+    gzipped (``.csv.gz``, ``.txt.gz``, ...). With ``lazy``, Parquet, CSV/TSV and JSON
+    Lines are read as dask frames (a gzipped file as one partition).
     """
     import pandas as pd
 
@@ -54,28 +67,65 @@ def read_table(
         raise UsageError(str(err)) from err
     if not exists:
         raise UsageError(f"input {path!r} does not exist")
-    kind = _suffix(path)
+    kind, gzipped = _suffix(path)
+    compression = "gzip" if gzipped else None
+    fsspec_options = options or None
     if kind in (".parquet", ".pq"):
+        if gzipped:
+            raise UsageError(f"cannot read {path!r}: Parquet is compressed inside; drop the .gz")
         if lazy:
             import dask.dataframe as dd
 
-            return dd.read_parquet(path, storage_options=options or None)
-        return pd.read_parquet(path, storage_options=options or None)
+            return dd.read_parquet(path, storage_options=fsspec_options)
+        return pd.read_parquet(path, storage_options=fsspec_options)
     if kind in (".csv", ".tsv"):
         sep = "\t" if kind == ".tsv" else ","
         if lazy:
             import dask.dataframe as dd
 
-            return dd.read_csv(path, sep=sep, storage_options=options or None)
-        return pd.read_csv(path, sep=sep, storage_options=options or None)
+            return dd.read_csv(
+                path,
+                sep=sep,
+                compression=compression,
+                blocksize=None if gzipped else "default",
+                storage_options=fsspec_options,
+            )
+        return pd.read_csv(path, sep=sep, compression=compression, storage_options=fsspec_options)
+    if kind in (".jsonl", ".ndjson"):
+        if lazy:
+            import dask.dataframe as dd
+
+            return dd.read_json(
+                path,
+                lines=True,
+                compression=compression,
+                blocksize=None if gzipped else 2**26,
+                storage_options=fsspec_options,
+            )
+        return pd.read_json(
+            path, lines=True, compression=compression, storage_options=fsspec_options
+        )
+    if kind == ".json":
+        import io
+
+        text = storage.read_bytes(path, options)
+        data = gzip.decompress(text) if gzipped else text
+        table = pd.read_json(io.BytesIO(data))
+        if list(table.columns) == [0]:  # a JSON list of sources
+            table = table.rename(columns={0: column})
+        return table
     if kind in (".txt", ".lst", ""):
-        text = storage.read_bytes(path, options).decode("utf-8-sig")
-        rows = [line.strip() for line in text.splitlines()]
+        data = storage.read_bytes(path, options)
+        if gzipped:
+            data = gzip.decompress(data)
+        rows = [line.strip() for line in data.decode("utf-8-sig").splitlines()]
         rows = [r for r in rows if r and not r.startswith("#")]
         if not rows:
             raise UsageError(f"input {path!r} has no sources (blank lines and #comments only)")
         return pd.DataFrame({column: rows})
-    raise UsageError(f"cannot read {path!r}: use a .txt, .csv, .tsv or .parquet file")
+    raise UsageError(  # pragma: no cover - every kind is handled above
+        f"cannot read {path!r}: use a .txt, .csv, .tsv, .json, .jsonl or .parquet file"
+    )
 
 
 def _write_result(result: Any, output: str, storage_options: dict[str, Any]) -> None:
@@ -85,23 +135,19 @@ def _write_result(result: Any, output: str, storage_options: dict[str, Any]) -> 
 
 def _print_summary(result: Any, output: str, *, top: int = 5) -> None:
     import dask.dataframe as dd
-    import pandas as pd
+
+    from .engine import error_causes
+    from .schema import STATUSES
 
     if isinstance(result, dd.DataFrame):
         result = dd.read_parquet(output, columns=["status", "error"]).compute()
     counts = result["status"].value_counts()
-    total = len(result)
-    print(
-        f"\n{total} rows: "
-        + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in ("ok", "skipped", "error"))
-    )
-    errors = result.loc[result["status"] == "error", "error"]
-    if len(errors):
-        kinds = errors.str.split(":", n=1).str[0].value_counts().head(top)
-        print("most common errors:")
-        for kind, n in kinds.items():
-            example = errors[errors.str.startswith(f"{kind}:") | (errors == kind)].iloc[0]
-            print(f"  {n:6d}  {pd.Series([example]).str.slice(0, 110).iloc[0]}")
+    print(f"\n{len(result)} rows: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES))
+    causes = error_causes(result.loc[result["status"] == "error", "error"], top)
+    if causes:
+        print("most common errors (root causes):")
+        for cause, n in causes:
+            print(f"  {n:6d}  {cause if len(cause) <= 110 else cause[:109] + '…'}")
     print(f"result table: {output}")
 
 
@@ -129,115 +175,162 @@ def _shape(text: str) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- subcommands
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` after every option whose help does not say its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS) or action.required:
+            return text
+        if not action.option_strings or isinstance(action.default, bool):
+            return text
+        return text + " (default: %(default)s)"
+
+
+_INPUT_HELP = (
+    "the table: .txt (one source per line), .csv, .tsv, .json, .jsonl or .parquet; "
+    ".gz for all but Parquet; a local path or any fsspec URL"
+)
+
+
 def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -> None:
-    parser.add_argument(
-        "input", help="a .txt (one per line), .csv or .parquet file; any fsspec URL"
-    )
+    parser.add_argument("input", help=_INPUT_HELP)
     parser.add_argument(
         "--outdir", required=True, help="where to write images (local or fsspec URL)"
     )
     parser.add_argument(
         f"--{column.replace('_', '-')}",
         dest="column",
-        default=None,
-        help="the column of sources in a CSV/Parquet input",
+        default=column.removesuffix("_col"),
+        help="the column of sources in a table input (a .txt input becomes this column)",
     )
     parser.add_argument(
-        "--output",
-        default=default_output,
-        help=f"where to write the result table as Parquet (default: {default_output})",
+        "--output", default=default_output, help="where to write the result table as Parquet"
     )
-    parser.add_argument("--n-jobs", type=int, default=None, help="rows in flight per partition")
-    parser.add_argument("--npartitions", type=int, default=None, help="dask partitions")
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        help="rows in flight per partition (default: 16 for downloads, 2 per core otherwise)",
+    )
+    parser.add_argument(
+        "--npartitions",
+        type=int,
+        default=None,
+        help="dask partitions of an in-memory table (default: from the rows and the cores)",
+    )
     parser.add_argument(
         "--processes",
         action="store_true",
-        help="use worker processes instead of threads (CPU-bound work)",
+        help="use worker processes instead of threads, for CPU-bound work (default: threads)",
     )
     parser.add_argument(
         "--no-skip-existing",
         dest="skip_existing",
         action="store_false",
-        help="redo rows whose output already exists",
+        help="redo rows whose output already exists (default: skip them)",
     )
     parser.add_argument(
         "--lazy",
         action="store_true",
-        help="read CSV/Parquet with dask and write the result as a Parquet "
-        "dataset without collecting it",
+        help="read Parquet, CSV/TSV or JSON Lines with dask and stream the result to a "
+        "Parquet dataset without collecting it (default: in memory)",
     )
     parser.add_argument(
-        "--scheduler", default=None, help="address of a dask.distributed scheduler to run on"
+        "--scheduler",
+        default=None,
+        help="address of a dask.distributed scheduler to run on "
+        "(default: local threads or processes)",
     )
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar and no end-of-run line on stderr (default: shown)",
+    )
+    _storage_option_flag(parser)
+
+
+def _storage_option_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage-option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="an fsspec option for inputs and outputs (repeatable)",
+        help="an fsspec option for inputs and outputs, repeatable (default: none)",
     )
-    parser.add_argument("--format", default=None, help="png, jpeg, webp (download: or original)")
-    parser.add_argument("--quality", type=int, default=None, help="JPEG/WebP quality 1-100")
+
+
+def _verbose_flag(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``-v`` on the main parser and on every subcommand, so it works on either side."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="log what happens at INFO level on stderr (default: warnings only)",
+    )
+
+
+def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """The options among ``names`` given on the command line (None: the library's default)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _run_download(args: argparse.Namespace) -> Any:
     from .download import download
 
-    column = args.column or "url"
     options = _storage_options(args.storage_option)
-    df = read_table(args.input, column, lazy=args.lazy, storage_options=options)
+    df = read_table(args.input, args.column, lazy=args.lazy, storage_options=options)
     ops = []
     if args.resize is not None:
         from .ops import resize
 
-        ops.append(resize(shape=args.resize, mode=args.mode))
+        ops.append(resize(shape=args.resize, **_given(args, "mode")))
     return download(
         df,
         args.outdir,
-        url_col=column,
-        format=args.format or "png",
+        url_col=args.column,
         ops=ops,
         naming=args.naming,
-        quality=args.quality,
-        timeout=args.timeout,
-        retries=args.retries,
-        per_host_limit=args.per_host_limit,
-        user_agent=args.user_agent,
-        n_jobs=args.n_jobs,
         skip_existing=args.skip_existing,
         parallel_strategy="processes" if args.processes else "threads",
         progress=args.progress,
-        npartitions=args.npartitions,
         storage_options=options,
+        **_given(
+            args,
+            "format",
+            "quality",
+            "timeout",
+            "retries",
+            "per_host_limit",
+            "user_agent",
+            "n_jobs",
+            "npartitions",
+        ),
     )
 
 
 def _run_resize(args: argparse.Namespace) -> Any:
     from .resize import resize
 
-    column = args.column or "path"
     options = _storage_options(args.storage_option)
     if sum(x is not None for x in (args.shape, args.min_dim, args.max_dim)) != 1:
         raise UsageError("give exactly one of --shape, --min-dim and --max-dim")
-    df = read_table(args.input, column, lazy=args.lazy, storage_options=options)
+    df = read_table(args.input, args.column, lazy=args.lazy, storage_options=options)
     return resize(
         df,
         args.outdir,
-        path_col=column,
+        path_col=args.column,
         shape=args.shape,
         min_dim=args.min_dim,
         max_dim=args.max_dim,
-        mode=args.mode,
         only_shrink=args.only_shrink,
-        format=args.format,
-        quality=args.quality,
         skip_existing=args.skip_existing,
-        n_jobs=args.n_jobs,
         parallel_strategy="processes" if args.processes else "threads",
         storage_options=options,
         progress=args.progress,
-        npartitions=args.npartitions,
+        **_given(args, "mode", "format", "quality", "n_jobs", "npartitions"),
     )
 
 
@@ -268,16 +361,19 @@ def _split(args: argparse.Namespace) -> int:
             keep_status=keep_status,
             storage_options=options,
         )
+        manifest.to_parquet(args.output, storage_options=options or None)
         counts = manifest["split"].value_counts()
-        print(", ".join(f"{int(n)} {s}" for s, n in counts.items()) + f" in {args.imagenet_dir}")
+        print(
+            ", ".join(f"{int(n)} {s}" for s, n in counts.items())
+            + f" in {args.imagenet_dir}; manifest: {args.output}"
+        )
         return 0
     result = split(
         df, valid_size, groupby=args.groupby, stratify=args.stratify, random_state=args.seed
     )
-    output = args.output or "split.parquet"
-    result.to_parquet(output, storage_options=options or None)
+    result.to_parquet(args.output, storage_options=options or None)
     counts = result["split"].value_counts()
-    print(", ".join(f"{int(n)} {s}" for s, n in counts.items()) + f"; result table: {output}")
+    print(", ".join(f"{int(n)} {s}" for s, n in counts.items()) + f"; result table: {args.output}")
     return 0
 
 
@@ -316,76 +412,178 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="creevey",
         description="Image pipelines over tables of URLs and paths, on pandas and dask.",
+        formatter_class=_HelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    _verbose_flag(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    download = sub.add_parser(
+    def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
+        made = sub.add_parser(
+            name, help=help, description=description, formatter_class=_HelpFormatter
+        )
+        _verbose_flag(made, argparse.SUPPRESS)  # -v after the subcommand too
+        return made
+
+    download = command(
         "download",
-        help="download images from a table of URLs",
-        description="Download the images at the URLs in INPUT into OUTDIR.",
+        "download images from a table of URLs",
+        "Download the images at the URLs in INPUT into OUTDIR.",
     )
     _common(download, "url_col", "download-results.parquet")
-    download.add_argument("--naming", default="url", help="url, url_hash or hash (see README)")
+    download.add_argument(
+        "--format",
+        default=None,
+        help="jpeg, png, webp, or original (the bytes as received) (default: jpeg)",
+    )
+    download.add_argument(
+        "--quality", type=int, default=None, help="JPEG/WebP quality, 1-100 (default: 95)"
+    )
+    download.add_argument(
+        "--naming",
+        default="url",
+        help="file names: url (the URL's file name), url_hash (that name with a hash of "
+        "the URL) or hash (the content's hash, in sharded folders)",
+    )
     download.add_argument(
         "--resize",
         type=_shape,
         default=None,
         metavar="HxW",
-        help="resize each image to HEIGHTxWIDTH",
+        help="resize each image to HEIGHTxWIDTH (default: keep the size)",
     )
-    download.add_argument("--mode", default=None, help="resize mode, e.g. cover or pad")
-    download.add_argument("--timeout", type=float, default=None, help="seconds per request")
-    download.add_argument("--retries", type=int, default=None)
-    download.add_argument("--per-host-limit", type=int, default=None)
-    download.add_argument("--user-agent", default=None)
+    download.add_argument(
+        "--mode",
+        default=None,
+        help="how --resize treats the aspect ratio: stretch, cover, fit, pad or contain "
+        "(default: stretch)",
+    )
+    download.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to connect and to wait for data (default: 5 and 20)",
+    )
+    download.add_argument(
+        "--retries",
+        type=int,
+        default=None,
+        help="retries on connection errors, timeouts, 5xx and 429 (default: 3)",
+    )
+    download.add_argument(
+        "--per-host-limit",
+        type=int,
+        default=None,
+        help="requests in flight per host and worker process (default: 8)",
+    )
+    download.add_argument(
+        "--user-agent",
+        default=None,
+        help="the User-Agent header (default: creevey_dask/<version> (...))",
+    )
     download.set_defaults(func=_pipeline_command(_run_download))
 
-    resize = sub.add_parser(
-        "resize",
-        help="resize image files",
-        description="Resize the images listed in INPUT into OUTDIR.",
+    resize = command(
+        "resize", "resize image files", "Resize the images listed in INPUT into OUTDIR."
     )
     _common(resize, "path_col", "resize-results.parquet")
-    resize.add_argument("--shape", type=_shape, default=None, metavar="HxW")
-    resize.add_argument("--min-dim", type=int, default=None)
-    resize.add_argument("--max-dim", type=int, default=None)
-    resize.add_argument("--mode", default=None, help="cover, pad, contain or fit")
-    resize.add_argument("--only-shrink", action="store_true")
+    resize.add_argument(
+        "--shape",
+        type=_shape,
+        default=None,
+        metavar="HxW",
+        help="the output HEIGHTxWIDTH, or one number for a square (default: none; give "
+        "one of --shape, --min-dim, --max-dim)",
+    )
+    resize.add_argument(
+        "--min-dim", type=int, default=None, help="scale the shorter side to this (default: none)"
+    )
+    resize.add_argument(
+        "--max-dim", type=int, default=None, help="scale the longer side to this (default: none)"
+    )
+    resize.add_argument(
+        "--mode",
+        default=None,
+        help="how --shape treats the aspect ratio: stretch, cover, fit, pad or contain "
+        "(default: stretch)",
+    )
+    resize.add_argument(
+        "--only-shrink",
+        action="store_true",
+        help="never enlarge an image (default: enlarge small ones too)",
+    )
+    resize.add_argument(
+        "--format",
+        default=None,
+        help="the output format, e.g. jpeg, png or webp (default: each file keeps its own)",
+    )
+    resize.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="JPEG/WebP quality, 1-100 (default: Pillow's, 75)",
+    )
     resize.set_defaults(func=_pipeline_command(_run_resize))
 
-    split = sub.add_parser(
+    split = command(
         "split",
-        help="train/valid split and ImageNet-style folders",
-        description="Add a train/valid split column to INPUT, or build "
-        "an ImageNet-style tree of its images.",
+        "train/valid split and ImageNet-style folders",
+        "Add a train/valid split column to INPUT, or build an ImageNet-style tree of its images.",
     )
-    split.add_argument("input", help="a .csv or .parquet table (e.g. a download result)")
+    split.add_argument("input", help=_INPUT_HELP + " (e.g. a download's result table)")
     split.add_argument(
         "--valid-size", required=True, help="a count (int) or a proportion (float in (0, 1))"
     )
-    split.add_argument("--label-col", default="label")
-    split.add_argument("--path-col", default="outpath")
-    split.add_argument("--groupby", default=None, help="rows sharing a value stay together")
-    split.add_argument("--stratify", default=None, help="a label column to stratify on")
-    split.add_argument("--seed", type=int, default=None)
+    split.add_argument("--label-col", default="label", help="the column of labels")
     split.add_argument(
-        "--imagenet-dir", default=None, help="build train/valid/<label>/ links (or copies) here"
+        "--path-col", default="outpath", help="the column of image paths (for --imagenet-dir)"
     )
-    split.add_argument("--mode", default="symlink", choices=["symlink", "copy"])
-    split.add_argument("--absolute", action="store_true", help="absolute symlinks")
     split.add_argument(
-        "--all-rows", action="store_true", help="also link rows whose status is not ok"
+        "--groupby",
+        default=None,
+        help="a column whose rows stay on one side, e.g. a patient id (default: none)",
     )
-    split.add_argument("--output", default=None, help="the result table (default split.parquet)")
-    split.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+    split.add_argument(
+        "--stratify",
+        default=None,
+        help="a column whose value mix every split follows, e.g. the label (default: none)",
+    )
+    split.add_argument(
+        "--seed", type=int, default=None, help="the seed of the split (default: random)"
+    )
+    split.add_argument(
+        "--imagenet-dir",
+        default=None,
+        help="build train/valid/<label>/ links (or copies) here (default: only add the "
+        "split column)",
+    )
+    split.add_argument(
+        "--mode",
+        default="symlink",
+        choices=["symlink", "copy"],
+        help="link the files into the tree, or copy them (needed off the local disk)",
+    )
+    split.add_argument(
+        "--absolute", action="store_true", help="absolute symlinks (default: relative)"
+    )
+    split.add_argument(
+        "--all-rows",
+        action="store_true",
+        help="also link rows whose status is not ok or skipped (default: only those)",
+    )
+    split.add_argument(
+        "--output",
+        default="split.parquet",
+        help="where to write the result table as Parquet (with --imagenet-dir: the tree's "
+        "manifest)",
+    )
+    _storage_option_flag(split)
     split.set_defaults(func=_split)
 
-    demo = sub.add_parser(
+    demo = command(
         "demo",
-        help="run the whole job offline on generated images",
-        description="Serve generated images on 127.0.0.1 (some URLs failing "
-        "on purpose), download, resize and split them.",
+        "run the whole job offline on generated images",
+        "Serve generated images on 127.0.0.1 (some URLs failing on purpose), download, "
+        "resize and split them.",
     )
     demo.add_argument("--outdir", default="creevey-demo-output", help="where to write")
     demo.add_argument("--n-images", type=int, default=24, help="how many sample images")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -105,6 +107,8 @@ def test_download_then_resize_then_split_through_files(url_file, tmp_path, capsy
                 "1",
                 "--imagenet-dir",
                 str(tmp_path / "tree"),
+                "--output",
+                str(tmp_path / "manifest.parquet"),
             ]
         )
         == 0
@@ -112,8 +116,10 @@ def test_download_then_resize_then_split_through_files(url_file, tmp_path, capsy
     assert "4 train, 2 valid" in capsys.readouterr().out.replace(
         "2 valid, 4 train", "4 train, 2 valid"
     )
-    links = list((tmp_path / "tree").glob("*/*/*.png"))
+    links = list((tmp_path / "tree").glob("*/*/*.jpg"))  # downloads are JPEGs by default
     assert len(links) == 6
+    manifest = pd.read_parquet(tmp_path / "manifest.parquet")
+    assert sorted(manifest.path) == sorted(str(p.relative_to(tmp_path / "tree")) for p in links)
     assert all(p.is_symlink() and p.resolve().exists() for p in links)
     assert (
         main(
@@ -247,3 +253,146 @@ def test_demo_runs_offline_end_to_end(tmp_path, capsys):
         assert (demo / name).stat().st_size > 0
     with pytest.raises(ValueError, match="n_images"):
         run_demo(str(tmp_path / "d2"), n_images=2)
+
+
+# --- inputs, -v, --help ------------------------------------------------------------------
+
+
+def _write_input(path: Path, urls: list[str]) -> None:
+    """``urls`` (with a label column for tables) in the format of ``path``'s extension."""
+    import gzip
+
+    table = pd.DataFrame({"url": urls, "label": ["a"] * len(urls)})
+    name = path.name.removesuffix(".gz")
+    if name.endswith(".parquet"):
+        table.to_parquet(path)
+        return
+    if name.endswith(".txt"):
+        data = ("# urls\n" + "\n".join(urls) + "\n").encode()
+    elif name.endswith(".csv"):
+        data = table.to_csv(index=False).encode()
+    elif name.endswith(".tsv"):
+        data = table.to_csv(index=False, sep="\t").encode()
+    elif name.endswith(".jsonl"):
+        data = table.to_json(orient="records", lines=True).encode()
+    else:
+        data = table.to_json(orient="records").encode()
+    path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "u.txt.gz",
+        "u.csv.gz",
+        "u.tsv",
+        "u.tsv.gz",
+        "u.json",
+        "u.jsonl",
+        "u.jsonl.gz",
+        "u.parquet",
+    ],
+)
+def test_every_input_format(name, image_server, tmp_path, capsys):
+    urls = [image_server.url(f"/img/many/{i:03d}.jpg") for i in range(3)]
+    _write_input(tmp_path / name, urls)
+    out = tmp_path / "r.parquet"
+    argv = ["download", str(tmp_path / name), "--outdir", str(tmp_path / "img")]
+    assert main([*argv, "--output", str(out), "--no-progress"]) == 0
+    result = pd.read_parquet(out)
+    assert result.url.tolist() == urls
+    assert result.status.tolist() == ["ok"] * 3
+    if not name.startswith("u.txt"):
+        assert result.label.tolist() == ["a"] * 3
+    if name.endswith((".csv.gz", ".jsonl", ".parquet")):  # lazy reads of these kinds too
+        lazy = tmp_path / "lazy"
+        assert main([*argv, "--output", str(lazy), "--lazy", "--no-progress"]) == 0
+        assert pd.read_parquet(lazy).status.tolist() == ["skipped"] * 3
+    capsys.readouterr()
+
+
+def test_a_gzipped_parquet_is_refused(tmp_path, capsys):
+    (tmp_path / "u.parquet.gz").write_bytes(b"\x1f\x8b")
+    assert main(["download", str(tmp_path / "u.parquet.gz"), "--outdir", "x"]) == 2
+    assert "drop the .gz" in capsys.readouterr().err
+
+
+def _creevey(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed ``creevey`` command, run in a subprocess from this checkout."""
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        [sys.executable, "-m", "creevey_dask", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_gzipped_json_lines_file_from_a_real_subprocess(image_server, tmp_path):
+    urls = [image_server.url("/img/photo.jpg"), image_server.url("/img/nope.jpg")]
+    _write_input(tmp_path / "urls.jsonl.gz", urls)
+    done = _creevey("download", "urls.jsonl.gz", "--outdir", "img", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 rows: 1 ok, 0 skipped, 1 error" in done.stdout
+    assert "HttpError: HTTP 404 Not Found" in done.stdout
+    # progress is on by default: the end-of-run line, on stderr
+    assert "creevey: 2 rows in " in done.stderr
+    assert "1 ok, 0 skipped, 1 error; top errors: 1 x HttpError: HTTP 404 Not Found" in done.stderr
+    result = pd.read_parquet(tmp_path / "download-results.parquet")
+    assert result.label.tolist() == ["a", "a"]
+    with Image.open(tmp_path / result.outpath[0]) as image:  # relative to the command's folder
+        assert image.format == "JPEG"  # the download default
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_before_or_after_the_subcommand(where, tmp_path, image_files):
+    pd.DataFrame({"path": image_files[:2]}).to_csv(tmp_path / "p.csv", index=False)
+    args = ["resize", "p.csv", "--outdir", "small", "--shape", "8", "--no-progress"]
+    args = ["-v", *args] if where == "before" else [*args, "-v"]
+    done = _creevey(*args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "INFO creevey_dask.engine: creevey: 2 rows: 2 ok, 0 skipped, 0 error" in done.stderr
+    quiet = _creevey(*args[1:] if where == "before" else args[:-1], cwd=tmp_path)
+    assert quiet.returncode == 0
+    assert "INFO" not in quiet.stderr
+
+
+def test_verbose_parses_on_either_side() -> None:
+    from creevey_dask.cli import build_parser
+
+    parser = build_parser()
+    base = ["split", "t.csv", "--valid-size", "1"]
+    assert parser.parse_args(["-v", *base]).verbose is True
+    assert parser.parse_args([*base, "-v"]).verbose is True
+    assert parser.parse_args(base).verbose is False
+
+
+def _subcommands() -> dict[str, Any]:
+    from creevey_dask.cli import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return {"": parser, **sub.choices}
+
+
+@pytest.mark.parametrize("command", ["", "download", "resize", "split", "demo"])
+def test_help_names_every_flag_and_its_default(command, tmp_path):
+    parser = _subcommands()[command]
+    done = _creevey(*([command] if command else []), "--help", cwd=tmp_path)
+    assert done.returncode == 0
+    shown = "".join(done.stdout.split())  # argparse wraps lines, also at hyphens
+    for action in parser._actions:
+        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+            continue
+        assert action.help, f"{command} {action.option_strings or action.dest}: no help text"
+        if not action.option_strings or action.required:
+            continue
+        help_text = parser._get_formatter()._expand_help(action)
+        assert "default" in help_text, f"{command} {action.option_strings}: no default shown"
+        assert "".join(help_text.split()) in shown
+    if command == "split":
+        assert "(default:outpath)" in shown
+        assert "(default:split.parquet)" in shown
