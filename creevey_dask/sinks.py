@@ -72,7 +72,7 @@ __all__ = [
     "write_stats",
 ]
 
-logger = logging.getLogger("creevey_dask")
+logger = logging.getLogger(__name__)
 
 #: The allowed values of ``output_format=``.
 OUTPUT_FORMATS = ("files", "webdataset", "parquet")
