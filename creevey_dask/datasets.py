@@ -273,8 +273,8 @@ class BaseDataset(abc.ABC):
         -------
         pandas.DataFrame or dask.dataframe.DataFrame
             Columns ``path`` (string: the file's path or URL, spelled from ``base_dir``)
-            and ``size`` (int64 bytes), sorted by path. Temporary files of interrupted
-            writes are left out.
+            and ``size`` (int64 bytes), sorted by path. Hidden files and folders
+            (temporaries of interrupted writes, ``.creevey-claims``) are left out.
 
         Raises
         ------
@@ -292,8 +292,8 @@ class BaseDataset(abc.ABC):
         rows = []
         for path, info in sorted(fs.find(fs_folder, detail=True).items()):
             rel = path[len(prefix) :] if path.startswith(prefix) else posixpath.basename(path)
-            if any(part.endswith(storage.TEMP_SUFFIX) for part in rel.split("/")):
-                continue
+            if any(part.startswith(".") for part in rel.split("/")):
+                continue  # temporaries and claims (.creevey-claims/) are not data
             rows.append((storage.join(folder, rel), int(info.get("size") or 0)))
         frame = pd.DataFrame(
             {

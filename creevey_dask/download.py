@@ -28,11 +28,12 @@ from typing import Any, cast
 import pandas as pd
 from PIL import Image
 
+from . import ops as _ops
 from . import storage
 from .exceptions import ImageDecodeError, require_columns
-from .http import HttpOptions, check_url, fetch, http_options
+from .http import HttpOptions, fetch, http_options
 from .imagefile import ImageWriter, decode_image
-from .naming import NAMINGS, ClashGuard, find_clashes, make_namer
+from .naming import NAMINGS, make_namer
 from .pipeline import Pipeline
 from .rows import record
 
@@ -191,32 +192,23 @@ def _check_format(format: Any) -> str:
     return str(fmt)
 
 
-class _ResizeTo:
-    """Resize to ``(height, width)`` exactly, as the original creevey's ``resize_shape``."""
+def _resize_op(shape: Any) -> _ops.Resize:
+    """The op for ``resize_shape``: :func:`creevey_dask.ops.resize` to exactly (height, width).
 
-    def __init__(self, shape: int | Sequence[int]) -> None:
-        if isinstance(shape, int) and not isinstance(shape, bool):
-            height = width = shape
-        elif (
-            isinstance(shape, Sequence)
-            and len(shape) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
-        ):
-            height, width = shape
-        else:
-            raise TypeError(f"resize_shape must be an int or (height, width), got {shape!r}")
-        if height < 1 or width < 1:
-            raise ValueError(f"resize_shape must be positive, got {shape!r}")
-        self.height, self.width = int(height), int(width)
-
-    def draft_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        return (self.width, self.height)
-
-    def __call__(self, image: Image.Image) -> Image.Image:
-        return image.resize((self.width, self.height), Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-    def __repr__(self) -> str:
-        return f"resize(shape=({self.height}, {self.width}))"
+    An int is a square. The same op as ``resize(shape=...)``, so the same request gives
+    the same pixels in a download and in a bulk resize.
+    """
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape, shape)
+    if not (
+        isinstance(shape, Sequence)
+        and len(shape) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
+    ):
+        raise TypeError(f"resize_shape must be an int or (height, width), got {shape!r}")
+    if shape[0] < 1 or shape[1] < 1:
+        raise ValueError(f"resize_shape must be positive, got {shape!r}")
+    return _ops.resize(shape=(int(shape[0]), int(shape[1])))
 
 
 def _as_url_frame(urls: Any, url_col: str) -> Any:
@@ -239,33 +231,6 @@ def _as_url_frame(urls: Any, url_col: str) -> Any:
     return pd.DataFrame({url_col: list(urls)})
 
 
-def _previous_clashes(frame: Any, url_col: str) -> dict[str, str]:
-    """URLs that lost a clash in the run that made ``frame`` (a fed-back result frame)."""
-    if not isinstance(frame, pd.DataFrame) or "error" not in frame.columns:
-        return {}
-    errors = frame["error"].astype("string")
-    lost = frame.loc[errors.str.startswith("OutpathClashError:", na=False), [url_col, "error"]]
-    return {str(u): str(e) for u, e in zip(lost[url_col], lost["error"], strict=True)}
-
-
-class _PreviousClash:
-    """An outpath function that keeps refusing URLs that lost a clash in an earlier run."""
-
-    def __init__(self, namer: Callable[[Any], str], previous: Mapping[str, str]) -> None:
-        self.namer = namer
-        self.previous = dict(previous)
-
-    def __call__(self, url: Any) -> str:
-        message = self.previous.get(url) if isinstance(url, str) else None
-        if message is not None:
-            from .exceptions import OutpathClashError
-
-            raise OutpathClashError(
-                message.removeprefix("OutpathClashError:").strip() + " (from the earlier run)"
-            )
-        return self.namer(url)
-
-
 def download(
     df: Any,
     outdir: str | None,
@@ -283,7 +248,6 @@ def download(
     options: HttpOptions | None = None,
     n_jobs: int | None = None,
     skip_existing: bool = True,
-    check_clashes: bool = True,
     parallel_strategy: str = "threads",
     progress: bool = True,
     npartitions: int | None = None,
@@ -318,12 +282,13 @@ def download(
         Image ops applied before writing (e.g. from :mod:`creevey_dask.ops`). If the
         first op has a ``draft_size`` method, JPEGs are decoded at a reduced scale.
     naming : {"url", "url_hash", "hash"}, default "url"
-        How outpaths are made; see :mod:`creevey_dask.naming`. With ``"url"``, a URL
-        whose file name is already taken by an earlier, different URL is an error row
-        (``OutpathClashError``) and nothing is overwritten.
+        How outpaths are made; see :mod:`creevey_dask.naming`. A URL whose file name
+        is taken by a different URL (in this table or by an earlier run into the same
+        folder) gets ``<name>_<16 hex digits of its sha256>.<ext>``: never an error
+        row, never an overwrite.
     path_func : callable, optional
         ``path_func(url) -> outpath``, instead of ``outdir`` and ``naming``. Clashes
-        are checked as for ``naming="url"``.
+        are resolved as for ``naming="url"``.
     quality : int or None, default 95
         JPEG/WebP encoder quality, 1-100 (None: Pillow's default, 75). PNG ignores it.
     timeout, retries, per_host_limit, user_agent
@@ -335,10 +300,6 @@ def download(
         Downloads in flight per partition (dask task).
     skip_existing : bool, default True
         Rows whose outpath exists are ``"skipped"`` without a request.
-    check_clashes : bool, default True
-        Look for different URLs that map to the same outpath before running (not needed
-        for the collision-free ``"url_hash"`` and ``"hash"`` namings). For dask input
-        this computes one pass over the URL column (names only, no downloads).
     parallel_strategy : {"threads", "processes"}, default "threads"
         The local dask scheduler when no distributed Client is active.
     progress, npartitions, storage_options
@@ -446,26 +407,10 @@ def download(
 
     frame = _as_url_frame(df, url_col)
     check_verify_column(frame.columns, verify_hash)
-    outpath_func = namer
-    if sharded:  # names only pick the image format: shards have no clashes
-        pass
-    elif check_clashes and (path_func is not None or naming == "url"):
-        losers = find_clashes(frame, url_col, namer, accept=check_url)
-        if losers:
-            logger.warning(
-                "creevey: %d URL(s) map to an outpath already taken by another URL; they "
-                "will be error rows (OutpathClashError). Use naming='url_hash' or 'hash' "
-                "to keep them all",
-                len(losers),
-            )
-            outpath_func = ClashGuard(namer, losers)
-    previous = {} if sharded else _previous_clashes(frame, url_col)
-    if previous:
-        outpath_func = _PreviousClash(outpath_func, previous)
     result = run_pipeline(
         pipeline,
         frame,
-        outpath_func,
+        namer,
         n_jobs=DEFAULT_DOWNLOAD_JOBS if n_jobs is None else n_jobs,
         skip_existing=skip_existing,
         inpath_col=url_col,
@@ -645,7 +590,7 @@ def download_images_as_png(
         )
     if outdir is None and path_func is None:
         outdir = "."  # the original creevey's default: the working directory
-    ops = [_ResizeTo(resize_shape)] if resize_shape is not None else None
+    ops = [_resize_op(resize_shape)] if resize_shape is not None else None
     log = None if write_log_path is None else _WriteLog(write_log_path)
     if log is not None:
         log.start()

@@ -25,6 +25,7 @@ import pandas as pd
 
 from . import _interrupt, storage
 from .exceptions import ColumnError, UpstreamError, require_columns
+from .naming import Outpaths, find_clashes
 from .rows import end_row, start_row
 from .schema import (
     DEFAULT_INPATH_COL,
@@ -95,71 +96,62 @@ class PartitionRunner:
     def __init__(
         self,
         pipeline: Pipeline,
-        outpath_func: Callable[[Any], Any],
+        outpaths: Outpaths,
         inpath_col: str,
         n_jobs: int,
         skip_existing: bool,
-        storage_options: Mapping[str, Any] | None,
         result_columns: Mapping[str, Any],
     ) -> None:
         self.pipeline = pipeline
-        self.outpath_func = outpath_func
+        self.outpaths = outpaths
         self.inpath_col = inpath_col
         self.n_jobs = n_jobs
         self.skip_existing = skip_existing
-        self.storage_options = dict(storage_options or {})
         self.result_columns = dict(result_columns)
         self.run_id = _interrupt.new_run_id()  # Ctrl-C interrupts this run
 
-    def process_row(
-        self, source: Any, upstream_error: Any = None
-    ) -> tuple[str | None, str, str | None, dict[str, Any]]:
-        """One row: ``(outpath, status, error, recorded values)``; never raises.
-
-        ``upstream_error`` is the earlier step's error of a result frame fed back in,
-        reported when the row has no source because that step failed.
-        """
-        values = start_row()
-        outpath = None
-        existed = True
-        writing = False
+    def plan_row(self, source: Any, upstream_error: Any = None) -> str | BaseException:
+        """The outpath a row aims for, or the exception that makes it an error row."""
         try:
             if _is_missing(source):
                 if isinstance(upstream_error, str) and upstream_error:
                     raise UpstreamError.after(upstream_error)
                 raise ValueError("the source is missing (null)")
-            outpath = self.outpath_func(source)
-            if not isinstance(outpath, str):
-                outpath = os.fspath(outpath)
+            return self.outpaths.plan(source)
+        except Exception as err:
+            return err
+
+    def process_row(
+        self, source: Any, planned: str | BaseException
+    ) -> tuple[str | None, str, str | None, dict[str, Any]]:
+        """One row: ``(outpath, status, error, recorded values)``; never raises.
+
+        ``planned`` is :meth:`plan_row`'s answer. A row is ``skipped`` only when this
+        source's complete output exists (:meth:`Outpaths.existing`); it writes only to
+        an outpath this source owns (:meth:`Outpaths.claim`). A failed row deletes
+        nothing: the writers are atomic, so there is no partial file to remove, and
+        whatever is at the outpath belongs to someone else.
+        """
+        values = start_row()
+        try:
+            if isinstance(planned, BaseException):
+                raise planned
             if self.skip_existing:
-                existed = storage.exists(outpath, self.storage_options)
-                if existed:
-                    return outpath, "skipped", None, values
+                existing = self.outpaths.existing(source, planned)
+                if existing is not None:
+                    return existing, "skipped", None, values
             pipeline = self.pipeline
             image = pipeline.load(source)
             for op in pipeline.ops:
                 image = op(image)
+            outpath = self.outpaths.claim(source, planned)
             with _interrupt.current_gate():  # after Ctrl-C, no row starts writing
-                writing = True
                 pipeline.write_func(image, outpath)
             return outpath, "ok", None, values
         except Exception as err:
-            if writing and not existed:
-                self._remove_partial(outpath)
             return None, "error", format_error(err), values
         finally:
             end_row()
-
-    def _remove_partial(self, outpath: str | None) -> None:
-        """After a failed write, remove what a non-atomic writer may have left."""
-        if outpath is None:
-            return
-        try:
-            if storage.exists(outpath, self.storage_options):
-                fs, path = storage.get_fs(outpath, self.storage_options)
-                fs.rm_file(path)
-        except Exception:  # best effort: the row is an error row already
-            logger.warning("could not remove the partial output %r", outpath, exc_info=True)
 
     def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
         sources = part[self.inpath_col].tolist()
@@ -168,29 +160,29 @@ class PartitionRunner:
         if UPSTREAM_ERROR_COL in part.columns:
             upstream = part[UPSTREAM_ERROR_COL].tolist()
             part = part.drop(columns=[UPSTREAM_ERROR_COL])
+        planned = [self.plan_row(s, u) for s, u in zip(sources, upstream, strict=True)]
+        self._sweep(planned)
         rows: list[Any] = [None] * n
 
         def do_row(i: int) -> None:
-            rows[i] = self.process_row(sources[i], upstream[i])
+            rows[i] = self.process_row(sources[i], planned[i])
 
         if n:  # rows on daemon threads, so that Ctrl-C stops the partition at once
             gate = _interrupt.RowGate(self.run_id)
             gate.run(n, min(self.n_jobs, n), do_row)
-        self._sweep(rows)
         return self._assemble(part, rows)
 
     @staticmethod
-    def _sweep(rows: list[Any]) -> None:
-        """Remove temporaries that killed writers left in the folders written to."""
-        folders: set[str] = set()
-        for outpath, status, _, _ in rows:
-            folder = storage.local_folder(outpath) if status == "ok" else None
-            if folder is not None:
-                folders.add(folder)
-        for folder in folders:
-            removed = storage.remove_stale_temporaries(folder)
-            if removed:
-                logger.info("removed %d stale temporary file(s) in %s", removed, folder)
+    def _sweep(planned: list[str | BaseException]) -> None:
+        """Before any row runs: remove dead writers' temporaries where rows will write."""
+        folders = {
+            folder
+            for outpath in planned
+            if isinstance(outpath, str) and (folder := storage.local_folder(outpath))
+        }
+        removed = storage.sweep(sorted(folders))
+        if removed:
+            logger.info("removed %d stale temporary file(s) in %s", removed, sorted(folders))
 
     def _assemble(self, part: pd.DataFrame, rows: list[Any]) -> pd.DataFrame:
         index = part.index
@@ -257,25 +249,72 @@ def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]
     return pd.DataFrame({name: list(inpaths)}), name, False
 
 
+def _result_dtype_problem(name: str, dtype: Any) -> str | None:
+    """Why ``dtype`` is not the result column ``name``'s dtype, or None if it is."""
+    if name == "status":
+        categories = getattr(dtype, "categories", None)
+        if isinstance(dtype, pd.CategoricalDtype) and categories is not None:
+            known = {str(c) for c in categories} - {"__UNKNOWN_CATEGORIES__"}
+            if known <= set(STATUSES):
+                return None
+        return f"'status' is {dtype}, not category {list(STATUSES)}"
+    if pd.api.types.is_string_dtype(dtype):
+        return None
+    return f"{name!r} is {dtype}, not string"
+
+
 def _drop_previous_results(frame: Any, result_names: Iterable[str], inpath_col: str) -> Any:
-    """Replace the result columns of a result frame fed back in; refuse other clashes."""
+    """Take a previous result frame's results off; refuse any other clash with a result column.
+
+    A frame is a previous result frame only when it has every column of
+    :data:`~creevey_dask.schema.RESULT_COLUMNS` with its dtype. Then the result
+    columns of this run are replaced (the earlier ``error`` is kept aside for
+    :class:`UpstreamError` rows), and a source column that is a result column (e.g.
+    ``outpath``) is renamed to ``inpath``. Any other frame with a result column's name
+    is refused with a :class:`ColumnError` that says how to rename.
+    """
     columns = list(frame.columns)
     present = [c for c in result_names if c in columns]
     if not present:
         return frame
-    if not {"status", "error"} <= set(columns):  # not a result frame (its outpath may
-        # have been renamed into the source column, as the message below suggests)
+    problems = [
+        problem
+        for c in RESULT_COLUMNS
+        if (
+            problem := _result_dtype_problem(c, frame.dtypes[c])
+            if c in columns
+            else f"{c!r} is missing"
+        )
+    ]
+    if problems:
         renames = {c: f"{c}_in" for c in present}
         raise ColumnError(
-            f"the input already has column(s) {present}, which the result would overwrite; "
-            f"rename them first, e.g. df.rename(columns={renames})"
+            f"the input has column(s) {present}, which this run's result would overwrite, "
+            f"and it is not a result table of an earlier run ({'; '.join(problems)}); "
+            f"rename them first, e.g. df.rename(columns={renames}), or, for a result "
+            "table read back from a file, restore its dtypes: "
+            "df.astype(creevey_dask.RESULT_COLUMNS)"
         )
+    frame = frame.drop(columns=[c for c in present if c not in ("error", inpath_col)])
     if inpath_col in present:
-        raise ColumnError(
-            f"the source column {inpath_col!r} is also a result column of this run; "
-            f"rename it first, e.g. df.rename(columns={{{inpath_col!r}: 'source'}})"
-        )
-    return keep_upstream_errors(frame.drop(columns=[c for c in present if c != "error"]))
+        frame = frame.rename(columns={inpath_col: source_col_for(inpath_col, columns)})
+    return keep_upstream_errors(frame)
+
+
+def source_col_for(inpath_col: str, columns: Iterable[Any]) -> str:
+    """The name a source column gets when it is a result column (``outpath`` fed back in).
+
+    ``inpath``, or ``inpath_1``, ``inpath_2``, ... if that is taken (by the earlier
+    run's own source column, say). Identity for any other column.
+    """
+    if inpath_col not in RESULT_COLUMNS:
+        return inpath_col
+    taken = set(columns)
+    name, n = DEFAULT_INPATH_COL, 0
+    while name in taken:
+        n += 1
+        name = f"{DEFAULT_INPATH_COL}_{n}"
+    return name
 
 
 def keep_upstream_errors(frame: Any) -> Any:
@@ -345,19 +384,29 @@ def run_pipeline(
     result_columns = {**RESULT_COLUMNS, **declared, **sink_columns}
 
     frame, inpath_col, is_dask = _as_frame(inpaths, inpath_col)
+    renamed = source_col_for(inpath_col, frame.columns)
     frame = _drop_previous_results(frame, result_columns, inpath_col)
+    inpath_col = renamed
     if sink is not None:
         sink.check(frame.columns, pipeline.write_func)
-    runner = PartitionRunner(
-        pipeline, outpath_func, inpath_col, n_jobs, skip_existing, storage_options, result_columns
-    )
+    if is_dask or (sink is not None and sink.sharded):
+        # dask input stays lazy: no pass over the table before the run, so the first
+        # writer of a name keeps it and other sources take their disambiguated names
+        # (in a shard, names are only hints)
+        losers: frozenset[str] = frozenset()
+    else:
+        losers = find_clashes(frame[inpath_col].tolist(), outpath_func)
+    outpaths = Outpaths(outpath_func, losers, storage_options)
+    runner = PartitionRunner(pipeline, outpaths, inpath_col, n_jobs, skip_existing, result_columns)
     task = runner if sink is None else sink.bind(runner)
     if is_dask:
-        meta = _meta(task, frame._meta)
-        return frame.map_partitions(task, meta=meta)
+        return frame.map_partitions(task, meta=_meta(task, frame._meta))
 
+    index = frame.index
+    if isinstance(index, pd.MultiIndex):  # dask has no MultiIndex: run on positions
+        frame = frame.reset_index(drop=True)
     if len(frame) == 0:
-        raise ValueError("the input has no rows; there is nothing to run")
+        return _restore_index(_meta(task, frame), index)
     started = time.perf_counter()
     import dask
     import dask.dataframe as dd
@@ -374,12 +423,23 @@ def run_pipeline(
         runner.run_id, worker_processes=client is None and pipeline.parallel_strategy == "processes"
     ):
         result = _compute(lazy, pipeline.parallel_strategy, client, progress)
+    result = _restore_index(result, index)
     summarize(result)
     seconds = time.perf_counter() - started
     if sink is not None:
         sink.finish(result, seconds)
     if progress:  # one line for the person at the keyboard, besides the log records
         print(summary_line(result, seconds), file=sys.stderr, flush=True)
+    return result
+
+
+def _restore_index(result: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    """Give the result a MultiIndex input's index back (rows keep their order)."""
+    if not isinstance(index, pd.MultiIndex):
+        return result
+    if len(result) != len(index):  # pragma: no cover - a partition lost or gained rows
+        raise RuntimeError(f"the run returned {len(result)} rows for {len(index)} input rows")
+    result.index = index
     return result
 
 

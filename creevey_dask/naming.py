@@ -1,20 +1,39 @@
-"""Output paths for downloads: from the URL's filename (sanitised), or hashed and sharded.
+"""The one owner of output names: from the source, sanitised, byte-limited, disambiguated.
 
+Every entry point (``Pipeline.run``, downloads, resizes, ImageNet-style trees, the
+datasets) names its outputs here.
+
+**Names.** :func:`safe_filename` takes the last path segment of a URL or path,
+percent-decodes it, normalises it (NFC), replaces every run of characters other than
+letters, digits, ``_``, ``-`` and ``.`` by ``_``, drops leading dots and cuts it to
+:data:`~creevey_dask.storage.MAX_NAME_BYTES` (255) bytes of UTF-8; a name that had to
+be cut ends in ``_<16 hex digits of the source's sha256>``, so two long names stay
+distinct. :func:`safe_name` does the same for a label or a file name that is not a URL.
 Three schemes, chosen with ``naming=``:
 
 ``"url"`` (default)
-    ``<outdir>/<filename from the URL>.<ext>``, like the original creevey. The name is
-    sanitised (:func:`safe_filename`), so the outpath never leaves ``outdir``. Two
-    different URLs can share a filename (``a.com/x/1.jpg``, ``b.com/y/1.jpg``): the
-    first row keeps the name and each later one becomes an error row
-    (:class:`~creevey_dask.exceptions.OutpathClashError`) naming the URL it clashes
-    with; see :func:`find_clashes`.
+    ``<outdir>/<filename from the URL>.<ext>``, like the original creevey.
 ``"url_hash"``
-    ``<outdir>/<filename>_<16 hex digits of the URL's sha256>.<ext>``: readable and
-    collision-free in practice (64 bits), order-independent, no clash check needed.
+    ``<outdir>/<filename>_<16 hex digits of the URL's sha256>.<ext>``.
 ``"hash"``
-    ``<outdir>/<ab>/<cd>/<sha256 of the URL>.<ext>``: collision-free, sharded into
-    65,536 subfolders so that millions of files stay listable.
+    ``<outdir>/<ab>/<cd>/<sha256 of the URL>.<ext>``, sharded into 65,536 subfolders.
+
+**Clashes** never give an error row and never an overwrite: a source whose name is
+taken by a *different* source gets :func:`disambiguate`'s name,
+``<stem>_<16 hex digits of its own sha256><ext>`` in the same folder. For in-memory
+input the table order decides who keeps the plain name (the first row;
+:func:`find_clashes`), so the same table gives the same names in any folder; for dask
+input the first writer keeps it. Across runs, the owner of a name is proved by
+:class:`Outpaths` (below).
+
+**Whose output is this?** A name that contains the first 16 hex digits of the sha256
+of its source (the ``"url_hash"`` and ``"hash"`` schemes and every disambiguated name)
+proves its source by itself. Any other name is proved by a *claim*: a small file
+``<folder>/.creevey-claims/<name>`` holding the source, created exclusively before the
+output is first written (:func:`creevey_dask.storage.create_claim`). A plain name with
+no claim but something at the path (another tool's file, an empty file, a folder, an
+output of an older version) belongs to nobody we know, so it is never skipped and
+never overwritten; the row takes its disambiguated name instead.
 """
 
 from __future__ import annotations
@@ -23,7 +42,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -34,20 +53,29 @@ from .exceptions import OutpathClashError, UnsafeSourceError
 
 __all__ = [
     "NAMINGS",
-    "ClashGuard",
     "HashNamer",
+    "Outpaths",
     "UrlNamer",
+    "disambiguate",
     "find_clashes",
+    "fit_name",
     "make_namer",
+    "proves_source",
     "safe_filename",
+    "safe_name",
+    "source_key",
     "url_hash",
 ]
 
 #: The allowed values of ``naming=``.
 NAMINGS = ("url", "url_hash", "hash")
-_MAX_STEM_BYTES = 120
+#: Hex digits of the source's sha256 in a disambiguated or cut name.
+HASH_DIGITS = 16
 _UNSAFE = re.compile(r"[^\w.\-]+")
 _DEFAULT_STEM = "image"
+# For safe_name (labels and link names): what Windows and POSIX refuse in a name.
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(10)}
 
 
 def url_hash(url: str) -> str:
@@ -61,11 +89,42 @@ def url_hash(url: str) -> str:
     return hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def source_key(source: Any) -> str:
+    """The text that identifies a source: ``str`` of it (``os.fspath`` for paths)."""
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    return source if isinstance(source, str) else str(source)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _truncate_utf8(text: str, limit: int) -> str:
-    encoded = text.encode("utf-8")
+    encoded = text.encode("utf-8", "surrogatepass")
     if len(encoded) <= limit:
         return text
-    return encoded[:limit].decode("utf-8", "ignore")
+    return encoded[: max(limit, 0)].decode("utf-8", "ignore")
+
+
+def fit_name(stem: str, ext: str, key: str, max_bytes: int = storage.MAX_NAME_BYTES) -> str:
+    """``stem + ext`` if it fits in ``max_bytes`` bytes of UTF-8; else cut, with a hash.
+
+    A cut name is ``<stem cut by bytes>_<16 hex digits of sha256(key)><ext>``, so two
+    long names that share their first ~230 bytes stay distinct.
+
+    Examples
+    --------
+    >>> fit_name("cat", ".png", "https://e.com/cat.png")
+    'cat.png'
+    >>> name = fit_name("é" * 200, ".png", "https://e.com/long")
+    >>> len(name.encode()), name[-21:]
+    (255, '_5701b586450fd9b5.png')
+    """
+    if _utf8_len(stem) + _utf8_len(ext) <= max_bytes:
+        return f"{stem}{ext}"
+    room = max_bytes - _utf8_len(ext) - 1 - HASH_DIGITS
+    return f"{_truncate_utf8(stem, room)}_{url_hash(key)[:HASH_DIGITS]}{ext}"
 
 
 def safe_filename(url: str, ext: str | None = None) -> str:
@@ -74,10 +133,10 @@ def safe_filename(url: str, ext: str | None = None) -> str:
     The segment is percent-decoded (repeatedly, so ``%252e`` is caught), normalised
     (NFC), and every run of characters other than letters, digits, ``_``, ``-`` and
     ``.`` becomes ``_`` (so ``/``, ``\\``, NUL and other control characters cannot
-    survive). Leading dots are removed (no hidden files, no ``..``), the stem is cut to
-    120 bytes of UTF-8 (with a short hash of the URL appended when cut, so two long
-    names stay distinct), and an empty result becomes ``"image"``. ``ext`` (e.g.
-    ``".png"``) replaces the extension; None keeps the URL's.
+    survive). Leading dots are removed (no hidden files, no ``..``), an empty result
+    becomes ``"image"``, and the name is cut to 255 bytes of UTF-8 by
+    :func:`fit_name` (with a hash of the URL when cut). ``ext`` (e.g. ``".png"``)
+    replaces the extension; None keeps the URL's.
 
     Examples
     --------
@@ -103,12 +162,69 @@ def safe_filename(url: str, ext: str | None = None) -> str:
     if not stem:
         stem, url_ext = (url_ext.lstrip(".") or _DEFAULT_STEM), ""
     stem = stem.strip("._") or _DEFAULT_STEM
-    if len(stem.encode("utf-8")) > _MAX_STEM_BYTES:
-        stem = f"{_truncate_utf8(stem, _MAX_STEM_BYTES - 9)}_{url_hash(url)[:8]}"
     if ext is None:
-        url_ext = url_ext if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", url_ext or "") else ""
-        return f"{stem}{url_ext.lower()}"
-    return f"{stem}{ext}"
+        ext = url_ext.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", url_ext or "") else ""
+    return fit_name(stem, ext, url)
+
+
+def safe_name(text: str, max_bytes: int = storage.MAX_NAME_BYTES) -> str:
+    """A safe name for one path component made from ``text`` (a label or a file name).
+
+    Path separators, control characters and characters that Windows refuses become
+    ``_``; leading dots become ``_`` and trailing dots and spaces go; an empty result
+    is ``_``; Windows device names (``CON``, ``NUL``, ...) get a leading ``_``; the
+    name is cut to ``max_bytes`` bytes by :func:`fit_name` (keeping the extension).
+
+    Examples
+    --------
+    >>> safe_name("cats/dogs"), safe_name(".."), safe_name(".hidden"), safe_name("CON.txt")
+    ('cats_dogs', '_', '_hidden', '_CON.txt')
+    """
+    key = text
+    text = unicodedata.normalize("NFC", text)
+    text = _UNSAFE_CHARS.sub("_", text).strip().rstrip(". ")
+    if text.startswith("."):
+        text = "_" + text.lstrip(".")
+    if not text:
+        text = "_"
+    if text.split(".")[0].upper() in _RESERVED:
+        text = "_" + text
+    stem, dot, ext = text.rpartition(".")
+    stem, ext = (stem, f".{ext}") if dot and stem and len(ext) <= 16 else (text, "")
+    return fit_name(stem, ext, key, max_bytes)
+
+
+def disambiguate(outpath: str, source: Any) -> str:
+    """The name for ``source`` when ``outpath`` is taken by another source.
+
+    ``<folder>/<stem>_<16 hex digits of sha256(source)><ext>``, cut to 255 bytes. A
+    name that already proves ``source`` (:func:`proves_source`) is returned as it is.
+
+    Examples
+    --------
+    >>> disambiguate("out/img.png", "https://e.com/img?id=17")
+    'out/img_9719e2ec05bb4a9d.png'
+    """
+    key = source_key(source)
+    if proves_source(outpath, key):
+        return outpath
+    folder, sep, name = outpath.rpartition("/")
+    stem, ext = os.path.splitext(name)
+    if not stem:
+        stem, ext = ext, ""
+    room = storage.MAX_NAME_BYTES - _utf8_len(ext) - 1 - HASH_DIGITS
+    unique = f"{_truncate_utf8(stem, room)}_{url_hash(key)[:HASH_DIGITS]}{ext}"
+    return f"{folder}{sep}{unique}"
+
+
+def proves_source(outpath: str, source: Any) -> bool:
+    """Whether the name of ``outpath`` contains the first 16 hex digits of ``source``'s sha256.
+
+    Such a name (``naming="url_hash"`` or ``"hash"``, a disambiguated or a cut name)
+    belongs to that source without a claim.
+    """
+    name = outpath.rstrip("/").rpartition("/")[2]
+    return url_hash(source_key(source))[:HASH_DIGITS] in name
 
 
 def _check_ext(ext: str | None) -> str | None:
@@ -145,8 +261,7 @@ class UrlNamer:
             raise TypeError(f"a URL must be a str, got {type(url).__name__} {url!r}")
         filename = safe_filename(url, self.ext)
         if self.hashed:
-            stem, ext = os.path.splitext(filename)
-            filename = f"{stem}_{url_hash(url)[:16]}{ext}"
+            filename = disambiguate(filename, url)
         if filename in ("", ".", "..") or "/" in filename or "\x00" in filename:
             raise UnsafeSourceError(f"no safe file name can be made from {url!r}")
         return filename
@@ -214,111 +329,143 @@ def make_namer(naming: str, outdir: str, ext: str | None) -> UrlNamer | HashName
     raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
 
 
-class ClashGuard:
-    """An outpath function that refuses the URLs that lost a name clash.
+def find_clashes(sources: Iterable[Any], outpath_func: Callable[[Any], Any]) -> frozenset[str]:
+    """The sources that must not take their plain outpath because an earlier row has it.
 
-    ``losers`` maps each refused URL to ``(outpath, the URL that keeps it)``; every
-    other URL gets ``namer(url)``.
+    In table order, the first source to map to an outpath keeps it; every later,
+    *different* source with the same outpath is returned (as :func:`source_key`) and
+    will get :func:`disambiguate`'s name. The same source repeated is not a clash.
+    Names are compared ignoring case, since two names that differ only in case are one
+    file on case-insensitive disks (macOS, Windows). Sources whose outpath cannot be
+    made are left out (they become error rows).
+
+    Examples
+    --------
+    >>> namer = UrlNamer("out", ".png")
+    >>> sorted(find_clashes(["https://a/x.jpg", "https://b/x.jpg", "https://a/x.jpg"], namer))
+    ['https://b/x.jpg']
+    """
+    owners: dict[str, str] = {}
+    losers: set[str] = set()
+    for source in sources:
+        if source is None or source is pd.NA or (isinstance(source, float) and source != source):
+            continue
+        key = source_key(source)
+        try:
+            outpath = os.fspath(outpath_func(source))
+        except Exception:  # an unusable source is an error row later, not a clash
+            continue
+        folded = str(outpath).casefold()
+        owner = owners.setdefault(folded, key)
+        if owner != key:
+            losers.add(key)
+    return frozenset(losers)
+
+
+class Outpaths:
+    """The outpath of every row of a run: names, clashes and ownership, in one place.
+
+    The engine asks it, per row: :meth:`plan` (the intended outpath, no storage
+    access), :meth:`existing` (this source's finished output, for a skip) and
+    :meth:`claim` (the outpath to write, owned by this source). A picklable object,
+    so it travels to worker processes.
+
+    Parameters
+    ----------
+    outpath_func : callable
+        ``outpath_func(source) -> path``: the plain outpath.
+    losers : set of str, optional
+        Sources that lost an in-table clash (:func:`find_clashes`); they go straight
+        to their disambiguated name.
+    storage_options : mapping, optional
+        fsspec options for reading and writing claims.
     """
 
-    def __init__(self, namer: Any, losers: Mapping[str, tuple[str, str]]) -> None:
-        self.namer = namer
-        self.losers = dict(losers)
+    def __init__(
+        self,
+        outpath_func: Callable[[Any], Any],
+        losers: Iterable[str] = (),
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        files: bool = True,
+    ) -> None:
+        self.outpath_func = outpath_func
+        self.losers = frozenset(losers)
+        self.storage_options = dict(storage_options or {})
+        self.files = files
 
-    def __call__(self, url: Any) -> str:
-        lost = self.losers.get(url) if isinstance(url, str) else None
-        if lost is not None:
-            outpath, winner = lost
-            raise OutpathClashError(
-                f"the outpath {outpath!r} is also the name for {winner!r}, an earlier row "
-                "with a different URL; nothing was written. Use naming='url_hash' or "
-                "naming='hash' for collision-free names"
-            )
-        return str(self.namer(url))
+    def hints(self, outpath_func: Callable[[Any], Any]) -> Outpaths:
+        """Names that are only hints (a sample's name inside a shard): no files, no claims.
+
+        :meth:`existing` is then always None and :meth:`claim` returns the planned name;
+        the sink that writes the shard owns its skip and its commit.
+        """
+        return Outpaths(outpath_func, self.losers, self.storage_options, files=False)
+
+    def plan(self, source: Any) -> str:
+        """The outpath this source aims for (its disambiguated name if it lost a clash)."""
+        outpath = self.outpath_func(source)
+        if not isinstance(outpath, str):
+            outpath = os.fspath(outpath)
+        if source_key(source) in self.losers:
+            return disambiguate(outpath, source)
+        return outpath
+
+    def _candidates(self, source: Any, planned: str) -> list[str]:
+        unique = disambiguate(planned, source)
+        return [planned] if unique == planned else [planned, unique]
+
+    def _owner(self, path: str, key: str) -> str:
+        """``"ours"``, ``"free"`` (nothing there, unclaimed) or ``"other"``."""
+        claimant = storage.read_claim(path, self.storage_options)
+        if claimant is not None:
+            return "ours" if claimant == key else "other"
+        if proves_source(path, key):
+            return "ours"
+        state = storage.file_state(path, self.storage_options)
+        return "free" if state == "missing" else "other"
+
+    def existing(self, source: Any, planned: str) -> str | None:
+        """This source's complete output (a non-empty file it owns), or None."""
+        if not self.files:
+            return None
+        key = source_key(source)
+        for path in self._candidates(source, planned):
+            owner = self._owner(path, key)
+            if owner == "free":
+                return None
+            if owner == "ours":
+                state = storage.file_state(path, self.storage_options)
+                return path if state == "complete" else None
+        return None
+
+    def claim(self, source: Any, planned: str) -> str:
+        """The outpath to write for ``source``: one it owns, claimed now if it was free.
+
+        Raises
+        ------
+        OutpathClashError
+            Only if both the planned and the disambiguated name belong to other
+            sources (a file placed there by someone else, or a 64-bit hash collision).
+        """
+        if not self.files:
+            return planned
+        key = source_key(source)
+        candidates = self._candidates(source, planned)
+        for path in candidates:
+            owner = self._owner(path, key)
+            if owner == "free" and not proves_source(path, key):
+                owner = (
+                    "ours"
+                    if storage.create_claim(path, key, self.storage_options) == key
+                    else "other"
+                )
+            if owner in ("ours", "free"):
+                return path
+        raise OutpathClashError(
+            f"every name for this source is taken by another source's file: {candidates}; "
+            "nothing was written. Remove or rename those files, or pass another outpath_func"
+        )
 
     def __repr__(self) -> str:
-        return f"ClashGuard({self.namer!r}, {len(self.losers)} clashing URLs)"
-
-
-def _name_table(
-    part: pd.DataFrame,
-    namer: Any,
-    col: str,
-    accept: Callable[[str], Any] | None = None,
-    partition_info: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """Per partition: (outpath, url, order) for each distinct URL with a usable name."""
-    partition = int(partition_info["number"]) if partition_info else 0
-    urls = part[col]
-    names: list[Any] = []
-    keep: list[bool] = []
-    for url in urls.tolist():
-        try:
-            if accept is not None:
-                accept(url)
-            names.append(str(namer(url)) if isinstance(url, str) else None)
-        except Exception:  # an unusable URL is an error row later, not a clash
-            names.append(None)
-        keep.append(names[-1] is not None)
-    table = pd.DataFrame(
-        {
-            "outpath": pd.Series(names, dtype=object),
-            "url": pd.Series(urls.tolist(), dtype=object),
-            "order": pd.Series(range(len(names)), dtype="int64") + (partition << 32),
-        }
-    )
-    table = table[keep]
-    return table.drop_duplicates(subset=["url"], keep="first")
-
-
-def _resolve(table: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """From (outpath, url, order) rows: each URL that is not first for its outpath."""
-    table = table.sort_values("order", kind="stable").drop_duplicates(subset=["url"])
-    clashing = table[table.duplicated(subset=["outpath"], keep=False)]
-    losers: dict[str, tuple[str, str]] = {}
-    for outpath, group in clashing.groupby("outpath", sort=False):
-        urls = group["url"].tolist()
-        for url in urls[1:]:
-            losers[url] = (str(outpath), urls[0])
-    return losers
-
-
-def find_clashes(
-    frame: Any, col: str, namer: Any, accept: Callable[[str], Any] | None = None
-) -> dict[str, tuple[str, str]]:
-    """Find URLs in ``frame[col]`` whose outpath is taken by an earlier, different URL.
-
-    Returns ``{losing URL: (outpath, the URL that keeps it)}``; the row order decides
-    (for dask input, partition order then row order). The same URL repeated is not a
-    clash. ``accept(url)``, if given, raises for sources that will fail anyway (e.g. a
-    ``file://`` URL in a download); they take no name.
-
-    For a dask frame this computes two passes over the URL column (only names, no
-    downloads): a hash aggregation that finds the outpaths shared by several URLs,
-    then the rows with those outpaths. Memory stays bounded by the clashing rows.
-    """
-    import dask.dataframe as dd
-
-    if not isinstance(frame, dd.DataFrame):
-        return _resolve(_name_table(frame[[col]], namer, col, accept))
-
-    meta = pd.DataFrame(
-        {
-            "outpath": pd.Series([], dtype=object),
-            "url": pd.Series([], dtype=object),
-            "order": pd.Series([], dtype="int64"),
-        }
-    )
-    tables = frame[[col]].map_partitions(_name_table, namer, col, accept, meta=meta)
-    split_out = max(1, tables.npartitions // 16)
-    pairs = tables[["outpath", "url"]].drop_duplicates(split_out=split_out)
-    counts = pairs["outpath"].value_counts(split_out=split_out)
-    shared = sorted(counts[counts > 1].index.compute().tolist())
-    if not shared:
-        return {}
-    candidates = tables.map_partitions(_with_outpaths, shared, meta=meta).compute()
-    return _resolve(candidates)
-
-
-def _with_outpaths(table: pd.DataFrame, outpaths: list[str]) -> pd.DataFrame:
-    return table[table["outpath"].isin(outpaths)]
+        return f"Outpaths({self.outpath_func!r}, {len(self.losers)} clash losers)"

@@ -11,7 +11,6 @@ the result table.
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -20,11 +19,10 @@ from PIL import Image
 
 from . import ops as _ops
 from . import storage
-from .engine import keep_upstream_errors
-from .exceptions import ColumnError, require_columns
+from .exceptions import require_columns
 from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
+from .naming import safe_filename
 from .pipeline import Pipeline
-from .schema import RESULT_COLUMNS
 
 __all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
 
@@ -33,10 +31,6 @@ __all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
 #: ``"dhash"`` measure the written image, ``"sha256"`` adds ``sha256`` and ``out_bytes``
 #: of the written file.
 REPORTS = ("size", "mean_brightness", "dhash", "sha256")
-
-#: The column that keeps the source paths when ``path_col`` is a result column
-#: (e.g. resizing the ``outpath`` of a download).
-RENAMED_SOURCE_COL = "inpath"
 
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif"}
 
@@ -67,6 +61,10 @@ def _extension_for(fmt: str) -> str:
 class KeepFilename:
     """``outpath_func`` that puts each source's filename into ``outdir``.
 
+    The name is made by :func:`creevey_dask.naming.safe_filename` (sanitised, at most
+    255 bytes); two sources with one name are told apart by the engine
+    (:mod:`creevey_dask.naming`).
+
     Parameters
     ----------
     outdir : str
@@ -86,12 +84,9 @@ class KeepFilename:
 
     def __call__(self, source: Any) -> str:
         text = os.fspath(source) if not isinstance(source, str) else source
-        name = posixpath.basename(text.split("?", 1)[0].replace("\\", "/"))
-        if not name or name in (".", ".."):
-            raise ValueError(f"cannot take a filename from the source {source!r}")
-        if self.extension is not None:
-            name = posixpath.splitext(name)[0] + self.extension
-        return storage.join(self.outdir, name)
+        if not isinstance(text, str):
+            raise TypeError(f"a source must be a path or URL string, got {source!r}")
+        return storage.join(self.outdir, safe_filename(text.replace("\\", "/"), self.extension))
 
     def __repr__(self) -> str:
         return f"KeepFilename({self.outdir!r}, {self.extension!r})"
@@ -113,21 +108,6 @@ def _reporters(report: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]
         cast(Callable[[Any], Any], table[n]) for n in REPORTS if n in names and n in table
     ]
     return chosen, "sha256" in names
-
-
-def _check_unique_names(frame: Any, path_col: str, outpath_func: KeepFilename) -> None:
-    """For in-memory input, refuse two different sources that would share an output name."""
-    sources = frame[path_col].dropna().astype(str).drop_duplicates()
-    outpaths = sources.map(outpath_func)
-    clashing = outpaths[outpaths.duplicated(keep=False)]
-    if len(clashing):
-        first = clashing.iloc[0]
-        which = sources[outpaths == first].tolist()[:3]
-        raise ValueError(
-            f"{clashing.nunique()} output name(s) would be shared by different sources, e.g. "
-            f"{which} -> {first!r}; filenames are kept, so give the sources distinct names or "
-            "pass outpath_func= (e.g. one that keeps a subfolder)"
-        )
 
 
 def resize(
@@ -183,8 +163,9 @@ def resize(
         The column of source paths (local or fsspec URLs). If it is a result column
         of an earlier run, such as the ``outpath`` of a download
         (``res.creevey.resize(outdir, path_col="outpath")``), it is renamed to
-        ``"inpath"``, and the earlier run's ``status`` and ``error`` (and any column
-        this run adds: ``width``, ``height``, ...) are replaced by this run's. Rows whose earlier
+        ``"inpath"`` (``"inpath_1"``, ... if that is taken), and the earlier run's
+        ``status`` and ``error`` (and any column this run adds: ``width``, ``height``,
+        ...) are replaced by this run's. Rows whose earlier
         ``outpath`` is null become error rows (``UpstreamError`` with the earlier error).
     shape, min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap
         The resize; see :func:`creevey_dask.ops.resize`.
@@ -236,7 +217,7 @@ def resize(
     ------
     ValueError
         For invalid resize arguments (listing what is allowed), an unknown format or
-        report, or (for in-memory input) two sources that would get the same name.
+        report.
     ColumnError
         If ``path_col`` is missing.
 
@@ -308,24 +289,9 @@ def resize(
     if not isinstance(df, (pd.DataFrame, dd.DataFrame)):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
     require_columns(df.columns, path_col=path_col)
-    result_names = {*RESULT_COLUMNS, *pipeline.result_columns}
-    if path_col in result_names:
-        if RENAMED_SOURCE_COL in df.columns:
-            raise ColumnError(
-                f"the source column {path_col!r} is also a result column of this run and "
-                f"{RENAMED_SOURCE_COL!r}, its new name, is taken; rename one first, e.g. "
-                f"df.rename(columns={{{path_col!r}: 'source'}})"
-            )
-        if set(RESULT_COLUMNS) <= set(df.columns):  # a result frame: replace its results
-            stale = [c for c in df.columns if c in result_names and c not in (path_col, "error")]
-            df = keep_upstream_errors(df.drop(columns=stale))
-        df = df.rename(columns={path_col: RENAMED_SOURCE_COL})
-        path_col = RENAMED_SOURCE_COL
     check_verify_column(df.columns, verify_hash)
     if outpath_func is None:
         outpath_func = KeepFilename(os.fspath(outdir), None if fmt is None else _extension_for(fmt))
-        if isinstance(df, pd.DataFrame) and not sharded:  # names in shards never clash
-            _check_unique_names(df, path_col, outpath_func)
     return run_pipeline(
         pipeline,
         df,

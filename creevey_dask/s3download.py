@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import posixpath
-import uuid
 from collections.abc import Mapping
 from typing import Any, cast
 
 from . import storage
 from ._progress import Progress, make_callback
 from .exceptions import CredentialsError, MissingDataError
+from .naming import safe_name
 
 __all__ = ["S3Downloader"]
 
@@ -134,8 +133,12 @@ class S3Downloader:
 
     @property
     def dest_path(self) -> str:
-        """Where the object is written: ``<data_dir>/raw/<basename of the key>``."""
-        return storage.join(self.raw_dir, posixpath.basename(self.s3_key))
+        """Where the object is written: ``<data_dir>/raw/<basename of the key>``.
+
+        The basename is made safe by :func:`creevey_dask.naming.safe_name` (a key such
+        as ``a/..`` or one with control characters cannot name a path outside ``raw``).
+        """
+        return storage.join(self.raw_dir, safe_name(posixpath.basename(self.s3_key)))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r} -> {self.dest_path!r})"
@@ -155,11 +158,7 @@ class S3Downloader:
         """
         src_fs, src_path = storage.get_fs(self.url, self.storage_options)
         size = self._size(src_fs, src_path)
-        dest_fs, dest = storage.get_fs(self.dest_path, self.data_dir_storage_options)
-        folder, name = posixpath.split(dest)
-        tmp = f"{folder}/.{name[:200]}.{uuid.uuid4().hex[:12]}{storage.TEMP_SUFFIX}"
-        if storage.is_local(self.dest_path):
-            os.makedirs(folder, exist_ok=True)
+        name = posixpath.basename(self.dest_path)
         callback = make_callback(self.progress, f"download {name}")
         callback.set_size(size)
         logger.info("downloading %s (%d bytes) to %s", self.url, size, self.dest_path)
@@ -168,7 +167,9 @@ class S3Downloader:
             # only the reads from S3 are translated: a write error is the destination's
             with self._translate():
                 src = src_fs.open(src_path, "rb", block_size=self.chunk_size, cache_type="none")
-            with src, dest_fs.open(tmp, "wb") as out:
+            # storage's atomic writer: a temporary tagged with host and pid, renamed (or
+            # uploaded in one put) only when every byte arrived
+            with src, storage.atomic_writer(self.dest_path, self.data_dir_storage_options) as out:
                 while True:
                     with self._translate():
                         chunk = src.read(self.chunk_size)
@@ -177,17 +178,11 @@ class S3Downloader:
                     out.write(chunk)
                     written += len(chunk)
                     callback.relative_update(len(chunk))
-            if written != size:
-                raise OSError(
-                    f"download of {self.url} stopped after {written} of {size} bytes; "
-                    "nothing was kept, try again"
-                )
-            dest_fs.mv(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                if dest_fs.exists(tmp):
-                    dest_fs.rm(tmp)
-            raise
+                if written != size:
+                    raise OSError(
+                        f"download of {self.url} stopped after {written} of {size} bytes; "
+                        "nothing was kept, try again"
+                    )
         finally:
             callback.close()
         return self.dest_path

@@ -340,7 +340,7 @@ class _SinkRunner:
             )
         if sink.sharded:
             pipeline.write_func = _Capture(pipeline.write_func)
-            runner.outpath_func = sink.sample_namer(runner.outpath_func)
+            runner.outpaths = runner.outpaths.hints(sink.sample_namer(runner.outpaths.outpath_func))
             runner.skip_existing = False
             runner.result_columns = {**runner.result_columns, _SAMPLE_COL: "object"}
         return runner

@@ -35,15 +35,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import itertools
 import logging
 import math
 import numbers
 import os
-import re
 import shutil
-import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +52,7 @@ import pandas as pd
 
 from . import storage
 from .exceptions import ColumnError, require_columns
+from .naming import disambiguate, safe_name
 from .schema import STRING_DTYPE
 
 if TYPE_CHECKING:
@@ -556,46 +554,25 @@ def split(
 
 # --------------------------------------------------------------------------- names
 
-_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
-_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(10)}
-_MAX_NAME_BYTES = 120
-
-
-def _digest(value: str, n: int = 8) -> str:
-    return hashlib.sha1(value.encode("utf-8", "surrogatepass")).hexdigest()[:n]
-
-
-def _safe_name(text: str) -> str:
-    text = unicodedata.normalize("NFC", text)
-    text = _UNSAFE_CHARS.sub("_", text).strip().rstrip(". ")
-    if text.startswith("."):
-        text = "_" + text.lstrip(".")
-    if not text:
-        text = "_"
-    if text.split(".")[0].upper() in _RESERVED:
-        text = "_" + text
-    if len(text.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
-        stem = text.encode("utf-8", "surrogatepass")[: _MAX_NAME_BYTES - 9]
-        text = stem.decode("utf-8", "ignore") + "-" + _digest(text)
-    return text
-
 
 def safe_label(label: Any) -> str:
     """A safe folder name for ``label``: one path component, not hidden, never ``..``.
 
-    Path separators, control characters and characters that Windows refuses become
-    ``_``; leading dots become ``_`` and trailing dots and spaces go; an empty result
-    is ``_``; Windows device names (``CON``, ``NUL``, ...) get a leading ``_``; names
-    longer than 120 bytes are cut and end in a hash of the label. The mapping is
-    deterministic. Two labels with the same safe name are told apart by
-    :func:`create_imagenet_style_symlinks` with a hash suffix.
+    :func:`creevey_dask.naming.safe_name` of the label's text: path separators,
+    control characters and characters that Windows refuses become ``_``; leading dots
+    become ``_`` and trailing dots and spaces go; an empty result is ``_``; Windows
+    device names (``CON``, ``NUL``, ...) get a leading ``_``; names longer than 255
+    bytes are cut and end in a hash of the label. The mapping is deterministic. Two
+    labels with the same safe name are told apart by
+    :func:`create_imagenet_style_symlinks` with a hash suffix
+    (:func:`creevey_dask.naming.disambiguate`).
 
     Examples
     --------
     >>> safe_label("cats/dogs"), safe_label(".."), safe_label(".hidden"), safe_label(3)
     ('cats_dogs', '_', '_hidden', '3')
     """
-    return _safe_name(str(label))
+    return safe_name(str(label))
 
 
 def _label_folders(labels: Iterable[Any]) -> dict[Any, str]:
@@ -605,7 +582,7 @@ def _label_folders(labels: Iterable[Any]) -> dict[Any, str]:
     clashes = pd.Series([n.casefold() for n in names.values()]).duplicated(keep=False).to_numpy()
     for label, clash in zip(distinct, clashes, strict=True):
         if clash:
-            names[label] = f"{names[label]}-{_digest(repr(label))}"
+            names[label] = disambiguate(names[label], repr(label))
     if len({n.casefold() for n in names.values()}) != len(names):  # pragma: no cover
         raise ValueError("could not give every label its own folder name")
     return names
@@ -621,16 +598,14 @@ def _file_names(folders: Sequence[str], sources: Sequence[str]) -> list[str]:
     A name keeps the source's basename; when two sources under one label share a
     basename (ignoring case), each of them gets a short hash of its source.
     """
-    names = [_safe_name(_basename(s)) for s in sources]
-    for width in (8, 40):
-        keys = pd.Series([f"{f}/{n.casefold()}" for f, n in zip(folders, names, strict=True)])
-        clash = keys.duplicated(keep=False).to_numpy()
-        if not clash.any():
-            return names
-        for i in map(int, np.flatnonzero(clash)):
-            stem, dot, ext = _safe_name(_basename(sources[i])).rpartition(".")
-            stem, ext = (stem, f".{ext}") if dot and stem else (stem + dot + ext, "")
-            names[i] = f"{stem}-{_digest(str(sources[i]), width)}{ext}"
+    names = [safe_name(_basename(s)) for s in sources]
+    keys = pd.Series([f"{f}/{n.casefold()}" for f, n in zip(folders, names, strict=True)])
+    clash = keys.duplicated(keep=False).to_numpy()
+    for i in map(int, np.flatnonzero(clash)):
+        names[i] = disambiguate(names[i], str(sources[i]))
+    keys = pd.Series([f"{f}/{n.casefold()}" for f, n in zip(folders, names, strict=True)])
+    if not keys.duplicated().any():
+        return names
     raise ValueError("could not give every file its own name")  # pragma: no cover
 
 

@@ -1,51 +1,74 @@
-"""Storage through fsspec: atomic writes, existence checks and path helpers.
+"""Storage through fsspec: the one owner of atomic writes, claims and clean-up.
 
 Every read and write of the library goes through this module, so that local paths,
 ``memory://``, ``s3://`` and any other fsspec protocol behave the same way.
 
-Writes are atomic. On the local filesystem the bytes go to a hidden temporary file in
-the destination folder, which is then renamed over the final name (``os.replace``), so
-a reader never sees a partial file and a killed process leaves at most a temporary file
-(named ``.<name>.<random>.creevey-tmp``), never a partial output. On other filesystems
-the bytes are sent in one ``pipe_file`` call, a single PUT on object stores, which they
-publish atomically.
+**Atomic writes.** On the local filesystem the bytes go to a hidden temporary file in
+the destination folder (:func:`temp_path`), which is then renamed over the final name
+(``os.replace``), so a reader never sees a partial file and a killed process leaves at
+most a temporary file, never a partial output. On other filesystems the bytes are sent
+in one ``pipe_file`` call (:func:`write_bytes_atomic`) or one ``put_file`` of a
+finished local file (:func:`atomic_writer`): object stores publish an object only
+when its upload completes. A failed write removes only its own temporary file.
 
-A process killed in the middle of a local write leaves its temporary file behind. Its
-name records the host and process that wrote it
-(``.<name>.<host>-<pid>-<random>.creevey-tmp``), so
-:func:`remove_stale_temporaries` can tell an abandoned one from one still being
-written; the engine sweeps the folders it wrote into after each partition.
+**Temporary names** are ``.<name>.<host>-<pid>-<random>.creevey-tmp``, cut to at most
+255 bytes (the name part is shortened by bytes, so any final name up to 255 bytes has a
+temporary name that fits). :func:`remove_stale_temporaries` reads the host and pid back
+and removes only the temporaries of writers that are gone (on this host: the process
+is dead; from another host: older than an hour). The engine sweeps every folder a
+partition will write to before its first row runs.
+
+**Claims** say which source an output belongs to (see :func:`create_claim`,
+:func:`read_claim`): ``<folder>/.creevey-claims/<name>`` holds the source of
+``<folder>/<name>``. :mod:`creevey_dask.naming` decides when a claim is needed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
+import stat
+import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any
 
 import fsspec
 from fsspec.core import split_protocol, strip_protocol
 from fsspec.implementations.local import LocalFileSystem
 
 __all__ = [
+    "CLAIMS_DIR",
+    "MAX_NAME_BYTES",
     "TEMP_SUFFIX",
+    "atomic_writer",
+    "claim_path",
+    "create_claim",
     "exists",
+    "file_state",
     "get_fs",
     "is_local",
     "join",
     "local_folder",
     "read_bytes",
+    "read_claim",
     "remove_stale_temporaries",
+    "sweep",
+    "temp_path",
     "write_bytes_atomic",
 ]
 
 #: Suffix of the temporary files that atomic local writes create and then rename.
 TEMP_SUFFIX = ".creevey-tmp"
+#: The longest file name, in bytes of UTF-8, that common filesystems (ext4, xfs, APFS,
+#: S3 keys per segment in practice) accept.
+MAX_NAME_BYTES = 255
+#: The hidden folder, beside the outputs, that holds their claims.
+CLAIMS_DIR = ".creevey-claims"
 
 _LOCAL_PROTOCOLS = {None, "file", "local"}
 _fs_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], fsspec.AbstractFileSystem] = {}
@@ -143,6 +166,46 @@ def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None) -> b
     return bytes(fs.cat_file(fs_path))
 
 
+def _cut_utf8(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    encoded = text.encode("utf-8", "surrogateescape")
+    if len(encoded) <= limit:
+        return text
+    return encoded[: max(limit, 0)].decode("utf-8", "ignore")
+
+
+def temp_path(final: str) -> str:
+    """A fresh temporary path beside the local path ``final``, tagged with host and pid.
+
+    ``.<name>.<host>-<pid>-<random>.creevey-tmp``, at most :data:`MAX_NAME_BYTES`
+    bytes: the name part is cut (by bytes) to make room for the tag, so any final name
+    has a temporary name that fits. :func:`remove_stale_temporaries` recognises it.
+    Every temporary file or folder of the library is named by this function.
+    """
+    folder, name = os.path.split(final)
+    tag = f".{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
+    room = MAX_NAME_BYTES - 1 - len(tag.encode())
+    return os.path.join(folder, f".{_cut_utf8(name, room)}{tag}")
+
+
+@contextlib.contextmanager
+def _local_commit(final: str) -> Iterator[str]:
+    """Yield a temporary path beside ``final``; rename it over ``final`` on success.
+
+    On any failure only the temporary file is removed; ``final`` is untouched.
+    """
+    folder = os.path.dirname(os.path.abspath(final))
+    os.makedirs(folder, exist_ok=True)
+    tmp = temp_path(os.path.abspath(final))
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_bytes_atomic(
     path: str,
     data: bytes | bytearray | memoryview,
@@ -151,27 +214,136 @@ def write_bytes_atomic(
     """Write ``data`` to ``path`` so that no partial file is ever visible there.
 
     Local parent folders are created (object stores have none). On the local
-    filesystem the data is written to a temporary file beside the target and renamed
-    over it; if anything fails, the temporary file is removed and the target is
-    untouched. Elsewhere, the data is sent in a single ``pipe_file`` call.
+    filesystem the data is written to a temporary file beside the target
+    (:func:`temp_path`) and renamed over it; if anything fails, the temporary file is
+    removed and the target is untouched. Elsewhere, the data is sent in a single
+    ``pipe_file`` call.
     """
     final = _local_os_path(path)
     if final is not None:
-        folder, name = os.path.split(os.path.abspath(final))
-        os.makedirs(folder, exist_ok=True)
-        tag = f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp = os.path.join(folder, f".{name[:180]}.{tag}{TEMP_SUFFIX}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with _local_commit(final) as tmp, open(tmp, "wb") as f:
+            f.write(data)
         return
     fs, fs_path = get_fs(path, storage_options)
     fs.pipe_file(fs_path, bytes(data))
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str, storage_options: Mapping[str, Any] | None = None
+) -> Iterator[IO[bytes]]:
+    """A binary file to stream into; it appears at ``path`` only when the block succeeds.
+
+    For large outputs that should not be held in memory (an S3 object being
+    downloaded). Local: a temporary file beside ``path``, renamed over it. Elsewhere: a
+    local scratch file uploaded with one ``put_file`` (object stores publish the
+    object only when the upload completes), then removed. If the block raises, nothing
+    appears at ``path`` and the temporary file is removed.
+
+    Examples
+    --------
+    >>> with atomic_writer("memory://atomic/doc.txt") as f:
+    ...     _ = f.write(b"all or nothing")
+    >>> read_bytes("memory://atomic/doc.txt")
+    b'all or nothing'
+    """
+    final = _local_os_path(path)
+    if final is not None:
+        with _local_commit(final) as tmp, open(tmp, "wb") as f:
+            yield f
+        return
+    fs, fs_path = get_fs(path, storage_options)
+    with tempfile.TemporaryDirectory(prefix="creevey-") as scratch:
+        local = os.path.join(scratch, "upload")
+        with open(local, "wb") as f:
+            yield f
+        fs.put_file(local, fs_path)
+
+
+def file_state(path: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """What is at ``path``: ``"missing"``, ``"complete"`` (a non-empty file) or ``"other"``.
+
+    ``"other"`` is an empty file, a folder, or anything else that is not a finished
+    output; a skip never trusts it.
+    """
+    local = _local_os_path(path)
+    if local is not None:
+        try:
+            st = os.stat(local)
+        except (FileNotFoundError, NotADirectoryError):
+            return "missing"
+        return "complete" if stat.S_ISREG(st.st_mode) and st.st_size > 0 else "other"
+    fs, fs_path = get_fs(path, storage_options)
+    try:
+        info = fs.info(fs_path)
+    except FileNotFoundError:
+        return "missing"
+    is_file = info.get("type") == "file"
+    return "complete" if is_file and int(info.get("size") or 0) > 0 else "other"
+
+
+def _link_exclusive(tmp: str, final: str, data: bytes) -> None:
+    """Put the finished file ``tmp`` at ``final`` unless something is there already."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network filesystems): O_EXCL
+        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+
+
+def claim_path(path: str) -> str:
+    """Where the claim of the output ``path`` lives: ``<folder>/.creevey-claims/<name>``."""
+    folder, _, name = str(path).rstrip("/").rpartition("/")
+    if not folder and os.sep != "/" and os.sep in name:  # pragma: no cover - Windows
+        folder, _, name = name.rpartition(os.sep)
+    return f"{folder}/{CLAIMS_DIR}/{name}" if folder else f"{CLAIMS_DIR}/{name}"
+
+
+def read_claim(path: str, storage_options: Mapping[str, Any] | None = None) -> str | None:
+    """The source that claimed the output ``path``, or None if it is unclaimed."""
+    try:
+        data = read_bytes(claim_path(path), storage_options)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    return data.decode("utf-8", "surrogateescape")
+
+
+def create_claim(path: str, source: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """Claim the output ``path`` for ``source``, unless it is claimed; return the claimant.
+
+    The caller owns ``path`` when the returned source is ``source``. On the local
+    filesystem the claim is exclusive (the claim file is written under a temporary
+    name and hard-linked into place, which fails if it exists), so of two writers racing
+    for one name exactly one wins, across threads, processes and hosts sharing the
+    folder. On object stores there is no exclusive create: the claim is written when
+    absent and read back, which leaves a window of one round trip in which two
+    concurrent writers may both believe they won.
+    """
+    target = claim_path(path)
+    data = source.encode("utf-8", "surrogateescape")
+    local = _local_os_path(target)
+    if local is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+        tmp = temp_path(os.path.abspath(local))
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+            with contextlib.suppress(FileExistsError):
+                _link_exclusive(tmp, local, data)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    else:
+        fs, fs_path = get_fs(target, storage_options)
+        if not fs.exists(fs_path):
+            fs.pipe_file(fs_path, data)
+    claimant = read_claim(path, storage_options)
+    if claimant is None:  # pragma: no cover - removed by someone between write and read
+        raise FileNotFoundError(f"the claim {target!r} vanished while it was made")
+    return claimant
 
 
 def local_folder(path: str) -> str | None:
@@ -191,11 +363,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str, max_age: float = 3600.0) -> int:
-    """Remove the temporary files that killed writers left in a local ``folder``.
+    """Remove the temporaries that killed writers left in a local ``folder``.
 
-    A temporary file is stale when the process that wrote it, on this host, is gone;
-    one from another host is stale once older than ``max_age`` seconds. Files being
-    written by live processes are left alone. Returns how many files were removed.
+    A temporary (a file or a staging folder named by :func:`temp_path`) is stale when
+    the process that wrote it, on this host, is gone; one from another host (or
+    without a readable tag) is stale once older than ``max_age`` seconds. Temporaries
+    of live processes are left alone. Returns how many were removed.
     """
     removed = 0
     now = time.time()
@@ -219,6 +392,22 @@ def remove_stale_temporaries(folder: str, max_age: float = 3600.0) -> int:
                 continue
         if stale:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
                 removed += 1
+    return removed
+
+
+def sweep(folders: Iterable[str]) -> int:
+    """Remove stale temporaries in each local folder and in its claims folder.
+
+    Non-local folders are skipped (object stores get no temporaries: their writes are
+    one PUT). Returns how many temporaries were removed.
+    """
+    removed = 0
+    for folder in folders:
+        removed += remove_stale_temporaries(folder)
+        removed += remove_stale_temporaries(os.path.join(folder, CLAIMS_DIR))
     return removed

@@ -44,7 +44,6 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-import uuid
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import PurePosixPath, PureWindowsPath
@@ -280,11 +279,10 @@ class TarfileExtractor:
                 fs.get_file(fs_path, local_archive)
             if storage.is_local(dest):
                 local_dest = _os_path(dest)
-                stage = os.path.join(
-                    local_dest,
-                    f".{os.path.basename(local_archive)}.{uuid.uuid4().hex[:12]}"
-                    f"{storage.TEMP_SUFFIX}",
-                )
+                # storage names every temporary (host and pid in the name, so a sweep
+                # can tell a dead extraction's stage from a live one)
+                os.makedirs(local_dest, exist_ok=True)
+                stage = storage.temp_path(os.path.join(local_dest, os.path.basename(local_archive)))
                 os.makedirs(stage)
                 stack.callback(shutil.rmtree, stage, ignore_errors=True)
             else:

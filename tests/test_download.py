@@ -17,7 +17,8 @@ from PIL import Image
 
 import creevey_dask  # noqa: F401  (registers the accessor)
 from creevey_dask import ColumnError, HttpLoader, HttpOptions, download, download_images_as_png
-from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.naming import url_hash
+from creevey_dask.storage import CLAIMS_DIR, TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 
 RESULT_DTYPES = {
@@ -30,13 +31,18 @@ RESULT_DTYPES = {
 
 
 def files_in(folder: Path) -> list[str]:
-    """Every file below ``folder`` (hidden and temporary ones included), relative."""
+    """Every file below ``folder`` (hidden and temporary ones included), relative.
+
+    The claims (``.creevey-claims/<name>``, the record of which source owns a name) are
+    left out.
+    """
     if not folder.exists():
         return []
     return sorted(
         os.path.relpath(os.path.join(root, name), folder)
         for root, _, names in os.walk(folder)
         for name in names
+        if CLAIMS_DIR not in os.path.relpath(root, folder).split(os.sep)
     )
 
 
@@ -414,19 +420,20 @@ def test_clashing_names_never_overwrite(
         image_server.url("/redirect/1/photo.jpg"),  # the file name is again photo.jpg
     ]
     result = download(urls, str(tmp_path), options=fast_http, progress=False)
-    assert result.status.tolist() == ["ok", "ok", "error"]
-    assert result.error[2] == (
-        f"OutpathClashError: the outpath '{tmp_path}/photo.jpg' is also the name for "
-        f"'{urls[0]}', an earlier row with a different URL; nothing was written. "
-        "Use naming='url_hash' or naming='hash' for collision-free names"
-    )
-    # feeding the failures back keeps the clash an error instead of "skipping" to the other file
-    retried = download(
-        result[result.status == "error"], str(tmp_path), options=fast_http, progress=False
-    )
-    assert retried.status.tolist() == ["error"]
-    assert retried.error[2].startswith("OutpathClashError:")
-    assert retried.error[2].endswith("(from the earlier run)")
+    assert result.status.tolist() == ["ok", "ok", "ok"]
+    assert result.outpath.tolist() == [
+        f"{tmp_path}/photo.jpg",
+        f"{tmp_path}/000.jpg",
+        f"{tmp_path}/photo_{url_hash(urls[2])[:16]}.jpg",
+    ]
+    # the same table again: the same names, every row skipped
+    again = download(urls, str(tmp_path), options=fast_http, progress=False)
+    assert again.outpath.tolist() == result.outpath.tolist()
+    assert (again.status == "skipped").all()
+    # the later row alone: it still never takes the other URL's file
+    alone = download(urls[2:], str(tmp_path), options=fast_http, progress=False)
+    assert alone.outpath.tolist() == result.outpath.tolist()[2:]
+    assert alone.status.tolist() == ["skipped"]
     hashed = download(
         urls, str(tmp_path / "h"), naming="url_hash", options=fast_http, progress=False
     )
@@ -466,16 +473,16 @@ def test_accessor_on_pandas_and_dask(
         assert str(computed[name].dtype) == dtype
 
 
-def test_dask_input_detects_clashes_across_partitions(
+def test_dask_input_resolves_clashes_across_partitions(
     image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions
 ) -> None:
     urls = [image_server.url(f"/img/many/{i:03d}.jpg") for i in range(6)]
     urls.append(image_server.url("/redirect/1/many/002.jpg"))  # same file name as row 2
     ddf = dd.from_pandas(pd.DataFrame({"url": urls}), npartitions=3, sort=False)
     result = download(ddf, str(tmp_path), options=fast_http).compute()
-    assert result.status.tolist() == ["ok"] * 6 + ["error"]
-    assert result.error.iloc[-1].startswith("OutpathClashError: the outpath")
-    assert sorted(files_in(tmp_path)) == sorted(f"{i:03d}.jpg" for i in range(6))
+    assert result.status.tolist() == ["ok"] * 7
+    assert result.outpath.nunique() == 7  # one of the two 002.png rows got a hashed name
+    assert len(files_in(tmp_path)) == 7
 
 
 def test_summary_is_logged_and_warns_when_most_fail(
@@ -529,7 +536,9 @@ def test_download_to_fsspec_memory(
     result = download(urls, "memory://bucket/out", format="webp", options=fast_http, progress=False)
     assert result.status.tolist() == ["ok", "error"]
     assert result.outpath[0] == "memory://bucket/out/photo.webp"
-    assert memfs.ls("/bucket/out", detail=False) == ["/bucket/out/photo.webp"]
+    assert [p for p in memfs.ls("/bucket/out", detail=False) if "/." not in p] == [
+        "/bucket/out/photo.webp"
+    ]
     with Image.open(io.BytesIO(memfs.cat_file("/bucket/out/photo.webp"))) as image:
         assert (image.format, image.size) == ("WEBP", (64, 48))
 

@@ -26,6 +26,11 @@ def to_png(outdir: Path):
     return outpath
 
 
+def _visible(folder: Path) -> list[Path]:
+    """The entries of ``folder`` that are not hidden (claims, temporaries)."""
+    return [p for p in folder.iterdir() if not p.name.startswith(".")]
+
+
 def width_pipeline(**kwargs) -> Pipeline:
     return Pipeline(load_image, ops=[report("width", lambda im: im.width, "Int64")], **kwargs)
 
@@ -178,7 +183,11 @@ def test_values_recorded_before_an_error_are_kept(image_files, tmp_path):
     assert res.error.iloc[0] == "ConnectionError: gave up"
 
 
-def test_a_writer_that_raises_mid_write_leaves_no_partial_file(image_files, tmp_path):
+def test_a_failed_write_deletes_nothing_at_the_outpath(image_files, tmp_path):
+    """The engine never deletes what is at an outpath: with atomic writers there is no
+    partial file of its own, so whatever is there belongs to someone else. A custom
+    writer that is not atomic keeps its partial file (use storage.write_bytes_atomic)."""
+
     class FailingStream:
         def __init__(self, path):
             self.path = path
@@ -197,7 +206,7 @@ def test_a_writer_that_raises_mid_write_leaves_no_partial_file(image_files, tmp_
     res = Pipeline(load_image, write_func=writer).run(image_files, to_png(outdir), progress=False)
     assert (res.status == "error").all()
     assert res.error.iloc[0] == "OSError: disk full"
-    assert list(outdir.iterdir()) == []
+    assert sorted(p.name for p in outdir.glob("*.png")) == [f"img{i}.png" for i in range(5)]
 
 
 def test_atomic_writer_failing_mid_write_leaves_nothing(image_files, tmp_path):
@@ -216,7 +225,8 @@ def test_atomic_writer_failing_mid_write_leaves_nothing(image_files, tmp_path):
     assert len(opened) == 5
     assert (res.status == "error").all()
     assert res.error.str.startswith("TypeError: ").all()
-    assert list(outdir.iterdir()) == []  # no output and no *.creevey-tmp
+    assert _visible(outdir) == []  # no output and no *.creevey-tmp
+    assert not list(outdir.rglob(f"*{cd.storage.TEMP_SUFFIX}"))
 
 
 def test_memory_output(image_files, memfs):
@@ -224,7 +234,7 @@ def test_memory_output(image_files, memfs):
         image_files, lambda p: f"memory://out/{Path(p).stem}.webp", progress=False
     )
     assert (res.status == "ok").all()
-    assert sorted(memfs.ls("/out", detail=False)) == [f"/out/img{i}.webp" for i in range(5)]
+    assert sorted(memfs.glob("/out/*.webp")) == [f"/out/img{i}.webp" for i in range(5)]
     again = width_pipeline().run(
         image_files, lambda p: f"memory://out/{Path(p).stem}.webp", progress=False
     )
@@ -240,7 +250,7 @@ def test_memory_input(image_files, memfs):
     sources = [f"memory://in/{Path(p).name}" for p in image_files]
     res = Pipeline(load_image).run(sources, lambda s: s.replace("/in/", "/out/"), progress=False)
     assert (res.status == "ok").all()
-    assert len(memfs.ls("/out")) == 5
+    assert len(memfs.glob("/out/img*")) == 5
 
 
 def test_result_frame_fed_back_retries_failed_rows(image_files, tmp_path):
@@ -278,8 +288,15 @@ def test_clash_with_a_result_column_is_a_value_error(image_files, tmp_path):
 
 def test_source_column_named_like_a_result_column(image_files, tmp_path):
     first = width_pipeline().run(image_files, to_png(tmp_path / "a"), progress=False)
-    with pytest.raises(ValueError, match=r"rename it first.*'outpath': 'source'"):
-        width_pipeline().run(first, to_png(tmp_path / "b"), inpath_col="outpath")
+    # a result frame fed back: its outpath becomes the sources, under a free name
+    second = width_pipeline().run(first, to_png(tmp_path / "b"), inpath_col="outpath")
+    assert list(second.columns) == ["inpath", "inpath_1", *RESULT_COLUMNS, "width"]
+    assert second.inpath_1.tolist() == first.outpath.tolist()
+    assert (second.status == "ok").all()
+    # a user's own column named like a result column is refused, with how to rename
+    own = pd.DataFrame({"outpath": image_files})
+    with pytest.raises(cd.ColumnError, match=r"rename them first.*'outpath': 'outpath_in'"):
+        width_pipeline().run(own, to_png(tmp_path / "c"), inpath_col="outpath")
 
 
 @pytest.mark.parametrize(
@@ -301,12 +318,8 @@ def test_bad_arguments_fail_before_anything_runs(kwargs, error, match, tmp_path)
     assert loads == []
 
 
-def test_empty_and_odd_inputs_are_refused(tmp_path):
+def test_odd_inputs_are_refused(tmp_path):
     pipeline = Pipeline(load_image)
-    with pytest.raises(ValueError, match="has no rows"):
-        pipeline.run([], to_png(tmp_path))
-    with pytest.raises(ValueError, match="has no rows"):
-        pipeline.run(pd.DataFrame({"path": []}), to_png(tmp_path), inpath_col="path")
     with pytest.raises(TypeError, match="wrap it in a list"):
         pipeline.run("one.png", to_png(tmp_path))
     with pytest.raises(TypeError, match="iterable"):
@@ -409,7 +422,7 @@ def test_local_cluster_with_two_worker_processes(local_cluster_client, image_fil
     out = client.compute(lazy).result()
     assert (out.status == "ok").all()
     assert pids_seen == []  # the loads ran in the worker processes, not here
-    assert len(list((tmp_path / "dask").iterdir())) == 5
+    assert len(_visible(tmp_path / "dask")) == 5
 
 
 def test_runs_stay_local_without_a_current_client(image_files, tmp_path):
@@ -438,7 +451,10 @@ def test_a_run_sweeps_temporaries_left_by_killed_writers(image_files, tmp_path):
     leftover.write_bytes(b"half a PNG")
     res = Pipeline(load_image).run(image_files, to_png(outdir), progress=False)
     assert (res.status == "ok").all()
-    assert sorted(p.name for p in outdir.iterdir()) == [f"img{i}.png" for i in range(5)]
+    assert sorted(p.name for p in outdir.iterdir()) == [
+        cd.storage.CLAIMS_DIR,
+        *[f"img{i}.png" for i in range(5)],
+    ]
 
 
 def test_rows_that_failed_upstream_carry_the_earlier_error(image_files, tmp_path):
@@ -447,21 +463,20 @@ def test_rows_that_failed_upstream_carry_the_earlier_error(image_files, tmp_path
         [image_files[0], str(tmp_path / "gone.png")], to_png(tmp_path / "a"), progress=False
     )
     assert first.status.tolist() == ["ok", "error"]
-    chained = first.rename(columns={"outpath": "made"})
     second = Pipeline(load_image).run(
-        chained, to_png(tmp_path / "b"), inpath_col="made", progress=False
+        first, to_png(tmp_path / "b"), inpath_col="outpath", progress=False
     )
     # the earlier results are replaced and the aside column is gone again
-    assert list(second.columns) == ["inpath", "made", "outpath", "status", "error"]
+    assert list(second.columns) == ["inpath", "inpath_1", "outpath", "status", "error"]
     assert second.status.tolist() == ["ok", "error"]
     assert second.error.iloc[1] == (
         "UpstreamError: the previous step failed: " + first.error.iloc[1]
     )
     # a third step keeps the first cause instead of nesting the messages
     third = Pipeline(load_image).run(
-        second.rename(columns={"outpath": "made2"}).drop(columns=["made"]),
+        second.drop(columns=["inpath_1"]),
         to_png(tmp_path / "c"),
-        inpath_col="made2",
+        inpath_col="outpath",
         progress=False,
     )
     assert third.error.iloc[1] == second.error.iloc[1]

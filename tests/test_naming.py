@@ -5,19 +5,19 @@ from __future__ import annotations
 import os
 import pickle
 
-import dask.dataframe as dd
-import pandas as pd
 import pytest
 
-from creevey_dask.exceptions import OutpathClashError
-from creevey_dask.http import check_url
+from creevey_dask import storage
 from creevey_dask.naming import (
-    ClashGuard,
     HashNamer,
+    Outpaths,
     UrlNamer,
+    disambiguate,
     find_clashes,
     make_namer,
+    proves_source,
     safe_filename,
+    safe_name,
     url_hash,
 )
 
@@ -60,7 +60,7 @@ def test_outpath_never_leaves_outdir(tmp_path, url: str, ext: str | None) -> Non
         assert "\x00" not in outpath
         assert "\n" not in outpath
         assert "\\" not in name
-        assert len(name.encode("utf-8")) <= 200
+        assert len(name.encode("utf-8")) <= 255
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_long_names_are_cut_and_stay_distinct() -> None:
     b = safe_filename("https://e.com/" + "x" * 300 + "b.jpg", ".png")
     assert a != b
     assert a.endswith(".png")
-    assert len(a.encode()) <= 130
+    assert len(a.encode()) <= 255
 
 
 def test_hash_naming_is_sharded_and_collision_free(tmp_path) -> None:
@@ -133,37 +133,81 @@ URLS = [
     "https://c.com/z/1.jpg",  # clashes with the first
     "https://c.com/z/2.png",  # clashes with the third
     None,
-    "file:///etc/1.jpg",  # refused by accept: takes no name
+    "https://c.com/z/1.JPG",  # a name that differs only in case: one file on macOS
 ]
 
 
-def test_find_clashes_pandas(tmp_path) -> None:
+def test_find_clashes_keeps_the_first_source_per_name(tmp_path) -> None:
     namer = UrlNamer(str(tmp_path), ".png")
-    losers = find_clashes(pd.DataFrame({"url": URLS}), "url", namer, accept=check_url)
-    one, two = f"{tmp_path}/1.png", f"{tmp_path}/2.png"
-    assert losers == {
-        "https://b.com/y/1.jpg": (one, "https://a.com/x/1.jpg"),
-        "https://c.com/z/1.jpg": (one, "https://a.com/x/1.jpg"),
-        "https://c.com/z/2.png": (two, "https://a.com/x/2.jpg"),
+    assert find_clashes(URLS, namer) == {
+        "https://b.com/y/1.jpg",
+        "https://c.com/z/1.jpg",
+        "https://c.com/z/2.png",
+        "https://c.com/z/1.JPG",
     }
+    assert find_clashes([], namer) == frozenset()
 
 
-@pytest.mark.parametrize("npartitions", [1, 3, 8])
-def test_find_clashes_dask_matches_pandas_order(tmp_path, npartitions: int) -> None:
-    namer = UrlNamer(str(tmp_path), ".png")
-    pdf = pd.DataFrame({"url": URLS, "label": range(len(URLS))})
-    expected = find_clashes(pdf, "url", namer, accept=check_url)
-    assert len(expected) == 3
-    ddf = dd.from_pandas(pdf, npartitions=npartitions, sort=False)
-    assert find_clashes(ddf, "url", namer, accept=check_url) == expected
+def test_disambiguated_names_prove_their_source() -> None:
+    url = "https://cdn.example/img?id=17"
+    name = disambiguate("out/img.png", url)
+    assert name == f"out/img_{url_hash(url)[:16]}.png"
+    assert proves_source(name, url)
+    assert not proves_source(name, "https://cdn.example/img?id=18")
+    assert disambiguate(name, url) == name  # already unique: unchanged
+    long = "out/" + "é" * 127 + ".png"  # 254 + 4 bytes: too long once a hash is added
+    cut = disambiguate(long, url)
+    assert len(cut.rpartition("/")[2].encode()) <= 255
+    assert proves_source(cut, url)
 
 
-def test_clash_guard_refuses_losers(tmp_path) -> None:
-    namer = UrlNamer(str(tmp_path), ".png")
-    guard = ClashGuard(namer, find_clashes(pd.DataFrame({"url": URLS}), "url", namer))
-    assert guard("https://a.com/x/1.jpg") == f"{tmp_path}/1.png"
-    with pytest.raises(
-        OutpathClashError, match=r"also the name for 'https://a.com/x/1.jpg'.*url_hash"
-    ):
-        guard("https://b.com/y/1.jpg")
-    assert pickle.loads(pickle.dumps(guard)).losers == guard.losers
+def test_names_are_cut_by_bytes_not_characters() -> None:
+    stem = "é" * 123  # 246 bytes
+    assert safe_filename(f"https://e.com/{stem}.jpg", ".png") == f"{stem}.png"  # 250 bytes
+    longer = safe_filename(f"https://e.com/{stem}éé.jpg", ".png")
+    assert len(longer.encode()) <= 255
+    assert longer.endswith(".png")
+    assert safe_name("a" * 300 + ".jpg").endswith(".jpg")
+    assert len(safe_name("a" * 300 + ".jpg").encode()) <= 255
+
+
+@pytest.mark.parametrize("root", ["local", "memory"])
+def test_outpaths_owns_names_by_claim_or_by_hash(tmp_path, root: str) -> None:
+    outdir = str(tmp_path / "out") if root == "local" else f"memory://{tmp_path.name}/out"
+    outpaths = Outpaths(UrlNamer(outdir, ".png"))
+    a, b = "https://a.com/1.jpg", "https://b.com/1.jpg"
+    planned = outpaths.plan(a)
+    assert planned == f"{outdir}/1.png"
+    assert outpaths.existing(a, planned) is None
+    assert outpaths.claim(a, planned) == planned  # claims the plain name
+    assert storage.read_claim(planned) == a
+    assert outpaths.existing(a, planned) is None  # claimed, but nothing written yet
+    storage.write_bytes_atomic(planned, b"A")
+    assert outpaths.existing(a, planned) == planned
+    # another source with the same name: never the plain name, never an error
+    assert outpaths.plan(b) == planned
+    assert outpaths.existing(b, planned) is None
+    other = outpaths.claim(b, planned)
+    assert other == disambiguate(planned, b)
+    storage.write_bytes_atomic(other, b"B")
+    assert outpaths.existing(b, planned) == other
+    assert outpaths.existing(a, planned) == planned
+    # a pickled copy (a worker process) sees the same owners
+    again = pickle.loads(pickle.dumps(outpaths))
+    assert again.existing(b, planned) == other
+    # losers of an in-table clash go straight to their unique name
+    assert Outpaths(UrlNamer(outdir, ".png"), {b}).plan(b) == other
+
+
+def test_outpaths_never_takes_a_foreign_or_incomplete_file(tmp_path) -> None:
+    outpaths = Outpaths(UrlNamer(str(tmp_path), ".png"))
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "theirs.png").write_bytes(b"not ours")
+    for name in ("empty", "folder", "theirs"):
+        url = f"https://e.com/{name}.jpg"
+        planned = outpaths.plan(url)
+        assert outpaths.existing(url, planned) is None
+        assert outpaths.claim(url, planned) == disambiguate(planned, url)
+    assert (tmp_path / "empty.png").read_bytes() == b""
+    assert (tmp_path / "theirs.png").read_bytes() == b"not ours"

@@ -15,10 +15,11 @@ import pytest
 from PIL import Image, ImageOps
 
 import creevey_dask  # noqa: F401  (registers df.creevey)
-from creevey_dask import ColumnError, ops, resize_multiple_files
+from creevey_dask import ops, resize_multiple_files
 from creevey_dask.imagefile import decode_image
+from creevey_dask.naming import disambiguate
 from creevey_dask.resize import KeepFilename, resize
-from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.storage import CLAIMS_DIR, TEMP_SUFFIX
 
 
 def load(path):
@@ -177,7 +178,7 @@ def test_bad_inputs_are_error_rows_with_no_output(photos, bad_images, bad_image_
     assert errors[str(tmp_path / "missing.jpg")].startswith("FileNotFoundError")
     assert errors[None] == "ValueError: the source is missing (null)"
     assert result["outpath"].iloc[1:].isna().all()
-    assert sorted(os.listdir(outdir)) == ["photo_0.jpg"]
+    assert sorted(os.listdir(outdir)) == [CLAIMS_DIR, "photo_0.jpg"]
     assert not list(outdir.rglob(f"*{TEMP_SUFFIX}"))
 
 
@@ -270,8 +271,10 @@ def test_chaining_on_the_outpath_of_an_earlier_run(photos, tmp_path):
     assert second["status"].tolist() == ["ok", "error", "ok"]
     assert second["outpath"].iloc[0] == str(tmp_path / "small" / "photo_0.png")
     assert (second["width"].dropna() == 20).all()
-    with pytest.raises(ColumnError, match="'inpath', its new name, is taken"):
-        second.creevey.resize(str(tmp_path / "again"), path_col="outpath", shape=(10, 10))
+    third = second.creevey.resize(
+        str(tmp_path / "again"), path_col="outpath", shape=(10, 10), progress=False
+    )
+    assert third["inpath_1"].tolist() == second["outpath"].tolist()
 
 
 def test_width_and_height_are_those_of_the_written_image_after_a_download(
@@ -336,15 +339,21 @@ def test_bad_arguments_fail_up_front(photos, tmp_path, kwargs, error, match):
     assert not (tmp_path / "out").exists()
 
 
-def test_clashing_output_names_are_refused(tmp_path, photo):
-    for folder in ("a", "b"):
+def test_clashing_output_names_get_distinct_names(tmp_path, photo):
+    for folder, width in (("a", 20), ("b", 30)):
         (tmp_path / folder).mkdir()
-        (tmp_path / folder / "same.png").write_bytes(encode(photo(20, 20), "PNG"))
+        (tmp_path / folder / "same.png").write_bytes(encode(photo(width, 20), "PNG"))
     df = pd.DataFrame(
         {"path": [str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png")]}
     )
-    with pytest.raises(ValueError, match="would be shared by different sources"):
-        resize(df, str(tmp_path / "out"), shape=(10, 10))
+    res = resize(df, str(tmp_path / "out"), max_dim=10, progress=False, report=["size"])
+    assert res.status.tolist() == ["ok", "ok"]
+    assert res.outpath.iloc[0] == str(tmp_path / "out" / "same.png")
+    assert res.outpath.iloc[1] == disambiguate(res.outpath.iloc[0], df.path.iloc[1])
+    for outpath, width in zip(res.outpath, (10, 10), strict=True):
+        with Image.open(outpath) as im:
+            assert im.width == width
+    assert res.height.tolist() == [10, 7]
     same_twice = pd.DataFrame({"path": [str(tmp_path / "a" / "same.png")] * 2})
     result = resize(same_twice, str(tmp_path / "out"), shape=(10, 10), progress=False)
     assert set(result["status"]) <= {"ok", "skipped"}
@@ -356,8 +365,7 @@ def test_keep_filename():
         == "s3://bucket/out/c.jpeg"
     )
     assert KeepFilename("out", ".webp")("/data/p.q.png") == "out/p.q.webp"
-    with pytest.raises(ValueError, match="cannot take a filename"):
-        KeepFilename("out")("s3://bucket/folder/")
+    assert KeepFilename("out")("s3://bucket/folder/") == "out/image"  # sanitised, never empty
 
 
 def test_trim_padding_in_a_resize(tmp_path, photo):

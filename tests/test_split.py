@@ -531,7 +531,7 @@ def test_same_filename_from_two_sources_both_survive(tmp_path: Path) -> None:
     assert names[0] == names[1]  # deterministic
     cat_names = names[0][:4]
     assert len({n.casefold() for n in cat_names}) == 4
-    assert all(n.startswith(("photo-", "PHOTO-")) and n.endswith(".jpg") for n in cat_names)
+    assert all(n.startswith(("photo_", "PHOTO_")) and n.endswith(".jpg") for n in cat_names)
     assert names[0][4] == "photo.jpg"  # alone under its label: the name is kept
 
 
