@@ -264,7 +264,8 @@ def decode_image(
     Returns
     -------
     PIL.Image.Image
-        The decoded image; for an animated GIF or WebP, its first frame.
+        The decoded image; for an animated GIF or WebP, its first frame. 16-bit grey
+        in any byte order (``I;16B``, ...) is returned as ``I;16``, values kept.
 
     Raises
     ------
@@ -307,6 +308,12 @@ def decode_image(
         raise ImageDecodeError(
             f"cannot decode{where}: {what} {image.format or 'image'} data: {err}"
         ) from err
+    if image.mode in _SIXTEEN_BIT and image.mode != "I;16":
+        # big-endian 16-bit pixels (TIFF's I;16B) come out of Pillow 13's resize and
+        # other ops garbled: hand on the same values as I;16
+        native = _as_i16(image)
+        native.format, native.info = image.format, dict(image.info)
+        image = native
     if orientation != 1:
         image = ImageOps.exif_transpose(image)
     return image
@@ -368,12 +375,25 @@ class ImageLoader:
 load_image = ImageLoader()
 
 
+def _as_i16(image: Image.Image) -> Image.Image:
+    """A 16-bit grey image (``I;16``, little-endian) from any 16-bit mode, values kept.
+
+    Pillow's own ``convert("I;16")`` from ``I;16B``/``I;16L``/``I;16N`` garbles the
+    values (Pillow 13), so the pixels go through numpy, which knows the byte order.
+    """
+    if image.mode == "I;16":
+        return image
+    return Image.fromarray(np.asarray(image).astype(np.uint16))
+
+
 def to_8bit(image: Image.Image) -> Image.Image:
     """An 8-bit ``"L"`` image from a 16/32-bit integer or float one, scaled, not clipped.
 
-    ``I;16`` images are scaled from 0-65535. ``I`` images are taken as 8-bit data if
-    their values fit 0-255, else as 16-bit data; ``F`` images as 0-1 if their values
-    fit, else 0-255. Other modes are returned unchanged.
+    16-bit images (``I;16``, ``I;16B``, ``I;16L``, ``I;16N``) keep their high byte
+    (``value >> 8``): a fixed scale from 0-65535, not each image's own value range,
+    so the same value gives the same grey in every image. ``I`` images are taken as
+    8-bit data if their values fit 0-255, else as 16-bit data (``value // 257``); ``F``
+    images as 0-1 if their values fit, else 0-255. Other modes are returned unchanged.
     """
     mode = image.mode
     if mode not in _SIXTEEN_BIT and mode not in ("I", "F"):
@@ -412,24 +432,30 @@ def convert_for_format(image: Image.Image, fmt: str) -> Image.Image:
     """``image`` in a mode that format ``fmt`` stores (the same image if it already is).
 
     JPEG keeps L, RGB and CMYK; alpha is flattened onto white; 16-bit and float
-    greys become 8-bit L. PNG keeps 1, L, LA, P, RGB, RGBA and 16-bit grey (I;16);
-    32-bit ``I`` becomes I;16 (clipped to 0-65535), CMYK and YCbCr become RGB. WebP
-    keeps RGB and RGBA; alpha is kept, everything else becomes RGB.
+    greys become 8-bit L (see :func:`to_8bit`). PNG keeps 1, L, LA, P, RGB, RGBA and
+    16-bit grey (every 16-bit mode is written as I;16, values kept); 32-bit ``I``
+    becomes I;16 (clipped to 0-65535), CMYK, YCbCr, LAB and HSV become RGB. WebP keeps
+    RGB and RGBA; alpha is kept, everything else becomes RGB. For any format, the
+    in-memory modes no file stores are made storable first: premultiplied ``La`` and
+    ``RGBa`` become ``LA`` and ``RGBA``, and ``I;16B``/``I;16L``/``I;16N`` become
+    ``I;16``.
     """
     fmt = fmt.upper()
     allowed = _FORMAT_MODES.get(fmt)
+    if image.mode in _SIXTEEN_BIT and image.mode != "I;16":
+        image = _as_i16(image)
+    elif image.mode in ("La", "RGBa"):
+        image = image.convert("LA" if image.mode == "La" else "RGBA")
     mode = image.mode
     if allowed is None or mode in allowed:
         return image
-    if fmt == "PNG" and mode in _SIXTEEN_BIT:
-        return image.convert("I;16")
     if fmt == "PNG" and mode == "I":
         return Image.fromarray(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
     if mode in _GRAY:
         grey = to_8bit(image) if mode != "1" else image.convert("L")
         return grey if "L" in allowed else grey.convert("RGB")
-    if mode in ("La", "RGBa", "PA"):
-        image = image.convert("LA" if mode == "La" else "RGBA")
+    if mode == "PA":
+        image = image.convert("RGBA")
         if image.mode in allowed:
             return image
     if _has_alpha(image):

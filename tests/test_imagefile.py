@@ -309,3 +309,133 @@ def test_loader_on_memory_filesystem(memfs, photo):
     image = ImageLoader()("memory://pics/a.jpg")
     assert image.size == (40, 30)
     assert pickle.loads(pickle.dumps(ImageLoader(max_pixels=5))).max_pixels == 5
+
+
+# -- every mode, every format, values checked (Pillow 13) --------------------------------
+
+SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+#: Every mode Pillow decodes to or an op can make, with "P+t" a palette with transparency.
+EVERY_MODE = (
+    "1", "L", "P", "P+t", "PA", "RGB", "RGBA", "RGBX", "RGBa", "LA", "La",
+    "CMYK", "YCbCr", "LAB", "HSV", "I", "F", *SIXTEEN_BIT,
+)  # fmt: skip
+#: "original": the format such an image comes in (TIFF holds most modes; a palette with
+#: transparency comes as PNG). Modes only ops make (HSV, La, RGBa, PA, ...) go to TIFF too.
+ORIGINAL = {"P+t": "PNG"}
+
+
+def mode_source(mode: str, width: int = 48, height: int = 32) -> Image.Image:
+    """A smooth image in ``mode`` whose every value is known."""
+    y, x = np.mgrid[0:height, 0:width]
+    if mode in SIXTEEN_BIT or mode == "I":  # the full 16-bit range, not just 8-bit steps
+        values = x * (65535 - 7 * (height - 1)) // (width - 1) + y * 7  # 0 to 65535
+        if mode == "I":
+            return Image.fromarray(values.astype(np.int32))
+        dtype = {"I;16B": ">u2", "I;16L": "<u2"}.get(mode, "=u2")
+        return Image.frombytes(mode, (width, height), values.astype(dtype).tobytes())
+    if mode == "F":  # 0-1 floats
+        return Image.fromarray((x / (width - 1) * (y + 1) / height).astype(np.float32))
+    rgb = np.stack(
+        [x * 255 // (width - 1), y * 255 // (height - 1), (x + y) * 255 // (width + height - 2)],
+        -1,
+    ).astype(np.uint8)
+    alpha = Image.fromarray((255 - y * 255 // (height - 1)).astype(np.uint8))
+    image = Image.fromarray(rgb, "RGB")
+    if mode in ("RGBA", "RGBa", "LA", "La", "PA"):
+        base = image.convert("L") if mode in ("LA", "La") else image
+        base = base.convert("P", palette=Image.Palette.ADAPTIVE) if mode == "PA" else base
+        image = base.convert({"La": "LA", "RGBa": "RGBA"}.get(mode, mode))
+        image.putalpha(alpha)
+        return image.convert(mode)
+    if mode in ("P", "P+t"):
+        image = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=128)
+        if mode == "P+t":
+            image.info["transparency"] = image.getpixel((0, 0))
+        return image
+    return image.convert(mode)
+
+
+def as_8bit_rgb(image: Image.Image) -> Image.Image:
+    """How an image should look in 8-bit RGB: 16-bit by its high byte (``>> 8``), ``I``
+    by ``// 257`` (its values exceed 255), ``F`` 0-1 by ``* 255``, alpha over white."""
+    mode = image.mode
+    if mode in SIXTEEN_BIT or mode in ("I", "F"):
+        values = np.asarray(image).astype(np.float64)
+        if mode in SIXTEEN_BIT:
+            grey = values.astype(np.uint32) >> 8
+        elif mode == "I":
+            grey = values // 257
+        else:
+            grey = np.rint(values * 255)
+        return Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).convert("RGB")
+    if mode in ("La", "RGBa"):
+        image = image.convert("LA" if mode == "La" else "RGBA")
+    if image.mode in ("LA", "RGBA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", image.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    return image.convert("RGB")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "original"])
+@pytest.mark.parametrize("mode", EVERY_MODE)
+def test_every_mode_is_written_in_every_format_with_its_values(mode, fmt, psnr):
+    image = mode_source(mode)
+    fmt = ORIGINAL.get(mode, "TIFF") if fmt == "original" else fmt
+    data = ImageWriter(fmt, quality=95).encode(image, fmt)
+    back = decode_image(data, f"x.{fmt}")
+    assert back.format == fmt
+    assert back.size == image.size
+    source = np.asarray(image)
+    if mode in SIXTEEN_BIT and fmt in ("PNG", "TIFF"):  # 16 bits kept, byte order too
+        assert back.mode in SIXTEEN_BIT
+        assert np.array_equal(np.asarray(back).astype(np.int64), source.astype(np.int64))
+    elif mode == "I" and fmt == "PNG":  # as 16-bit (the values fit)
+        assert back.mode == "I;16"
+        assert np.array_equal(np.asarray(back).astype(np.int64), source.astype(np.int64))
+    elif mode in ("I", "F") and fmt == "TIFF":  # TIFF holds 32-bit ints and floats
+        assert back.mode == mode
+        assert np.array_equal(np.asarray(back), source)
+    elif fmt in ("PNG", "TIFF"):  # lossless: exactly the 8-bit RGB rendering
+        assert np.array_equal(np.asarray(as_8bit_rgb(back)), np.asarray(as_8bit_rgb(image)))
+    else:  # lossy: close to it; 16-bit and float greys scaled, not clipped to white
+        assert psnr(as_8bit_rgb(back), as_8bit_rgb(image)) > 30
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B"])
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", None])
+def test_a_16_bit_tiff_file_is_resized_into_every_format(tmp_path, mode, fmt):
+    # a grayscale 16-bit TIFF file, as medical and scientific imaging make, end to end
+    from creevey_dask import resize_multiple_files
+
+    image = mode_source(mode, 64, 40)
+    source = tmp_path / "scan.tif"
+    image.save(source, format="TIFF")
+    with Image.open(source) as opened:
+        assert opened.mode == mode
+    kwargs = {} if fmt is None else {"format": fmt}  # None: the original format (TIFF)
+    result = resize_multiple_files(
+        [str(source)], (20, 32), str(tmp_path / "out"), progress=False, **kwargs
+    )
+    assert result["status"].tolist() == ["ok"], result["error"].tolist()
+    outpath = result["outpath"].iloc[0]
+    with Image.open(outpath) as back:
+        back.load()
+        assert back.size == (32, 20)
+        assert back.format == {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", None: "TIFF"}[fmt]
+        # the expected pixels: Pillow's resize of the 16-bit values, then as_8bit_rgb
+        expected = ops.resize((20, 32))(decode_image(source.read_bytes()))
+        if fmt in ("png", None):  # 16 bits kept
+            assert back.mode in SIXTEEN_BIT
+            got = np.asarray(back).astype(np.int64)
+            assert np.abs(got - np.asarray(expected).astype(np.int64)).max() <= 1
+        else:
+            assert psnr_of(as_8bit_rgb(back), as_8bit_rgb(expected)) > 30
+
+
+def psnr_of(a: Image.Image, b: Image.Image) -> float:
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    mse = float(np.mean((x - y) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
