@@ -13,12 +13,16 @@ Rules:
 * ``mX``: draft so that the crop keeps at least ``X`` times the output size, then the
   library's resize (bicubic or lanczos, ``reducing_gap``); ``m2`` is the old rule.
 
-Run: ``python benchmarks/bench_draft_rule.py [--n 400]``.
+``--encode 95`` scores the outputs after a JPEG q95 round trip, as the benchmarks write
+them.
+
+Run: ``python benchmarks/bench_draft_rule.py [--n 400] [--encode 95]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import statistics
 import sys
@@ -82,6 +86,9 @@ def main(argv: list[str] | None = None) -> None:
         "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "creevey_dask_bench"
     )
     parser.add_argument("--margins", default="1,1.25,1.5,2")
+    parser.add_argument(
+        "--encode", type=int, default=None, help="score after a JPEG round trip at this quality"
+    )
     args = parser.parse_args(argv)
     kinds = ensure_images(args.cache_dir, args.n)
     folder = args.cache_dir / f"mixed_{args.n}_0"
@@ -103,6 +110,10 @@ def main(argv: list[str] | None = None) -> None:
             start = time.thread_time()
             out = library(path) if rule == LIBRARY else decode_resize(path, margin, resample, gap)
             cost[rule] += time.thread_time() - start
+            if args.encode:
+                buffer = io.BytesIO()
+                Image.fromarray(out).save(buffer, "JPEG", quality=args.encode)
+                out = np.asarray(Image.open(buffer).convert("RGB"))
             scores[rule][kind].append(min(psnr(out, ref), CAP))
     n = len(kinds)
     base = cost["full bicubic"]

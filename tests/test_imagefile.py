@@ -237,7 +237,7 @@ def test_draft_respects_exif_orientation(orientation, photo, psnr):
     full = op(decode_image(data))
     drafted_input = decode_image(data, draft=op.draft_size)
     swapped = orientation >= 5
-    # cover needs 1.1 x (60, 100) of the crop: 1/8 scale either way
+    # cover needs 1.25 x (60, 100) of the crop: 1/8 scale either way
     assert drafted_input.size == ((125, 200) if swapped else (200, 125))
     assert drafted_input.info[DRAFT_ORIGINAL_SIZE_KEY] == (
         (1000, 1600) if swapped else (1600, 1000)
@@ -297,7 +297,7 @@ def test_loader_gets_the_draft_hint_from_the_pipeline(tmp_path, photo, psnr):
     op = ops.resize(max_dim=100)
     pipeline = Pipeline(ImageLoader(), ops=[op, ops.report_size])
     decoded = pipeline.load(str(source))
-    assert decoded.size == (250, 188)  # 1/8 scale: the smallest at least 1.1 x (100, 75)
+    assert decoded.size == (250, 188)  # 1/8 scale: the smallest at least 1.25 x (100, 75)
     result = pipeline.run([str(source)], lambda p: str(tmp_path / "out.png"), progress=False)
     assert result["status"].tolist() == ["ok"]
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (100, 75)

@@ -345,18 +345,18 @@ def test_ops_pickle_round_trip(op, photo):
 
 def test_draft_size():
     cover = ops.resize(shape=(256, 256), mode="cover")
-    # at least 1.1 x 256 of the 960 x 960 crop
-    assert cover.draft_size((1280, 960)) == (376, 282)
-    assert cover.draft_size((2400, 1800)) == (376, 282)
-    assert cover.draft_size((400, 300)) == (376, 282)  # Pillow can only decode it whole
-    assert cover.draft_size((280, 280)) is None  # less than 1.1 x the output
-    assert ops.resize(min_dim=100).draft_size((4000, 3000)) == (147, 110)
-    assert ops.resize(max_dim=100).draft_size((4000, 3000)) == (110, 83)
-    assert ops.resize(shape=(100, 300)).draft_size((4000, 3000)) == (330, 110)
+    # at least 1.25 x 256 of the 960 x 960 crop
+    assert cover.draft_size((1280, 960)) == (427, 320)
+    assert cover.draft_size((2400, 1800)) == (427, 320)
+    assert cover.draft_size((400, 300)) is None  # less than 1.25 x the output
+    assert cover.draft_size((321, 321)) == (320, 320)  # Pillow can only decode it whole
+    assert ops.resize(min_dim=100).draft_size((4000, 3000)) == (167, 125)
+    assert ops.resize(max_dim=100).draft_size((4000, 3000)) == (125, 94)
+    assert ops.resize(shape=(100, 300)).draft_size((4000, 3000)) == (375, 125)
     assert ops.resize(max_dim=100, only_shrink=True).draft_size((80, 60)) is None
 
 
-# -- the reduced-decode rule (issue 12): draft to 1.1 x the output, then one Lanczos ------
+# -- the reduced-decode rule (issue 12): draft to 1.25 x the output, then one Lanczos -----
 def _line_art(width: int, height: int, seed: int) -> Image.Image:
     """Black 1-3 px strokes and text on white, like a diagram or a scanned drawing."""
     from PIL import ImageDraw, ImageFont

@@ -1,0 +1,108 @@
+"""The measuring loop and the printed report shared by bench_resize and bench_download."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from _images import SETS, mean_psnr
+from _runner import Run, run
+
+CONTENDERS = ("bare-draft", "bare-draft2x", "bare-full", "creevey")
+#: throughput is compared with this one, PSNR with the next
+SPEED_BAR, QUALITY_BAR = "bare-draft", "bare-full"
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+def measure(
+    *,
+    sources: list[str],
+    contenders: list[str],
+    cores: list[int],
+    repeats: int,
+    threads: int,
+    work: Path,
+    refs: dict[str, np.ndarray],
+    kinds: dict[str, str],
+) -> dict[tuple[int, str], dict]:
+    """Run every contender ``repeats`` times per core count; (cores, who) → figures."""
+    results: dict[tuple[int, str], dict] = {}
+    for n_cores in cores:
+        runs: dict[str, list[Run]] = {who: [] for who in contenders}
+        psnrs: dict[str, dict[str, float]] = {}
+        print(f"\n{n_cores} core(s); {_load()}", flush=True)
+        for repeat in range(repeats):
+            shift = repeat % len(contenders)
+            for who in contenders[shift:] + contenders[:shift]:
+                outdir = work / f"{who}_{n_cores}_{repeat}"
+                outdir.mkdir()
+                spec = {"who": who, "sources": sources, "outdir": str(outdir), "threads": threads}
+                result = run(spec, n_cores)
+                runs[who].append(result)
+                if who not in psnrs:
+                    psnrs[who] = mean_psnr(outdir, refs, kinds)
+                shutil.rmtree(outdir)
+                print(
+                    f"  {who:13s} run {repeat + 1}: {result.ok}/{len(sources)} ok, "
+                    f"{result.wall:6.2f} s, {result.ok / result.wall:6.1f} img/s, "
+                    f"{1000 * result.cpu / max(result.ok, 1):5.2f} CPU ms/img, "
+                    f"peak PSS {result.pss_mib:5.0f} MiB",
+                    flush=True,
+                )
+                time.sleep(0.5)
+        print(f"  ({_load()} at the end)")
+        for who in contenders:
+            rs = runs[who]
+            results[(n_cores, who)] = {
+                "rate": statistics.median(r.ok / r.wall for r in rs),
+                "cpu_ms": statistics.median(1000 * r.cpu / max(r.ok, 1) for r in rs),
+                "pss": statistics.median(r.pss_mib for r in rs),
+                "psnr": psnrs[who],
+                "n": len(rs),
+            }
+    return results
+
+
+def report(results: dict[tuple[int, str], dict], job: str) -> None:
+    cores = sorted({c for c, _ in results})
+    whos = list(dict.fromkeys(w for _, w in results))
+    print(f"\n{job}; medians of {results[(cores[0], whos[0])]['n']} runs")
+    print("PSNR: mean per image set against full decode + centre crop + Lanczos")
+    header = f"{'contender':13s} {'img/s':>7s} {'CPU ms/img':>10s} {'PSS MiB':>8s}  "
+    header += "  ".join(f"{s:>9s}" for s in SETS)
+    for n_cores in cores:
+        print(f"\n{n_cores} core(s)\n{header}")
+        for who in whos:
+            r = results[(n_cores, who)]
+            print(
+                f"{who:13s} {r['rate']:7.1f} {r['cpu_ms']:10.2f} {r['pss']:8.0f}  "
+                + "  ".join(f"{r['psnr'].get(s, float('nan')):9.2f}" for s in SETS)
+            )
+        if (n_cores, "creevey") in results and (n_cores, SPEED_BAR) in results:
+            ours, bar = results[(n_cores, "creevey")], results[(n_cores, SPEED_BAR)]
+            print(
+                f"creevey / {SPEED_BAR}: throughput {ours['rate'] / bar['rate']:.2f}x, "
+                f"CPU per image {ours['cpu_ms'] / bar['cpu_ms']:.2f}x, "
+                f"peak PSS {ours['pss'] / bar['pss']:.2f}x"
+            )
+        if (n_cores, "creevey") in results and (n_cores, QUALITY_BAR) in results:
+            ours, bar = results[(n_cores, "creevey")], results[(n_cores, QUALITY_BAR)]
+            diffs = ", ".join(
+                f"{s} {ours['psnr'][s] - bar['psnr'][s]:+.2f} dB"
+                for s in SETS
+                if s in ours["psnr"] and s in bar["psnr"]
+            )
+            print(f"creevey PSNR - {QUALITY_BAR} PSNR: {diffs}")
+    if len(cores) > 1:
+        print(f"\nscaling, {cores[0]} -> {cores[-1]} cores (throughput ratio):")
+        for who in whos:
+            a, b = results[(cores[0], who)], results[(cores[-1], who)]
+            print(f"  {who:13s} {b['rate'] / a['rate']:.2f}x")
