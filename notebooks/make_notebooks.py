@@ -1,15 +1,33 @@
-"""Write the tutorial notebooks of this folder, without outputs.
+"""Write the tutorial notebooks of this folder, executed, with their outputs.
 
-The notebooks are generated from the cells below so that they stay small, reviewable
-and free of outputs; ``tests/test_notebooks.py`` executes them and checks that the
-files on disk are what this script writes. After editing a cell, run::
+The notebooks are generated from the cells below, so that their code stays small and
+reviewable, and committed executed, so that their tables, contact sheets and figures
+show where the repository is browsed. After editing a cell, run::
 
-    python notebooks/make_notebooks.py
+    python notebooks/make_notebooks.py --execute
+
+which writes each notebook, runs it in a fresh ``python3`` kernel (nbclient; this
+checkout's ``creevey_dask`` on ``PYTHONPATH``, a temporary working folder) and stores
+its outputs, normalised so that a rerun changes nothing that does not matter: the
+loopback server's random ports read ``127.0.0.1:PORT``, temporary folders
+``/tmp/creevey-notebook-XXXXXXXX`` and the URL hashes in file names (of URLs with those
+ports) ``_XXXXXXXXXXXXXXXX``, an image keeps only its smaller encoding (PNG or
+JPEG), and the cells in :data:`PLAIN_OUTPUTS` keep only their plain-text output.
+Without ``--execute`` the notebooks are written without outputs (quicker while
+editing; ``tests/test_notebooks.py`` insists on executed ones).
+``tests/test_notebooks.py`` checks that the code on disk is what this script writes and
+executes every notebook again.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
+import os
+import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -359,6 +377,17 @@ NOTEBOOKS = {
 }
 
 
+#: Cells whose rich output changes on every run (a dask Client's HTML: ids, memory,
+#: worker addresses): only their ``text/plain`` output is kept.
+PLAIN_OUTPUTS = {("02_distributed.ipynb", "cluster")}
+#: Seconds per cell when executing.
+CELL_TIMEOUT = 300
+
+_PORT = re.compile(r"\b(127\.0\.0\.1|localhost):\d{2,5}\b")
+_WORKDIR = re.compile(r"(?:[^\s'\"<>()]*/)?creevey-notebook-[A-Za-z0-9_]{8}")
+_URL_HASH = re.compile(r"_[0-9a-f]{16}\.(jpg|png|webp)\b")  # naming="url_hash": of the URL
+
+
 def build(cells: Cells) -> nbformat.NotebookNode:
     """The notebook of ``cells``, without outputs."""
     made = [
@@ -375,16 +404,98 @@ def build(cells: Cells) -> nbformat.NotebookNode:
 
 
 def render(cells: Cells) -> str:
-    """The notebook of ``cells`` as the text written to disk."""
-    notebook = build(cells)
+    """The notebook of ``cells`` as the text written to disk, without outputs."""
+    return write(build(cells))
+
+
+def write(notebook: nbformat.NotebookNode) -> str:
+    """``notebook`` as the text written to disk."""
     nbformat.validate(notebook)
     return nbformat.writes(notebook) + "\n"
 
 
-def main() -> int:
+def _normalize_text(text: str) -> str:
+    text = _PORT.sub(r"\1:PORT", text)
+    text = _URL_HASH.sub(r"_XXXXXXXXXXXXXXXX.\1", text)  # hashes of URLs with that port
+    return _WORKDIR.sub("/tmp/creevey-notebook-XXXXXXXX", text)
+
+
+def normalize(name: str, notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Make ``notebook``'s outputs stable from run to run and small (see the module docs)."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.metadata.pop("execution", None)
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                output.text = _normalize_text(output.text)
+                continue
+            data = output.get("data", {})
+            if (name, cell.id) in PLAIN_OUTPUTS:
+                for key in [k for k in data if k != "text/plain"]:
+                    del data[key]
+            images = [k for k in ("image/png", "image/jpeg") if k in data]
+            if len(images) == 2:  # keep the smaller encoding of the same picture
+                larger = max(images, key=lambda k: len(base64.b64decode(data[k])))
+                del data[larger]
+            for key, value in data.items():
+                if key.startswith("text/"):
+                    data[key] = _normalize_text(value)
+    notebook.metadata["language_info"] = {"name": "python"}
+    return notebook
+
+
+def execute(
+    name: str, cells: Cells, workdir: str | os.PathLike[str] | None = None
+) -> nbformat.NotebookNode:
+    """Run the notebook of ``cells`` in a fresh kernel; return it with normalised outputs.
+
+    The kernel's working folder and ``TMPDIR`` are ``workdir``; by default they are a
+    temporary folder (removed afterwards) and ``/tmp``, so that the paths the outputs
+    show are the same on every run. The kernel imports this checkout's ``creevey_dask``.
+    A failing cell raises ``nbclient.exceptions.CellExecutionError``.
+    """
+    import nbclient
+
+    notebook = build(cells)
+    root = HERE.parent
+    made = workdir is None
+    folder = Path(tempfile.mkdtemp(prefix="creevey-make-notebooks-") if made else workdir)
+    try:
+        pythonpath = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+        client = nbclient.NotebookClient(
+            notebook,
+            timeout=CELL_TIMEOUT,
+            kernel_name="python3",
+            record_timing=False,
+            resources={"metadata": {"path": str(folder)}},
+        )
+        tmp = "/tmp" if made and os.path.isdir("/tmp") else str(folder)  # stable paths shown
+        client.execute(env={**os.environ, "PYTHONPATH": pythonpath, "TMPDIR": tmp})
+    finally:
+        if made:
+            shutil.rmtree(folder, ignore_errors=True)
+    return normalize(name, notebook)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--execute", action="store_true", help="run the notebooks and keep their outputs"
+    )
+    parser.add_argument(
+        "names", nargs="*", help="only these notebooks (default: all)", metavar="NAME"
+    )
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(NOTEBOOKS))
+    if unknown:
+        parser.error(f"no notebook(s) {unknown}; choose from {sorted(NOTEBOOKS)}")
     for name, cells in NOTEBOOKS.items():
-        (HERE / name).write_text(render(cells), encoding="utf-8")
-        print("wrote", HERE / name)
+        if args.names and name not in args.names:
+            continue
+        text = write(execute(name, cells)) if args.execute else render(cells)
+        (HERE / name).write_text(text, encoding="utf-8")
+        print("wrote", HERE / name, "(executed)" if args.execute else "(no outputs)")
     return 0
 
 

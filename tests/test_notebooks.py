@@ -1,24 +1,25 @@
-"""The tutorial notebooks run without error and show what they promise (nbclient).
+"""The tutorial notebooks: committed executed, and they run without error (nbclient).
 
-Each notebook is executed in a fresh ``python3`` kernel (ipykernel) whose working folder
-and ``TMPDIR`` are the test's temporary folder; the kernel (and the dask workers it
-starts) import this checkout's ``creevey_dask`` through ``PYTHONPATH``. The notebooks
-start their own loopback image server, so nothing leaves 127.0.0.1.
+Each notebook is executed by ``notebooks/make_notebooks.py``'s own ``execute`` (the code
+that writes the committed outputs) in a fresh ``python3`` kernel whose working folder and
+``TMPDIR`` are the test's temporary folder; the kernel (and the dask workers it starts)
+import this checkout's ``creevey_dask`` through ``PYTHONPATH``. The notebooks start their
+own loopback image server, so nothing leaves 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
-import os
+import re
 from pathlib import Path
 from typing import Any
 
-import nbclient
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-CELL_TIMEOUT = 180  # seconds per cell: generous for a loaded 2-core machine
+REGENERATE = "run python notebooks/make_notebooks.py --execute"
 
 
 def _generator() -> Any:
@@ -32,16 +33,8 @@ def _generator() -> Any:
 
 def run(name: str, cwd: Path) -> dict[str, list[Any]]:
     """Execute notebook ``name`` with ``cwd`` as its folder; return outputs by cell id."""
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook,
-        timeout=CELL_TIMEOUT,
-        kernel_name="python3",
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": pythonpath, "TMPDIR": str(cwd)}  # mkdtemp() in cwd
-    client.execute(env=env)  # raises on a failing cell
+    generator = _generator()
+    notebook = generator.execute(name, generator.NOTEBOOKS[name], workdir=cwd)
     return {cell.id: cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
 
 
@@ -56,23 +49,36 @@ def text(outputs: list[Any]) -> str:
     return "\n".join(parts)
 
 
-def has_png(outputs: list[Any]) -> bool:
-    return any("image/png" in output.get("data", {}) for output in outputs)
+def has_image(outputs: list[Any]) -> bool:
+    return any({"image/png", "image/jpeg"} & set(output.get("data", {})) for output in outputs)
 
 
-def test_notebooks_on_disk_are_the_generated_ones_without_outputs() -> None:
+def test_notebooks_on_disk_are_the_generated_ones_executed() -> None:
     generator = _generator()
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(generator.NOTEBOOKS)
     for name, cells in generator.NOTEBOOKS.items():
-        on_disk = (NOTEBOOKS / name).read_text(encoding="utf-8")
-        assert on_disk == generator.render(cells), (
-            f"run python notebooks/make_notebooks.py ({name})"
-        )
-        notebook = nbformat.reads(on_disk, as_version=4)
-        for cell in notebook.cells:
-            if cell.cell_type == "code":
-                assert cell.outputs == []
-                assert cell.execution_count is None
+        on_disk_text = (NOTEBOOKS / name).read_text(encoding="utf-8")
+        notebook = nbformat.reads(on_disk_text, as_version=4)
+        expected = generator.build(cells)
+        assert [(c.cell_type, c.id, c.source) for c in notebook.cells] == [
+            (c.cell_type, c.id, c.source) for c in expected.cells
+        ], f"{REGENERATE} ({name})"
+        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), REGENERATE
+        assert all(o.output_type != "error" for c in code for o in c.outputs)
+        assert sum(bool(c.outputs) for c in code) >= len(code) - 2  # all but the clean-up
+        # written by the script, normalised: no random ports, temporary folders, timings
+        normalized = generator.normalize(name, copy.deepcopy(notebook))
+        assert generator.write(normalized) == on_disk_text, f"{REGENERATE} ({name})"
+        outputs = nbformat.writes(nbformat.v4.new_notebook(cells=code))
+        assert not re.search(r"127\.0\.0\.1:\d", outputs)
+        assert not re.search(r"creevey-notebook-(?!XXXXXXXX)\w", outputs)
+        assert len(on_disk_text) < 200_000, f"{name} is {len(on_disk_text)} characters"
+    quickstart = nbformat.read(NOTEBOOKS / "01_quickstart.ipynb", as_version=4)
+    shown = {c.id: c.outputs for c in quickstart.cells if c.cell_type == "code"}
+    assert has_image(shown["contact-sheet"])  # visible where the repository is browsed
+    assert has_image(shown["summary-figure"])
+    assert "text/html" in shown["download"][0].data  # the result table, as a table
 
 
 def test_quickstart(tmp_path: Path) -> None:
@@ -89,8 +95,8 @@ def test_quickstart(tmp_path: Path) -> None:
     assert "ok         19" in after
     assert "error       3" in after
     assert "HttpError: HTTP 503" not in text(out["retry"])
-    assert has_png(out["contact-sheet"])
-    assert has_png(out["summary-figure"])
+    assert has_image(out["contact-sheet"])
+    assert has_image(out["summary-figure"])
 
 
 def test_distributed(tmp_path: Path) -> None:
