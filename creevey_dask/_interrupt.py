@@ -12,6 +12,11 @@ The rule, owned here and used by the engine:
   abandoned (they run on daemon threads and write nothing). The partition then raises
   :class:`KeyboardInterrupt`, within :data:`POLL_SECONDS` of the interrupt.
 
+- When the caller computes a lazy result frame (dask input) with a local scheduler and
+  presses Ctrl-C, dask's scheduler ends with the :class:`KeyboardInterrupt`; a dask
+  callback (:func:`watch_local_schedulers`) then interrupts the runs whose partitions
+  are running in this process.
+
 A row writes only through :meth:`RowGate.writing`, so an abandoned row never leaves a
 temporary file or a partial output: what is on disk after Ctrl-C is complete, and a
 rerun with ``skip_existing=True`` does the rest.
@@ -23,6 +28,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -38,6 +44,7 @@ __all__ = [
     "interruptible",
     "is_interrupted",
     "new_run_id",
+    "watch_local_schedulers",
 ]
 
 #: How often a partition waiting for its rows checks whether its run was interrupted.
@@ -45,6 +52,9 @@ POLL_SECONDS = 0.1
 
 #: The ids of the runs interrupted in this process.
 _INTERRUPTED: set[str] = set()
+#: The ids of the runs with partitions running in this process, and how many.
+_RUNNING: dict[str, int] = {}
+_running_lock = threading.Lock()
 
 
 class RunInterruptedError(Exception):
@@ -64,6 +74,30 @@ def cancel(run_id: str) -> None:
 def is_interrupted(run_id: str) -> bool:
     """Whether ``run_id`` was interrupted in this process."""
     return run_id in _INTERRUPTED
+
+
+def _on_local_finish(dsk: Any, state: Any, errored: bool) -> None:
+    """A dask callback: a local compute ended by Ctrl-C interrupts the runs running here."""
+    if errored and isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        with _running_lock:
+            running = list(_RUNNING)
+        for run_id in running:
+            cancel(run_id)
+
+
+_FINISH_CALLBACK = (None, None, None, None, _on_local_finish)
+
+
+def watch_local_schedulers() -> None:
+    """Register :func:`_on_local_finish` with dask's local schedulers (once, in the caller).
+
+    It must be in place before the compute starts: dask's local scheduler takes its
+    global callbacks when a compute begins.
+    """
+    from dask.callbacks import Callback
+
+    if _FINISH_CALLBACK not in Callback.active:
+        Callback.active.add(_FINISH_CALLBACK)
 
 
 _local = threading.local()
@@ -120,6 +154,17 @@ class RowGate:
         when this thread gets one itself (a worker process of the ``processes``
         scheduler); rows still loading then are abandoned.
         """
+        with _running_lock:
+            _RUNNING[self.run_id] = _RUNNING.get(self.run_id, 0) + 1
+        try:
+            self._run(n, threads, do_row)
+        finally:
+            with _running_lock:
+                _RUNNING[self.run_id] -= 1
+                if not _RUNNING[self.run_id]:
+                    del _RUNNING[self.run_id]
+
+    def _run(self, n: int, threads: int, do_row: Callable[[int], None]) -> None:
         if is_interrupted(self.run_id):
             raise KeyboardInterrupt("the run was interrupted")
         lock = threading.Lock()

@@ -399,6 +399,7 @@ def run_pipeline(
     outpaths = Outpaths(outpath_func, losers, storage_options)
     runner = PartitionRunner(pipeline, outpaths, inpath_col, n_jobs, skip_existing, result_columns)
     task = runner if sink is None else sink.bind(runner)
+    _interrupt.watch_local_schedulers()  # Ctrl-C in a local compute stops the partitions
     if is_dask:
         return frame.map_partitions(task, meta=_meta(task, frame._meta))
 

@@ -40,10 +40,19 @@ def path_func(url):
     return str(Path(outdir) / (url.rsplit("=", 1)[1] + ".png"))
 
 if __name__ == "__main__":
-    cd.download_images_as_png(
-        urls, path_func=path_func, n_jobs={n_jobs}, npartitions=2, progress=False,
-        per_host_limit=64, parallel_strategy=strategy,
-    )
+    options = dict(n_jobs={n_jobs}, progress=False, per_host_limit=64, path_func=path_func)
+    if strategy == "lazy":  # dask input: the caller computes the lazy result itself
+        import dask.dataframe as dd
+        import pandas as pd
+
+        lazy = cd.download_images_as_png(
+            dd.from_pandas(pd.Series(urls, name="url"), npartitions=2), **options
+        )
+        lazy.compute(scheduler="threads")
+    else:
+        cd.download_images_as_png(
+            urls, npartitions=2, parallel_strategy=strategy, **options
+        )
     print("FINISHED", flush=True)
 """
 
@@ -69,7 +78,7 @@ def _assert_complete(outdir: Path, expected_size: tuple[int, int]) -> list[Path]
     return files
 
 
-@pytest.mark.parametrize("strategy", ["threads", "processes"])
+@pytest.mark.parametrize("strategy", ["threads", "processes", "lazy"])
 def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
     fresh_image_server: ImageServer, tmp_path: Path, strategy: str
 ) -> None:
