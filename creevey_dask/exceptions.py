@@ -13,7 +13,7 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
      ├── ArchiveError(CreeveyError, ValueError)       a corrupt, truncated or unsupported archive
      ├── MissingDataError(CreeveyError, FileNotFoundError)  an absent bucket, object or stage
      ├── CredentialsError(CreeveyError, PermissionError)    storage credentials missing or refused
-     ├── OutpathClashError(CreeveyError, ValueError)  two sources would write the same outpath
+     ├── OutpathClashError(CreeveyError, ValueError)  a name and its hashed form both taken
  ├── ImageFilteredError(CreeveyError, ValueError)  an image refused by a size/aspect filter
  ├── HashMismatchError(CreeveyError, ValueError)   source bytes whose hash is not the expected one
      └── DownloadError(CreeveyError, OSError)         an HTTP download failed (.status, .attempts)
@@ -186,7 +186,11 @@ class CredentialsError(CreeveyError, PermissionError):
 
 
 class OutpathClashError(CreeveyError, ValueError):
-    """Two different sources map to the same output path; the later one is refused."""
+    """Both names a source can have (plain and hashed) belong to other sources' files.
+
+    Clashes are resolved by a hashed name (:func:`creevey_dask.naming.disambiguate`);
+    this error is left only for a file that someone else put at the hashed name too.
+    """
 
 
 class ImageFilteredError(CreeveyError, ValueError):
