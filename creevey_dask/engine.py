@@ -7,8 +7,14 @@ active ``dask.distributed`` Client if there is one, else on the pipeline's local
 scheduler, and returned as pandas. Dask input stays lazy.
 
 Inside a partition, ``n_jobs`` threads pull rows from a shared counter, so IO overlaps
-and the per-row cost is a few function calls, not a future per row. Each row is
-outpath → skip check → load → ops → write; any exception becomes that row's ``error``.
+and the per-row cost is a few function calls, not a future per row. A partition first
+plans every row's outpath (:class:`~creevey_dask.naming.Outpaths`) and sweeps dead
+writers' temporaries from those folders (:func:`creevey_dask.storage.sweep`); then each
+row is skip check (this source's complete output?) → load → ops → claim → write. Any
+exception becomes that row's ``error``; a failed row deletes nothing.
+
+The engine is also the one place where inputs are coerced (lists, Series, frames, empty
+input, a MultiIndex) and where a previous result frame fed back in is recognised.
 """
 
 from __future__ import annotations

@@ -153,8 +153,10 @@ class Pipeline:
             Rows in flight at once in each partition's thread pool. Defaults to
             twice the number of CPUs.
         skip_existing : bool, default True
-            Rows whose output already exists are ``"skipped"``: nothing is loaded or
-            written, and ``outpath`` names the existing file.
+            Rows whose own output (from the same source, a complete file; see
+            :mod:`creevey_dask.naming`) already exists are ``"skipped"``: nothing is
+            loaded or written, and ``outpath`` names the existing file. False rewrites a
+            row's own output, never another source's file.
         inpath_col : str, optional
             The source column of a DataFrame input (required when it has several
             columns). For other inputs, the name given to the source column in the
@@ -164,7 +166,7 @@ class Pipeline:
         npartitions : int, optional
             For in-memory input, how many dask partitions to cut it into.
         storage_options : mapping, optional
-            fsspec options for the existence checks on ``outpath`` (and for shards).
+            fsspec options for the checks and claims on ``outpath`` (and for shards).
         output_format : {"files", "webdataset", "parquet"}, default "files"
             ``"files"`` writes one file per row with ``write_func``. The sharded
             formats (see :mod:`creevey_dask.sinks`) encode each image with
