@@ -282,6 +282,11 @@ def file_state(path: str, storage_options: Mapping[str, Any] | None = None) -> s
     return "complete" if is_file and int(info.get("size") or 0) > 0 else "other"
 
 
+def _write_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def _link_exclusive(tmp: str, final: str, data: bytes) -> None:
     """Put the finished file ``tmp`` at ``final`` unless something is there already."""
     try:
@@ -326,13 +331,19 @@ def create_claim(path: str, source: str, storage_options: Mapping[str, Any] | No
     data = source.encode("utf-8", "surrogateescape")
     local = _local_os_path(target)
     if local is not None:
-        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
-        tmp = temp_path(os.path.abspath(local))
+        local = os.path.abspath(local)
+        tmp = temp_path(local)
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            with contextlib.suppress(FileExistsError):
+            try:
+                _write_file(tmp, data)
+            except FileNotFoundError:  # the first claim in this folder
+                os.makedirs(os.path.dirname(local), exist_ok=True)
+                _write_file(tmp, data)
+            try:
                 _link_exclusive(tmp, local, data)
+                return source  # the link made it: ours, no need to read it back
+            except FileExistsError:
+                pass
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

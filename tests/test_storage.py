@@ -84,3 +84,51 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
         [live.name, foreign_new.name, keep.name]
     )
     assert storage.remove_stale_temporaries(str(tmp_path / "missing")) == 0
+
+
+def test_temp_names_fit_in_255_bytes(tmp_path) -> None:
+    name = "é" * 125 + ".png"  # 254 bytes: its temporary name must be cut to fit
+    tmp = storage.temp_path(str(tmp_path / name))
+    assert len(os.path.basename(tmp).encode()) <= storage.MAX_NAME_BYTES
+    storage.write_bytes_atomic(str(tmp_path / name), b"data")
+    assert (tmp_path / name).read_bytes() == b"data"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_claims_are_exclusive_across_threads(tmp_path) -> None:
+    import threading
+
+    target = str(tmp_path / "out" / "cat.png")
+    barrier = threading.Barrier(8)
+    results: list[str] = []
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        results.append(storage.create_claim(target, f"source-{i}"))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1  # everyone sees the one winner
+    assert storage.read_claim(target) == results[0]
+    assert not list((tmp_path / "out").rglob(f"*{storage.TEMP_SUFFIX}"))
+
+
+def _write_half_then_fail(target: str) -> None:
+    with storage.atomic_writer(target) as f:
+        f.write(b"half")
+        raise RuntimeError("stopped")
+
+
+def test_atomic_writer_leaves_nothing_on_failure(tmp_path, memfs) -> None:
+    for target in (str(tmp_path / "big.bin"), "memory://atomic/big.bin"):
+        with pytest.raises(RuntimeError, match="stopped"):
+            _write_half_then_fail(target)
+        assert storage.file_state(target) == "missing"
+        with storage.atomic_writer(target) as f:
+            f.write(b"whole")
+        assert storage.read_bytes(target) == b"whole"
+        assert storage.file_state(target) == "complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["big.bin"]
