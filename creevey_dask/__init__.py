@@ -34,7 +34,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-from .accessor import CreeveyAccessor
+from .accessor import CreeveyAccessor, CreeveySeriesAccessor
 from .accessor import register as _register_accessor
 from .exceptions import (
     ArchiveError,
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from .examples import UrlListDataset
     from .http import HttpOptions
     from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
+    from .options import RunOptions
     from .pipeline import Pipeline
     from .reports import contact_sheet, summary_figure, summary_table
     from .resize import resize_multiple_files
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
     from .s3download import S3Downloader
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
     from .sinks import OUTPUT_FORMATS, read_shards
-    from .split import create_imagenet_style_symlinks, safe_label, split
+    from .split import create_imagenet_style_symlinks, imagenet_symlinks, safe_label, split
     from .tarfiles import TarfileExtractor
 
 # A library logs and never configures logging: each module logs to its own
@@ -111,6 +112,7 @@ _LAZY: dict[str, str] = {
     "load_image": "imagefile",
     "write_image": "imagefile",
     "Pipeline": "pipeline",
+    "RunOptions": "options",
     "Reporter": "rows",
     "record": "rows",
     "report": "rows",
@@ -120,6 +122,7 @@ _LAZY: dict[str, str] = {
     "resize_multiple_files": "resize",
     "S3Downloader": "s3download",
     "create_imagenet_style_symlinks": "split",
+    "imagenet_symlinks": "split",
     "safe_label": "split",
     "split": "split",
     "TarfileExtractor": "tarfiles",
@@ -183,6 +186,7 @@ __all__ = [
     "STATUS_DTYPE",
     "format_error",
     "summarize",
+    "RunOptions",
     # loading and writing
     "ImageLoader",
     "ImageWriter",
@@ -191,6 +195,7 @@ __all__ = [
     "storage",
     # splits and ImageNet-style folders
     "split",
+    "imagenet_symlinks",
     "create_imagenet_style_symlinks",
     "safe_label",
     # image ops and bulk resizing
@@ -208,6 +213,7 @@ __all__ = [
     "HttpOptions",
     # the accessor
     "CreeveyAccessor",
+    "CreeveySeriesAccessor",
     # scaling out
     "start_local_cluster",
     # visual reports

@@ -335,7 +335,7 @@ def _run_resize(args: argparse.Namespace) -> Any:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from .split import create_imagenet_style_symlinks, split
+    from .split import KEEP_STATUSES, imagenet_symlinks, split
 
     options = _storage_options(args.storage_option)
     df = read_table(args.input, args.path_col, storage_options=options)
@@ -346,19 +346,19 @@ def _split(args: argparse.Namespace) -> int:
     except ValueError:
         raise UsageError(f"--valid-size must be a number, got {args.valid_size!r}") from None
     if args.imagenet_dir:
-        # a result table: link only the rows that worked, unless --all-rows
-        keep_status = ("ok", "skipped") if "status" in df.columns and not args.all_rows else None
-        manifest = create_imagenet_style_symlinks(
+        # a result table: link only the rows whose file exists, unless --all-rows
+        manifest = imagenet_symlinks(
             df,
-            args.label_col,
-            args.path_col,
-            valid_size,
             args.imagenet_dir,
-            groupby_colname=args.groupby,
+            label_col=args.label_col,
+            path_col=args.path_col,
+            valid_size=valid_size,
+            groupby=args.groupby,
+            stratify=args.stratify,
             random_state=args.seed,
-            mode=args.mode,
+            link=args.link,
             relative=not args.absolute,
-            keep_status=keep_status,
+            keep_status=None if args.all_rows else KEEP_STATUSES,
             storage_options=options,
         )
         manifest.to_parquet(args.output, storage_options=options or None)
@@ -557,10 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
         "split column)",
     )
     split.add_argument(
+        "--link",
         "--mode",
+        dest="link",
         default="symlink",
         choices=["symlink", "copy"],
-        help="link the files into the tree, or copy them (needed off the local disk)",
+        help="symlink the files into the tree, or copy them (needed off the local disk); "
+        "--mode is the old name (default: symlink)",
     )
     split.add_argument(
         "--absolute", action="store_true", help="absolute symlinks (default: relative)"

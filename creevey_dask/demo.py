@@ -67,7 +67,7 @@ def run_demo(outdir: str = "creevey-demo-output", n_images: int = 24) -> pd.Data
             os.path.join(outdir, "raw"),
             format="jpeg",
             naming="url_hash",
-            options=http,
+            http_options=http,
             progress=False,
         )
     small = downloaded.creevey.resize(

@@ -31,9 +31,11 @@ from PIL import Image
 from . import ops as _ops
 from . import storage
 from .exceptions import ImageDecodeError, require_columns
-from .http import HttpOptions, fetch, http_options
+from .http import HttpOptions, fetch
+from .http import http_options as _http_options
 from .imagefile import ImageWriter, decode_image
 from .naming import NAMINGS, make_namer
+from .options import RunOptions, run_options
 from .pipeline import Pipeline
 from .rows import record
 
@@ -239,19 +241,13 @@ def download(
     ops: Iterable[Callable[[Any], Any]] | None = None,
     naming: str = "url",
     *,
-    path_func: Callable[[str], str] | None = None,
+    outpath_func: Callable[[str], str] | None = None,
     quality: int | None = 95,
     timeout: float | tuple[float, float] | None = None,
     retries: int | None = None,
     per_host_limit: int | None = None,
     user_agent: str | None = None,
-    options: HttpOptions | None = None,
-    n_jobs: int | None = None,
-    skip_existing: bool = True,
-    parallel_strategy: str = "threads",
-    progress: bool = True,
-    npartitions: int | None = None,
-    storage_options: Mapping[str, Any] | None = None,
+    http_options: HttpOptions | None = None,
     output_format: str = "files",
     shard_size: int = 1000,
     carry_cols: Iterable[str] | None = None,
@@ -261,7 +257,13 @@ def download(
     max_aspect_ratio: float | None = None,
     compute_hash: str | None = None,
     verify_hash: tuple[str, str] | None = None,
-    _write_log: _WriteLog | None = None,
+    n_jobs: int | None = None,
+    skip_existing: bool | None = None,
+    progress: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    parallel_strategy: str | None = None,
+    npartitions: int | None = None,
+    options: RunOptions | None = None,
 ) -> Any:
     """Download the images at ``df[url_col]`` into ``outdir``; return the result table.
 
@@ -286,24 +288,16 @@ def download(
         is taken by a different URL (in this table or by an earlier run into the same
         folder) gets ``<name>_<16 hex digits of its sha256>.<ext>``: never an error
         row, never an overwrite.
-    path_func : callable, optional
-        ``path_func(url) -> outpath``, instead of ``outdir`` and ``naming``. Clashes
+    outpath_func : callable, optional
+        ``outpath_func(url) -> outpath``, instead of ``outdir`` and ``naming``. Clashes
         are resolved as for ``naming="url"``.
     quality : int or None, default 95
         JPEG/WebP encoder quality, 1-100 (None: Pillow's default, 75). PNG ignores it.
     timeout, retries, per_host_limit, user_agent
-        Shortcuts for the same :class:`~creevey_dask.http.HttpOptions` fields;
+        Shortcuts for the same :class:`~creevey_dask.HttpOptions` fields;
         ``timeout`` is seconds for both connect and read, or a ``(connect, read)`` pair.
-    options : HttpOptions, optional
+    http_options : HttpOptions, optional
         All HTTP settings; the shortcuts above override its fields.
-    n_jobs : int, default 16
-        Downloads in flight per partition (dask task).
-    skip_existing : bool, default True
-        Rows whose outpath exists are ``"skipped"`` without a request.
-    parallel_strategy : {"threads", "processes"}, default "threads"
-        The local dask scheduler when no distributed Client is active.
-    progress, npartitions, storage_options
-        As for :meth:`creevey_dask.Pipeline.run`.
     output_format : {"files", "webdataset", "parquet"}, default "files"
         ``"files"``: one file per row. ``"webdataset"``: tar shards of up to
         ``shard_size`` samples (image, ``.json``, optional ``.txt``) with a records
@@ -325,6 +319,12 @@ def download(
     verify_hash : (column, algorithm), optional
         A row whose received bytes do not have the hex digest in ``column`` is an
         error row (``HashMismatchError``); rows with no digest are not checked.
+
+    n_jobs, skip_existing, progress, storage_options, parallel_strategy, npartitions
+        Shortcuts for the same :class:`~creevey_dask.RunOptions` fields (``n_jobs``
+        defaults to 16 downloads in flight per partition).
+    options : RunOptions, optional
+        All run settings; the shortcuts above, when given, override its fields.
 
     Returns
     -------
@@ -351,11 +351,78 @@ def download(
     0     ok                           <NA>          200         1     32
     1  error  HttpError: HTTP 404 Not Found          404         1   <NA>
     """
+    fmt = _check_format(format)
+    if naming not in NAMINGS:
+        raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
+    if outpath_func is None and outdir is None:
+        raise ValueError("give outdir= (a folder) or outpath_func= (url -> outpath)")
+    http = _http_options(
+        http_options,
+        timeout=timeout,
+        retries=retries,
+        per_host_limit=per_host_limit,
+        user_agent=user_agent,
+    )
+    opts = run_options(
+        options,
+        n_jobs=n_jobs,
+        skip_existing=skip_existing,
+        progress=progress,
+        storage_options=storage_options,
+        parallel_strategy=parallel_strategy,
+        npartitions=npartitions,
+    )
+    return _download(
+        df,
+        outdir,
+        url_col,
+        fmt,
+        ops,
+        naming,
+        outpath_func,
+        quality,
+        http,
+        opts,
+        output_format=output_format,
+        shard_size=shard_size,
+        carry_cols=carry_cols,
+        caption_col=caption_col,
+        min_image_size=min_image_size,
+        max_image_area=max_image_area,
+        max_aspect_ratio=max_aspect_ratio,
+        compute_hash=compute_hash,
+        verify_hash=verify_hash,
+    )
+
+
+def _download(
+    df: Any,
+    outdir: str | None,
+    url_col: str,
+    fmt: str,
+    ops: Any,
+    naming: str,
+    path_func: Callable[[str], str] | None,
+    quality: int | None,
+    http: HttpOptions,
+    opts: RunOptions,
+    write_log: _WriteLog | None = None,
+    *,
+    output_format: str = "files",
+    shard_size: int = 1000,
+    carry_cols: Iterable[str] | None = None,
+    caption_col: str | None = None,
+    min_image_size: int | None = None,
+    max_image_area: int | None = None,
+    max_aspect_ratio: float | None = None,
+    compute_hash: str | None = None,
+    verify_hash: tuple[str, str] | None = None,
+) -> Any:
+    """Build the download pipeline and run it (the arguments are checked by the caller)."""
     from .checks import check_verify_column, make_filter, with_source_hash
     from .engine import run_pipeline
     from .sinks import Sink
 
-    fmt = _check_format(format)
     sharded = output_format != "files"
     sink = Sink(
         output_format,
@@ -363,62 +430,38 @@ def download(
         shard_size,
         carry_cols,
         caption_col,
-        storage_options,
+        opts.storage_options,
         verify_hash,
     )
-    if naming not in NAMINGS:
-        raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
-    ops_list = list(ops) if ops is not None and not callable(ops) else ops
+    ops_list = [ops] if callable(ops) else (list(ops) if ops is not None else None)
     if fmt == "original" and ops_list:
         raise ValueError(
             "format='original' writes the downloaded bytes unchanged, so it takes no ops; "
             "pick format='png', 'jpeg' or 'webp' to apply ops"
         )
     if path_func is None:
-        if outdir is None:
-            raise ValueError("give outdir= (a folder) or path_func= (url -> outpath)")
-        namer: Callable[[Any], str] = make_namer(naming, outdir, _EXTENSIONS[fmt])
+        namer: Callable[[Any], str] = make_namer(naming, cast(str, outdir), _EXTENSIONS[fmt])
     elif not callable(path_func):
-        raise TypeError(f"path_func must be callable, got {path_func!r}")
+        raise TypeError(f"the outpath function must be callable, got {path_func!r}")
     else:
         namer = path_func
-    opts = http_options(
-        options,
-        timeout=timeout,
-        retries=retries,
-        per_host_limit=per_host_limit,
-        user_agent=user_agent,
-    )
+    if opts.n_jobs is None:
+        opts = opts.replace(n_jobs=DEFAULT_DOWNLOAD_JOBS)
     loader: Callable[..., Any] = with_source_hash(
-        HttpLoader(opts, keep_bytes=fmt == "original"), compute_hash, verify_hash
+        HttpLoader(http, keep_bytes=fmt == "original"), compute_hash, verify_hash
     )
     writer: Callable[[Any, str], Any] = DownloadWriter(
-        fmt, quality=quality, storage_options=storage_options
+        fmt, quality=quality, storage_options=opts.storage_options
     )
-    if _write_log is not None:
-        loader = _LoggingLoader(cast(HttpLoader, loader), _write_log)
-        writer = _LoggingWriter(cast(DownloadWriter, writer), _write_log)
-    all_ops = (
-        ops_list
-        if callable(ops_list)
-        else make_filter(ops_list or [], min_image_size, max_image_area, max_aspect_ratio)
-    )
-    pipeline = Pipeline(loader, ops=all_ops, write_func=writer, parallel_strategy=parallel_strategy)
+    if write_log is not None:
+        loader = _LoggingLoader(cast(HttpLoader, loader), write_log)
+        writer = _LoggingWriter(cast(DownloadWriter, writer), write_log)
+    all_ops = make_filter(ops_list or [], min_image_size, max_image_area, max_aspect_ratio)
+    pipeline = Pipeline(loader, ops=all_ops, write_func=writer)
 
     frame = _as_url_frame(df, url_col)
     check_verify_column(frame.columns, verify_hash)
-    result = run_pipeline(
-        pipeline,
-        frame,
-        namer,
-        n_jobs=DEFAULT_DOWNLOAD_JOBS if n_jobs is None else n_jobs,
-        skip_existing=skip_existing,
-        inpath_col=url_col,
-        progress=progress,
-        npartitions=npartitions,
-        storage_options=storage_options,
-        sink=sink,
-    )
+    result = run_pipeline(pipeline, frame, namer, url_col, options=opts, sink=sink)
     if isinstance(result, pd.DataFrame):
         _log_http_summary(result)
     return result
@@ -524,7 +567,7 @@ def download_images_as_png(
     urls: Any,
     outdir: str | None = None,
     path_func: Callable[[str], str] | None = None,
-    skip_existing: bool = True,
+    skip_existing: bool | None = None,
     write_log_path: str | None = None,
     n_jobs: int | None = None,
     resize_shape: int | tuple[int, int] | None = None,
@@ -535,11 +578,12 @@ def download_images_as_png(
     retries: int | None = None,
     per_host_limit: int | None = None,
     user_agent: str | None = None,
-    options: HttpOptions | None = None,
-    parallel_strategy: str = "threads",
-    progress: bool = True,
-    npartitions: int | None = None,
+    http_options: HttpOptions | None = None,
+    progress: bool | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    parallel_strategy: str | None = None,
+    npartitions: int | None = None,
+    options: RunOptions | None = None,
 ) -> Any:
     """Download images as PNG files, as in the original creevey; return the result table.
 
@@ -566,10 +610,11 @@ def download_images_as_png(
         Downloads in flight per partition.
     resize_shape : int or (height, width), optional
         Resize every image to this shape (an int for a square).
-    url_col, naming, timeout, retries, per_host_limit, user_agent, options
+    url_col, naming, timeout, retries, per_host_limit, user_agent, http_options
         As for :func:`download`.
-    parallel_strategy, progress, npartitions, storage_options
-        As for :func:`download`.
+    progress, storage_options, parallel_strategy, npartitions, options
+        The run settings, as for :func:`download`; ``skip_existing`` and ``n_jobs``
+        above are shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
 
     Returns
     -------
@@ -590,28 +635,26 @@ def download_images_as_png(
         )
     if outdir is None and path_func is None:
         outdir = "."  # the original creevey's default: the working directory
+    if naming not in NAMINGS:
+        raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
     ops = [_resize_op(resize_shape)] if resize_shape is not None else None
-    log = None if write_log_path is None else _WriteLog(write_log_path)
-    if log is not None:
-        log.start()
-    return download(
-        urls,
-        outdir,
-        url_col=url_col,
-        format="png",
-        ops=ops,
-        naming=naming,
-        path_func=path_func,
+    http = _http_options(
+        http_options,
         timeout=timeout,
         retries=retries,
         per_host_limit=per_host_limit,
         user_agent=user_agent,
-        options=options,
+    )
+    opts = run_options(
+        options,
         n_jobs=n_jobs,
         skip_existing=skip_existing,
-        parallel_strategy=parallel_strategy,
         progress=progress,
-        npartitions=npartitions,
         storage_options=storage_options,
-        _write_log=log,
+        parallel_strategy=parallel_strategy,
+        npartitions=npartitions,
     )
+    log = None if write_log_path is None else _WriteLog(write_log_path)
+    if log is not None:
+        log.start()
+    return _download(urls, outdir, url_col, "png", ops, naming, path_func, None, http, opts, log)

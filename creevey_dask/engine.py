@@ -45,6 +45,7 @@ from .schema import (
 if TYPE_CHECKING:
     import dask.dataframe as dd
 
+    from .options import RunOptions
     from .pipeline import Pipeline
     from .sinks import Sink
 
@@ -340,13 +341,8 @@ def _default_n_jobs() -> int:
 
 
 def _check_n_jobs(n_jobs: int | None) -> int:
-    if n_jobs is None:
-        return _default_n_jobs()
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int):
-        raise TypeError(f"n_jobs must be a positive int, got {n_jobs!r}")
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
-    return n_jobs
+    """``n_jobs`` (checked by :class:`~creevey_dask.RunOptions`), or the default."""
+    return _default_n_jobs() if n_jobs is None else n_jobs
 
 
 def _default_npartitions(n_rows: int, n_jobs: int, workers: int) -> int:
@@ -363,25 +359,22 @@ def run_pipeline(
     pipeline: Pipeline,
     inpaths: Inpaths,
     outpath_func: Callable[[Any], Any],
-    n_jobs: int | None = None,
-    skip_existing: bool = True,
     inpath_col: str | None = None,
     *,
-    progress: bool = True,
-    npartitions: int | None = None,
-    storage_options: Mapping[str, Any] | None = None,
+    options: RunOptions,
     sink: Sink | None = None,
 ) -> Any:
-    """Run ``pipeline`` over ``inpaths``; see :meth:`Pipeline.run`.
+    """Run ``pipeline`` over ``inpaths`` with the run knobs ``options``; see Pipeline.run.
 
     ``sink`` (a :class:`creevey_dask.sinks.Sink`) writes shards instead of files, or
     binds each partition's expected hashes; None writes files.
     """
     if not callable(outpath_func):
         raise TypeError(f"outpath_func must be callable, got {outpath_func!r}")
-    n_jobs = _check_n_jobs(n_jobs)
-    if npartitions is not None and (not isinstance(npartitions, int) or npartitions < 1):
-        raise ValueError(f"npartitions must be a positive int, got {npartitions!r}")
+    n_jobs = _check_n_jobs(options.n_jobs)
+    skip_existing, storage_options = options.skip_existing, options.storage_options
+    npartitions, progress = options.npartitions, options.progress
+    strategy = options.parallel_strategy or pipeline.parallel_strategy
     declared = pipeline.result_columns
     clash = sorted(set(declared) & set(RESULT_COLUMNS))
     if clash:
@@ -427,9 +420,9 @@ def run_pipeline(
         ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
     lazy = ddf.map_partitions(task, meta=_meta(task, frame.iloc[:0]))
     with _interrupt.interruptible(
-        runner.run_id, worker_processes=client is None and pipeline.parallel_strategy == "processes"
+        runner.run_id, worker_processes=client is None and strategy == "processes"
     ):
-        result = _compute(lazy, pipeline.parallel_strategy, client, progress)
+        result = _compute(lazy, strategy, client, progress)
     result = _restore_index(result, index)
     summarize(result)
     seconds = time.perf_counter() - started

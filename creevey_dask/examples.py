@@ -3,7 +3,7 @@
 :class:`UrlListDataset` shows the pieces composing: :class:`~creevey_dask.BaseDataset`
 (raw → processed, idempotent builds), :func:`~creevey_dask.download` into ``raw/``,
 :func:`~creevey_dask.resize.resize` chained on the download's ``outpath`` into
-``processed/``, and :func:`~creevey_dask.create_imagenet_style_symlinks` for the
+``processed/``, and :func:`~creevey_dask.imagenet_symlinks` for the
 train/valid folders. Copy it as a starting point for datasets of your own.
 
 The layout it builds::
@@ -30,7 +30,7 @@ from .datasets import BaseDataset
 from .download import download
 from .exceptions import require_columns
 from .resize import resize
-from .split import create_imagenet_style_symlinks
+from .split import imagenet_symlinks
 
 __all__ = ["UrlListDataset"]
 
@@ -74,7 +74,7 @@ class UrlListDataset(BaseDataset):
         Progress bars for the download and the resize.
     **download_kwargs
         Passed to :func:`creevey_dask.download` (``timeout``, ``retries``,
-        ``per_host_limit``, ``options``, ``n_jobs``, ...).
+        ``per_host_limit``, ``http_options``, ``n_jobs``, ...).
 
     Examples
     --------
@@ -184,15 +184,13 @@ class UrlListDataset(BaseDataset):
         fs.invalidate_cache(tree)
         if fs.exists(tree):  # laid out again on every build: it needs an empty folder
             fs.rm(tree, recursive=True)
-        create_imagenet_style_symlinks(
+        imagenet_symlinks(  # keeps "ok" and "skipped" rows: a rebuild's are "skipped"
             resized,
-            self.label_col,
-            "outpath",
-            self.valid_size,
             self.imagenet_dir,
+            label_col=self.label_col,
+            valid_size=self.valid_size,
             random_state=self.random_state,
-            mode="symlink" if storage.is_local(self.base_dir) else "copy",
-            keep_status=("ok", "skipped"),  # a rebuild's resized images are "skipped"
+            link="symlink" if storage.is_local(self.base_dir) else "copy",
             storage_options=self.storage_options,
         )
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .engine import Inpaths, run_pipeline
+from .options import RunOptions, run_options
 from .rows import Reporter, record, report, result_columns_of
 
 if TYPE_CHECKING:
@@ -130,16 +131,17 @@ class Pipeline:
         inpaths: Inpaths,
         outpath_func: Callable[[Any], str] | str,
         n_jobs: int | None = None,
-        skip_existing: bool = True,
+        skip_existing: bool | None = None,
         inpath_col: str | None = None,
         *,
-        progress: bool = True,
+        progress: bool | None = None,
         npartitions: int | None = None,
         storage_options: Mapping[str, Any] | None = None,
         output_format: str = "files",
         shard_size: int = 1000,
         carry_cols: Iterable[str] | None = None,
         caption_col: str | None = None,
+        options: RunOptions | None = None,
     ) -> pd.DataFrame | Any:
         """Run the pipeline over every source and return the result table.
 
@@ -180,6 +182,9 @@ class Pipeline:
             The input columns stored with each sample; default: all.
         caption_col : str, optional
             The column written as each WebDataset sample's ``{key}.txt``.
+        options : RunOptions, optional
+            All the run knobs in one object; the shortcuts above, when given, override
+            its fields.
 
         Returns
         -------
@@ -191,6 +196,14 @@ class Pipeline:
         """
         from .sinks import Sink
 
+        opts = run_options(
+            options,
+            n_jobs=n_jobs,
+            skip_existing=skip_existing,
+            progress=progress,
+            npartitions=npartitions,
+            storage_options=storage_options,
+        )
         sink = None
         if output_format != "files" or carry_cols is not None or caption_col is not None:
             outdir = outpath_func if isinstance(outpath_func, str) else None
@@ -199,18 +212,16 @@ class Pipeline:
                     f"output_format={output_format!r} writes shards into a folder: pass it "
                     f"as outpath_func (a str), got {outpath_func!r}"
                 )
-            sink = Sink(output_format, outdir, shard_size, carry_cols, caption_col, storage_options)
+            sink = Sink(
+                output_format, outdir, shard_size, carry_cols, caption_col, opts.storage_options
+            )
             outpath_func = sink.sample_namer(outpath_func)
         return run_pipeline(
             self,
             inpaths,
             outpath_func,  # type: ignore[arg-type]
-            n_jobs=n_jobs,
-            skip_existing=skip_existing,
-            inpath_col=inpath_col,
-            progress=progress,
-            npartitions=npartitions,
-            storage_options=storage_options,
+            inpath_col,
+            options=opts,
             sink=sink,
         )
 

@@ -278,7 +278,7 @@ def contact_sheet(
     path_col: str = "outpath",
     caption_cols: Caption = ("status",),
     n: int = 36,
-    columns: int = 6,
+    ncols: int = 6,
     thumb_size: int = 128,
     random_state: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -289,7 +289,7 @@ def contact_sheet(
     """A grid of thumbnails of a sample of result rows, each captioned.
 
     The rows are :func:`sample_rows` ``(df, n, random_state=...)``, shown in table
-    order, ``columns`` cells per row of the grid. Each cell holds the image at
+    order, ``ncols`` cells per row of the grid. Each cell holds the image at
     ``path_col`` shrunk to fit a ``thumb_size`` square (aspect kept, centred; JPEGs
     are decoded at a reduced size with ``Image.draft``) and the caption below it.
     Rows without a readable image never fail the sheet: an error row (null outpath)
@@ -313,7 +313,7 @@ def contact_sheet(
         the longest); or None for no captions. Long lines are cut with an ellipsis.
     n : int
         At most how many rows to show (at least 1).
-    columns : int
+    ncols : int
         Cells per grid row (at least 1); the sheet is always this many cells wide.
     thumb_size : int
         The side of each thumbnail's box in pixels (at least 16).
@@ -330,25 +330,25 @@ def contact_sheet(
     Returns
     -------
     PIL.Image.Image
-        An RGB image of ``columns * cell_width`` by ``rows * cell_height`` pixels, with
-        the cell size from :func:`cell_size` and ``rows = ceil(shown / columns)``.
+        An RGB image of ``ncols * cell_width`` by ``rows * cell_height`` pixels, with
+        the cell size from :func:`cell_size` and ``rows = ceil(shown / ncols)``.
 
     Raises
     ------
     ValueError
-        For a bad ``n``, ``columns`` or ``thumb_size``, a column the frame lacks
+        For a bad ``n``, ``ncols`` or ``thumb_size``, a column the frame lacks
         (the message lists its columns), or a frame without rows.
 
     Examples
     --------
     >>> import pandas as pd
     >>> df = pd.DataFrame({"outpath": [None], "status": ["error"], "error": ["OSError: x"]})
-    >>> contact_sheet(df, columns=2, thumb_size=64).size[0] == 2 * cell_size(64, 1)[0]
+    >>> contact_sheet(df, ncols=2, thumb_size=64).size[0] == 2 * cell_size(64, 1)[0]
     True
     """
     _check_frame(df)
     n = _check_int("n", n, 1)
-    columns = _check_int("columns", columns, 1)
+    ncols = _check_int("ncols", ncols, 1)
     thumb_size = _check_int("thumb_size", thumb_size, 16)
     if callable(caption_cols):
         needed = list(df.columns)
@@ -369,8 +369,8 @@ def contact_sheet(
     captions = _captions(rows, caption_cols)
     caption_lines = max((len(c) for c in captions), default=0)
     cell_w, cell_h = cell_size(thumb_size, caption_lines, font)
-    grid_rows = math.ceil(len(rows) / columns)
-    sheet = Image.new("RGB", (columns * cell_w, grid_rows * cell_h), _BACKGROUND)
+    grid_rows = math.ceil(len(rows) / ncols)
+    sheet = Image.new("RGB", (ncols * cell_w, grid_rows * cell_h), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
 
     statuses = rows["status"] if "status" in rows.columns else pd.Series("", index=rows.index)
@@ -385,8 +385,8 @@ def contact_sheet(
 
     lh = _charts.line_height(font)
     for i, (thumb, caption) in enumerate(zip(thumbs, captions, strict=True)):
-        left = (i % columns) * cell_w + PADDING
-        top = (i // columns) * cell_h + PADDING
+        left = (i % ncols) * cell_w + PADDING
+        top = (i // ncols) * cell_h + PADDING
         box = (left, top, left + thumb_size, top + thumb_size)
         if isinstance(thumb, _Placeholder):
             _draw_placeholder(draw, box, thumb, font)

@@ -22,6 +22,7 @@ from . import storage
 from .exceptions import require_columns
 from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
 from .naming import safe_filename
+from .options import RunOptions, run_options
 from .pipeline import Pipeline
 
 __all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
@@ -128,12 +129,12 @@ def resize(
     ops: Sequence[Callable[[Any], Any]] | None = None,
     report: Iterable[str] = (),
     outpath_func: Callable[[Any], str] | None = None,
-    skip_existing: bool = True,
-    n_jobs: int | None = None,
-    parallel_strategy: str = "threads",
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    n_jobs: int | None = None,
+    skip_existing: bool | None = None,
+    progress: bool | None = None,
     storage_options: Mapping[str, Any] | None = None,
-    progress: bool = True,
+    parallel_strategy: str | None = None,
     npartitions: int | None = None,
     output_format: str = "files",
     shard_size: int = 1000,
@@ -144,6 +145,7 @@ def resize(
     max_aspect_ratio: float | None = None,
     compute_hash: str | None = None,
     verify_hash: tuple[str, str] | None = None,
+    options: RunOptions | None = None,
 ) -> pd.DataFrame | Any:
     """Resize the images whose paths are in ``df[path_col]`` into ``outdir``.
 
@@ -185,20 +187,15 @@ def resize(
     outpath_func : callable, optional
         Overrides the naming: ``outpath_func(source) -> str``; ``outdir`` is then
         unused.
-    skip_existing : bool, default True
-        Leave existing outputs alone; their rows are ``"skipped"``.
-    n_jobs : int, optional
-        Rows in flight per partition (threads).
-    parallel_strategy : {"threads", "processes"}, default "threads"
-        The local dask scheduler; ``"processes"`` is faster for big CPU-bound runs.
     max_pixels : int or None
         Refuse images whose header declares more pixels (decompression bombs).
-    storage_options : mapping, optional
-        fsspec options, for both reading and writing.
-    progress : bool, default True
-        Show a progress bar.
-    npartitions : int, optional
-        For pandas input, how many tasks to cut it into.
+    n_jobs, skip_existing, progress, storage_options, parallel_strategy, npartitions
+        Shortcuts for the same :class:`~creevey_dask.RunOptions` fields: rows in flight
+        per partition, leaving existing outputs alone (``"skipped"``, the default), a
+        progress bar, fsspec options for reading and writing, the local scheduler
+        (``"processes"`` is faster for big CPU-bound runs), tasks for pandas input.
+    options : RunOptions, optional
+        All run settings; the shortcuts above, when given, override its fields.
     output_format, shard_size, carry_cols, caption_col
         Write WebDataset or Parquet shards into ``outdir`` instead of files; as for
         :func:`creevey_dask.download` (see :mod:`creevey_dask.sinks`).
@@ -257,6 +254,17 @@ def resize(
         user_ops = list(ops)
     if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:
         raise TypeError(f"outdir must be a path or URL string, got {outdir!r}")
+    opts = run_options(
+        options,
+        n_jobs=n_jobs,
+        skip_existing=skip_existing,
+        progress=progress,
+        storage_options=storage_options,
+        parallel_strategy=parallel_strategy,
+        npartitions=npartitions,
+    )
+    storage_options = opts.storage_options
+
     from .checks import check_verify_column, make_filter, with_source_hash
     from .engine import run_pipeline
     from .sinks import Sink
@@ -281,7 +289,6 @@ def resize(
         loader,
         ops=all_ops,
         write_func=ImageWriter(fmt, quality, storage_options, record_sha256=record_sha256),
-        parallel_strategy=parallel_strategy,
     )
 
     import dask.dataframe as dd
@@ -292,18 +299,7 @@ def resize(
     check_verify_column(df.columns, verify_hash)
     if outpath_func is None:
         outpath_func = KeepFilename(os.fspath(outdir), None if fmt is None else _extension_for(fmt))
-    return run_pipeline(
-        pipeline,
-        df,
-        outpath_func,
-        n_jobs=n_jobs,
-        skip_existing=skip_existing,
-        inpath_col=path_col,
-        progress=progress,
-        npartitions=npartitions,
-        storage_options=storage_options,
-        sink=sink,
-    )
+    return run_pipeline(pipeline, df, outpath_func, path_col, options=opts, sink=sink)
 
 
 def resize_multiple_files(
@@ -311,8 +307,20 @@ def resize_multiple_files(
     shape: Sequence[int] | None,
     outdir: str,
     n_jobs: int | None = None,
-    skip_existing: bool = True,
-    **kwargs: Any,
+    skip_existing: bool | None = None,
+    *,
+    min_dim: int | None = None,
+    max_dim: int | None = None,
+    mode: str | None = None,
+    format: str | None = None,
+    quality: int | None = None,
+    ops: Any = None,
+    report: Iterable[str] = (),
+    progress: bool | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    parallel_strategy: str | None = None,
+    npartitions: int | None = None,
+    options: RunOptions | None = None,
 ) -> pd.DataFrame | Any:
     """Resize image files into ``outdir``, keeping their filenames (the original creevey's API).
 
@@ -328,9 +336,10 @@ def resize_multiple_files(
         Rows in flight per partition.
     skip_existing : bool, default True
         Leave existing outputs alone.
-    **kwargs
-        Anything :func:`resize` takes: ``min_dim``, ``max_dim``, ``mode``,
-        ``format``, ``quality``, ``ops``, ``report``, ``parallel_strategy``, ...
+    min_dim, max_dim, mode, format, quality, ops, report
+        As for :func:`resize`.
+    progress, storage_options, parallel_strategy, npartitions, options
+        The run settings, as for :func:`resize`.
 
     Returns
     -------
@@ -348,5 +357,22 @@ def resize_multiple_files(
             {"path": [os.fspath(p) if isinstance(p, os.PathLike) else p for p in paths]}
         )
     return resize(
-        frame, outdir, "path", shape=shape, n_jobs=n_jobs, skip_existing=skip_existing, **kwargs
+        frame,
+        outdir,
+        "path",
+        shape=shape,
+        min_dim=min_dim,
+        max_dim=max_dim,
+        mode=mode,
+        format=format,
+        quality=quality,
+        ops=ops,
+        report=report,
+        n_jobs=n_jobs,
+        skip_existing=skip_existing,
+        progress=progress,
+        storage_options=storage_options,
+        parallel_strategy=parallel_strategy,
+        npartitions=npartitions,
+        options=options,
     )

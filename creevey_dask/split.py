@@ -53,6 +53,7 @@ import pandas as pd
 from . import storage
 from .exceptions import ColumnError, require_columns
 from .naming import disambiguate, safe_name
+from .options import KEEP_STATUSES
 from .schema import STRING_DTYPE
 
 if TYPE_CHECKING:
@@ -62,7 +63,9 @@ __all__ = [
     "LINK_MODES",
     "MANIFEST_NAME",
     "SPLITS",
+    "KEEP_STATUSES",
     "create_imagenet_style_symlinks",
+    "imagenet_symlinks",
     "safe_label",
     "split",
 ]
@@ -71,7 +74,7 @@ logger = logging.getLogger(__name__)
 
 #: The values of the ``split`` column, in the order units are dealt to them.
 SPLITS = ("train", "valid", "test")
-#: How :func:`create_imagenet_style_symlinks` puts a file into the tree.
+#: How :func:`imagenet_symlinks` puts a file into the tree (its ``link=``).
 LINK_MODES = ("symlink", "copy")
 #: The name of the manifest written into ``outdir``.
 MANIFEST_NAME = "manifest.csv"
@@ -80,7 +83,7 @@ _TRAIN, _VALID, _TEST = 0, 1, 2
 _CODE_NAMES = np.array(SPLITS, dtype=object)
 _MASK64 = (1 << 64) - 1
 _SHOWN = 5  # how many offending values an error message shows
-_COPY_THREADS = 8  # concurrent copies in mode="copy"
+_COPY_THREADS = 8  # concurrent copies with link="copy"
 
 
 # --------------------------------------------------------------------------- sizes
@@ -641,14 +644,14 @@ def _check_rows(frame: pd.DataFrame, label_col: str, path_col: str, group_col: s
 
 
 def _check_sources(
-    sources: Sequence[str], mode: str, storage_options: Mapping[str, Any] | None
+    sources: Sequence[str], link: str, storage_options: Mapping[str, Any] | None
 ) -> None:
-    if mode == "symlink":
+    if link == "symlink":
         remote = [s for s in sources if not storage.is_local(s)]
         if remote:
             raise ValueError(
                 f"{len(remote)} source(s) are not local files, e.g. {remote[:_SHOWN]}; a "
-                "symlink can point only at a local file: pass mode='copy'"
+                "symlink can point only at a local file: pass link='copy'"
             )
     missing = [s for s in sources if not _is_file(s, storage_options)]
     if missing:
@@ -669,13 +672,13 @@ def _is_file(path: str, storage_options: Mapping[str, Any] | None) -> bool:
     return bool(fs.isfile(fs_path))
 
 
-def _check_outdir(outdir: str, mode: str, storage_options: Mapping[str, Any] | None) -> bool:
+def _check_outdir(outdir: str, link: str, storage_options: Mapping[str, Any] | None) -> bool:
     """Refuse unusable destinations; return whether ``outdir`` exists already."""
     if not storage.is_local(outdir):
-        if mode == "symlink":
+        if link == "symlink":
             raise ValueError(
                 f"outdir {outdir!r} is not on the local filesystem, which is the only one "
-                "with symlinks; pass mode='copy' to copy the files there instead"
+                "with symlinks; pass link='copy' to copy the files there instead"
             )
         fs, root = storage.get_fs(outdir, storage_options)
         if not fs.exists(root):
@@ -695,8 +698,8 @@ def _check_outdir(outdir: str, mode: str, storage_options: Mapping[str, Any] | N
     return True
 
 
-def _check_status(frame: Any, keep_status: Sequence[str] | None) -> Any:
-    if keep_status is None:
+def _check_status(frame: Any, keep_status: Sequence[str] | None, default: bool = False) -> Any:
+    if keep_status is None or (default and "status" not in frame.columns):
         return frame
     if isinstance(keep_status, str):
         keep_status = (keep_status,)
@@ -735,7 +738,7 @@ class _Tree:
     (``.<name>.<token>.creevey-building``) and renamed to ``outdir`` at the end, which
     succeeds only while ``outdir`` is missing or empty: a concurrent call into the same
     folder gets a clear :class:`FileExistsError` naming it, and never touches the other
-    call's files. Elsewhere (``mode="copy"`` on an object store, which has no atomic
+    call's files. Elsewhere (``link="copy"`` on an object store, which has no atomic
     folder rename) the call claims ``outdir`` with a marker object holding its token,
     checks the claim before finishing, and on failure removes exactly the objects it
     wrote.
@@ -895,30 +898,26 @@ def _copy_all(tree: _Tree, sources: Sequence[str], places: Sequence[tuple[str, .
             raise
 
 
-def create_imagenet_style_symlinks(
+def imagenet_symlinks(
     df: pd.DataFrame | dd.DataFrame,
-    label_colname: str,
-    path_colname: str,
-    valid_size: int | float,
     outdir: str | os.PathLike[str],
-    groupby_colname: str | None = None,
-    random_state: int | np.random.Generator | None = None,
     *,
-    stratify: bool = False,
+    label_col: str,
+    valid_size: int | float,
+    path_col: str = "outpath",
+    groupby: str | None = None,
+    stratify: str | None = None,
     test_size: int | float | None = None,
-    mode: str = "symlink",
+    random_state: int | np.random.Generator | None = None,
+    link: str = "symlink",
     relative: bool = True,
-    keep_status: Sequence[str] | None = None,
+    keep_status: Sequence[str] | None = KEEP_STATUSES,
     storage_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Lay images out as ``<outdir>/{train,valid}/<label>/<file>``, ImageNet style.
 
-    The original creevey's function. Its own positional order,
-    ``(df, valid_size, outdir, label_colname, path_colname)``, is recognised too (a
-    size is never a str), so code written for it does what it did.
-
-    Rows are split with :func:`split` (``groupby_colname`` keeps a group's rows on one
-    side), then each file is linked (or copied) into the folder of its split and label.
+    Rows are split with :func:`split` (``groupby`` keeps a group's rows on one side),
+    then each file is linked (or copied) into the folder of its split and label.
     Every label folder exists under every split, empty if need be, because some
     frameworks pair ``train`` and ``valid`` folders by position. ``manifest.csv`` in
     ``outdir`` records, per row, ``source``, ``label``, ``split``, ``group`` and
@@ -934,33 +933,38 @@ def create_imagenet_style_symlinks(
     Parameters
     ----------
     df : pandas.DataFrame or dask.dataframe.DataFrame
-        One row per image. A dask frame is computed (its label, path and group columns).
-    label_colname, path_colname : str
-        The columns with each image's label and its path (a local path or, with
-        ``mode="copy"``, any fsspec URL). Nulls and duplicate paths are refused.
-    valid_size : int or float
-        Groups (with ``groupby_colname``) or rows for ``valid``: an int is a count, a
-        float in (0, 1) a proportion; see :func:`split`.
+        One row per image. A dask frame is computed (the columns named here).
     outdir : str or path-like
-        A new or empty folder. With ``mode="copy"`` any fsspec URL (``s3://``,
+        A new or empty folder. With ``link="copy"`` any fsspec URL (``s3://``,
         ``memory://``); object stores have no empty folders, so there empty label
         folders cannot exist.
-    groupby_colname : str, optional
+    label_col : str
+        The column with each image's label.
+    valid_size : int or float
+        Groups (with ``groupby``) or rows for ``valid``: an int is a count, a float in
+        (0, 1) a proportion, rounded up; see :func:`split`.
+    path_col : str, default "outpath"
+        The column with each image's path (a local path or, with ``link="copy"``, any
+        fsspec URL). Nulls and duplicate paths are refused.
+    groupby : str, optional
         Rows sharing a value of this column all go to the same split.
-    random_state : int, optional
-        The seed of the split.
-    stratify : bool, default False
-        Keep each split's label proportions close to the whole's.
+    stratify : str, optional
+        A column (usually ``label_col``) whose proportions each split keeps close to
+        the whole's.
     test_size : int or float, optional
         Also make a ``test`` folder of this size.
-    mode : {"symlink", "copy"}, default "symlink"
+    random_state : int, optional
+        The seed of the split.
+    link : {"symlink", "copy"}, default "symlink"
         Symlinks need local files and a local ``outdir``; ``"copy"`` works anywhere.
     relative : bool, default True
         Symlinks point at their source by a relative path, so the tree survives being
         moved together with its images; ``False`` makes absolute links.
-    keep_status : sequence of str, optional
-        Keep only rows whose ``status`` is one of these (for a result table), logging
-        how many were left out. None keeps every row.
+    keep_status : sequence of str or None, default ("ok", "skipped")
+        Keep only rows whose ``status`` is one of these, logging how many were left
+        out: by default the rows whose file exists, written now or by an earlier run.
+        The default keeps every row of a frame without a ``status`` column; None keeps
+        every row.
     storage_options : mapping, optional
         fsspec options for ``outdir`` and for remote sources.
 
@@ -990,8 +994,9 @@ def create_imagenet_style_symlinks(
     >>> for p in paths:
     ...     _ = pathlib.Path(p).write_bytes(b"not really a jpeg")
     >>> df = pd.DataFrame({"path": paths, "label": ["cat", "cat", "dog", "dog"]})
-    >>> manifest = create_imagenet_style_symlinks(
-    ...     df, "label", "path", valid_size=1, outdir=os.path.join(tmp, "tree"), random_state=0
+    >>> manifest = imagenet_symlinks(
+    ...     df, os.path.join(tmp, "tree"), label_col="label", path_col="path", valid_size=1,
+    ...     random_state=0,
     ... )
     >>> sorted(os.listdir(os.path.join(tmp, "tree", "valid")))
     ['cat', 'dog']
@@ -999,66 +1004,54 @@ def create_imagenet_style_symlinks(
     {'train': 3, 'valid': 1}
     >>> shutil.rmtree(tmp)
     """
-    if (
-        isinstance(valid_size, (str, os.PathLike))
-        and isinstance(label_colname, numbers.Real)
-        and not isinstance(label_colname, bool)
-    ):
-        # the original creevey's positional order: (df, valid_size, outdir,
-        # label_colname, path_colname); a str is never a size, so this is unambiguous
-        label_colname, path_colname, valid_size, outdir = (
-            cast(str, valid_size),
-            cast(str, outdir),
-            label_colname,
-            path_colname,
-        )
-    if mode not in LINK_MODES:
-        raise ValueError(f"mode {mode!r} is not one of {sorted(LINK_MODES)}")
+    if link not in LINK_MODES:
+        raise ValueError(f"link {link!r} is not one of {sorted(LINK_MODES)}")
     if not isinstance(relative, bool):
         raise TypeError(f"relative must be True or False, got {relative!r}")
-    if not isinstance(stratify, bool):
-        raise TypeError(f"stratify must be True or False, got {stratify!r}")
+    if isinstance(stratify, bool):
+        raise TypeError(
+            f"stratify takes a column name (or None), not {stratify!r}; to stratify on the "
+            f"labels pass stratify={label_col!r}"
+        )
     _check_size("valid_size", valid_size, allow_none=False)
     _check_size("test_size", test_size, allow_none=True)
     if not isinstance(df, pd.DataFrame) and not _is_dask(df):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
     require_columns(
-        df.columns,
-        label_colname=label_colname,
-        path_colname=path_colname,
-        groupby_colname=groupby_colname,
+        df.columns, label_col=label_col, path_col=path_col, groupby=groupby, stratify=stratify
     )
     outdir = os.fspath(outdir)
-    _check_outdir(outdir, mode, storage_options)
+    _check_outdir(outdir, link, storage_options)
 
-    columns = list(dict.fromkeys(c for c in (path_colname, label_colname, groupby_colname) if c))
+    columns = list(dict.fromkeys(c for c in (path_col, label_col, groupby, stratify) if c))
     if keep_status is not None and "status" in df.columns:
         columns.append("status")
     frame = df[columns]
     if _is_dask(frame):
         frame = frame.compute()
-    frame = _check_status(frame, keep_status)
+    frame = _check_status(frame, keep_status, default=keep_status is KEEP_STATUSES)
     if frame.empty:
         raise ValueError("no rows to lay out (the frame is empty after filtering)")
-    _check_rows(frame, label_colname, path_colname, groupby_colname)
+    _check_rows(frame, label_col, path_col, groupby)
     work = pd.DataFrame(
         {
-            "source": frame[path_colname].astype(object),
-            "label": frame[label_colname].astype(object),
-            "group": frame[groupby_colname].astype(object) if groupby_colname else None,
+            "source": frame[path_col].astype(object),
+            "label": frame[label_col].astype(object),
+            "group": frame[groupby].astype(object) if groupby else None,
+            "stratum": frame[stratify].astype(object) if stratify else None,
         },
         index=frame.index,
     )
     assigned = split(
         work,
         valid_size,
-        groupby="group" if groupby_colname else None,
-        stratify="label" if stratify else None,
+        groupby="group" if groupby else None,
+        stratify="stratum" if stratify else None,
         test_size=test_size,
         random_state=random_state,
     )
     sources = list(work["source"])
-    _check_sources(sources, mode, storage_options)
+    _check_sources(sources, link, storage_options)
 
     folders = _label_folders(work["label"])
     folder_of = [folders[label] for label in work["label"]]
@@ -1088,7 +1081,7 @@ def create_imagenet_style_symlinks(
             for folder in sorted(set(folders.values())):
                 tree.folder(s, folder)
         places = list(zip(row_splits, folder_of, names, strict=True))
-        if mode == "symlink":
+        if link == "symlink":
             for source, parts in zip(sources, places, strict=True):
                 tree.symlink(source, parts, relative)
         else:
@@ -1101,3 +1094,87 @@ def create_imagenet_style_symlinks(
     counts = manifest["split"].value_counts().to_dict()
     logger.info("imagenet folders in %s: %s, %d labels", outdir, counts, len(folders))
     return manifest
+
+
+def create_imagenet_style_symlinks(
+    df: pd.DataFrame | dd.DataFrame,
+    label_colname: str,
+    path_colname: str,
+    valid_size: int | float,
+    outdir: str | os.PathLike[str],
+    groupby_colname: str | None = None,
+    random_state: int | np.random.Generator | None = None,
+    *,
+    stratify: str | None = None,
+    test_size: int | float | None = None,
+    link: str = "symlink",
+    relative: bool = True,
+    keep_status: Sequence[str] | None = KEEP_STATUSES,
+    storage_options: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """The original creevey's :func:`imagenet_symlinks`, with its parameter names.
+
+    ``create_imagenet_style_symlinks(df, label_colname, path_colname, valid_size,
+    outdir, groupby_colname, random_state)`` is ``imagenet_symlinks(df, outdir,
+    label_col=label_colname, path_col=path_colname, valid_size=valid_size,
+    groupby=groupby_colname, random_state=random_state)``; the keyword-only parameters
+    are :func:`imagenet_symlinks`'s. The original's own positional order,
+    ``(df, valid_size, outdir, label_colname, path_colname, ...)``, is recognised too (a
+    size is never a str), so code written for it does what it did. A float
+    ``valid_size`` gives at least that proportion (rounded up), as the original did.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The manifest (the original returned None).
+
+    Examples
+    --------
+    >>> import os, pathlib, shutil, tempfile, pandas as pd
+    >>> tmp = tempfile.mkdtemp()
+    >>> paths = [os.path.join(tmp, f"{i}.jpg") for i in range(4)]
+    >>> for p in paths:
+    ...     _ = pathlib.Path(p).write_bytes(b"not really a jpeg")
+    >>> df = pd.DataFrame({"path": paths, "label": ["cat", "cat", "dog", "dog"]})
+    >>> manifest = create_imagenet_style_symlinks(
+    ...     df, "label", "path", valid_size=1, outdir=os.path.join(tmp, "tree"), random_state=0
+    ... )
+    >>> manifest["split"].value_counts().to_dict()
+    {'train': 3, 'valid': 1}
+    >>> shutil.rmtree(tmp)
+    """
+    if (
+        isinstance(valid_size, (str, os.PathLike))
+        and isinstance(label_colname, numbers.Real)
+        and not isinstance(label_colname, bool)
+    ):
+        # the original creevey's positional order: (df, valid_size, outdir,
+        # label_colname, path_colname); a str is never a size, so this is unambiguous
+        label_colname, path_colname, valid_size, outdir = (
+            cast(str, valid_size),
+            cast(str, outdir),
+            label_colname,
+            path_colname,
+        )
+    if isinstance(df, pd.DataFrame) or _is_dask(df):  # name the columns as the caller did
+        require_columns(
+            df.columns,
+            label_colname=label_colname,
+            path_colname=path_colname,
+            groupby_colname=groupby_colname,
+        )
+    return imagenet_symlinks(
+        df,
+        outdir,
+        label_col=label_colname,
+        valid_size=valid_size,
+        path_col=path_colname,
+        groupby=groupby_colname,
+        stratify=stratify,
+        test_size=test_size,
+        random_state=random_state,
+        link=link,
+        relative=relative,
+        keep_status=keep_status,
+        storage_options=storage_options,
+    )

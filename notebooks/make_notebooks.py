@@ -161,7 +161,7 @@ thumbs[["inpath", "label", "status", "width", "height"]].head()""",
         "contact-sheet",
         """\
 thumbs.creevey.contact_sheet(
-    caption_cols=("label", "status"), n=24, columns=6, thumb_size=96, random_state=0
+    caption_cols=("label", "status"), n=24, ncols=6, thumb_size=96, random_state=0
 )""",
     ),
     ("md", "summary-md", "And the summary figure: statuses, error kinds, size histograms."),

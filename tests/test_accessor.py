@@ -36,3 +36,82 @@ def test_missing_column_is_named():
     df = pd.DataFrame({"url": ["a"]})
     with pytest.raises(ValueError, match=r"no column\(s\) \['path'\].*\['url'\]"):
         df.creevey.run(Pipeline(load_image), inpath_col="path", outpath_func=str)
+
+
+def test_series_accessor_downloads_and_resizes(image_server, fast_http, tmp_path):
+    """Series.creevey, pandas and dask: the Series is the source column, named after it."""
+    urls = pd.Series(
+        [image_server.url("/img/big.jpg"), image_server.url("/img/icon.png")], name="link"
+    )
+    assert isinstance(urls.creevey, creevey_dask.CreeveySeriesAccessor)
+    got = urls.creevey.download(str(tmp_path / "d"), http_options=fast_http, progress=False)
+    assert list(got.columns[:3]) == ["link", "outpath", "status"]
+    assert got["status"].tolist() == ["ok", "ok"]
+    for outpath in got["outpath"]:
+        assert Path(outpath).is_file()
+    lazy = dd.from_pandas(urls, npartitions=2).creevey.download(
+        str(tmp_path / "lazy"), http_options=fast_http
+    )
+    assert isinstance(lazy, dd.DataFrame)
+    assert lazy.compute()["status"].tolist() == ["ok", "ok"]
+
+    paths = pd.Series(got["outpath"].tolist())  # unnamed: the column is "path"
+    small = paths.creevey.resize(str(tmp_path / "s"), shape=(8, 8), progress=False)
+    assert small["status"].tolist() == ["ok", "ok"]
+    assert "path" in small.columns
+    ran = paths.creevey.run(Pipeline(load_image), lambda p: str(tmp_path / "r" / Path(p).name))
+    assert ran["status"].tolist() == ["ok", "ok"]
+    with pytest.raises(ValueError, match="this Series is the source column 'link'"):
+        urls.creevey.download(str(tmp_path / "x"), url_col="url")
+
+
+def test_run_options_reach_the_run(image_files, tmp_path):
+    """One RunOptions object, or its shortcuts, steers every layer below."""
+    df = pd.DataFrame({"path": image_files})
+    out = lambda s: str(tmp_path / (Path(s).stem + ".png"))  # noqa: E731
+    first = df.creevey.run(Pipeline(load_image), "path", out, options=cd_options(progress=False))
+    assert set(first["status"]) == {"ok"}
+    again = df.creevey.run(Pipeline(load_image), "path", out, options=cd_options(progress=False))
+    assert set(again["status"]) == {"skipped"}
+    redo = df.creevey.run(
+        Pipeline(load_image), "path", out, options=cd_options(progress=False, skip_existing=False)
+    )
+    assert set(redo["status"]) == {"ok"}
+    # a shortcut overrides the object's field
+    shortcut = df.creevey.run(
+        Pipeline(load_image),
+        "path",
+        out,
+        skip_existing=True,
+        options=cd_options(progress=False, skip_existing=False),
+    )
+    assert set(shortcut["status"]) == {"skipped"}
+    resized = df.creevey.resize(
+        str(tmp_path / "small"),
+        shape=(4, 4),
+        options=cd_options(progress=False, parallel_strategy="processes", npartitions=2),
+    )
+    assert set(resized["status"]) == {"ok"}
+
+
+def cd_options(**fields):
+    return creevey_dask.RunOptions(**fields)
+
+
+def test_accessor_defaults_agree_with_the_functions():
+    """The accessor spells its defaults without importing Pillow; they are the functions'."""
+    import inspect
+
+    from creevey_dask import accessor, imagefile
+    from creevey_dask.resize import resize
+
+    assert accessor._DEFAULT_MAX_PIXELS == imagefile.DEFAULT_MAX_PIXELS
+    for method, function in (
+        (creevey_dask.CreeveyAccessor.resize, resize),
+        (creevey_dask.CreeveyAccessor.download, creevey_dask.download),
+    ):
+        mine = inspect.signature(method).parameters
+        theirs = inspect.signature(function).parameters
+        for name, param in mine.items():
+            if name in theirs and name not in ("self", "path_col", "url_col"):
+                assert param.default == theirs[name].default, (function, name)

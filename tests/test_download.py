@@ -150,8 +150,8 @@ def test_every_fault_gives_an_honest_row(
         fault_table,
         None,
         format="png",
-        path_func=lambda url: str(outdir / f"{cases[url]}.png"),
-        options=fast_http.replace(max_bytes=200_000),
+        outpath_func=lambda url: str(outdir / f"{cases[url]}.png"),
+        http_options=fast_http.replace(max_bytes=200_000),
         n_jobs=8,
         progress=False,
     )
@@ -193,7 +193,7 @@ def test_formats_sizes_and_original_bytes(
     expected_sizes = [(64, 48), (24, 24), (40, 30)]
     for fmt, pil_format in [("png", "PNG"), ("jpeg", "JPEG"), ("webp", "WEBP"), ("original", None)]:
         outdir = tmp_path / fmt
-        result = download(urls, str(outdir), format=fmt, options=fast_http, progress=False)
+        result = download(urls, str(outdir), format=fmt, http_options=fast_http, progress=False)
         assert (result.status == "ok").all(), result.error.tolist()
         assert list(zip(result.width, result.height, strict=True)) == expected_sizes
         for row, served in zip(
@@ -216,7 +216,7 @@ def test_corrupt_image_is_an_error_row(
         [image_server.url("/img/broken.jpg")],
         str(tmp_path),
         format=fmt,
-        options=fast_http,
+        http_options=fast_http,
         progress=False,
     )
     assert result.status[0] == "error"
@@ -245,14 +245,25 @@ def test_original_refuses_ops(tmp_path: Path) -> None:
         ({"naming": "md5"}, ValueError, r"naming 'md5' is not one of"),
         ({"retries": -1}, ValueError, "retries must be an int >= 0"),
         ({"timeout": "fast"}, TypeError, "timeout must be seconds"),
-        ({"options": {"retries": 1}}, TypeError, "options must be a creevey_dask.HttpOptions"),
+        (
+            {"http_options": {"retries": 1}},
+            TypeError,
+            "options must be a creevey_dask.HttpOptions",
+        ),
+        (
+            {"options": HttpOptions()},
+            TypeError,
+            "options must be a creevey_dask.RunOptions, .*; HTTP settings go to http_options=",
+        ),
+        ({"path_func": str}, TypeError, "unexpected keyword argument 'path_func'"),
+        ({"n_jobs": 0}, ValueError, "n_jobs must be at least 1"),
         ({"url_col": "link"}, ColumnError, r"no column\(s\) \['link'\] \(url_col='link'\)"),
     ],
 )
 def test_bad_arguments_fail_up_front(tmp_path: Path, kwargs: dict, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         download(pd.DataFrame({"url": ["http://127.0.0.1:9/a.jpg"]}), str(tmp_path), **kwargs)
-    with pytest.raises(ValueError, match=r"give outdir= .* or path_func="):
+    with pytest.raises(ValueError, match=r"give outdir= .* or outpath_func="):
         download(["http://127.0.0.1:9/a.jpg"], None)
 
 
@@ -260,7 +271,7 @@ def test_unsafe_sources_are_error_rows_without_requests(
     image_server: ImageServer, tmp_path: Path, fast_http: HttpOptions
 ) -> None:
     urls = ["file:///etc/passwd", "ftp://example.com/a.jpg", "example.com/b.jpg", None, 42]
-    result = download(urls, str(tmp_path / "out"), options=fast_http, progress=False)
+    result = download(urls, str(tmp_path / "out"), http_options=fast_http, progress=False)
     assert (result.status == "error").all()
     only = "only http and https URLs are downloaded"
     assert result.error.tolist() == [
@@ -279,7 +290,7 @@ def test_download_images_as_png_like_the_original(
 ) -> None:
     urls = [image_server.url("/img/big.jpg"), image_server.url("/img/icon.png")]
     result = download_images_as_png(
-        urls, str(tmp_path), resize_shape=(20, 30), options=fast_http, progress=False
+        urls, str(tmp_path), resize_shape=(20, 30), http_options=fast_http, progress=False
     )
     assert result.outpath.tolist() == [str(tmp_path / "big.png"), str(tmp_path / "icon.png")]
     assert (result.width == 30).all()
@@ -356,7 +367,7 @@ def test_accessor_download_defaults_to_jpeg_95_and_the_original_call_to_png(
     df = pd.DataFrame(
         {"url": [image_server.url("/img/big.jpg"), image_server.url("/img/icon.png")]}
     )
-    result = df.creevey.download(str(tmp_path / "a"), options=fast_http, progress=False)
+    result = df.creevey.download(str(tmp_path / "a"), http_options=fast_http, progress=False)
     assert result.outpath.tolist() == [str(tmp_path / "a" / n) for n in ("big.jpg", "icon.jpg")]
     reference = io.BytesIO()
     Image.new("RGB", (64, 64), "teal").save(reference, "JPEG", quality=95)
@@ -365,9 +376,13 @@ def test_accessor_download_defaults_to_jpeg_95_and_the_original_call_to_png(
         with Image.open(io.BytesIO(data)) as image:
             assert image.format == "JPEG"
         assert _quantization(data) == _quantization(reference.getvalue())
-    lower = df.creevey.download(str(tmp_path / "b"), quality=60, options=fast_http, progress=False)
+    lower = df.creevey.download(
+        str(tmp_path / "b"), quality=60, http_options=fast_http, progress=False
+    )
     assert _quantization(Path(lower.outpath[0]).read_bytes()) != _quantization(reference.getvalue())
-    png = download_images_as_png(df.url, str(tmp_path / "c"), options=fast_http, progress=False)
+    png = download_images_as_png(
+        df.url, str(tmp_path / "c"), http_options=fast_http, progress=False
+    )
     for outpath in png.outpath:
         assert outpath.endswith(".png")
         with Image.open(outpath) as image:
@@ -392,18 +407,18 @@ def test_resume_skips_and_retry_redoes_only_failures(
     flaky = image_server.url("/img/many/010.jpg?fail=4&code=503")  # 4 failures, then fine
     df = pd.DataFrame({"url": [*good, flaky], "label": list("aaabbbc")})
     options = fast_http.replace(retries=1)
-    first = download(df, str(tmp_path), options=options, progress=False)
+    first = download(df, str(tmp_path), http_options=options, progress=False)
     assert first.status.tolist() == ["ok"] * 6 + ["error"]
     assert first.attempts.iloc[-1] == 2
 
-    again = download(df, str(tmp_path), options=options, progress=False)
+    again = download(df, str(tmp_path), http_options=options, progress=False)
     assert again.status.tolist() == ["skipped"] * 6 + ["error"]
     assert again.outpath.iloc[:6].tolist() == first.outpath.iloc[:6].tolist()
     assert pd.isna(again.attempts.iloc[:6]).all()  # no request made for skipped rows
     assert all(image_server.hits[u.split(str(image_server.port))[1]] == 1 for u in good)
 
     retried = download(
-        again[again.status == "error"], str(tmp_path), options=options, progress=False
+        again[again.status == "error"], str(tmp_path), http_options=options, progress=False
     )
     assert retried.status.tolist() == ["ok"]
     assert retried.label.tolist() == ["c"]
@@ -419,7 +434,7 @@ def test_clashing_names_never_overwrite(
         image_server.url("/img/many/000.jpg"),
         image_server.url("/redirect/1/photo.jpg"),  # the file name is again photo.jpg
     ]
-    result = download(urls, str(tmp_path), options=fast_http, progress=False)
+    result = download(urls, str(tmp_path), http_options=fast_http, progress=False)
     assert result.status.tolist() == ["ok", "ok", "ok"]
     assert result.outpath.tolist() == [
         f"{tmp_path}/photo.jpg",
@@ -427,15 +442,15 @@ def test_clashing_names_never_overwrite(
         f"{tmp_path}/photo_{url_hash(urls[2])[:16]}.jpg",
     ]
     # the same table again: the same names, every row skipped
-    again = download(urls, str(tmp_path), options=fast_http, progress=False)
+    again = download(urls, str(tmp_path), http_options=fast_http, progress=False)
     assert again.outpath.tolist() == result.outpath.tolist()
     assert (again.status == "skipped").all()
     # the later row alone: it still never takes the other URL's file
-    alone = download(urls[2:], str(tmp_path), options=fast_http, progress=False)
+    alone = download(urls[2:], str(tmp_path), http_options=fast_http, progress=False)
     assert alone.outpath.tolist() == result.outpath.tolist()[2:]
     assert alone.status.tolist() == ["skipped"]
     hashed = download(
-        urls, str(tmp_path / "h"), naming="url_hash", options=fast_http, progress=False
+        urls, str(tmp_path / "h"), naming="url_hash", http_options=fast_http, progress=False
     )
     assert (hashed.status == "ok").all()
     assert hashed.outpath.nunique() == 3
@@ -456,14 +471,14 @@ def test_accessor_on_pandas_and_dask(
         url_col="link",
         format="jpeg",
         naming="hash",
-        options=fast_http,
+        http_options=fast_http,
         progress=False,
     )
     assert res.status.tolist() == ["ok"] * 8 + ["error"]
     assert all(p.endswith(".jpg") and p.count("/") >= 3 for p in res.outpath[:8])
 
     ddf = dd.from_pandas(pdf, npartitions=3, sort=False)
-    lazy = ddf.creevey.download(str(tmp_path / "d"), url_col="link", options=fast_http)
+    lazy = ddf.creevey.download(str(tmp_path / "d"), url_col="link", http_options=fast_http)
     assert isinstance(lazy, dd.DataFrame)
     assert not files_in(tmp_path / "d")  # lazy: nothing downloaded yet
     computed = lazy.compute()
@@ -479,7 +494,7 @@ def test_dask_input_resolves_clashes_across_partitions(
     urls = [image_server.url(f"/img/many/{i:03d}.jpg") for i in range(6)]
     urls.append(image_server.url("/redirect/1/many/002.jpg"))  # same file name as row 2
     ddf = dd.from_pandas(pd.DataFrame({"url": urls}), npartitions=3, sort=False)
-    result = download(ddf, str(tmp_path), options=fast_http).compute()
+    result = download(ddf, str(tmp_path), http_options=fast_http).compute()
     assert result.status.tolist() == ["ok"] * 7
     assert result.outpath.nunique() == 7  # one of the two 002.png rows got a hashed name
     assert len(files_in(tmp_path)) == 7
@@ -495,7 +510,7 @@ def test_summary_is_logged_and_warns_when_most_fail(
         image_server.url("/img/photo.jpg")
     ]
     with caplog.at_level(logging.INFO, logger="creevey_dask"):
-        download(urls, str(tmp_path), options=fast_http, progress=False)
+        download(urls, str(tmp_path), http_options=fast_http, progress=False)
     text = caplog.text
     assert "4 rows: 1 ok, 0 skipped, 3 error" in text
     assert "3 x HttpError: HTTP 404 Not Found" in text
@@ -518,8 +533,8 @@ def test_per_host_limit_holds_through_the_engine(
     result = download(
         urls,
         None,
-        path_func=lambda u: str(tmp_path / f"{abs(hash(u))}.png"),
-        options=fast_http.replace(per_host_limit=3, read_timeout=5),
+        outpath_func=lambda u: str(tmp_path / f"{abs(hash(u))}.png"),
+        http_options=fast_http.replace(per_host_limit=3, read_timeout=5),
         n_jobs=8,
         npartitions=2,
         progress=False,
@@ -533,7 +548,9 @@ def test_download_to_fsspec_memory(
     image_server: ImageServer, memfs, fast_http: HttpOptions
 ) -> None:
     urls = [image_server.url("/img/photo.jpg"), image_server.url("/img/gone.jpg?status=404")]
-    result = download(urls, "memory://bucket/out", format="webp", options=fast_http, progress=False)
+    result = download(
+        urls, "memory://bucket/out", format="webp", http_options=fast_http, progress=False
+    )
     assert result.status.tolist() == ["ok", "error"]
     assert result.outpath[0] == "memory://bucket/out/photo.webp"
     assert [p for p in memfs.ls("/bucket/out", detail=False) if "/." not in p] == [
@@ -559,7 +576,7 @@ def test_download_on_a_local_cluster(
     result = download(
         pd.DataFrame({"url": urls}),
         str(tmp_path),
-        options=fast_http.replace(per_host_limit=2),
+        http_options=fast_http.replace(per_host_limit=2),
         npartitions=4,
         progress=False,
     )

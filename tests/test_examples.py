@@ -40,7 +40,7 @@ def url_table(server: ImageServer) -> pd.DataFrame:
 
 def make(base: str, server: ImageServer, http: HttpOptions, **kwargs: Any) -> UrlListDataset:
     return UrlListDataset(
-        base, url_table(server), shape=(24, 32), valid_size=0.3, options=http, **kwargs
+        base, url_table(server), shape=(24, 32), valid_size=0.3, http_options=http, **kwargs
     )
 
 
@@ -159,7 +159,7 @@ def test_urls_table_from_a_file(
         label_col="kind",
         shape=(16, 16),
         valid_size=2,
-        options=fast_http,
+        http_options=fast_http,
     ).build()
     assert pd.read_parquet(tmp_path / "pets" / "raw" / "urls.parquet").equals(table)
     assert (ds.download_result()["status"] == "ok").sum() == len(GOOD)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import creevey_dask
 
 
@@ -34,6 +36,102 @@ def test_exported_members_are_pinned():
     assert sorted(creevey_dask.__all__) == sorted(PINNED)
 
 
+def _public_callables() -> dict[str, object]:
+    """Every public function and method of the API: exports, accessor methods, ops."""
+    found: dict[str, object] = {}
+    for name in creevey_dask.__all__:
+        obj = getattr(creevey_dask, name)
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            found[name] = obj
+            for attr, member in vars(obj).items():
+                if callable(member) and not attr.startswith("_"):
+                    found[f"{name}.{attr}"] = member
+        elif inspect.isfunction(obj):
+            found[name] = obj
+    for attr in creevey_dask.CreeveyAccessor.__mro__[1].__dict__:
+        if not attr.startswith("_"):
+            found[f"CreeveyAccessor.{attr}"] = getattr(creevey_dask.CreeveyAccessor, attr)
+    for name in creevey_dask.ops.__all__:
+        obj = getattr(creevey_dask.ops, name)
+        if inspect.isfunction(obj):
+            found[f"ops.{name}"] = obj
+    return found
+
+
+# The original creevey's functions keep its names; nothing else uses them.
+SEED = {
+    "download_images_as_png",
+    "create_imagenet_style_symlinks",
+    "resize_multiple_files",
+    "Pipeline",
+}
+
+
+def _parameters(func: object) -> dict[str, inspect.Parameter]:
+    try:
+        return dict(inspect.signature(func).parameters)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+        return {}
+
+
+def test_no_public_function_hides_options_in_kwargs():
+    """help() and IDEs show every option: no **kwargs on the public API."""
+    allowed = {
+        "record",  # record(**values): the values are result columns, not options
+        "RunOptions.replace",  # replace(**changes): the fields, checked by name
+        "HttpOptions.replace",
+        "start_local_cluster",  # **cluster_kwargs go to distributed.LocalCluster as is
+        "UrlListDataset",  # the worked example: **download_kwargs go to download() as is
+    }
+    hiding = [
+        name
+        for name, func in _public_callables().items()
+        if name not in allowed and any(p.kind is p.VAR_KEYWORD for p in _parameters(func).values())
+    ]
+    assert hiding == []
+
+
+def test_one_vocabulary():
+    """Columns are *_col; groupby/stratify take column names; outpath_func; mode resizes."""
+    problems = []
+    for name, func in _public_callables().items():
+        params = _parameters(func)
+        seed = name.split(".")[0] in SEED
+        for pname, param in params.items():
+            if pname.endswith("_colname") and not seed:
+                problems.append(f"{name}({pname}=): *_colname is only the seed functions'")
+            if pname == "path_func" and name != "download_images_as_png":
+                problems.append(f"{name}(path_func=): the new API says outpath_func")
+            if pname in ("stratify", "groupby") and "bool" in str(param.annotation):
+                problems.append(f"{name}({pname}=): takes a column name, not a bool")
+            if pname == "mode" and "resize" not in name and name != "UrlListDataset":
+                problems.append(f"{name}(mode=): mode is the resize mode only")
+            if pname == "columns" and "int" in str(param.annotation):
+                problems.append(f"{name}(columns=): a grid width is ncols")
+    assert problems == []
+
+
+def test_run_options_are_accepted_by_every_run():
+    runs = [
+        "Pipeline.run",
+        "download",
+        "download_images_as_png",
+        "resize_multiple_files",
+        "CreeveyAccessor.run",
+        "CreeveyAccessor.download",
+        "CreeveyAccessor.resize",
+        "CreeveySeriesAccessor.run",
+    ]
+    found = _public_callables()
+    from creevey_dask.resize import resize
+
+    for func in [*(found[name] for name in runs), resize]:
+        params = _parameters(func)
+        assert "options" in params, func
+        assert "RunOptions" in str(params["options"].annotation), func
+        assert {"n_jobs", "skip_existing", "progress"} <= set(params), func
+
+
 def test_every_exception_is_a_creevey_error_and_a_builtin():
     from creevey_dask import exceptions
 
@@ -51,6 +149,7 @@ PINNED: list[str] = [
     "ColumnError",
     "CredentialsError",
     "CreeveyAccessor",
+    "CreeveySeriesAccessor",
     "CreeveyError",
     "DOWNLOAD_FORMATS",
     "DownloadConnectionError",
@@ -70,6 +169,7 @@ PINNED: list[str] = [
     "OutpathClashError",
     "Pipeline",
     "RESULT_COLUMNS",
+    "RunOptions",
     "Reporter",
     "RobotsTagError",
     "S3Downloader",
@@ -87,6 +187,7 @@ PINNED: list[str] = [
     "__version__",
     "contact_sheet",
     "create_imagenet_style_symlinks",
+    "imagenet_symlinks",
     "decode_image",
     "download",
     "download_images_as_png",

@@ -70,7 +70,7 @@ def cell_origin(i: int, columns: int, cell: tuple[int, int]) -> tuple[int, int]:
 
 def test_sheet_geometry_is_exact(results):
     sheet = contact_sheet(
-        results, caption_cols=("label", "status"), columns=3, thumb_size=64, font=FONT
+        results, caption_cols=("label", "status"), ncols=3, thumb_size=64, font=FONT
     )
     cell = cell_size(64, 2, FONT)
     assert cell == (64 + 2 * PADDING, 64 + 2 * PADDING + CAPTION_GAP + 2 * LINE)
@@ -82,7 +82,7 @@ def test_sheet_geometry_is_exact(results):
     ("n", "columns", "grid_rows"), [(1, 4, 1), (4, 4, 1), (5, 2, 3), (36, 6, 2)]
 )
 def test_sheet_has_columns_times_rows_cells(results, n, columns, grid_rows):
-    sheet = contact_sheet(results, n=n, columns=columns, thumb_size=32, random_state=0)
+    sheet = contact_sheet(results, n=n, ncols=columns, thumb_size=32, random_state=0)
     width, height = cell_size(32, 1)
     assert sheet.size == (columns * width, grid_rows * height)
 
@@ -96,7 +96,7 @@ def test_thumbnails_keep_their_aspect_centred_in_the_box(tmp_path):
         path.write_bytes(encode(image, "PNG"))
         paths.append(str(path))
     res = sizes_pipeline().run(paths, to_png(str(tmp_path / "out")), progress=False)
-    sheet = contact_sheet(res, n=2, columns=2, thumb_size=64, caption_cols=None)
+    sheet = contact_sheet(res, n=2, ncols=2, thumb_size=64, caption_cols=None)
     assert sheet.size == (2 * (64 + 2 * PADDING), 64 + 2 * PADDING)
 
     # the big image is shrunk to 64 x 32 and centred: background above and below it
@@ -117,9 +117,7 @@ def test_thumbnails_keep_their_aspect_centred_in_the_box(tmp_path):
 
 def test_captions_are_drawn_and_can_be_turned_off(results):
     columns, thumb = 4, 48
-    sheet = contact_sheet(
-        results, caption_cols="label", columns=columns, thumb_size=thumb, font=FONT
-    )
+    sheet = contact_sheet(results, caption_cols="label", ncols=columns, thumb_size=thumb, font=FONT)
     cell = cell_size(thumb, 1, FONT)
     for i in range(len(results)):
         x, y = cell_origin(i, columns, cell)
@@ -128,7 +126,7 @@ def test_captions_are_drawn_and_can_be_turned_off(results):
         )
         assert caption.min() < 128  # dark text on white
         assert (caption == 255).any()
-    bare = contact_sheet(results, caption_cols=None, columns=columns, thumb_size=thumb)
+    bare = contact_sheet(results, caption_cols=None, ncols=columns, thumb_size=thumb)
     assert bare.size == (columns * (thumb + 2 * PADDING), 2 * (thumb + 2 * PADDING))
     # the thumbnails themselves are the same with and without captions
     x, y = cell_origin(0, columns, cell)
@@ -142,7 +140,7 @@ def test_caption_function_sets_the_caption_lines(results):
     def caption(row):
         return f"{row['label']}\n{row['width']} px\n{row['status']}"
 
-    sheet = contact_sheet(results, caption_cols=caption, columns=7, thumb_size=40, font=FONT)
+    sheet = contact_sheet(results, caption_cols=caption, ncols=7, thumb_size=40, font=FONT)
     assert sheet.size == (7 * (40 + 2 * PADDING), 40 + 2 * PADDING + CAPTION_GAP + 3 * LINE)
     lines = [
         np.asarray(sheet.crop((PADDING, top, PADDING + 40, top + LINE)))
@@ -153,7 +151,7 @@ def test_caption_function_sets_the_caption_lines(results):
 
 def test_long_captions_are_cut_to_the_cell(results):
     res = results.assign(label="a very long label " * 10)
-    sheet = contact_sheet(res, caption_cols="label", columns=7, thumb_size=40, font=FONT)
+    sheet = contact_sheet(res, caption_cols="label", ncols=7, thumb_size=40, font=FONT)
     cell = cell_size(40, 1, FONT)
     gutter = np.asarray(sheet.crop((0, cell[1] - LINE, PADDING, cell[1])))
     assert (gutter == 255).all()  # nothing spills into the padding left of the first cell
@@ -180,8 +178,8 @@ def test_seeded_sample_is_reproducible_and_in_table_order(many):
     assert first.equals(sample_rows(many, 12, random_state=7))
     assert list(first.index) == sorted(first.index)
     assert not first.index.equals(sample_rows(many, 12, random_state=8).index)
-    a = contact_sheet(many, caption_cols="label", n=12, columns=4, thumb_size=32, random_state=7)
-    b = contact_sheet(many, caption_cols="label", n=12, columns=4, thumb_size=32, random_state=7)
+    a = contact_sheet(many, caption_cols="label", n=12, ncols=4, thumb_size=32, random_state=7)
+    b = contact_sheet(many, caption_cols="label", n=12, ncols=4, thumb_size=32, random_state=7)
     assert a.tobytes() == b.tobytes()
 
 
@@ -197,11 +195,11 @@ def test_dask_frames_give_the_pandas_sample(many, npartitions):
     got = sample_rows(ddf, 10, random_state=3)
     assert got.index.tolist() == expected.index.tolist()
     assert got["label"].tolist() == expected["label"].tolist()
-    sheet = contact_sheet(ddf, caption_cols="label", n=10, columns=5, thumb_size=32, random_state=3)
+    sheet = contact_sheet(ddf, caption_cols="label", n=10, ncols=5, thumb_size=32, random_state=3)
     assert (
         sheet.tobytes()
         == contact_sheet(
-            many, caption_cols="label", n=10, columns=5, thumb_size=32, random_state=3
+            many, caption_cols="label", n=10, ncols=5, thumb_size=32, random_state=3
         ).tobytes()
     )
 
@@ -216,7 +214,7 @@ def test_a_lazy_pipeline_result_runs_once_for_a_sheet(sources, tmp_path):
     ddf = dd.from_pandas(pd.DataFrame({"path": sources}), npartitions=3)
     lazy = sizes_pipeline(load).run(ddf, to_png(str(tmp_path / "out")), inpath_col="path")
     assert loads == []
-    sheet = contact_sheet(lazy, n=4, columns=2, thumb_size=32, random_state=0)
+    sheet = contact_sheet(lazy, n=4, ncols=2, thumb_size=32, random_state=0)
     assert sheet.size == (2 * (32 + 2 * PADDING), 2 * cell_size(32, 1)[1])
     assert sorted(loads) == sorted(sources)
 
@@ -228,7 +226,7 @@ def test_error_missing_and_unreadable_rows_are_placeholders(results):
     res = results.copy()
     Path(res.outpath.iloc[0]).unlink()  # a missing file
     Path(res.outpath.iloc[1]).write_bytes(b"garbage")  # an unreadable file
-    sheet = contact_sheet(res, columns=7, thumb_size=48, font=FONT)
+    sheet = contact_sheet(res, ncols=7, thumb_size=48, font=FONT)
     cell = cell_size(48, 1, FONT)
     for i, placeholder in enumerate([True, True, False, False, False, True, True]):
         x, y = cell_origin(i, 7, cell)
@@ -257,7 +255,7 @@ def test_placeholder_texts_name_the_cause(results):
 def test_memory_outpaths_and_save_to(sources, memfs, tmp_path):
     res = sizes_pipeline().run(sources, to_png("memory://out"), progress=False)
     assert res.outpath.iloc[0].startswith("memory://")
-    sheet = contact_sheet(res, n=7, columns=7, thumb_size=48, save_to="memory://sheets/sheet.png")
+    sheet = contact_sheet(res, n=7, ncols=7, thumb_size=48, save_to="memory://sheets/sheet.png")
     x, y = cell_origin(0, 7, cell_size(48, 1))
     centre = sheet.getpixel((x + 24, y + 24))
     assert centre not in (THUMB_BG, PLACEHOLDER)
@@ -382,16 +380,16 @@ def test_summary_figure_save_to(results, tmp_path):
 
 
 def test_accessor_methods(results):
-    sheet = results.creevey.contact_sheet(n=4, columns=2, thumb_size=32, random_state=5)
+    sheet = results.creevey.contact_sheet(n=4, ncols=2, thumb_size=32, random_state=5)
     assert (
         sheet.tobytes()
-        == contact_sheet(results, n=4, columns=2, thumb_size=32, random_state=5).tobytes()
+        == contact_sheet(results, n=4, ncols=2, thumb_size=32, random_state=5).tobytes()
     )
     assert results.creevey.summary_figure(size=(480, 320)).size == (480, 320)
     assert results.creevey.summary_table() == summary_table(results)
     ddf = dd.from_pandas(results, npartitions=2)
     assert ddf.creevey.summary_table(bins=4) == summary_table(results, bins=4)
-    assert ddf.creevey.contact_sheet(n=4, columns=2, thumb_size=32, random_state=5).tobytes() == (
+    assert ddf.creevey.contact_sheet(n=4, ncols=2, thumb_size=32, random_state=5).tobytes() == (
         sheet.tobytes()
     )
 
@@ -410,7 +408,7 @@ def test_public_names():
     [
         ({"n": 0}, "n must be an int >= 1, got 0"),
         ({"n": True}, "n must be an int >= 1"),
-        ({"columns": 0}, "columns must be an int >= 1"),
+        ({"ncols": 0}, "ncols must be an int >= 1"),
         ({"thumb_size": 8}, "thumb_size must be an int >= 16"),
         ({"caption_cols": ("label", "nope")}, r"no column\(s\) \['nope'\] \(caption_cols="),
         ({"path_col": "where"}, r"no column\(s\) \['where'\] \(path_col='where'\); its columns"),
@@ -447,7 +445,7 @@ def test_bad_inputs_are_refused(results):
 def test_rows_failed_upstream_show_the_root_cause(image_server, fast_http, tmp_path, caplog):
     urls = [image_server.url("/img/photo.jpg"), image_server.url("/img/nothing.jpg")]
     downloaded = pd.DataFrame({"url": urls, "label": ["a", "b"]}).creevey.download(
-        str(tmp_path / "raw"), options=fast_http, progress=False
+        str(tmp_path / "raw"), http_options=fast_http, progress=False
     )
     with caplog.at_level("INFO", logger="creevey_dask"):
         small = downloaded.creevey.resize(
@@ -470,7 +468,7 @@ def test_rows_failed_upstream_show_the_root_cause(image_server, fast_http, tmp_p
     direct = small.assign(
         error=small.error.str.removeprefix("UpstreamError: the previous step failed: ")
     )
-    kwargs = {"caption_cols": ("label", "error"), "n": 2, "columns": 2, "thumb_size": 64}
+    kwargs = {"caption_cols": ("label", "error"), "n": 2, "ncols": 2, "thumb_size": 64}
     sheet = contact_sheet(small, **kwargs, random_state=0, font=FONT)
     assert sheet.tobytes() == contact_sheet(direct, **kwargs, random_state=0, font=FONT).tobytes()
     plain = small.assign(error=small.error.where(small.status != "error", "UpstreamError"))

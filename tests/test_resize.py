@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import creevey_dask  # noqa: F401  (registers df.creevey)
-from creevey_dask import ops, resize_multiple_files
+from creevey_dask import RunOptions, ops, resize_multiple_files
 from creevey_dask.imagefile import decode_image
 from creevey_dask.naming import disambiguate
 from creevey_dask.resize import KeepFilename, resize
@@ -282,7 +282,7 @@ def test_width_and_height_are_those_of_the_written_image_after_a_download(
 ):
     urls = [image_server.url("/img/big.jpg"), image_server.url("/img/wide.jpg")]
     downloaded = pd.DataFrame({"url": urls}).creevey.download(
-        str(tmp_path / "raw"), options=fast_http, progress=False
+        str(tmp_path / "raw"), http_options=fast_http, progress=False
     )
     assert downloaded[["width", "height"]].values.tolist() == [[800, 600], [320, 120]]
     for report in ([], ["size"]):  # with or without asking for the size
@@ -310,9 +310,7 @@ def test_processes_strategy(photos, tmp_path):
         photos[:4],
         (16, 16),
         str(tmp_path / "out"),
-        parallel_strategy="processes",
-        npartitions=2,
-        progress=False,
+        options=RunOptions(parallel_strategy="processes", npartitions=2, progress=False),
     )
     assert result["status"].tolist() == ["ok"] * 4
 

@@ -290,7 +290,7 @@ _CHILD = textwrap.dedent(
     from creevey_dask.http import HttpOptions
     df = pd.read_csv(sys.argv[1])
     df.creevey.download(sys.argv[2], format="png", output_format="webdataset", shard_size=4,
-                        npartitions=6, n_jobs=2, options=HttpOptions(retries=0),
+                        npartitions=6, n_jobs=2, http_options=HttpOptions(retries=0),
                         progress=False)
     """
 )
@@ -339,7 +339,7 @@ def test_killed_run_leaves_whole_shards_and_resumes(image_server: Any, tmp_path:
     read_back = pd.read_csv(csv)
     result = read_back.creevey.download(
         str(out), format="png", output_format="webdataset", shard_size=4, npartitions=6,
-        n_jobs=2, options=HttpOptions(retries=0), progress=False,
+        n_jobs=2, http_options=HttpOptions(retries=0), progress=False,
     )  # fmt: skip
     assert (result["status"] != "error").all()
     after = _snapshot(out)
@@ -365,14 +365,14 @@ def test_failed_rows_fed_back_go_to_new_shards(fresh_image_server: Any, tmp_path
     out = tmp_path / "out"
     options = HttpOptions(retries=0)
     first = df.creevey.download(
-        str(out), output_format="webdataset", shard_size=4, npartitions=1, options=options,
+        str(out), output_format="webdataset", shard_size=4, npartitions=1, http_options=options,
         progress=False,
     )  # fmt: skip
     assert (first["status"] == "error").sum() == 2
     before = _snapshot(out)
     retry = first[first["status"] == "error"]
     second = retry.creevey.download(
-        str(out), output_format="webdataset", shard_size=4, npartitions=1, options=options,
+        str(out), output_format="webdataset", shard_size=4, npartitions=1, http_options=options,
         progress=False,
     )  # fmt: skip
     assert (second["status"] == "ok").all()

@@ -367,6 +367,9 @@ def test_seed_function_in_both_positional_orders_and_rounding_up(
     assert tree_files(tmp_path / "t1").keys() == tree_files(tmp_path / "t2").keys()
     with pytest.raises(ColumnError):  # a size where a column goes, not the original's order
         create_imagenet_style_symlinks(df, 0.1, "path", 2, str(tmp_path / "t3"))
+    with pytest.raises(TypeError, match=r"stratify takes a column name .* stratify='label'"):
+        create_imagenet_style_symlinks(df, "label", "path", 2, str(tmp_path / "t4"), stratify=True)
+    assert not (tmp_path / "t4").exists()
 
 
 def test_every_label_folder_exists_in_every_split(photos: list[str], tmp_path: Path) -> None:
@@ -407,7 +410,7 @@ def test_absolute_links_on_request(labelled: pd.DataFrame, tmp_path: Path) -> No
 
 def test_local_copy_mode(labelled: pd.DataFrame, tmp_path: Path) -> None:
     outdir = tmp_path / "tree"
-    manifest = create_imagenet_style_symlinks(labelled, "label", "outpath", 3, outdir, mode="copy")
+    manifest = create_imagenet_style_symlinks(labelled, "label", "outpath", 3, outdir, link="copy")
     for row in manifest.itertuples():
         path = outdir / row.path
         assert path.is_file()
@@ -418,7 +421,7 @@ def test_local_copy_mode(labelled: pd.DataFrame, tmp_path: Path) -> None:
 def test_copy_mode_to_memory(labelled: pd.DataFrame, memfs: fsspec.AbstractFileSystem) -> None:
     df = labelled.assign(label=["cat"] * 11 + ["lonely"])
     manifest = create_imagenet_style_symlinks(
-        df, "label", "outpath", 2, "memory://tree", "patient", random_state=3, mode="copy"
+        df, "label", "outpath", 2, "memory://tree", "patient", random_state=3, link="copy"
     )
     for row in manifest.itertuples():
         assert memfs.cat_file(f"/tree/{row.path}") == Path(row.source).read_bytes()
@@ -464,7 +467,7 @@ def test_copy_mode_to_s3(labelled: pd.DataFrame, s3_options: dict) -> None:
         "s3://trees/one",
         "patient",
         random_state=1,
-        mode="copy",
+        link="copy",
         storage_options=s3_options,
     )
     fs = s3fs.S3FileSystem(**s3_options)
@@ -478,10 +481,10 @@ def test_copy_mode_to_s3(labelled: pd.DataFrame, s3_options: dict) -> None:
             "outpath",
             2,
             "s3://trees/one",
-            mode="copy",
+            link="copy",
             storage_options=s3_options,
         )
-    with pytest.raises(ValueError, match="mode='copy'"):
+    with pytest.raises(ValueError, match="link='copy'"):
         create_imagenet_style_symlinks(
             labelled, "label", "outpath", 2, "s3://trees/two", storage_options=s3_options
         )
@@ -490,7 +493,7 @@ def test_copy_mode_to_s3(labelled: pd.DataFrame, s3_options: dict) -> None:
 def test_symlinks_to_memory_are_refused(
     labelled: pd.DataFrame, memfs: fsspec.AbstractFileSystem
 ) -> None:
-    with pytest.raises(ValueError, match="mode='copy'"):
+    with pytest.raises(ValueError, match="link='copy'"):
         create_imagenet_style_symlinks(labelled, "label", "outpath", 2, "memory://tree")
     assert not memfs.exists("/tree")
 
@@ -504,7 +507,7 @@ def test_memory_sources_need_copy_mode(memfs: fsspec.AbstractFileSystem, tmp_pat
     with pytest.raises(ValueError, match="not local files"):
         create_imagenet_style_symlinks(df, "label", "p", 1, tmp_path / "tree")
     assert not (tmp_path / "tree").exists()
-    manifest = create_imagenet_style_symlinks(df, "label", "p", 1, tmp_path / "tree", mode="copy")
+    manifest = create_imagenet_style_symlinks(df, "label", "p", 1, tmp_path / "tree", link="copy")
     for row in manifest.itertuples():
         assert (tmp_path / "tree" / row.path).read_bytes() == memfs.cat_file(row.source)
 
@@ -567,7 +570,7 @@ def test_stratified_tree_and_dask_input(tmp_path: Path) -> None:
         paths.append(str(path))
     df = pd.DataFrame({"p": paths, "label": rng.choice(["a", "b"], 40, p=[0.75, 0.25])})
     expected = create_imagenet_style_symlinks(
-        df, "label", "p", 0.25, tmp_path / "one", random_state=2, stratify=True
+        df, "label", "p", 0.25, tmp_path / "one", random_state=2, stratify="label"
     )
     got = create_imagenet_style_symlinks(
         dd.from_pandas(df, npartitions=3),
@@ -576,7 +579,7 @@ def test_stratified_tree_and_dask_input(tmp_path: Path) -> None:
         0.25,
         tmp_path / "two",
         random_state=2,
-        stratify=True,
+        stratify="label",
     )
     pd.testing.assert_frame_equal(got, expected)
     n_b = int((df["label"] == "b").sum())
@@ -597,18 +600,30 @@ def test_accessor_on_result_table_leaves_out_failed_rows(
         manifest = table.creevey.imagenet_symlinks(
             tmp_path / "tree", label_col="label", valid_size=2, groupby="patient", random_state=0
         )
-    assert len(manifest) == 9
-    assert manifest["source"].tolist() == table["outpath"][:9].tolist()
-    assert "left out 3 of 12 rows" in caplog.text
+    # one default everywhere: the rows whose file exists, "ok" and "skipped" (a rerun's)
+    assert len(manifest) == 10
+    assert manifest["source"].tolist() == table["outpath"][[*range(9), 10]].tolist()
+    assert "left out 2 of 12 rows" in caplog.text
     assert "error: 2" in caplog.text
-    assert "skipped: 1" in caplog.text
-    kept = table.iloc[:11].creevey.imagenet_symlinks(
-        tmp_path / "all", label_col="label", valid_size=2, keep_status=("ok", "skipped")
+    only_ok = table.iloc[:11].creevey.imagenet_symlinks(
+        tmp_path / "ok", label_col="label", valid_size=2, keep_status=("ok",)
     )
-    assert len(kept) == 10  # 9 ok + 1 skipped; the error row at 9 is left out
+    assert len(only_ok) == 9  # the skipped row at 10 and the error row at 9 are left out
+    # a rerun: every row skipped, and the tree is still made from them
+    rerun = labelled.assign(status=pd.Categorical(["skipped"] * 12, ["ok", "skipped", "error"]))
+    assert (
+        len(rerun.creevey.imagenet_symlinks(tmp_path / "re", label_col="label", valid_size=2)) == 12
+    )
+    # without a status column the default keeps every row; an explicit filter needs one
+    assert (
+        len(labelled.creevey.imagenet_symlinks(tmp_path / "x", label_col="label", valid_size=2))
+        == 12
+    )
     with pytest.raises(ColumnError, match="keep_status=None"):
-        labelled.creevey.imagenet_symlinks(tmp_path / "x", label_col="label", valid_size=2)
-    assert not (tmp_path / "x").exists()
+        labelled.creevey.imagenet_symlinks(
+            tmp_path / "z", label_col="label", valid_size=2, keep_status=("ok",)
+        )
+    assert not (tmp_path / "z").exists()
     everything = labelled.creevey.imagenet_symlinks(
         tmp_path / "y", label_col="label", valid_size=2, keep_status=None
     )
@@ -644,7 +659,7 @@ def bad_input_cases(labelled: pd.DataFrame, photos: list[str]) -> list[tuple]:
         (labelled, {"valid_size": 1.0}, r"in \(0, 1\)"),
         (dup, {}, "2 rows share 1 path"),
         (missing, {}, r"2 of 12 source\(s\) do not exist"),
-        (labelled, {"mode": "hardlink"}, "mode 'hardlink' is not one of"),
+        (labelled, {"link": "hardlink"}, "link 'hardlink' is not one of"),
     ]
 
 
@@ -688,7 +703,7 @@ def test_non_empty_memory_outdir_is_refused(
     memfs.pipe_file("/tree/old.txt", b"x")
     with pytest.raises(ValueError, match="not empty"):
         create_imagenet_style_symlinks(
-            labelled, "label", "outpath", 2, "memory://tree", mode="copy"
+            labelled, "label", "outpath", 2, "memory://tree", link="copy"
         )
     assert memfs.ls("/tree", detail=False) == ["/tree/old.txt"]
 
@@ -726,7 +741,7 @@ def test_failure_midway_removes_what_was_created(
     if outdir_exists:
         outdir.mkdir(parents=True)
     with pytest.raises(InjectedError):
-        create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, mode=mode)
+        create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, link=mode)
     assert calls["n"] >= 6  # copies run in a few threads: some may follow the failure
     if outdir_exists:
         assert os.listdir(outdir) == []
@@ -755,7 +770,7 @@ def test_failure_midway_in_memory_removes_what_was_created(
     monkeypatch.setattr(_Tree, "copy", failing)
     with pytest.raises(InjectedError):
         create_imagenet_style_symlinks(
-            labelled, "label", "outpath", 2, "memory://tree", mode="copy"
+            labelled, "label", "outpath", 2, "memory://tree", link="copy"
         )
     assert not memfs.exists("/tree")
     assert memfs.find("/") == []

@@ -1,0 +1,118 @@
+"""The run knobs, in one small frozen object: :class:`RunOptions`.
+
+Every entry point that runs a pipeline (:meth:`~creevey_dask.Pipeline.run`,
+:func:`~creevey_dask.download`, :func:`~creevey_dask.resize.resize`, the accessor, the
+original creevey's functions) takes ``options=RunOptions(...)`` and keyword shortcuts
+for the same fields (``n_jobs=``, ``skip_existing=``, ``progress=``, ...). A shortcut
+that is given (not None) overrides the field; :func:`run_options` applies that rule,
+once, at the entry point, and the layers below pass the one object along.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["KEEP_STATUSES", "RunOptions", "run_options"]
+
+#: The statuses whose rows an ImageNet-style tree keeps by default: those whose file
+#: exists (written now, or by an earlier run); the one default of the functions, the
+#: accessor and the CLI.
+KEEP_STATUSES = ("ok", "skipped")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a run is run: threads, skipping, progress, partitions, storage, scheduler.
+
+    Immutable and picklable; ``options.replace(n_jobs=4)`` gives a changed copy.
+
+    Parameters
+    ----------
+    n_jobs : int, optional
+        Rows in flight at once per partition (threads). By default twice the CPUs, and
+        16 for downloads (network-bound).
+    skip_existing : bool, default True
+        Rows whose output already exists are ``"skipped"``: nothing loaded or written.
+    progress : bool, default True
+        Show a progress bar (dask's, or ``distributed.progress`` on a cluster).
+    npartitions : int, optional
+        For in-memory input, how many dask partitions (tasks) to cut it into.
+    storage_options : mapping, optional
+        fsspec options for reading and writing (e.g. s3fs's ``endpoint_url``).
+    parallel_strategy : {"threads", "processes"}, optional
+        The local dask scheduler when no distributed Client is active; by default the
+        pipeline's (``Pipeline(parallel_strategy=...)``, itself ``"threads"``).
+
+    Examples
+    --------
+    >>> opts = RunOptions(n_jobs=4, progress=False)
+    >>> opts.replace(skip_existing=False).skip_existing
+    False
+    >>> RunOptions(n_jobs=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n_jobs must be at least 1 (a positive int), got 0
+    """
+
+    n_jobs: int | None = None
+    skip_existing: bool = True
+    progress: bool = True
+    npartitions: int | None = None
+    storage_options: Mapping[str, Any] | None = None
+    parallel_strategy: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("n_jobs", "npartitions"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be a positive int, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1 (a positive int), got {value}")
+        for name in ("skip_existing", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.storage_options is not None:
+            if not isinstance(self.storage_options, Mapping):
+                raise TypeError(f"storage_options must be a mapping, got {self.storage_options!r}")
+            object.__setattr__(self, "storage_options", dict(self.storage_options))
+        if self.parallel_strategy is not None:
+            from .pipeline import PARALLEL_STRATEGIES
+
+            if self.parallel_strategy not in PARALLEL_STRATEGIES:
+                raise ValueError(
+                    f"parallel_strategy {self.parallel_strategy!r} is not one of "
+                    f"{list(PARALLEL_STRATEGIES)}"
+                )
+
+    def replace(self, **changes: Any) -> RunOptions:
+        """A copy with ``changes`` applied (field names as in the constructor)."""
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise TypeError(
+                f"RunOptions has no option(s) {unknown}; "
+                f"the options are {[f.name for f in dataclasses.fields(self)]}"
+            )
+        return dataclasses.replace(self, **changes)
+
+
+def run_options(options: RunOptions | None = None, /, **shortcuts: Any) -> RunOptions:
+    """``options`` (default ``RunOptions()``) with the shortcuts that are not None applied.
+
+    Examples
+    --------
+    >>> run_options(RunOptions(n_jobs=2), n_jobs=None, progress=False)
+    RunOptions(n_jobs=2, skip_existing=True, progress=False, npartitions=None, storage_options=None, parallel_strategy=None)
+    """  # noqa: E501
+    if options is None:
+        options = RunOptions()
+    elif not isinstance(options, RunOptions):
+        hint = ""
+        if type(options).__name__ == "HttpOptions":
+            hint = "; HTTP settings go to http_options="
+        raise TypeError(f"options must be a creevey_dask.RunOptions, got {options!r}{hint}")
+    given = {name: value for name, value in shortcuts.items() if value is not None}
+    return options.replace(**given) if given else options
