@@ -312,10 +312,15 @@ def resize_multiple_files(
     min_dim: int | None = None,
     max_dim: int | None = None,
     mode: str | None = None,
+    only_shrink: bool = False,
+    resample: str = "lanczos",
+    fill: Any = None,
+    reducing_gap: float | None = 2.0,
     format: str | None = None,
     quality: int | None = None,
     ops: Any = None,
     report: Iterable[str] = (),
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     progress: bool | None = None,
     storage_options: Mapping[str, Any] | None = None,
     parallel_strategy: str | None = None,
@@ -336,7 +341,9 @@ def resize_multiple_files(
         Rows in flight per partition.
     skip_existing : bool, default True
         Leave existing outputs alone.
-    min_dim, max_dim, mode, format, quality, ops, report
+    min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap, format, quality
+        As for :func:`resize`.
+    ops, report, max_pixels
         As for :func:`resize`.
     progress, storage_options, parallel_strategy, npartitions, options
         The run settings, as for :func:`resize`.
@@ -364,10 +371,15 @@ def resize_multiple_files(
         min_dim=min_dim,
         max_dim=max_dim,
         mode=mode,
+        only_shrink=only_shrink,
+        resample=resample,
+        fill=fill,
+        reducing_gap=reducing_gap,
         format=format,
         quality=quality,
         ops=ops,
         report=report,
+        max_pixels=max_pixels,
         n_jobs=n_jobs,
         skip_existing=skip_existing,
         progress=progress,

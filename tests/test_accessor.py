@@ -108,10 +108,11 @@ def test_accessor_defaults_agree_with_the_functions():
     assert accessor._DEFAULT_MAX_PIXELS == imagefile.DEFAULT_MAX_PIXELS
     for method, function in (
         (creevey_dask.CreeveyAccessor.resize, resize),
+        (creevey_dask.resize_multiple_files, resize),
         (creevey_dask.CreeveyAccessor.download, creevey_dask.download),
     ):
         mine = inspect.signature(method).parameters
         theirs = inspect.signature(function).parameters
         for name, param in mine.items():
-            if name in theirs and name not in ("self", "path_col", "url_col"):
+            if name in theirs and name not in ("self", "path_col", "url_col", "shape"):
                 assert param.default == theirs[name].default, (function, name)
