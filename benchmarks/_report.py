@@ -2,19 +2,69 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _images import SETS, mean_psnr
+from _images import SETS, ensure_images, mean_psnr, references
 from _runner import Run, run
 
 CONTENDERS = ("bare-draft", "bare-draft2x", "bare-full", "creevey")
 #: throughput is compared with this one, PSNR with the next
 SPEED_BAR, QUALITY_BAR = "bare-draft", "bare-full"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both benchmarks take."""
+    parser.add_argument("--n", type=int, default=2000, help="images (default 2000)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each; medians count")
+    parser.add_argument("--cores", default="2", help="CPUs to pin to, e.g. 2 or 1,2")
+    parser.add_argument("--threads", type=int, default=16, help="bare loop threads/process")
+    parser.add_argument("--contenders", default=",".join(CONTENDERS))
+    parser.add_argument("--psnr-n", type=int, default=300, help="images scored for PSNR")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "creevey_dask_bench",
+    )
+
+
+def images(
+    args: argparse.Namespace,
+) -> tuple[Path, dict[str, str], dict[str, np.ndarray]]:
+    """(folder, file name → image set, file name → reference) for ``args``."""
+    kinds = ensure_images(args.cache_dir, args.n)
+    folder = args.cache_dir / f"mixed_{args.n}_0"
+    refs = references(args.cache_dir, folder, list(kinds)[: args.psnr_n])
+    return folder, kinds, refs
+
+
+def measure_all(
+    args: argparse.Namespace,
+    sources: list[str],
+    kinds: dict[str, str],
+    refs: dict[str, np.ndarray],
+) -> dict[tuple[int, str], dict]:
+    """:func:`measure` with the options of :func:`add_arguments`, in a scratch folder."""
+    work = Path(tempfile.mkdtemp(prefix="creevey_bench_"))
+    try:
+        return measure(
+            sources=sources,
+            contenders=args.contenders.split(","),
+            cores=[int(c) for c in args.cores.split(",")],
+            repeats=args.repeats,
+            threads=args.threads,
+            work=work,
+            refs=refs,
+            kinds=kinds,
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _load() -> str:
@@ -44,7 +94,12 @@ def measure(
             for who in contenders[shift:] + contenders[:shift]:
                 outdir = work / f"{who}_{n_cores}_{repeat}"
                 outdir.mkdir()
-                spec = {"who": who, "sources": sources, "outdir": str(outdir), "threads": threads}
+                spec = {
+                    "who": who,
+                    "sources": sources,
+                    "outdir": str(outdir),
+                    "threads": threads,
+                }
                 result = run(spec, n_cores)
                 runs[who].append(result)
                 if who not in psnrs:

@@ -42,8 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _images import ensure_images, references
-from _report import CONTENDERS, measure, report
+from _report import add_arguments, images, measure_all, report
 
 # -- servers -------------------------------------------------------------------------------
 
@@ -57,7 +56,10 @@ def free_port() -> int:
 def wait_for_port(port: int, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), 0.2),
+        ):
             return
         time.sleep(0.05)
     raise RuntimeError(f"the server on port {port} did not come up")
@@ -162,46 +164,26 @@ def static_server(kind: str, root: Path, workers: int) -> Iterator[tuple[str, st
         except FileNotFoundError:
             if kind == "nginx":
                 raise
-            print("nginx is not installed; falling back to a threaded Python server", flush=True)
+            print(
+                "nginx is not installed; falling back to a threaded Python server",
+                flush=True,
+            )
     with python_server(root) as url:
         yield "python", url
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=2000, help="images (default 2000)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of each; medians count")
-    parser.add_argument("--cores", default="2", help="CPUs to pin to, e.g. 2 or 1,2")
-    parser.add_argument("--threads", type=int, default=16, help="bare loop threads/process")
-    parser.add_argument("--contenders", default=",".join(CONTENDERS))
-    parser.add_argument("--psnr-n", type=int, default=300, help="images scored for PSNR")
+    add_arguments(parser)
     parser.add_argument("--server", choices=["auto", "nginx", "python"], default="auto")
     parser.add_argument("--server-workers", type=int, default=1, help="nginx worker processes")
-    parser.add_argument(
-        "--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "creevey_dask_bench"
-    )
     args = parser.parse_args(argv)
-    kinds = ensure_images(args.cache_dir, args.n)
-    folder = args.cache_dir / f"mixed_{args.n}_0"
-    names = list(kinds)
-    refs = references(args.cache_dir, folder, names[: args.psnr_n])
-    work = Path(tempfile.mkdtemp(prefix="bench_download_"))
-    try:
-        with static_server(args.server, folder, args.server_workers) as (kind, base):
-            print(f"server: {kind} at {base}", flush=True)
-            results = measure(
-                sources=[f"{base}/{name}" for name in names],
-                contenders=args.contenders.split(","),
-                cores=[int(c) for c in args.cores.split(",")],
-                repeats=args.repeats,
-                threads=args.threads,
-                work=work,
-                refs=refs,
-                kinds=kinds,
-            )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    report(results, f"{len(names)} JPEGs over HTTP ({kind}) -> centre crop -> 256x256 -> JPEG q95")
+    folder, kinds, refs = images(args)
+    with static_server(args.server, folder, args.server_workers) as (kind, base):
+        print(f"server: {kind} at {base}", flush=True)
+        results = measure_all(args, [f"{base}/{name}" for name in kinds], kinds, refs)
+    job = f"{len(kinds)} JPEGs over HTTP ({kind}) -> centre crop -> 256x256 -> JPEG q95"
+    report(results, job)
 
 
 if __name__ == "__main__":
