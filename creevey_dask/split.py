@@ -719,7 +719,7 @@ def _check_status(frame: Any, keep_status: Sequence[str] | None, default: bool =
     return frame.loc[keep]
 
 
-#: Suffix of the hidden folder beside ``outdir`` in which a local tree is built.
+#: Name of the marker by which a call claims a remote ``outdir`` while it builds there.
 BUILDING_SUFFIX = ".creevey-building"
 
 
@@ -734,8 +734,9 @@ def _busy(outdir: str) -> FileExistsError:
 class _Tree:
     """Creates the tree; on failure removes what this call made and nothing else.
 
-    Locally the tree is built in a hidden folder of its own beside ``outdir``
-    (``.<name>.<token>.creevey-building``) and renamed to ``outdir`` at the end, which
+    Locally the tree is built in a hidden folder of its own beside ``outdir`` (named by
+    :func:`storage.temp_path`, so a killed call's folder is swept by the next call
+    there) and renamed to ``outdir`` at the end, which
     succeeds only while ``outdir`` is missing or empty: a concurrent call into the same
     folder gets a clear :class:`FileExistsError` naming it, and never touches the other
     call's files. Elsewhere (``link="copy"`` on an object store, which has no atomic
@@ -788,9 +789,10 @@ class _Tree:
     def start(self) -> None:
         if self.local:
             final = os.path.abspath(_local(self.outdir))
-            parent, name = os.path.split(final)
+            parent = os.path.dirname(final)
             self._mkdir(parent)
-            self.base = os.path.join(parent, f".{name[:150]}.{self.token}{BUILDING_SUFFIX}")
+            storage.remove_stale_temporaries(parent)  # of split calls that were killed
+            self.base = storage.temp_path(final)
             os.mkdir(self.base)
             self.made.append(self.base)
             return

@@ -923,3 +923,32 @@ def test_concurrent_calls_into_one_folder_keep_the_winners_tree(tmp_path: Path) 
         assert (outdir / row.path).resolve() == Path(row.source).resolve()
         assert (outdir / row.path).read_bytes() == winner.encode()
     assert os.listdir(data) == ["tree"]  # no building folder of the loser's
+
+
+def test_a_killed_calls_building_folder_is_swept_by_the_next_call(
+    labelled: pd.DataFrame, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    from creevey_dask import storage
+
+    # a building folder left by a call whose process is gone (a real, finished pid)
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        gone.wait()
+    pid = gone.pid
+    outdir = tmp_path / "tree"
+    leftover = Path(storage.temp_path(str(outdir)).replace(f"-{os.getpid()}-", f"-{pid}-"))
+    (leftover / "train" / "cat").mkdir(parents=True)
+    (leftover / "train" / "cat" / "half.jpg").write_bytes(b"x")
+    # and one of a live process (this one), which must stay
+    alive = Path(storage.temp_path(str(tmp_path / "other")))
+    alive.mkdir()
+    create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, random_state=0)
+    assert sorted(os.listdir(tmp_path)) == sorted(["tree", alive.name, *_others(tmp_path)])
+    assert not leftover.exists()
+
+
+def _others(folder: Path) -> list[str]:
+    """Entries of ``folder`` that are neither trees nor temporaries (the sources)."""
+    return [n for n in os.listdir(folder) if n != "tree" and not n.startswith(".")]
