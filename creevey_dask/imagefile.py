@@ -36,6 +36,7 @@ from .rows import record
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_SCANS",
     "DRAFT_ORIGINAL_SIZE_KEY",
     "ImageLoader",
     "ImageWriter",
@@ -51,6 +52,11 @@ __all__ = [
 #: The default limit on the pixels an image may declare (Pillow's own warning limit,
 #: about 89 megapixels, e.g. 10,000 x 8,900).
 DEFAULT_MAX_PIXELS = 89_478_485
+
+#: The default limit on the scans (SOS markers) of a JPEG. Encoders write 1 (baseline)
+#: to about 10-20 (progressive scripts); decoding time grows with the scan count times
+#: the pixels, so thousands of scans are a way to hold a core for minutes.
+DEFAULT_MAX_SCANS = 256
 
 #: After a reduced-scale decode, ``image.info[DRAFT_ORIGINAL_SIZE_KEY]`` holds the full
 #: ``(width, height)`` (after EXIF orientation), so that a resize computes its output
@@ -203,6 +209,23 @@ def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
     return image
 
 
+def _check_scans(data: bytes, image: Image.Image, where: str, max_scans: int | None) -> None:
+    """Refuse a JPEG with more than ``max_scans`` scans, counting its SOS markers.
+
+    ``FF DA`` cannot occur inside entropy-coded data (an ``FF`` there is followed by
+    ``00``), so counting it over the whole file counts the scans, plus at most those of
+    an embedded thumbnail: a bound, found at C speed, before any pixel is decoded.
+    """
+    if max_scans is None or image.format not in ("JPEG", "MPO"):
+        return
+    scans = data.count(b"\xff\xda")
+    if scans > max_scans:
+        raise ImageTooLargeError(
+            f"refused{where}: the JPEG has {scans:,} scans, more than max_scans={max_scans:,} "
+            "(decoding time grows with the scans); raise max_scans= to allow it"
+        )
+
+
 def _check_png_crcs(data: bytes, where: str) -> None:
     """Verify every PNG chunk's CRC (Pillow checks only the header chunks)."""
     view = memoryview(data)
@@ -239,6 +262,7 @@ def decode_image(
     draft: DraftHint = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     exif_transpose: bool = True,
+    max_scans: int | None = DEFAULT_MAX_SCANS,
 ) -> Image.Image:
     """Decode ``data`` into a loaded Pillow image, safely.
 
@@ -260,6 +284,9 @@ def decode_image(
         x 2, still applies).
     exif_transpose : bool, default True
         Rotate or flip the image as its EXIF orientation tag says.
+    max_scans : int or None, default DEFAULT_MAX_SCANS
+        Refuse JPEGs with more scans (SOS markers) than this, before decoding them:
+        decoding time grows with the scan count. None removes this limit.
 
     Returns
     -------
@@ -270,7 +297,8 @@ def decode_image(
     Raises
     ------
     ImageTooLargeError
-        The header declares more than ``max_pixels`` pixels.
+        The header declares more than ``max_pixels`` pixels, or a JPEG has more than
+        ``max_scans`` scans.
     ImageDecodeError
         The data is empty, truncated, corrupt or not in a format Pillow reads.
 
@@ -290,6 +318,7 @@ def decode_image(
     if len(data) == 0:
         raise ImageDecodeError(f"cannot decode{where}: the data is empty (0 bytes)")
     image = _open(data, where, max_pixels)
+    _check_scans(data, image, where, max_scans)
     orientation = _orientation(image) if exif_transpose else 1
     if draft is not None and image.format in ("JPEG", "MPO"):
         request = _draft_request(draft, image.size, orientation in _SWAPS_AXES)
@@ -319,6 +348,15 @@ def decode_image(
     return image
 
 
+def _read_source(path: str, storage_options: Mapping[str, Any], http_options: Any) -> bytes:
+    """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec."""
+    from .http import fetch, is_http_url
+
+    if is_http_url(path):
+        return fetch(path, http_options).body
+    return storage.read_bytes(path, storage_options)
+
+
 class ImageLoader:
     """Load an image from a local path or any fsspec URL.
 
@@ -330,6 +368,10 @@ class ImageLoader:
         Refuse images that declare more pixels (see :func:`decode_image`).
     exif_transpose : bool, default True
         Apply the EXIF orientation.
+    http_options : HttpOptions, optional
+        For http(s) sources: they are fetched with :func:`creevey_dask.http.fetch`
+        (address checks, deadline, retries, per-host limits), never through fsspec's
+        HTTP filesystem.
 
     Notes
     -----
@@ -345,7 +387,16 @@ class ImageLoader:
         *,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         exif_transpose: bool = True,
+        http_options: Any = None,
     ) -> None:
+        if http_options is not None:
+            from .http import HttpOptions
+
+            if not isinstance(http_options, HttpOptions):
+                raise TypeError(
+                    f"http_options must be a creevey_dask.HttpOptions, got {http_options!r}"
+                )
+        self.http_options = http_options
         if max_pixels is not None and (
             isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
         ):
@@ -357,7 +408,7 @@ class ImageLoader:
     def __call__(self, source: Any, draft: DraftHint = None) -> Image.Image:
         path = os.fspath(source)
         return decode_image(
-            storage.read_bytes(path, self.storage_options),
+            _read_source(path, self.storage_options, self.http_options),
             path,
             draft=draft,
             max_pixels=self.max_pixels,

@@ -1,0 +1,360 @@
+"""The HTTP client against servers and URLs that try to talk past it (issue 14).
+
+Every connection the tests make goes to 127.0.0.1: an audit hook refuses any other
+address, so a spelling of a link-local or metadata address that got past the checks
+would fail the test instead of sending traffic anywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from creevey_dask import resize_multiple_files
+from creevey_dask.exceptions import DownloadTimeoutError, ImageTooLargeError, UnsafeSourceError
+from creevey_dask.http import HttpOptions, fetch
+from creevey_dask.imagefile import decode_image
+from creevey_dask.testing import ImageServer
+
+# -- a guard: no connection leaves loopback ----------------------------------------------
+
+_connects: list[str] = []
+_guard = threading.local()
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event != "socket.connect" or not getattr(_guard, "on", False):
+        return
+    address = args[1]
+    if isinstance(address, tuple):
+        host = str(address[0]).split("%")[0]
+        _connects.append(host)
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if not ip.is_loopback:
+            raise RuntimeError(f"the test tried to connect to {host}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def loopback_only() -> Iterator[list[str]]:
+    """Refuse (in this thread) every connection not to loopback; yield the addresses tried."""
+    _connects.clear()
+    _guard.on = True
+    try:
+        yield _connects
+    finally:
+        _guard.on = False
+
+
+# -- a raw server that misbehaves on purpose ----------------------------------------------
+
+
+class RawServer:
+    """Accept connections on 127.0.0.1 and hand each to ``handler(conn)`` in a thread."""
+
+    def __init__(self, handler: Callable[[socket.socket], None]) -> None:
+        self.handler = handler
+        self.accepted = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop = threading.Thread(target=self._serve, daemon=True)
+        self._loop.start()
+
+    def url(self, path: str = "/x.jpg", host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            thread = threading.Thread(target=self._handle, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.settimeout(10)
+                _read_request(conn)
+                self.handler(conn)
+            except OSError:
+                pass
+
+    def trickle(self, conn: socket.socket, data: bytes, every: float = 0.25) -> None:
+        for i in range(len(data)):
+            if self._stop.wait(every):
+                return
+            conn.sendall(data[i : i + 1])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._loop.join(5)
+        self.sock.close()
+        for thread in self._threads:
+            thread.join(5)
+
+    def __enter__(self) -> RawServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _jpeg(size: tuple[int, int] = (32, 24), **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, "teal").save(buffer, "JPEG", **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def quick() -> HttpOptions:
+    return HttpOptions(
+        connect_timeout=1.0, read_timeout=5.0, deadline=10.0, retries=0, backoff_base=0.01
+    )
+
+
+# -- spellings of loopback and link-local addresses ----------------------------------------
+
+LOOPBACK_SPELLINGS = [
+    "%31%32%37.0.0.1",  # percent-encoded
+    "2130706433",  # decimal
+    "0x7f000001",  # hex
+    "0177.0.0.1",  # octal
+    "127.1",  # short form
+]
+LOOPBACK_IN_IPV6 = [
+    "[::ffff:127.0.0.1]",  # IPv4-mapped
+    "[::127.0.0.1]",  # IPv4-compatible
+    "[64:ff9b::7f00:1]",  # NAT64
+    "[2002:7f00:1::1]",  # 6to4
+]
+LINK_LOCAL_SPELLINGS = [
+    "%31%36%39.254.169.254",
+    "2852039166",
+    "0xa9.0xfe.0xa9.0xfe",
+    "0251.0376.0251.0376",
+    "[::ffff:169.254.169.254]",
+    "[::a9fe:a9fe]",
+    "[64:ff9b::a9fe:a9fe]",
+    "[2002:a9fe:a9fe::1]",
+    "[fe80::1%25lo]",
+    "[fd00:ec2::254]",
+]
+
+
+@pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
+def test_loopback_spellings_reach_loopback_and_are_refused_when_private(
+    fresh_image_server: ImageServer, fast_http: HttpOptions, host: str, loopback_only: list[str]
+) -> None:
+    server = fresh_image_server
+    url = f"http://{host}:{server.port}/img/photo.jpg"
+    # allowed by default: the spelling means 127.0.0.1, and that is where it goes
+    assert fetch(url, fast_http).body == server.files["photo.jpg"]
+    assert set(loopback_only) <= {"127.0.0.1", "::1"}
+    server.reset_counters()
+    with pytest.raises(UnsafeSourceError, match="private, loopback"):
+        fetch(url, fast_http.replace(refuse_private=True))
+    assert not server.hits
+
+
+@pytest.mark.parametrize("host", LOOPBACK_IN_IPV6)
+def test_ipv6_forms_of_loopback_are_refused_when_private(
+    fresh_image_server: ImageServer, fast_http: HttpOptions, host: str, loopback_only: list[str]
+) -> None:
+    url = f"http://{host}:{fresh_image_server.port}/img/photo.jpg"
+    with pytest.raises(UnsafeSourceError, match="refused"):
+        fetch(url, fast_http.replace(refuse_private=True))
+    assert loopback_only == []  # refused before any connection
+    assert not fresh_image_server.hits
+
+
+@pytest.mark.parametrize("private", [False, True])
+@pytest.mark.parametrize("host", LINK_LOCAL_SPELLINGS)
+def test_link_local_spellings_are_refused_before_connecting(
+    fast_http: HttpOptions, host: str, private: bool, loopback_only: list[str]
+) -> None:
+    with pytest.raises(UnsafeSourceError, match="link-local or cloud-metadata"):
+        fetch(f"http://{host}/latest/meta-data/", fast_http.replace(refuse_private=private))
+    assert loopback_only == []
+
+
+def test_redirect_to_an_encoded_metadata_address_is_refused(
+    image_server: ImageServer, fast_http: HttpOptions, loopback_only: list[str]
+) -> None:
+    target = "http://%31%36%39.254.169.254/latest/meta-data/"
+    with pytest.raises(UnsafeSourceError, match="link-local or cloud-metadata"):
+        fetch(image_server.url(f"/redirect-to?url={target.replace('%', '%25')}"), fast_http)
+    assert set(loopback_only) <= {"127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: image/jpeg\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Type: image/jpeg\r\n\r\n",
+    ],
+    ids=["connection-close", "http-1.0"],
+)
+def test_private_refused_whatever_the_server_answers(quick: HttpOptions, answer: bytes) -> None:
+    def handler(conn: socket.socket) -> None:
+        conn.sendall(answer + _jpeg())
+
+    with RawServer(handler) as server:
+        assert fetch(server.url(), quick).body == _jpeg()  # the server works
+        accepted = server.accepted
+        for host in ("127.0.0.1", "localhost"):
+            with pytest.raises(UnsafeSourceError, match="private, loopback"):
+                fetch(server.url(host=host), quick.replace(refuse_private=True))
+        assert server.accepted == accepted  # the check ran before connecting
+
+
+# -- the deadline bounds the whole request ---------------------------------------------------
+
+BODY = _jpeg()
+
+
+def _trickled_headers(server: RawServer, conn: socket.socket) -> None:
+    server.trickle(conn, b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200 + b"\r\n\r\n")
+
+
+def _trickled_length_body(server: RawServer, conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY))
+    server.trickle(conn, BODY)
+
+
+def _trickled_close_body(server: RawServer, conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+    server.trickle(conn, BODY)
+
+
+@pytest.mark.parametrize(
+    "behaviour", [_trickled_headers, _trickled_length_body, _trickled_close_body]
+)
+def test_deadline_bounds_a_trickling_server(quick: HttpOptions, behaviour: Callable) -> None:
+    holder: list[RawServer] = []
+    with RawServer(lambda conn: behaviour(holder[0], conn)) as server:
+        holder.append(server)
+        options = quick.replace(deadline=1.5, retries=3)
+        start = time.monotonic()
+        with pytest.raises(DownloadTimeoutError, match=r"deadline of 1\.5 s per URL passed"):
+            fetch(server.url(), options)
+        assert time.monotonic() - start < 1.5 + 1
+
+
+def test_deadline_row_through_download(quick: HttpOptions, tmp_path: Path) -> None:
+    from creevey_dask import download
+
+    holder: list[RawServer] = []
+    with RawServer(lambda conn: _trickled_length_body(holder[0], conn)) as server:
+        holder.append(server)
+        start = time.monotonic()
+        result = download(
+            pd.DataFrame({"url": [server.url()]}),
+            str(tmp_path / "out"),
+            options=quick.replace(deadline=1.0),
+            progress=False,
+        )
+        assert time.monotonic() - start < 1.0 + 1 + 2  # + the run's own overhead
+    row = result.iloc[0]
+    assert row["status"] == "error"
+    assert row["error"].startswith("DownloadTimeoutError: the deadline of 1 s per URL passed")
+    assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+# -- decode limits ----------------------------------------------------------------------------
+
+
+def _many_scans(count: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated until it has ``count`` scans."""
+    data = _jpeg((64, 48), progressive=True)
+    last_sos = data.rindex(b"\xff\xda")
+    scan = data[last_sos:-2]  # the last scan, up to EOI
+    body = data[:-2] + scan * (count - data.count(b"\xff\xda")) + b"\xff\xd9"
+    return body
+
+
+def test_many_scans_are_refused_before_decoding() -> None:
+    data = _many_scans(5000)
+    assert data.count(b"\xff\xda") == 5000
+    start = time.monotonic()
+    with pytest.raises(ImageTooLargeError, match=r"5,000 scans, more than max_scans=256"):
+        decode_image(data, "bomb.jpg")
+    assert time.monotonic() - start < 1
+    assert decode_image(_many_scans(20)).size == (64, 48)
+    assert decode_image(_many_scans(300), max_scans=None).size == (64, 48)
+
+
+def test_many_scans_give_an_error_row(image_server: ImageServer, tmp_path: Path) -> None:
+    from creevey_dask import download
+
+    image_server.files["scans.jpg"] = _many_scans(3000)
+    start = time.monotonic()
+    result = download(
+        pd.DataFrame({"url": [image_server.url("/img/scans.jpg")]}),
+        str(tmp_path / "out"),
+        progress=False,
+    )
+    row = result.iloc[0]
+    assert row["status"] == "error"
+    assert "3,000 scans, more than max_scans=256" in row["error"]
+    assert time.monotonic() - start < 5  # the run, not the decode (refused in microseconds)
+
+
+# -- every entry point uses the same client ---------------------------------------------------
+
+
+def test_resize_of_http_urls_goes_through_the_client(
+    image_server: ImageServer, tmp_path: Path, loopback_only: list[str]
+) -> None:
+    urls = [
+        image_server.url("/img/wide.jpg"),
+        image_server.url("/img/gone.jpg?status=404"),
+        "http://%31%36%39.254.169.254/latest/meta-data/x.jpg",
+    ]
+    result = resize_multiple_files(urls, (30, 60), str(tmp_path / "out"), progress=False)
+    ok, missing, metadata = (result.iloc[i] for i in range(3))
+    assert ok["status"] == "ok"
+    with Image.open(ok["outpath"]) as image:
+        assert image.size == (60, 30)
+        expected = Image.open(io.BytesIO(image_server.files["wide.jpg"])).convert("RGB")
+        assert image.convert("RGB").getpixel((0, 0)) == pytest.approx(
+            expected.resize((60, 30)).getpixel((0, 0)), abs=40
+        )
+    assert missing["status"] == "error"
+    assert missing["error"] == "HttpError: HTTP 404 Not Found"
+    assert metadata["status"] == "error"
+    assert metadata["error"].startswith("UnsafeSourceError:")
+    assert "link-local or cloud-metadata" in metadata["error"]
