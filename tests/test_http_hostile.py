@@ -284,7 +284,7 @@ def test_deadline_row_through_download(quick: HttpOptions, tmp_path: Path) -> No
         result = download(
             pd.DataFrame({"url": [server.url()]}),
             str(tmp_path / "out"),
-            options=quick.replace(deadline=1.0),
+            http_options=quick.replace(deadline=1.0),
             progress=False,
         )
         assert time.monotonic() - start < 1.0 + 1 + 2  # + the run's own overhead
