@@ -396,3 +396,34 @@ def test_help_names_every_flag_and_its_default(command, tmp_path):
     if command == "split":
         assert "(default:outpath)" in shown
         assert "(default:split.parquet)" in shown
+
+
+def test_split_imagenet_dir_honours_stratify_and_output(tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rows = []
+    for i in range(24):  # 12 cats then 12 dogs
+        path = folder / f"{i:02d}.jpg"
+        Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(path)
+        rows.append((str(path), "cat" if i < 12 else "dog", "ok"))
+    table = tmp_path / "t.csv"
+    pd.DataFrame(rows, columns=["outpath", "label", "status"]).to_csv(table, index=False)
+
+    def valid_counts(stratify: list[str], name: str) -> dict[str, int]:
+        tree, manifest = tmp_path / name, tmp_path / f"{name}.parquet"
+        args = ["split", str(table), "--valid-size", "0.5", "--seed", "3"]
+        args += ["--imagenet-dir", str(tree), "--output", str(manifest), *stratify]
+        assert main(args) == 0
+        written = pd.read_parquet(manifest)  # --output: the tree's manifest
+        assert len(written) == 24
+        for row in written.itertuples():
+            assert (tree / row.path).is_symlink()
+        counts = written[written.split == "valid"].label.value_counts().to_dict()
+        assert counts == {label: len(list((tree / "valid" / label).iterdir())) for label in counts}
+        return counts
+
+    assert valid_counts(["--stratify", "label"], "stratified") == {"cat": 6, "dog": 6}
+    plain = valid_counts([], "plain")  # this seed leaves the labels unbalanced unstratified
+    assert plain != {"cat": 6, "dog": 6}
+    assert sum(plain.values()) == 12
+    capsys.readouterr()
