@@ -249,6 +249,28 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
         help="no progress bar and no end-of-run line on stderr (default: shown)",
     )
     _storage_option_flag(parser)
+    parser.add_argument(
+        "--output-format",
+        default=None,
+        choices=["files", "webdataset", "parquet"],
+        help="one file per row, or WebDataset / Parquet shards in --outdir (default: files)",
+    )
+    parser.add_argument(
+        "--shard-size", type=int, default=None, help="rows per shard (default: 1000)"
+    )
+    parser.add_argument(
+        "--caption-col",
+        default=None,
+        help="a column written as each WebDataset sample's .txt (default: none)",
+    )
+    parser.add_argument(
+        "--carry-col",
+        dest="carry_cols",
+        action="append",
+        default=None,
+        metavar="COLUMN",
+        help="an input column stored with each sample, repeatable (default: all columns)",
+    )
 
 
 def _storage_option_flag(parser: argparse.ArgumentParser) -> None:
@@ -270,6 +292,10 @@ def _verbose_flag(parser: argparse.ArgumentParser, default: Any) -> None:
         default=default,
         help="log what happens at INFO level on stderr (default: warnings only)",
     )
+
+
+#: The options of sharded outputs (see creevey_dask.sinks), for download and resize.
+_SINK_OPTIONS = ("output_format", "shard_size", "caption_col", "carry_cols")
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
@@ -307,6 +333,7 @@ def _run_download(args: argparse.Namespace) -> Any:
             "user_agent",
             "n_jobs",
             "npartitions",
+            *_SINK_OPTIONS,
         ),
     )
 
@@ -330,7 +357,7 @@ def _run_resize(args: argparse.Namespace) -> Any:
         parallel_strategy="processes" if args.processes else "threads",
         storage_options=options,
         progress=args.progress,
-        **_given(args, "mode", "format", "quality", "n_jobs", "npartitions"),
+        **_given(args, "mode", "format", "quality", "n_jobs", "npartitions", *_SINK_OPTIONS),
     )
 
 

@@ -474,3 +474,32 @@ def test_row_keys_are_unique_and_dot_free() -> None:
     assert len(set(keys)) == 3
     assert all("." not in k for k in keys)
     assert sinks.row_keys([5], ["x"]) == sinks.row_keys([5], ["x"])
+
+
+def test_command_line_writes_shards(image_server: Any, tmp_path: Path) -> None:
+    from creevey_dask.cli import main
+
+    df = _frame(image_server, MANY[:7])
+    table = tmp_path / "in.csv"
+    df.to_csv(table, index=False)
+    out = tmp_path / "shards"
+    code = main(
+        [
+            "download", str(table), "--outdir", str(out), "--output", str(tmp_path / "r.parquet"),
+            "--format", "jpeg", "--output-format", "webdataset", "--shard-size", "3",
+            "--caption-col", "caption", "--carry-col", "caption", "--carry-col", "label",
+            "--npartitions", "1", "--no-progress",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    result = pd.read_parquet(tmp_path / "r.parquet")
+    assert (result["status"] == "ok").all()
+    samples = _tar_samples(sorted(str(p) for p in out.glob("*.tar")))
+    assert len(list(out.glob("*.tar"))) == 3
+    assert sorted(samples) == sorted(result["key"])
+    for key, caption in zip(result["key"], result["caption"], strict=True):
+        meta = json.loads(samples[key]["json"])
+        assert set(meta) == {"url", "caption", "label", "key", "http_status", "bytes",
+                             "attempts", "width", "height", "sha256"}  # fmt: skip
+        assert samples[key]["txt"].decode() == caption
+        Image.open(io.BytesIO(samples[key]["jpg"])).load()
