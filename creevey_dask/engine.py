@@ -383,6 +383,8 @@ def run_pipeline(
     result_columns = {**RESULT_COLUMNS, **declared, **sink_columns}
 
     frame, inpath_col, is_dask = _as_frame(inpaths, inpath_col)
+    if sink is not None:
+        frame = sink.prepare(frame)
     renamed = source_col_for(inpath_col, frame.columns)
     frame = _drop_previous_results(frame, result_columns, inpath_col)
     inpath_col = renamed

@@ -27,9 +27,11 @@ Commit and resume: a shard's files are built in memory and written with
 PUT), the tar first and the records Parquet last, which is the commit. A rerun with
 ``skip_existing=True`` skips every shard whose records exist and list the same rows
 (its rows are reported from the records: ``ok`` becomes ``skipped``, errors stay
-errors) and redoes the rest. Rows fed back after failing get a new row list and so a
-new shard; committed shards are never rewritten. A killed run leaves whole shards and
-at most hidden temporaries, which the next run's sweep removes.
+errors) and redoes the rest. Rows fed back after failing (a result frame, or the
+records from :func:`read_shards`) keep their keys and go to a new shard: their row list
+differs, or, when a whole shard failed, the next free generation ``{shard}-1``,
+``{shard}-2``, ... is used; committed shards are never rewritten. A killed run leaves
+whole shards and at most hidden temporaries, which the next run's sweep removes.
 
 At the end of an in-memory run, ``{outdir}/_stats.json`` sums the run up (see
 :func:`write_stats`). :func:`read_shards` reads the records of a sharded output back as
@@ -86,6 +88,7 @@ IMAGE_COL = "image"
 STATS_NAME = "_stats.json"
 
 _SAMPLE_COL = "_creevey_sample"  # (bytes, Pillow format) of a row's encoded image
+_KEY_IN = "_creevey_key"  # the keys of a sharded result frame fed back in
 _SHARD_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
 _RECORDS_EXT = ".parquet"
 _KEY_HEX = 16
@@ -273,6 +276,13 @@ class Sink:
                 f"method); got {write_func!r}"
             )
 
+    def prepare(self, frame: Any) -> Any:
+        """Keep the ``key`` column of a sharded result frame fed back in (rows keep keys)."""
+        columns = set(frame.columns)
+        if self.sharded and KEY_COL in columns and {"status", "error"} <= columns:
+            return frame.rename(columns={KEY_COL: _KEY_IN})
+        return frame
+
     def sample_namer(self, outpath_func: Any) -> Callable[[Any], str]:
         """The per-row name hint (its extension picks the format) for a sharded run."""
         if callable(outpath_func):
@@ -351,6 +361,12 @@ class _SinkRunner:
             return runner(part)
         number = int(partition_info["number"]) if partition_info else 0
         keys = row_keys(part.index, part[runner.inpath_col])
+        if _KEY_IN in part.columns:  # a result frame fed back in: its rows keep their keys
+            given = part[_KEY_IN].tolist()
+            keys = [
+                k if isinstance(k, str) and k else new for k, new in zip(given, keys, strict=True)
+            ]
+            part = part.drop(columns=[_KEY_IN])
         size = self.sink.shard_size
         if len(part) == 0:
             return self._finish(runner(part), [], None)
@@ -363,12 +379,27 @@ class _SinkRunner:
         return pd.concat(frames)
 
     # ---- one shard --------------------------------------------------------------------
-    def _shard(self, runner: Any, sub: pd.DataFrame, keys: list[str], name: str) -> pd.DataFrame:
+    def _shard(self, runner: Any, sub: pd.DataFrame, keys: list[str], base: str) -> pd.DataFrame:
+        """Skip, or run and commit, one shard's rows.
+
+        A committed shard listing the same rows is skipped, except when these rows are
+        a result frame fed back in (to retry) and the shard recorded errors: then the
+        rows go to the next free generation ``{base}-1``, ``{base}-2``, ...
+        """
+        from .schema import UPSTREAM_ERROR_COL
+
         sink = self.sink
-        if self.runner.skip_existing:
+        fed_back = UPSTREAM_ERROR_COL in sub.columns
+        name = base
+        generation = 0
+        while self.runner.skip_existing:
             committed = self._committed(name, keys)
-            if committed is not None:
+            if committed is None:
+                break
+            if not (fed_back and (committed["status"] != "ok").any()):
                 return self._skipped(runner, sub, keys, committed, sink.shard_path(name))
+            generation += 1
+            name = f"{base}-{generation}"
         result = runner(sub)
         ok = (result["status"] == "ok").to_numpy()
         if _interrupted(runner):  # Ctrl-C: commit nothing, so a rerun redoes the shard

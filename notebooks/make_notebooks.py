@@ -269,6 +269,70 @@ own error; the download's columns (`http_status`, `attempts`, ...) stay in the t
     ),
     ("code", "sizes", 'results[["width", "height"]].describe().loc[["count", "max"]]'),
     (
+        "md",
+        "shards-md",
+        """\
+Past about a million images a folder of files stops working (object stores charge per
+request, listing takes minutes, loaders want sequential reads). The same download can
+write **WebDataset shards** instead: tars of up to `shard_size` samples (the image, a
+`.json` of the row's columns and, with `caption_col=`, a `.txt`), each with a Parquet of
+its rows' records beside it. It is lazy like the rest; writing the result table runs it
+on the workers. (`output_format="parquet"` writes Parquet shards with an image column
+that Hugging Face `datasets` reads as images.)""",
+    ),
+    (
+        "code",
+        "shards",
+        """\
+from creevey_dask import ops
+
+sharded = ddf.creevey.download(
+    str(workdir / "shards"),
+    format="jpeg",
+    ops=[ops.resize(shape=(128, 128), mode="cover")],
+    output_format="webdataset",
+    shard_size=4,
+    caption_col="label",
+    retries=1,
+)
+sharded.to_parquet(workdir / "sharded.parquet")
+sorted(p.name for p in (workdir / "shards").iterdir())[:6]""",
+    ),
+    (
+        "md",
+        "records-md",
+        """\
+`creevey_dask.read_shards` reads every shard's records back as a dask frame, so the
+failures of a sharded run are analysed (and retried) like those of a files run:""",
+    ),
+    (
+        "code",
+        "records",
+        """\
+from creevey_dask import read_shards
+
+records = read_shards(str(workdir / "shards")).compute()
+records.groupby("status", observed=True).size()""",
+    ),
+    (
+        "md",
+        "wds-md",
+        "The `webdataset` package reads the shards as they are, decoding each sample:",
+    ),
+    (
+        "code",
+        "wds",
+        """\
+import webdataset as wds
+
+tars = sorted(str(p) for p in (workdir / "shards").glob("*.tar"))
+samples = list(wds.WebDataset(tars, shardshuffle=False).decode("pil"))
+first = samples[0]
+print(len(samples), "samples;", first["__key__"], first["txt"], first["jpg"].size)
+print({k: first["json"][k] for k in ("label", "width", "height", "http_status")})
+first["jpg"]""",
+    ),
+    (
         "code",
         "cleanup",
         """\

@@ -111,6 +111,14 @@ def test_distributed(tmp_path: Path) -> None:
     errors = text(out["errors"])
     assert "404" in errors
     assert "UpstreamError: the previous step failed: HttpError: HTTP 404" in errors
+    # a sharded run on the cluster, read back with read_shards and with webdataset
+    assert ".tar'" in text(out["shards"])
+    shard_counts = text(out["records"]).split()
+    assert shard_counts[shard_counts.index("ok") + 1] == "24"
+    assert shard_counts[shard_counts.index("error") + 1] == "2"
+    assert "24 samples;" in text(out["wds"])
+    assert "(128, 128)" in text(out["wds"])
+    assert has_png(out["wds"])
 
 
 def test_datasets(tmp_path: Path) -> None:

@@ -503,3 +503,32 @@ def test_command_line_writes_shards(image_server: Any, tmp_path: Path) -> None:
                              "attempts", "width", "height", "sha256"}  # fmt: skip
         assert samples[key]["txt"].decode() == caption
         Image.open(io.BytesIO(samples[key]["jpg"])).load()
+
+
+def test_a_failed_shard_fed_back_goes_to_a_new_generation(
+    fresh_image_server: Any, tmp_path: Path
+) -> None:
+    df = _frame(fresh_image_server, MANY[:2])
+    df["url"] = [u + "?fail=1" for u in df["url"]]  # each fails once, then works
+    out = tmp_path / "out"
+    kwargs: dict[str, Any] = {
+        "output_format": "webdataset",
+        "shard_size": 2,
+        "npartitions": 1,
+        "options": HttpOptions(retries=0),
+        "progress": False,
+    }
+    first = df.creevey.download(str(out), **kwargs)
+    assert (first["status"] == "error").all()
+    (records,) = out.glob("*.parquet")  # a shard of errors only: records, no tar
+    assert not list(out.glob("*.tar"))
+    # a plain rerun of the same input skips the committed shard, errors and all
+    assert (df.creevey.download(str(out), **kwargs)["status"] == "error").all()
+    # fed back (here from its records) the rows keep their keys and go to a new shard
+    failed = creevey_dask.read_shards(str(out)).compute()
+    retried = failed.creevey.download(str(out), **kwargs)
+    assert (retried["status"] == "ok").all()
+    assert sorted(retried["key"]) == sorted(first["key"])
+    (tar,) = out.glob("*.tar")
+    assert tar.name == records.name.replace(".parquet", "-1.tar")
+    assert sorted(_tar_samples([str(tar)])) == sorted(first["key"])
