@@ -515,7 +515,7 @@ def test_a_failed_shard_fed_back_goes_to_a_new_generation(
         "output_format": "webdataset",
         "shard_size": 2,
         "npartitions": 1,
-        "options": HttpOptions(retries=0),
+        "http_options": HttpOptions(retries=0),
         "progress": False,
     }
     first = df.creevey.download(str(out), **kwargs)
