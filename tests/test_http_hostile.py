@@ -358,3 +358,66 @@ def test_resize_of_http_urls_goes_through_the_client(
     assert metadata["status"] == "error"
     assert metadata["error"].startswith("UnsafeSourceError:")
     assert "link-local or cloud-metadata" in metadata["error"]
+
+
+# -- politeness across a cluster ------------------------------------------------------------
+
+
+class CountingServer(RawServer):
+    """Answer every request with a small JPEG after ``delay``; record arrivals and concurrency."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.arrivals: list[float] = []
+        self.active = 0
+        self.max_active = 0
+        self._lock = threading.Lock()
+        super().__init__(self._answer)
+
+    def _answer(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            self._stop.wait(self.delay)
+        finally:
+            with self._lock:
+                self.active -= 1
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
+        )
+
+
+def _run_on_cluster(server: CountingServer, options: HttpOptions, tmp_path: Path, n: int) -> None:
+    from creevey_dask import download
+
+    urls = pd.DataFrame({"url": [server.url(f"/img{i:03d}.jpg") for i in range(n)]})
+    result = download(
+        urls, str(tmp_path), http_options=options, n_jobs=4, npartitions=2, progress=False
+    )
+    assert list(result["status"]) == ["ok"] * n, result["error"].dropna().tolist()
+    for path in result["outpath"]:
+        with Image.open(path) as image:
+            assert image.size == (32, 24)
+
+
+def test_per_host_limit_holds_across_the_cluster(
+    local_cluster_client: object, quick: HttpOptions, tmp_path: Path
+) -> None:
+    # 2 worker processes x 2 threads x n_jobs=4: without a cluster-wide limit, up to 4
+    # requests (2 per process) would be in flight at once
+    with CountingServer(delay=0.15) as server:
+        _run_on_cluster(server, quick.replace(per_host_limit=2), tmp_path, 24)
+        assert server.max_active == 2
+
+
+def test_per_host_rate_holds_across_the_cluster(
+    local_cluster_client: object, quick: HttpOptions, tmp_path: Path
+) -> None:
+    with CountingServer(delay=0.0) as server:
+        _run_on_cluster(server, quick.replace(per_host_rate=4, per_host_limit=8), tmp_path, 12)
+        times = sorted(server.arrivals)
+    assert len(times) == 12
+    busiest = max(sum(1 for t in times if s <= t < s + 1.0) for s in times)
+    assert busiest == 4

@@ -69,21 +69,28 @@ def _process_semaphore(kind: str, host: str, leases: int) -> threading.BoundedSe
     return semaphore
 
 
-def _in_cluster_worker() -> bool:
+def _cluster_worker() -> Any:
+    """The ``distributed`` worker of this process, or None when not on a cluster.
+
+    Rows run in the engine's own threads, which do not carry the task's context, so
+    the worker is found among the process's running workers.
+    """
     if "distributed" not in sys.modules:  # a worker process has imported it
-        return False
-    from distributed import get_worker
+        return None
+    from distributed import Worker, get_worker
 
     try:
-        get_worker()
+        return get_worker()
     except ValueError:
-        return False
-    return True
+        pass
+    running = [w for w in list(Worker._instances) if w.status.name == "running"]
+    return running[0] if len(running) == 1 else None
 
 
 def _semaphore(kind: str, host: str, leases: int) -> _Semaphore:
     """Cluster-wide on a ``distributed`` worker, else per process."""
-    if not _in_cluster_worker():
+    worker = _cluster_worker()
+    if worker is None:
         return _process_semaphore(kind, host, leases)
     key = (kind, host.lower(), leases)
     semaphore = _cluster_semaphores.get(key)
@@ -94,7 +101,10 @@ def _semaphore(kind: str, host: str, leases: int) -> _Semaphore:
             semaphore = _cluster_semaphores.get(key)
             if semaphore is None:
                 semaphore = Semaphore(
-                    max_leases=leases, name=f"creevey_dask-{kind}-{leases}-{host.lower()}"
+                    max_leases=leases,
+                    name=f"creevey_dask-{kind}-{leases}-{host.lower()}",
+                    scheduler_rpc=worker.scheduler,
+                    loop=worker.loop,
                 )
                 _cluster_semaphores[key] = semaphore
     return semaphore
