@@ -7,7 +7,7 @@ Architecture, one module per stage::
     imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
     ops         image ops and measurements   resize     bulk resize keeping filenames
     engine      partitions, thread pool, skip, result columns
-    split       train/valid/test assignment; ImageNet-style folder trees
+    split       train/valid/test assignment    imagenet   ImageNet-style folder trees
     reports     contact sheets and summary figures of result tables (Pillow only)
     accessor    df.creevey on pandas and dask DataFrames
     cluster     start_local_cluster (dashboard link); politeness limits per worker
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from .examples import UrlListDataset
     from .http import HttpOptions
     from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
+    from .imagenet import create_imagenet_style_symlinks, imagenet_symlinks, safe_label
     from .options import RunOptions
     from .pipeline import Pipeline
     from .reports import contact_sheet, summary_figure, summary_table
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
     from .s3download import S3Downloader
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
     from .sinks import OUTPUT_FORMATS, read_shards
-    from .split import create_imagenet_style_symlinks, imagenet_symlinks, safe_label, split
+    from .split import split
     from .tarfiles import TarfileExtractor
 
 # A library logs and never configures logging: each module logs to its own
@@ -121,9 +122,9 @@ _LAZY: dict[str, str] = {
     "summary_table": "reports",
     "resize_multiple_files": "resize",
     "S3Downloader": "s3download",
-    "create_imagenet_style_symlinks": "split",
-    "imagenet_symlinks": "split",
-    "safe_label": "split",
+    "create_imagenet_style_symlinks": "imagenet",
+    "imagenet_symlinks": "imagenet",
+    "safe_label": "imagenet",
     "split": "split",
     "TarfileExtractor": "tarfiles",
 }

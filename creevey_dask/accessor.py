@@ -263,7 +263,7 @@ class CreeveyAccessor(_Runs):
             options=options,
         )
 
-    # ---- splits and ImageNet-style folders (creevey_dask.split) ----
+    # ---- splits (creevey_dask.split) and ImageNet-style folders (creevey_dask.imagenet) ----
 
     def split(
         self,
@@ -312,7 +312,7 @@ class CreeveyAccessor(_Runs):
         log; ``keep_status=None`` keeps every row. See
         :func:`creevey_dask.imagenet_symlinks` for the rest; returns the manifest.
         """
-        from .split import imagenet_symlinks
+        from .imagenet import imagenet_symlinks
 
         return imagenet_symlinks(
             self._obj,

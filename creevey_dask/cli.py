@@ -362,7 +362,8 @@ def _run_resize(args: argparse.Namespace) -> Any:
 
 
 def _split(args: argparse.Namespace) -> int:
-    from .split import KEEP_STATUSES, imagenet_symlinks, split
+    from .imagenet import KEEP_STATUSES, imagenet_symlinks
+    from .split import split
 
     options = _storage_options(args.storage_option)
     df = read_table(args.input, args.path_col, storage_options=options)

@@ -29,8 +29,8 @@ from . import storage
 from .datasets import BaseDataset
 from .download import download
 from .exceptions import require_columns
+from .imagenet import imagenet_symlinks
 from .resize import resize
-from .split import imagenet_symlinks
 
 __all__ = ["UrlListDataset"]
 
