@@ -13,14 +13,18 @@ import creevey_dask
 
 
 def test_every_module_logs_to_its_own_logger() -> None:
-    modules = [m.name for m in pkgutil.iter_modules(creevey_dask.__path__) if m.name != "__main__"]
+    modules = [
+        m.name
+        for m in pkgutil.walk_packages(creevey_dask.__path__, "creevey_dask.")
+        if not m.name.endswith("__main__")
+    ]
     with_logger = []
-    for name in modules:
-        module = importlib.import_module(f"creevey_dask.{name}")
-        logger = getattr(module, "logger", None)
-        if isinstance(logger, logging.Logger):
-            assert logger.name == f"creevey_dask.{name}"
-            with_logger.append(name)
+    for name in modules:  # subpackages (creevey_dask.http) included
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if isinstance(value, logging.Logger) and value.name.startswith("creevey_dask"):
+                assert value.name == name, f"{name} logs to {value.name!r}"
+                with_logger.append(name.removeprefix("creevey_dask."))
     assert {"engine", "download", "split", "cli", "datasets"} <= set(with_logger)
     package = logging.getLogger("creevey_dask")
     assert any(isinstance(h, logging.NullHandler) for h in package.handlers)
