@@ -5,9 +5,8 @@ scaling out is: start or connect a Client, then run the same code. This module s
 local cluster with sensible defaults for image work and tells the user where its
 dashboard is.
 
-Politeness limits (``per_host_limit`` of downloads) hold *per worker process*: a cluster
-of N worker processes may open up to N times ``per_host_limit`` connections to one host.
-Divide the limit by the number of workers when a host must see fewer.
+Politeness limits (``per_host_limit`` and ``per_host_rate`` of downloads) hold across
+the whole cluster: the workers share a ``distributed.Semaphore`` per host.
 """
 
 from __future__ import annotations
