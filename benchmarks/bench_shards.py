@@ -13,8 +13,9 @@ shards are full.
 
 Reported per run: images/s (ok rows / wall time of the call) and the storage requests:
 
-- ``storage ops``: calls into ``creevey_dask.storage`` (``exists``, ``read_bytes``,
-  ``write_bytes_atomic``), counted by wrapping them in this process (a sharded run's
+- ``storage ops``: calls into ``creevey_dask.storage`` that touch the store
+  (``exists``, ``file_state``, ``read_bytes`` (also of claims), ``write_bytes_atomic``,
+  ``create_claim``), counted by wrapping them in this process (a sharded run's
   skip check, one Parquet open per shard, goes to the filesystem directly and shows
   only in the S3 count);
 - ``S3 requests``: the HTTP requests the s3fs client sent to the moto server, counted
@@ -53,8 +54,8 @@ def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _count_storage() -> None:
-    """Count every call into creevey_dask.storage's read/write/exists functions."""
-    for name in ("exists", "read_bytes", "write_bytes_atomic"):
+    """Count every call into creevey_dask.storage's functions that touch the store."""
+    for name in ("exists", "file_state", "read_bytes", "write_bytes_atomic", "create_claim"):
         setattr(storage, name, _counted(f"storage.{name}", getattr(storage, name)))
 
 
