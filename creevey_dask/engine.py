@@ -13,12 +13,17 @@ writers' temporaries from those folders (:func:`creevey_dask.storage.sweep`); th
 row is skip check (this source's complete output?) → load → ops → claim → write. Any
 exception becomes that row's ``error``; a failed row deletes nothing.
 
+A ``memory://`` output lives in one process's memory, so the engine refuses it with
+rows in other processes (the ``"processes"`` strategy, a Client with worker processes)
+up front; lazy dask input computed later on processes raises in its partitions.
+
 The engine is also the one place where inputs are coerced (lists, Series, frames, empty
 input, a MultiIndex) and where a previous result frame fed back in is recognised.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -116,6 +121,7 @@ class PartitionRunner:
         self.skip_existing = skip_existing
         self.result_columns = dict(result_columns)
         self.run_id = _interrupt.new_run_id()  # Ctrl-C interrupts this run
+        self.home_pid = os.getpid()  # the caller's process, which owns its memory://
 
     def plan_row(self, source: Any, upstream_error: Any = None) -> str | BaseException:
         """The outpath a row aims for, or the exception that makes it an error row."""
@@ -168,6 +174,12 @@ class PartitionRunner:
             upstream = part[UPSTREAM_ERROR_COL].tolist()
             part = part.drop(columns=[UPSTREAM_ERROR_COL])
         planned = [self.plan_row(s, u) for s, u in zip(sources, upstream, strict=True)]
+        if os.getpid() != self.home_pid:  # lazy dask input computed on processes
+            lost = [p for p in planned if isinstance(p, str) and storage.is_process_local(p)]
+            if lost:
+                raise ValueError(
+                    _process_local_message(lost[0], "this partition runs in another process")
+                )
         self._sweep(planned)
         rows: list[Any] = [None] * n
 
@@ -210,6 +222,61 @@ class PartitionRunner:
                 )
                 logger.warning("result column %r: %s", name, format_error(err))
         return result
+
+
+def _process_local_message(path: str, where: str) -> str:
+    return (
+        f"the output {path!r} is in memory://, which lives in one process, but {where}: "
+        "its writes would be lost with that process. Use parallel_strategy='threads' (or a "
+        "Client with processes=False), or write to a folder on disk or in object storage"
+    )
+
+
+def _has_process_workers(client: Any) -> bool:
+    """Whether any of ``client``'s workers runs in another process (not ``inproc://``)."""
+    workers = client.scheduler_info().get("workers", {})
+    return any(not str(address).startswith("inproc://") for address in workers)
+
+
+def _refuse_process_local_outputs(
+    outpath_func: Callable[[Any], Any],
+    sink: Sink | None,
+    sources: Iterable[Any] | None,
+    strategy: str,
+    client: Any,
+) -> None:
+    """Refuse, up front, ``memory://`` outputs that worker processes would write.
+
+    A process's ``memory://`` filesystem is its own: rows run in other processes (the
+    ``"processes"`` strategy, or a Client whose workers are processes) would write into
+    theirs and report ``ok`` for files the caller never sees. The outputs are found
+    from the namer's or sink's ``outdir`` and, for in-memory input (``sources``), the
+    first row's outpath. Lazy dask input computed later on processes is caught by the
+    partition itself (:class:`PartitionRunner`), which then raises instead of writing.
+    """
+    roots = [
+        outdir
+        for obj in (sink, outpath_func)
+        if isinstance(outdir := getattr(obj, "outdir", None), str)
+    ]
+    first = next((s for s in (() if sources is None else sources) if not _is_missing(s)), None)
+    if first is not None:
+        with contextlib.suppress(Exception):  # an unusable source is an error row later
+            roots.append(os.fspath(outpath_func(first)))
+    lost = [root for root in roots if storage.is_process_local(root)]
+    if not lost:
+        return
+    if client is not None:
+        if _has_process_workers(client):
+            raise ValueError(
+                _process_local_message(lost[0], "the active Client's workers are other processes")
+            )
+    elif strategy == "processes":
+        raise ValueError(
+            _process_local_message(
+                lost[0], "parallel_strategy='processes' runs rows in other processes"
+            )
+        )
 
 
 def _coerce(value: Any, dtype: Any, name: str) -> Any:
@@ -397,6 +464,10 @@ def run_pipeline(
         losers: frozenset[str] = frozenset()
     else:
         losers = find_clashes(frame[inpath_col].tolist(), outpath_func)
+    client = active_client()
+    _refuse_process_local_outputs(
+        outpath_func, sink, None if is_dask else frame[inpath_col], strategy, client
+    )
     outpaths = Outpaths(outpath_func, losers, storage_options)
     runner = PartitionRunner(pipeline, outpaths, inpath_col, n_jobs, skip_existing, result_columns)
     task = runner if sink is None else sink.bind(runner)
@@ -413,7 +484,6 @@ def run_pipeline(
     import dask
     import dask.dataframe as dd
 
-    client = active_client()
     workers = sum(client.nthreads().values()) if client is not None else os.cpu_count() or 1
     if npartitions is None:
         npartitions = _default_npartitions(len(frame), n_jobs, workers)

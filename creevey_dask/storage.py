@@ -52,6 +52,7 @@ __all__ = [
     "file_state",
     "get_fs",
     "is_local",
+    "is_process_local",
     "join",
     "local_folder",
     "read_bytes",
@@ -96,6 +97,24 @@ def _local_os_path(path: str) -> str | None:
 def is_local(path: str) -> bool:
     """Whether ``path`` is on the local filesystem (no protocol, or ``file://``)."""
     return _protocol(str(path)) in _LOCAL_PROTOCOLS
+
+
+#: Protocols whose files live in one process's memory: another process cannot see them.
+_PROCESS_LOCAL_PROTOCOLS = {"memory"}
+
+
+def is_process_local(path: str) -> bool:
+    """Whether ``path`` lives in this process's memory (``memory://``).
+
+    A worker process that writes there writes into its own copy, which the caller
+    never sees; such outputs need threads (or in-process workers).
+
+    Examples
+    --------
+    >>> is_process_local("memory://out/a.png"), is_process_local("s3://b/a.png")
+    (True, False)
+    """
+    return _protocol(str(path)) in _PROCESS_LOCAL_PROTOCOLS
 
 
 def get_fs(

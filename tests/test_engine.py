@@ -14,6 +14,7 @@ from PIL import Image
 import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, report
 from creevey_dask.engine import format_error
+from creevey_dask.resize import resize
 from creevey_dask.schema import RESULT_COLUMNS, STATUS_DTYPE
 
 
@@ -529,3 +530,52 @@ def test_summary_line_counts_root_causes() -> None:
         summary_line(result.iloc[:1], 0.0)
         == "creevey: 1 rows in 0.0 s (- images/s): 1 ok, 0 skipped, 0 error"
     )
+
+
+# ---------------------------------------------------------------------------------------
+# memory:// is one process's memory: rows in other processes would lose their writes.
+def _memory_run(sources, outdir: str, **kwargs):
+    return resize(
+        pd.DataFrame({"path": sources}), outdir, "path", max_dim=20, progress=False, **kwargs
+    )
+
+
+@pytest.mark.parametrize("output_format", ["files", "webdataset"])
+def test_memory_outdir_with_processes_is_refused_up_front(image_files, memfs, output_format):
+    with pytest.raises(ValueError, match=r"memory://.*threads"):
+        _memory_run(
+            image_files, "memory://proc", parallel_strategy="processes", output_format=output_format
+        )
+    assert not memfs.exists("memory://proc")  # nothing written, nothing reported
+    res = _memory_run(image_files, "memory://thr", output_format=output_format)
+    assert (res.status == "ok").all()
+    for path in res.outpath:  # threads: every ok row's output is visible to the caller
+        assert memfs.exists(path)
+        assert memfs.size(path) > 0
+
+
+def test_memory_outdir_refused_with_a_client_of_worker_processes(
+    local_cluster_client, image_files, memfs
+):
+    with pytest.raises(ValueError, match=r"Client's workers are other processes"):
+        _memory_run(image_files, "memory://cluster")
+    with pytest.raises(ValueError, match=r"Client's workers are other processes"):
+        resize(
+            dd.from_pandas(pd.DataFrame({"path": image_files}), npartitions=2),
+            "memory://cluster",
+            "path",
+            max_dim=20,
+        )
+    assert not memfs.exists("memory://cluster")
+
+
+def test_lazy_dask_memory_outdir_computed_on_processes_raises(image_files, memfs):
+    ddf = dd.from_pandas(pd.DataFrame({"path": image_files}), npartitions=2)
+    lazy = resize(ddf, "memory://lazy", "path", max_dim=20)
+    with pytest.raises(ValueError, match=r"memory://.*another process"):
+        lazy.compute(scheduler="processes")
+    res = lazy.compute(scheduler="threads")
+    assert (res.status == "ok").all()
+    for path in res.outpath:
+        with memfs.open(path) as f, Image.open(f) as im:
+            assert max(im.size) == 20
