@@ -116,7 +116,18 @@ def _resamplable(image: Image.Image) -> Image.Image:
         return image.convert("RGBA" if "transparency" in image.info else "RGB")
     if mode == "PA":
         return image.convert("RGBA")
+    if mode.startswith("I;16"):  # Pillow 13 cannot reduce I;16 and garbles I;16B: use I
+        wide = Image.fromarray(np.asarray(image).astype(np.int32))  # numpy knows byte order
+        wide.info = dict(image.info)
+        return wide
     return image
+
+
+def _as_i16(image: Image.Image) -> Image.Image:
+    """A resampled ``I`` image back as ``I;16``: values rounded into 0-65535, info kept."""
+    narrow = Image.fromarray(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
+    narrow.info = dict(image.info)
+    return narrow
 
 
 class Resize:
@@ -282,6 +293,8 @@ class Resize:
             if "transparency" in out.info:
                 padded.info["transparency"] = out.info["transparency"]
             out = padded
+        if image.mode.startswith("I;16"):  # 16-bit in, 16-bit (I;16) out, values kept
+            out = _as_i16(out)
         return out
 
     def __eq__(self, other: object) -> bool:
@@ -536,13 +549,24 @@ def centercrop(reduction_factor: float) -> CenterCrop:
     return CenterCrop(reduction_factor)
 
 
+def _as_grey_source(image: Image.Image) -> Image.Image:
+    """``L`` for the modes Pillow cannot turn into 8-bit grey itself; others unchanged.
+
+    16-bit and float images are scaled (:func:`creevey_dask.imagefile.to_8bit`); a
+    ``LAB`` image gives its lightness channel (Pillow has no LAB to L conversion).
+    """
+    if image.mode == "LAB":
+        return image.getchannel("L")
+    return to_8bit(image)
+
+
 def _brightness(image: Image.Image) -> np.ndarray:
     """Per-pixel brightness on a 0-1 scale (alpha ignored)."""
     mode = image.mode
     if mode in ("L", "1"):
         grey = image.convert("L") if mode == "1" else image
-    elif mode in ("I", "F") or mode.startswith("I;16"):
-        grey = to_8bit(image)
+    elif mode in ("I", "F", "LAB") or mode.startswith("I;16"):
+        grey = _as_grey_source(image)
     else:
         if mode in ("P", "PA") or mode not in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
             image = image.convert("RGBA" if "A" in mode or "transparency" in image.info else "RGB")
@@ -611,13 +635,14 @@ def grayscale(image: Image.Image) -> Image.Image:
     """Convert to 8-bit grey: ``L``, or ``LA`` when the image has alpha.
 
     16-bit and float images are scaled to 8 bits (see
-    :func:`creevey_dask.imagefile.to_8bit`).
+    :func:`creevey_dask.imagefile.to_8bit`); a ``LAB`` image gives its lightness (L*)
+    channel.
     """
     mode = image.mode
     if mode == "L" or mode == "LA":
         return image
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        return to_8bit(image)
+    if mode in ("I", "F", "LAB") or mode.startswith("I;16"):
+        return _as_grey_source(image)
     if mode in ("RGBA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
         return image.convert("RGBA").convert("LA")
     if mode in ("CMYK", "YCbCr", "P", "1"):
@@ -684,7 +709,8 @@ def dhash(image: Image.Image) -> int:
     right neighbour. Returns an int from 0 to 2**64 - 1.
 
     16-bit and float images (modes ``I;16``, ``I``, ``F``) are first scaled to 8 bits
-    (:func:`creevey_dask.imagefile.to_8bit`), where ``imagehash`` would clip them; for
+    (:func:`creevey_dask.imagefile.to_8bit`), where ``imagehash`` would clip them, and a
+    ``LAB`` image is hashed on its lightness channel, where ``imagehash`` raises; for
     every other mode the bits are ``imagehash``'s.
 
     Examples
@@ -693,7 +719,7 @@ def dhash(image: Image.Image) -> int:
     >>> dhash(Image.new("L", (64, 64), 128))
     0
     """
-    grey = to_8bit(image)  # only 16-bit and float modes change
+    grey = _as_grey_source(image)  # only 16-bit, float and LAB images change
     small = np.asarray(grey.convert("L").resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).ravel()
     value = 0

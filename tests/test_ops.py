@@ -470,3 +470,31 @@ def test_reporters_add_typed_result_columns(image_files, tmp_path):
     failed = result[result["status"] == "error"]
     assert failed["width"].isna().all()
     assert failed["dhash"].isna().all()
+
+
+@pytest.mark.parametrize("shape", [(10, 10), (15, 20), (45, 60)])
+def test_resize_big_endian_16_bit_in_memory(shape):
+    """An I;16B image made in memory resizes to the values of its I;16 twin (Pillow 13
+    refuses to reduce I;16 and garbles I;16B)."""
+    values = (np.arange(1200, dtype=np.uint32).reshape(30, 40) * 50).astype(np.uint16)
+    big = Image.frombytes("I;16B", (40, 30), values.astype(">u2").tobytes())
+    little = Image.fromarray(values)
+    out_big, out_little = ops.resize(shape)(big), ops.resize(shape)(little)
+    assert out_big.mode == out_little.mode == "I;16"
+    assert out_big.size == (shape[1], shape[0])
+    assert np.array_equal(np.asarray(out_big), np.asarray(out_little))
+    as_float = ops.resize(shape)(Image.fromarray(values.astype(np.float32)))
+    expected = np.clip(np.asarray(as_float), 0, 65535)  # Lanczos overshoot, clipped
+    assert np.abs(np.asarray(out_little).astype(np.float64) - expected).max() <= 1.0
+
+
+def test_grayscale_and_dhash_of_lab(photo):
+    """Pillow has no LAB to L conversion: grey is the lightness channel."""
+    rgb = photo(64, 48, seed=3)
+    lab = rgb.convert("LAB")
+    grey = ops.grayscale(lab)
+    assert grey.mode == "L"
+    assert np.array_equal(np.asarray(grey), np.asarray(lab)[..., 0])
+    assert ops.dhash(lab) == ops.dhash(grey)
+    assert ops.hamming(ops.dhash(lab), ops.dhash(rgb)) <= 12  # lightness ~ luma
+    assert 0.0 < ops.mean_brightness(lab) < 1.0

@@ -381,3 +381,21 @@ def test_trim_padding_in_a_resize(tmp_path, photo):
     )
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (300, 200)
     assert load(result["outpath"].iloc[0]).getpixel((0, 0)) != (255, 255, 255)
+
+
+@pytest.mark.parametrize("mode", ["stretch", "pad", "cover"])
+def test_resize_shape_of_a_16_bit_tiff_keeps_its_values(tmp_path, mode):
+    """shape= reduces by 2 first (reducing_gap), which Pillow 13 refuses for I;16."""
+    values = np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50
+    source = tmp_path / "x16.tif"
+    Image.fromarray(values).save(source)
+    df = pd.DataFrame({"path": [str(source)]})
+    res = df.creevey.resize(tmp_path / "out", "path", shape=(10, 10), mode=mode, progress=False)
+    assert res.status.tolist() == ["ok"], res.error.tolist()
+    with Image.open(res.outpath[0]) as out:
+        assert out.mode == "I;16"
+        assert out.size == (10, 10)
+        got = np.asarray(out).astype(np.float64)
+    # the same resize on the values as floats
+    reference = ops.resize((10, 10), mode=mode)(Image.fromarray(values.astype(np.float32)))
+    assert np.abs(got - np.asarray(reference)).max() <= 1.0
