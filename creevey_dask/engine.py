@@ -24,6 +24,7 @@ input, a MultiIndex) and where a previous result frame fed back in is recognised
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -36,7 +37,7 @@ import pandas as pd
 
 from . import _interrupt, storage
 from .exceptions import ColumnError, UpstreamError, require_columns
-from .naming import Outpaths, find_clashes
+from .naming import Outpaths
 from .rows import end_row, start_row
 from .schema import (
     DEFAULT_INPATH_COL,
@@ -113,6 +114,7 @@ class PartitionRunner:
         n_jobs: int,
         skip_existing: bool,
         result_columns: Mapping[str, Any],
+        resolve_names: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.outpaths = outpaths
@@ -122,6 +124,7 @@ class PartitionRunner:
         self.result_columns = dict(result_columns)
         self.run_id = _interrupt.new_run_id()  # Ctrl-C interrupts this run
         self.home_pid = os.getpid()  # the caller's process, which owns its memory://
+        self.resolve_names = resolve_names  # settle the partition's clashes first
 
     def plan_row(self, source: Any, upstream_error: Any = None) -> str | BaseException:
         """The outpath a row aims for, or the exception that makes it an error row."""
@@ -168,6 +171,11 @@ class PartitionRunner:
 
     def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
         sources = part[self.inpath_col].tolist()
+        if self.resolve_names:  # the partition's row order decides, not thread timing
+            runner = copy.copy(self)
+            runner.outpaths = self.outpaths.resolved(sources)
+            runner.resolve_names = False
+            return runner(part)
         n = len(sources)
         upstream: list[Any] = [None] * n
         if UPSTREAM_ERROR_COL in part.columns:
@@ -457,19 +465,25 @@ def run_pipeline(
     inpath_col = renamed
     if sink is not None:
         sink.check(frame.columns, pipeline.write_func)
-    if is_dask or (sink is not None and sink.sharded):
-        # dask input stays lazy: no pass over the table before the run, so the first
-        # writer of a name keeps it and other sources take their disambiguated names
-        # (in a shard, names are only hints)
-        losers: frozenset[str] = frozenset()
-    else:
-        losers = find_clashes(frame[inpath_col].tolist(), outpath_func)
+    outpaths = Outpaths(outpath_func, storage_options=storage_options)
+    sharded = sink is not None and sink.sharded  # in a shard, names are only hints
+    if not (is_dask or sharded):  # the table order decides who keeps a clashing name
+        outpaths = outpaths.resolved(frame[inpath_col].tolist())
     client = active_client()
     _refuse_process_local_outputs(
         outpath_func, sink, None if is_dask else frame[inpath_col], strategy, client
     )
-    outpaths = Outpaths(outpath_func, losers, storage_options)
-    runner = PartitionRunner(pipeline, outpaths, inpath_col, n_jobs, skip_existing, result_columns)
+    # dask input stays lazy (no pass over the table before the run): each partition
+    # settles its own rows' clashes in its order; between partitions the first writer wins
+    runner = PartitionRunner(
+        pipeline,
+        outpaths,
+        inpath_col,
+        n_jobs,
+        skip_existing,
+        result_columns,
+        is_dask and not sharded,
+    )
     task = runner if sink is None else sink.bind(runner)
     _interrupt.watch_local_schedulers()  # Ctrl-C in a local compute stops the partitions
     if is_dask:

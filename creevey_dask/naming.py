@@ -23,7 +23,8 @@ taken by a *different* source gets :func:`disambiguate`'s name,
 ``<stem>_<16 hex digits of its own sha256><ext>`` in the same folder. For in-memory
 input the table order decides who keeps the plain name (the first row;
 :func:`find_clashes`), so the same table gives the same names in any folder; for dask
-input the first writer keeps it. Across runs, the owner of a name is proved by
+input the order within each partition decides among its rows, and between partitions
+the first writer keeps it. Across runs, the owner of a name is proved by
 :class:`Outpaths` (below).
 
 **Whose output is this?** A name that contains the first 16 hex digits of the sha256
@@ -393,6 +394,16 @@ class Outpaths:
         self.losers = frozenset(losers)
         self.storage_options = dict(storage_options or {})
         self.files = files
+
+    def resolved(self, sources: Iterable[Any]) -> Outpaths:
+        """These outpaths with the clashes among ``sources`` settled in their order.
+
+        The first of ``sources`` to map to a name keeps it; later, different sources
+        take their disambiguated names (:func:`find_clashes`). The engine resolves an
+        in-memory table as a whole, and each partition of dask input before its rows run.
+        """
+        losers = self.losers | find_clashes(sources, self.outpath_func)
+        return Outpaths(self.outpath_func, losers, self.storage_options, files=self.files)
 
     def hints(self, outpath_func: Callable[[Any], Any]) -> Outpaths:
         """Names that are only hints (a sample's name inside a shard): no files, no claims.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -579,3 +580,41 @@ def test_lazy_dask_memory_outdir_computed_on_processes_raises(image_files, memfs
     for path in res.outpath:
         with memfs.open(path) as f, Image.open(f) as im:
             assert max(im.size) == 20
+
+
+# ---------------------------------------------------------------------------------------
+# Clashing names in a dask partition: the row order decides, not thread timing.
+class _SlowFor:
+    """A loader that takes longer for sources under ``slow_dir`` (a picklable object)."""
+
+    def __init__(self, slow_dir: str) -> None:
+        self.slow_dir = slow_dir
+
+    def __call__(self, source: str) -> Image.Image:
+        if source.startswith(self.slow_dir):
+            time.sleep(0.3)  # the first rows finish last
+        return load_image(source)
+
+
+def test_dask_partition_clashes_follow_row_order(tmp_path):
+    from creevey_dask.naming import UrlNamer, disambiguate
+
+    sources = []
+    for folder, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+        (tmp_path / folder).mkdir()
+        for name in ("w", "x", "y"):
+            path = tmp_path / folder / f"{name}.png"
+            Image.new("RGB", (8, 6), colour).save(path)
+            sources.append(str(path))
+    ddf = dd.from_pandas(pd.DataFrame({"path": sources}), npartitions=1)
+    pipeline = Pipeline(_SlowFor(str(tmp_path / "a")))
+    for run in range(2):  # the same table twice: the same names
+        namer = UrlNamer(str(tmp_path / f"out{run}"), ".png")
+        res = pipeline.run(ddf, namer, inpath_col="path", n_jobs=6).compute()
+        assert (res.status == "ok").all()
+        expected = [namer(s) for s in sources[:3]]
+        expected += [disambiguate(namer(s), s) for s in sources[3:]]
+        assert res.outpath.tolist() == expected
+        for source, outpath in zip(sources, res.outpath, strict=True):
+            with Image.open(source) as want, Image.open(outpath) as got:
+                assert got.getpixel((0, 0)) == want.getpixel((0, 0))
