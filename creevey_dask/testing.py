@@ -70,7 +70,7 @@ from collections import Counter
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -160,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, owner: ImageServer) -> None:
         parts = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        segments = [s for s in parts.path.split("/") if s]
+        segments = [unquote(s) for s in parts.path.split("/") if s]  # "/img/%C3%A9.jpg"
         nth = owner.hits[self.path]  # this request is the nth for this exact URL
         if "stall" in query and owner._stop.wait(float(query["stall"])):
             return

@@ -10,6 +10,7 @@ import io
 import re
 import socket
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -141,3 +142,24 @@ def test_public_docs_import_no_private_module() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in sources if private.search(p.read_text())]
     assert offenders == []
     assert testing.__all__ == ["LABELS", "ImageServer", "sample_images"]
+
+
+def test_serves_non_ascii_names_percent_encoded(tmp_path: Path) -> None:
+    """A 250-byte UTF-8 name is served at its percent-encoded path, and downloaded whole."""
+    import pandas as pd
+
+    import creevey_dask  # noqa: F401  (registers df.creevey)
+
+    name = "é" * 123 + ".jpg"  # 250 bytes of UTF-8
+    data = sample_images(1)["circle_000.jpg"]
+    with ImageServer({name: data}) as srv:
+        url = srv.url("/img/" + quote(name))
+        with requests.get(url, timeout=10) as response:
+            assert response.status_code == 200
+            assert response.content == data
+        df = pd.DataFrame({"url": [url]})
+        res = df.creevey.download(tmp_path, format="original", progress=False)
+    assert res.status.tolist() == ["ok"], res.error.tolist()
+    outpath = Path(res.outpath[0])
+    assert outpath.name == name
+    assert outpath.read_bytes() == data
