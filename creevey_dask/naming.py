@@ -24,8 +24,10 @@ taken by a *different* source gets :func:`disambiguate`'s name,
 input the table order decides who keeps the plain name (the first row;
 :func:`find_clashes`), so the same table gives the same names in any folder; for dask
 input the order within each partition decides among its rows, and between partitions
-the first writer keeps it. Across runs, the owner of a name is proved by
-:class:`Outpaths` (below).
+the first writer keeps it. A source that lost a clash in its table but whose plain name
+is already claimed for that same source (by another process whose table gave it the
+plain name, or by an earlier run) uses that name, so it is not written twice. Across
+runs, the owner of a name is proved by :class:`Outpaths` (below).
 
 **Whose output is this?** A name that contains the first 16 hex digits of the sha256
 of its source (the ``"url_hash"`` and ``"hash"`` schemes and every disambiguated name)
@@ -436,11 +438,28 @@ class Outpaths:
         state = storage.file_state(path, self.storage_options)
         return "free" if state == "missing" else "other"
 
+    def _claimed_plain(self, source: Any, planned: str, key: str) -> str | None:
+        """A clash loser's plain outpath if it is claimed for this same source, else None.
+
+        Another process (or an earlier run) whose table gave this source the plain name
+        wrote it there; reusing it keeps one file per source.
+        """
+        if key not in self.losers:
+            return None
+        plain = os.fspath(self.outpath_func(source))
+        if plain != planned and storage.read_claim(plain, self.storage_options) == key:
+            return plain
+        return None
+
     def existing(self, source: Any, planned: str) -> str | None:
         """This source's complete output (a non-empty file it owns), or None."""
         if not self.files:
             return None
         key = source_key(source)
+        plain = self._claimed_plain(source, planned, key)
+        if plain is not None:
+            state = storage.file_state(plain, self.storage_options)
+            return plain if state == "complete" else None
         for path in self._candidates(source, planned):
             owner = self._owner(path, key)
             if owner == "free":
@@ -462,6 +481,9 @@ class Outpaths:
         if not self.files:
             return planned
         key = source_key(source)
+        plain = self._claimed_plain(source, planned, key)
+        if plain is not None:
+            return plain
         candidates = self._candidates(source, planned)
         for path in candidates:
             owner = self._owner(path, key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 
+import pandas as pd
 import pytest
 
 from creevey_dask import storage
@@ -211,3 +212,35 @@ def test_outpaths_never_takes_a_foreign_or_incomplete_file(tmp_path) -> None:
         assert outpaths.claim(url, planned) == disambiguate(planned, url)
     assert (tmp_path / "empty.png").read_bytes() == b""
     assert (tmp_path / "theirs.png").read_bytes() == b"not ours"
+
+
+def test_a_clash_loser_reuses_the_plain_name_claimed_for_it(tmp_path) -> None:
+    """Another process's table gave A the plain name; here A lost it to B: no second file."""
+    from PIL import Image
+
+    from creevey_dask.resize import resize
+
+    sources = []
+    for folder, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (8, 6), colour).save(tmp_path / folder / "x.png")
+        sources.append(str(tmp_path / folder / "x.png"))
+    a, b = sources
+    out = tmp_path / "out"
+    first = resize(pd.DataFrame({"path": [a]}), out, "path", max_dim=4, progress=False)
+    assert first.outpath.tolist() == [str(out / "x.png")]
+    second = resize(pd.DataFrame({"path": [b, a]}), out, "path", max_dim=4, progress=False)
+    assert second.status.tolist() == ["ok", "skipped"]
+    assert second.outpath.tolist() == [disambiguate(str(out / "x.png"), b), str(out / "x.png")]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
+        os.path.basename(p) for p in second.outpath
+    )  # one file per source
+    for source, outpath in zip(second.path, second.outpath, strict=True):
+        with Image.open(source) as want, Image.open(outpath) as got:
+            assert got.getpixel((0, 0)) == want.getpixel((0, 0))
+    # without skipping, A is written again over its own plain name, still one file each
+    third = resize(
+        pd.DataFrame({"path": [b, a]}), out, "path", max_dim=4, progress=False, skip_existing=False
+    )
+    assert third.outpath.tolist() == second.outpath.tolist()
+    assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 2
