@@ -10,9 +10,9 @@ which writes each notebook, runs it in a fresh ``python3`` kernel (nbclient; thi
 checkout's ``creevey_dask`` on ``PYTHONPATH``, a temporary working folder) and stores
 its outputs, normalised so that a rerun changes nothing that does not matter: the
 loopback server's random ports read ``127.0.0.1:PORT``, temporary folders
-``/tmp/creevey-notebook-XXXXXXXX`` and the URL hashes in file names (of URLs with those
-ports) ``_XXXXXXXXXXXXXXXX``, an image keeps only its smaller encoding (PNG or
-JPEG), and the cells in :data:`PLAIN_OUTPUTS` keep only their plain-text output.
+``/tmp/creevey-notebook-XXXXXXXX``, and the hashes of URLs with those ports (in file
+names, shard names and sample keys) ``XXXXXXXX...``; an image keeps only its smaller
+encoding (PNG or JPEG), and the cells in :data:`PLAIN_OUTPUTS` keep only their plain-text output.
 Without ``--execute`` the notebooks are written without outputs (quicker while
 editing; ``tests/test_notebooks.py`` insists on executed ones).
 ``tests/test_notebooks.py`` checks that the code on disk is what this script writes and
@@ -450,6 +450,8 @@ CELL_TIMEOUT = 300
 _PORT = re.compile(r"\b(127\.0\.0\.1|localhost):\d{2,5}\b")
 _WORKDIR = re.compile(r"(?:[^\s'\"<>()]*/)?creevey-notebook-[A-Za-z0-9_]{8}")
 _URL_HASH = re.compile(r"_[0-9a-f]{16}\.(jpg|png|webp)\b")  # naming="url_hash": of the URL
+_SHARD = re.compile(r"\b(\d{5}-\d{4})-[0-9a-f]{8}\b")  # shard names: a token of their rows
+_KEY = re.compile(r"\b[0-9a-f]{16}\b")  # sample keys: hashes of URLs
 
 
 def build(cells: Cells) -> nbformat.NotebookNode:
@@ -481,6 +483,8 @@ def write(notebook: nbformat.NotebookNode) -> str:
 def _normalize_text(text: str) -> str:
     text = _PORT.sub(r"\1:PORT", text)
     text = _URL_HASH.sub(r"_XXXXXXXXXXXXXXXX.\1", text)  # hashes of URLs with that port
+    text = _SHARD.sub(r"\1-XXXXXXXX", text)
+    text = _KEY.sub("XXXXXXXXXXXXXXXX", text)
     return _WORKDIR.sub("/tmp/creevey-notebook-XXXXXXXX", text)
 
 
