@@ -421,3 +421,31 @@ def test_per_host_rate_holds_across_the_cluster(
     assert len(times) == 12
     busiest = max(sum(1 for t in times if s <= t < s + 1.0) for s in times)
     assert busiest == 4
+
+
+def test_deadline_bounds_a_stalled_tls_handshake(quick: HttpOptions) -> None:
+    # a server that accepts the connection and never answers the TLS ClientHello
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        conn, _ = listener.accept()
+        held.append(conn)
+        stop.wait(10)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        options = quick.replace(deadline=1.5, retries=2, connect_timeout=5.0)
+        start = time.monotonic()
+        with pytest.raises(DownloadTimeoutError, match=r"deadline of 1\.5 s per URL passed"):
+            fetch(f"https://127.0.0.1:{port}/x.jpg", options)
+        assert time.monotonic() - start < 1.5 + 1
+    finally:
+        stop.set()
+        thread.join(5)
+        for conn in held:
+            conn.close()
+        listener.close()
