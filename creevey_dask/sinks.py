@@ -92,6 +92,7 @@ _KEY_IN = "_creevey_key"  # the keys of a sharded result frame fed back in
 _SHARD_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
 _RECORDS_EXT = ".parquet"
 _KEY_HEX = 16
+_TAR_BYTES_META = b"creevey_tar_bytes"  # records metadata: the size of the shard's tar
 
 
 def _check_format(output_format: Any) -> str:
@@ -401,7 +402,7 @@ class _SinkRunner:
             generation += 1
             name = f"{base}-{generation}"
         result = runner(sub)
-        ok = (result["status"] == "ok").to_numpy()
+        ok = (result["status"] == "ok").to_numpy(dtype=bool, copy=True)  # ours to change
         if _interrupted(runner):  # Ctrl-C: commit nothing, so a rerun redoes the shard
             result.loc[ok, "status"] = "error"
             result.loc[ok, "error"] = "RunInterruptedError: the run was interrupted (Ctrl-C)"
@@ -418,6 +419,7 @@ class _SinkRunner:
             logger.warning("creevey: %s", message)
             result.loc[ok, "status"] = "error"
             result.loc[ok, "error"] = message
+            result.loc[ok, "outpath"] = None
             ok[:] = False
         return self._finish(result, keys, sink.shard_path(name), ok)
 
@@ -470,10 +472,20 @@ class _SinkRunner:
         samples = result[_SAMPLE_COL].tolist()
         options = sink.storage_options
         if sink.output_format == "webdataset":
+            tar = b""
             if ok.any():
                 tar = _tar_bytes(records, samples, ok, sink.caption_col, runner.inpath_col)
                 storage.write_bytes_atomic(shard, tar, options)
-            storage.write_bytes_atomic(sink.records_path(name), _parquet_bytes(records), options)
+            try:
+                storage.write_bytes_atomic(
+                    sink.records_path(name), _parquet_bytes(records, tar_bytes=len(tar)), options
+                )
+            except BaseException:  # no commit: take back the tar, which no records describe
+                if tar:
+                    with contextlib.suppress(OSError):
+                        fs, fs_path = storage.get_fs(shard, options)
+                        fs.rm_file(fs_path)
+                raise
         else:
             images = [
                 {"bytes": s[0], "path": f"{k}.{_image_ext(s[1])}"} if flag else None
@@ -598,12 +610,22 @@ def _arrow_table(records: pd.DataFrame) -> pa.Table:
         return pa.Table.from_pandas(fixed, preserve_index=False)
 
 
-def _parquet_bytes(records: pd.DataFrame, images: list[Any] | None = None) -> bytes:
-    """Records (and an HF ``Image`` column) as the bytes of one Parquet file."""
+def _parquet_bytes(
+    records: pd.DataFrame, images: list[Any] | None = None, tar_bytes: int | None = None
+) -> bytes:
+    """Records (and an HF ``Image`` column) as the bytes of one Parquet file.
+
+    ``tar_bytes``, the size of the WebDataset tar the records describe, is kept in the
+    file's metadata, so a rerun can tell a complete tar from a damaged one.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = _arrow_table(records)
+    if tar_bytes is not None:
+        metadata = dict(table.schema.metadata or {})
+        metadata[_TAR_BYTES_META] = str(tar_bytes).encode()
+        table = table.replace_schema_metadata(metadata)
     if images is not None:
         image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
         table = table.append_column(IMAGE_COL, pa.array(images, type=image_type))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -203,3 +205,24 @@ def bad_image_specs() -> dict[str, tuple[str, bytes, str]]:
 def png_header_only() -> object:
     """``png_header_only(width, height)``: PNG bytes declaring that size, with no pixels."""
     return _png_header_only
+
+
+@pytest.fixture
+def tmpfs_2m(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB tmpfs (needs root): writes beyond it fail with ENOSPC."""
+    folder = tmp_path / "tmpfs"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; the disk-full test runs as root in CI")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"could not mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)

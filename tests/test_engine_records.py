@@ -13,7 +13,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import dask.dataframe as dd
@@ -86,27 +85,6 @@ def two_sources_one_name(tmp_path: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------- atomic writes
-
-
-@pytest.fixture
-def tmpfs_2m(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB tmpfs (needs root): writes beyond it fail with ENOSPC."""
-    folder = tmp_path / "tmpfs"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the disk-full test runs as root in CI")
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"could not mount a tmpfs: {mounted.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=False)
 
 
 _BOTH_LOADED = threading.Barrier(2)

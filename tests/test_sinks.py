@@ -532,3 +532,85 @@ def test_a_failed_shard_fed_back_goes_to_a_new_generation(
     (tar,) = out.glob("*.tar")
     assert tar.name == records.name.replace(".parquet", "-1.tar")
     assert sorted(_tar_samples([str(tar)])) == sorted(first["key"])
+
+
+def _noise_pngs(n: int, seed: int = 2) -> dict[str, bytes]:
+    """``n`` random-noise PNGs of ~90 KB each (they do not compress)."""
+    rng = np.random.default_rng(seed)
+    files = {}
+    for i in range(n):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 255, (150, 200, 3), dtype=np.uint8)).save(buffer, "PNG")
+        files[f"n{i:02d}.png"] = buffer.getvalue()
+    return files
+
+
+def _assert_complete_shards(outdir: Path, result: pd.DataFrame) -> None:
+    """Every ok/skipped row's shard exists with its records and holds the row's sample."""
+    done = result[result["status"].isin(["ok", "skipped"])]
+    for shard, rows in done.groupby("outpath"):
+        assert os.path.getsize(shard) > 0
+        assert os.path.exists(str(shard)[: -len(".tar")] + ".parquet"), shard
+        with tarfile.open(shard) as tar:
+            names = {m.name.split(".", 1)[0] for m in tar.getmembers()}
+        assert set(rows["key"]) <= names
+    assert not [p for p in outdir.iterdir() if p.name.startswith(".")]  # no temporaries
+
+
+@pytest.mark.parametrize("output_format", ["webdataset", "parquet"])
+def test_a_shard_that_cannot_be_written_gives_error_rows(
+    tmpfs_2m: Path, output_format: str
+) -> None:
+    """A full disk: the shards that fit commit, the others' rows are one-line errors."""
+    from creevey_dask.testing import ImageServer
+
+    files = _noise_pngs(28)  # ~2.5 MB: 7 shards of 4, not all fit in 2 MiB
+    with ImageServer(files) as server:
+        df = pd.DataFrame({"url": [server.url(f"/img/{name}") for name in files]})
+        result = df.creevey.download(
+            str(tmpfs_2m),
+            format="original",
+            output_format=output_format,
+            shard_size=4,
+            npartitions=2,
+            progress=False,
+        )
+    counts = result["status"].value_counts()
+    assert counts["ok"] >= 4, counts
+    assert counts["error"] >= 4, counts
+    errors = result.loc[result["status"] == "error"]
+    for message in errors["error"]:
+        assert "could not be written" in message, message
+        assert "No space left" in message, message
+        assert str(tmpfs_2m) in message, message
+        assert "\n" not in message
+    assert errors["outpath"].isna().all()
+    listing = sorted(os.listdir(tmpfs_2m))
+    assert not [name for name in listing if name.startswith(".")]  # no temporaries
+    ok = result[result["status"] == "ok"]
+    for shard, rows in ok.groupby("outpath"):
+        if output_format == "webdataset":
+            with tarfile.open(shard) as tar:
+                images = {
+                    m.name[: -len(".png")]: tar.extractfile(m).read()  # type: ignore[union-attr]
+                    for m in tar
+                    if m.name.endswith(".png")
+                }
+            records = pd.read_parquet(str(shard)[: -len(".tar")] + ".parquet")
+        else:
+            records = pd.read_parquet(shard)
+            images = {
+                k: img["bytes"]
+                for k, img in zip(records["key"], records["image"], strict=True)
+                if img is not None
+            }
+        assert set(images) == set(rows["key"])
+        assert set(records["key"]) == set(rows["key"])
+        for key, url in zip(rows["key"], rows["url"], strict=True):
+            assert images[key] == files[url.rsplit("/", 1)[1]]  # the row's own image
+    if output_format == "webdataset":  # a tar only with its records (the commit marker)
+        tars = {n[: -len(".tar")] for n in listing if n.endswith(".tar")}
+        assert tars <= {n[: -len(".parquet")] for n in listing if n.endswith(".parquet")}
+        assert len(tars) == ok["outpath"].nunique()
+    time.sleep(0.3)
+    assert sorted(os.listdir(tmpfs_2m)) == listing  # nothing written after the call returned
