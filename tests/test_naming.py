@@ -244,3 +244,31 @@ def test_a_clash_loser_reuses_the_plain_name_claimed_for_it(tmp_path) -> None:
     )
     assert third.outpath.tolist() == second.outpath.tolist()
     assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_a_pandas_rerun_after_a_dask_run_in_another_order_skips_all(tmp_path) -> None:
+    """The dask run gave B the plain name; the pandas table says A first: nothing is redone."""
+    import dask.dataframe as dd
+    from PIL import Image
+
+    from creevey_dask.resize import resize
+
+    sources = []
+    for folder, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
+        (tmp_path / folder).mkdir()
+        for name in ("x", "y"):
+            Image.new("RGB", (8, 6), colour).save(tmp_path / folder / f"{name}.png")
+            sources.append(str(tmp_path / folder / f"{name}.png"))
+    out = tmp_path / "out"
+    b_then_a = dd.from_pandas(pd.DataFrame({"path": sources[2:] + sources[:2]}), npartitions=1)
+    first = resize(b_then_a, out, "path", max_dim=4).compute()
+    assert (first.status == "ok").all()
+    again = resize(pd.DataFrame({"path": sources}), out, "path", max_dim=4, progress=False)
+    assert (again.status == "skipped").all()
+    assert dict(zip(again.path, again.outpath, strict=True)) == dict(
+        zip(first.path, first.outpath, strict=True)
+    )
+    assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 4  # one per source
+    for source, outpath in zip(again.path, again.outpath, strict=True):
+        with Image.open(source) as want, Image.open(outpath) as got:
+            assert got.getpixel((0, 0)) == want.getpixel((0, 0))
