@@ -420,7 +420,8 @@ def test_per_host_rate_holds_across_the_cluster(
         times = sorted(server.arrivals)
     assert len(times) == 12
     busiest = max(sum(1 for t in times if s <= t < s + 1.0) for s in times)
-    assert busiest == 4
+    assert busiest <= 4
+    assert times[-1] - times[0] >= 2.0  # 12 starts at 4 per second: 3 one-second windows
 
 
 def test_deadline_bounds_a_stalled_tls_handshake(quick: HttpOptions) -> None:
