@@ -25,13 +25,15 @@ those pairs are), so a row fed back into a run keeps its key.
 Commit and resume: a shard's files are built in memory and written with
 :func:`creevey_dask.storage.write_bytes_atomic` (a temporary name and one rename, or one
 PUT), the tar first and the records Parquet last, which is the commit. A rerun with
-``skip_existing=True`` skips every shard whose records exist and list the same rows
-(its rows are reported from the records: ``ok`` becomes ``skipped``, errors stay
-errors) and redoes the rest. Rows fed back after failing (a result frame, or the
-records from :func:`read_shards`) keep their keys and go to a new shard: their row list
-differs, or, when a whole shard failed, the next free generation ``{shard}-1``,
-``{shard}-2``, ... is used; committed shards are never rewritten. A killed run leaves
-whole shards and at most hidden temporaries, which the next run's sweep removes.
+``skip_existing=True`` skips every complete shard listing the same rows (its records
+read and, for WebDataset, its tar is there with the size noted in its records): its rows
+are reported from the records (``ok`` becomes ``skipped``, errors stay errors). A
+missing, empty or cut shard is written again. Rows fed back after failing (a result
+frame, or the records from :func:`read_shards`) keep their keys and go to a new shard:
+their row list differs, or, when a whole shard failed, the next free generation
+``{shard}-1``, ``{shard}-2``, ... is used; committed shards are never rewritten. A
+killed run leaves whole shards and at most hidden temporaries, which the next run's
+sweep removes.
 
 At the end of an in-memory run, ``{outdir}/_stats.json`` sums the run up (see
 :func:`write_stats`). :func:`read_shards` reads the records of a sharded output back as
@@ -494,21 +496,12 @@ class _SinkRunner:
             storage.write_bytes_atomic(shard, _parquet_bytes(records, images), options)
 
     def _committed(self, name: str, keys: list[str]) -> pd.DataFrame | None:
-        """The records of a committed shard listing exactly ``keys``, or None."""
-        import pyarrow.parquet as pq
-
-        path = self.sink.records_path(name)
-        fs, fs_path = storage.get_fs(path, self.sink.storage_options)
-        try:
-            with fs.open(fs_path, "rb") as f:
-                schema = pq.read_schema(f)
-                columns = [c for c in schema.names if c != IMAGE_COL]
-                f.seek(0)
-                table = pq.read_table(f, columns=columns)
-        except FileNotFoundError:
+        """The records of a complete committed shard listing exactly ``keys``, or None."""
+        records = _complete_records(self.sink, name)
+        if records is None:
             return None
-        records = table.to_pandas()
         if records[KEY_COL].tolist() != keys:
+            path = self.sink.records_path(name)
             logger.warning("creevey: %s lists other rows; it is written again", path)
             return None
         return records
@@ -548,6 +541,56 @@ class _SinkRunner:
             else:
                 out[col] = pd.Series([None] * len(sub), index=index, dtype=result[col].dtype)
         return out[list(result.columns)]
+
+
+def _complete_records(sink: Sink, name: str) -> pd.DataFrame | None:
+    """The records of shard ``name`` if it is committed and complete, else None.
+
+    Complete: the records Parquet reads; for ``"webdataset"`` with any ``ok`` row, the
+    tar exists, is not empty and has the size its records noted when they were
+    committed; for ``"parquet"``, the shard has its image column. Anything else (a
+    missing, empty, truncated or unreadable file) is logged and the shard is redone.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = sink.records_path(name)
+    fs, fs_path = storage.get_fs(path, sink.storage_options)
+    try:
+        with fs.open(fs_path, "rb") as f:
+            schema = pq.read_schema(f)
+            columns = [c for c in schema.names if c != IMAGE_COL]
+            f.seek(0)
+            table = pq.read_table(f, columns=columns)
+    except FileNotFoundError:
+        return None
+    except (OSError, pa.ArrowException) as err:
+        logger.warning("creevey: %s is damaged (%s); the shard is written again", path, err)
+        return None
+    records = table.to_pandas()
+    if KEY_COL not in records.columns or "status" not in records.columns:
+        logger.warning("creevey: %s holds no shard records; the shard is written again", path)
+        return None
+    if sink.output_format == "parquet":
+        if IMAGE_COL not in schema.names:
+            logger.warning("creevey: %s has no image column; it is written again", path)
+            return None
+        return records
+    if not (records["status"] == "ok").any():
+        return records  # no sample, no tar
+    tar = sink.shard_path(name)
+    tar_fs, tar_path = storage.get_fs(tar, sink.storage_options)
+    try:
+        size = int(tar_fs.size(tar_path))
+    except FileNotFoundError:
+        size = -1
+    noted = (schema.metadata or {}).get(_TAR_BYTES_META)
+    if size <= 0 or (noted is not None and size != int(noted)):
+        expected = "a non-empty tar" if noted is None else f"{int(noted)} bytes"
+        found = "no file" if size < 0 else f"{size} bytes"
+        logger.warning("creevey: %s: %s, not %s; the shard is written again", tar, found, expected)
+        return None
+    return records
 
 
 def _interrupted(runner: Any) -> bool:

@@ -614,3 +614,46 @@ def test_a_shard_that_cannot_be_written_gives_error_rows(
         assert len(tars) == ok["outpath"].nunique()
     time.sleep(0.3)
     assert sorted(os.listdir(tmpfs_2m)) == listing  # nothing written after the call returned
+
+
+def test_a_missing_empty_or_cut_shard_is_redone(image_server: Any, tmp_path: Path) -> None:
+    """Skip only complete shards: a missing, empty or truncated tar is written again."""
+    df = _frame(image_server, MANY[:16])
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"output_format": "webdataset", "shard_size": 4, "progress": False}
+    kwargs["format"] = "original"
+    first = df.creevey.download(str(out), npartitions=1, **kwargs)
+    assert (first["status"] == "ok").all()
+    tars = sorted(first["outpath"].unique())
+    assert len(tars) == 4
+    os.remove(tars[0])
+    Path(tars[1]).write_bytes(b"")
+    with open(tars[2], "r+b") as f:
+        f.truncate(os.path.getsize(tars[2]) // 2)
+    intact = _snapshot(out)[Path(tars[3]).name]
+    again = df.creevey.download(str(out), npartitions=1, **kwargs)
+    redone = again["outpath"].isin(tars[:3])
+    assert (again.loc[redone, "status"] == "ok").all()
+    assert (again.loc[~redone, "status"] == "skipped").all()
+    assert int(redone.sum()) == 12
+    assert _snapshot(out)[Path(tars[3]).name] == intact  # the complete shard untouched
+    samples = _tar_samples(sorted(str(p) for p in out.glob("*.tar")))
+    assert set(samples) == set(first["key"])
+    for key, url in zip(again["key"], again["url"], strict=True):
+        assert samples[key]["jpg"] == served_files()[url.split("/img/", 1)[1]]
+
+
+def test_an_empty_parquet_shard_is_redone(image_server: Any, tmp_path: Path) -> None:
+    df = _frame(image_server, MANY[:8])
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"output_format": "parquet", "shard_size": 4, "progress": False}
+    first = df.creevey.download(str(out), npartitions=1, format="original", **kwargs)
+    shards = sorted(first["outpath"].unique())
+    Path(shards[0]).write_bytes(b"")
+    again = df.creevey.download(str(out), npartitions=1, format="original", **kwargs)
+    assert (again.loc[again["outpath"] == shards[0], "status"] == "ok").sum() == 4
+    assert (again.loc[again["outpath"] == shards[1], "status"] == "skipped").sum() == 4
+    records = pd.read_parquet(shards[0])
+    for key, image in zip(records["key"], records["image"], strict=True):
+        url = first.loc[first["key"] == key, "url"].item()
+        assert image["bytes"] == served_files()[url.split("/img/", 1)[1]]
