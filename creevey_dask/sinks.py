@@ -32,8 +32,8 @@ missing, empty or cut shard is written again. Rows fed back after failing (a res
 frame, or the records from :func:`read_shards`) keep their keys and go to a new shard:
 their row list differs, or, when a whole shard failed, the next free generation
 ``{shard}-1``, ``{shard}-2``, ... is used; committed shards are never rewritten. A
-killed run leaves whole shards and at most hidden temporaries, which the next run's
-sweep removes.
+killed run leaves whole shards and at most hidden temporaries, which every sharded run
+sweeps from ``outdir`` first (:func:`creevey_dask.storage.sweep`).
 
 At the end of an in-memory run, ``{outdir}/_stats.json`` sums the run up (see
 :func:`write_stats`). :func:`read_shards` reads the records of a sharded output back as
@@ -363,6 +363,7 @@ class _SinkRunner:
         if not self.sink.sharded:
             return runner(part)
         number = int(partition_info["number"]) if partition_info else 0
+        self._sweep()
         keys = row_keys(part.index, part[runner.inpath_col])
         if _KEY_IN in part.columns:  # a result frame fed back in: its rows keep their keys
             given = part[_KEY_IN].tolist()
@@ -380,6 +381,14 @@ class _SinkRunner:
             name = _shard_name(number, chunk, shard_keys)
             frames.append(self._shard(runner, sub, shard_keys, name))
         return pd.concat(frames)
+
+    def _sweep(self) -> None:
+        """Remove dead shard writers' temporaries from ``outdir`` (storage's sweep)."""
+        folder = storage.local_folder(self.sink.shard_path("shard"))
+        if folder is not None:
+            removed = storage.sweep([folder])
+            if removed:
+                logger.info("removed %d stale temporary file(s) in %s", removed, folder)
 
     # ---- one shard --------------------------------------------------------------------
     def _shard(self, runner: Any, sub: pd.DataFrame, keys: list[str], base: str) -> pd.DataFrame:

@@ -657,3 +657,31 @@ def test_an_empty_parquet_shard_is_redone(image_server: Any, tmp_path: Path) -> 
     for key, image in zip(records["key"], records["image"], strict=True):
         url = first.loc[first["key"] == key, "url"].item()
         assert image["bytes"] == served_files()[url.split("/img/", 1)[1]]
+
+
+def test_dead_shard_writers_temporaries_are_swept(image_server: Any, tmp_path: Path) -> None:
+    """An all-skipped rerun still removes the temporaries of killed shard writers."""
+    df = _frame(image_server, MANY[:4])
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"output_format": "webdataset", "shard_size": 2, "progress": False}
+    first = df.creevey.download(str(out), **kwargs)
+    shard = first["outpath"].iloc[0]
+    writer = textwrap.dedent(
+        """
+        import os, sys
+        from creevey_dask import storage
+        with storage.atomic_writer(sys.argv[1]) as f:
+            f.write(b"half a shard")
+            f.flush()
+            os._exit(0)  # killed mid-write: the temporary stays
+        """
+    )
+    subprocess.run([sys.executable, "-c", writer, shard], check=True)
+    dead = [p for p in out.iterdir() if p.name.startswith(".")]
+    assert len(dead) == 1
+    assert dead[0].name.startswith(f".{Path(shard).name}.")
+    before = _snapshot(out)
+    again = df.creevey.download(str(out), **kwargs)
+    assert (again["status"] == "skipped").all()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert _snapshot(out) == before
