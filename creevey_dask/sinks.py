@@ -54,6 +54,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from . import storage
@@ -297,7 +298,8 @@ class Sink:
         """The partition function for the engine: ``runner`` itself, or a wrapper."""
         if not self.sharded and self.verify_hash is None:
             return runner
-        return _SinkRunner(self, runner)
+        done = _done_keys(self) if self.sharded and runner.skip_existing else {}
+        return _SinkRunner(self, runner, done)
 
     def shard_path(self, name: str) -> str:
         assert self.outdir is not None
@@ -330,9 +332,10 @@ class Sink:
 class _SinkRunner:
     """Runs one partition through the engine's row runner and writes it through a sink."""
 
-    def __init__(self, sink: Sink, runner: Any) -> None:
+    def __init__(self, sink: Sink, runner: Any, done: Mapping[str, str] | None = None) -> None:
         self.sink = sink
         self.runner = runner
+        self.done = dict(done or {})  # key -> the complete shard that holds it ok
 
     # ---- the per-partition row runner -------------------------------------------------
     def _row_runner(self, part: pd.DataFrame) -> Any:
@@ -378,8 +381,7 @@ class _SinkRunner:
         for chunk, start in enumerate(range(0, len(part), size)):
             sub = part.iloc[start : start + size]
             shard_keys = keys[start : start + size]
-            name = _shard_name(number, chunk, shard_keys)
-            frames.append(self._shard(runner, sub, shard_keys, name))
+            frames.append(self._shard(runner, sub, shard_keys, number, chunk))
         return pd.concat(frames)
 
     def _sweep(self) -> None:
@@ -391,17 +393,52 @@ class _SinkRunner:
                 logger.info("removed %d stale temporary file(s) in %s", removed, folder)
 
     # ---- one shard --------------------------------------------------------------------
-    def _shard(self, runner: Any, sub: pd.DataFrame, keys: list[str], base: str) -> pd.DataFrame:
-        """Skip, or run and commit, one shard's rows.
+    def _shard(
+        self, runner: Any, sub: pd.DataFrame, keys: list[str], number: int, chunk: int
+    ) -> pd.DataFrame:
+        """Skip, or run and commit, one chunk of a partition's rows.
 
-        A committed shard listing the same rows is skipped, except when these rows are
-        a result frame fed back in (to retry) and the shard recorded errors: then the
-        rows go to the next free generation ``{base}-1``, ``{base}-2``, ...
+        With ``skip_existing``: a complete committed shard listing exactly these rows
+        is skipped as a whole (errors stay errors), unless these rows are a result
+        frame fed back in (to retry) and the shard recorded errors. Otherwise the rows
+        whose key is ``ok`` in any complete shard of ``outdir`` are skipped (their
+        ``outpath`` is that shard) and only the others go to a new shard.
         """
         from .schema import UPSTREAM_ERROR_COL
 
-        sink = self.sink
+        base = _shard_name(number, chunk, keys)
         fed_back = UPSTREAM_ERROR_COL in sub.columns
+        if not self.runner.skip_existing:
+            return self._write(runner, sub, keys, base, fed_back)
+        committed = self._committed(base, keys)
+        if committed is not None and not (fed_back and (committed["status"] != "ok").any()):
+            shard = self.sink.shard_path(base)
+            return self._skipped(runner, sub, keys, committed, [shard] * len(keys))
+        known = [self.done.get(k) for k in keys]
+        if all(path is None for path in known):
+            return self._write(runner, sub, keys, base, fed_back)
+        old = [i for i, path in enumerate(known) if path is not None]
+        new = [i for i, path in enumerate(known) if path is None]
+        old_keys = [keys[i] for i in old]
+        records = pd.DataFrame({KEY_COL: old_keys, "status": ["ok"] * len(old)})
+        paths = [str(known[i]) for i in old]
+        frames = [self._skipped(runner, sub.iloc[old], old_keys, records, paths)]
+        if new:
+            new_keys = [keys[i] for i in new]
+            name = _shard_name(number, chunk, new_keys)
+            frames.append(self._write(runner, sub.iloc[new], new_keys, name, fed_back))
+        out = pd.concat(frames)
+        return out.iloc[np.argsort(np.array(old + new), kind="stable")]
+
+    def _write(
+        self, runner: Any, sub: pd.DataFrame, keys: list[str], base: str, fed_back: bool
+    ) -> pd.DataFrame:
+        """Run and commit the rows as shard ``base``.
+
+        If ``base`` is committed already (these rows fed back after failing as a whole
+        shard), the next free generation ``{base}-1``, ``{base}-2``, ... is used.
+        """
+        sink = self.sink
         name = base
         generation = 0
         while self.runner.skip_existing:
@@ -409,7 +446,8 @@ class _SinkRunner:
             if committed is None:
                 break
             if not (fed_back and (committed["status"] != "ok").any()):
-                return self._skipped(runner, sub, keys, committed, sink.shard_path(name))
+                shard = sink.shard_path(name)
+                return self._skipped(runner, sub, keys, committed, [shard] * len(keys))
             generation += 1
             name = f"{base}-{generation}"
         result = runner(sub)
@@ -521,9 +559,12 @@ class _SinkRunner:
         sub: pd.DataFrame,
         keys: list[str],
         records: pd.DataFrame,
-        shard: str,
+        shards: list[str],
     ) -> pd.DataFrame:
-        """The result rows of a committed shard, from its records (ok → skipped)."""
+        """The result rows of committed rows, from their records (ok → skipped).
+
+        ``shards`` holds each row's shard (its ``outpath`` when ``ok``).
+        """
         from .schema import STATUS_DTYPE, STRING_DTYPE
 
         result = runner(sub.iloc[:0])  # the schema, without running any row
@@ -540,7 +581,7 @@ class _SinkRunner:
                 statuses = records["status"].where(~done, "skipped").tolist()
                 out[col] = pd.Series(pd.Categorical(statuses, dtype=STATUS_DTYPE), index=index)
             elif col == "outpath":
-                paths = [shard if flag else None for flag in was_ok]
+                paths = [p if flag else None for p, flag in zip(shards, was_ok, strict=True)]
                 out[col] = pd.Series(paths, index=index, dtype=STRING_DTYPE)
             elif col == KEY_COL:
                 out[col] = pd.Series(keys, index=index, dtype="string")
@@ -552,7 +593,9 @@ class _SinkRunner:
         return out[list(result.columns)]
 
 
-def _complete_records(sink: Sink, name: str) -> pd.DataFrame | None:
+def _complete_records(
+    sink: Sink, name: str, columns: list[str] | None = None
+) -> pd.DataFrame | None:
     """The records of shard ``name`` if it is committed and complete, else None.
 
     Complete: the records Parquet reads; for ``"webdataset"`` with any ``ok`` row, the
@@ -568,9 +611,9 @@ def _complete_records(sink: Sink, name: str) -> pd.DataFrame | None:
     try:
         with fs.open(fs_path, "rb") as f:
             schema = pq.read_schema(f)
-            columns = [c for c in schema.names if c != IMAGE_COL]
+            wanted = [c for c in schema.names if c != IMAGE_COL and c in (columns or [c])]
             f.seek(0)
-            table = pq.read_table(f, columns=columns)
+            table = pq.read_table(f, columns=wanted)
     except FileNotFoundError:
         return None
     except (OSError, pa.ArrowException) as err:
@@ -600,6 +643,32 @@ def _complete_records(sink: Sink, name: str) -> pd.DataFrame | None:
         logger.warning("creevey: %s: %s, not %s; the shard is written again", tar, found, expected)
         return None
     return records
+
+
+def _done_keys(sink: Sink) -> dict[str, str]:
+    """``key → shard`` for every ``ok`` row of every complete shard in ``sink.outdir``.
+
+    Read once per run, on the driver, from the shards' records (key and status
+    only), so a rerun with another partitioning, or a result frame fed back, skips
+    the rows already committed. A key ok in two shards (written by an older version)
+    maps to the first shard by name.
+    """
+    assert sink.outdir is not None
+    fs, path = storage.get_fs(sink.outdir, sink.storage_options)
+    try:
+        files = sorted(fs.glob(storage.join(path, "*" + _RECORDS_EXT)))
+    except FileNotFoundError:
+        return {}
+    done: dict[str, str] = {}
+    for file in files:
+        name = file.rsplit("/", 1)[-1][: -len(_RECORDS_EXT)]
+        records = _complete_records(sink, name, [KEY_COL, "status"])
+        if records is None:
+            continue
+        shard = sink.shard_path(name)
+        for key in records.loc[records["status"] == "ok", KEY_COL]:
+            done.setdefault(str(key), shard)
+    return done
 
 
 def _interrupted(runner: Any) -> bool:

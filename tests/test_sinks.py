@@ -685,3 +685,49 @@ def test_dead_shard_writers_temporaries_are_swept(image_server: Any, tmp_path: P
     assert (again["status"] == "skipped").all()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     assert _snapshot(out) == before
+
+
+def _sample_keys(out: Path, output_format: str) -> list[str]:
+    """The key of every sample on disk, over all the shards (repeats kept)."""
+    if output_format == "webdataset":
+        keys = []
+        for path in sorted(out.glob("*.tar")):
+            with tarfile.open(path) as tar:
+                keys += [m.name[: -len(".jpg")] for m in tar if m.name.endswith(".jpg")]
+        return keys
+    keys = []
+    for path in sorted(out.glob("*.parquet")):
+        records = pd.read_parquet(path)
+        keys += [k for k, img in zip(records["key"], records["image"], strict=True) if img]
+    return keys
+
+
+@pytest.mark.parametrize("output_format", ["webdataset", "parquet"])
+def test_reruns_with_other_partitioning_or_fed_back_write_no_row_twice(
+    image_server: Any, tmp_path: Path, output_format: str
+) -> None:
+    """Rows committed ok in any complete shard are skipped, found by key."""
+    df = _frame(image_server, MANY[:20], missing=2)
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"output_format": output_format, "shard_size": 5, "progress": False}
+    first = df.creevey.download(str(out), npartitions=2, **kwargs)
+    assert (first["status"] == "ok").sum() == 20
+    ok_keys = set(first.loc[first["status"] == "ok", "key"])
+    where = dict(zip(first["key"], first["outpath"], strict=True))
+    committed = _snapshot(out)
+    feeds = {
+        "npartitions=3": (df, {"npartitions": 3}),
+        "n_jobs=1": (df, {"n_jobs": 1}),
+        "result frame": (first, {"npartitions": 3}),
+        "read_shards": (creevey_dask.read_shards(str(out)).compute(), {"npartitions": 1}),
+    }
+    for label, (frame, extra) in feeds.items():
+        again = frame.creevey.download(str(out), **kwargs, **extra)
+        done = again[again["key"].isin(ok_keys)]
+        assert (done["status"] == "skipped").all(), label
+        assert [where[k] for k in done["key"]] == done["outpath"].tolist(), label
+        assert (again.loc[~again["key"].isin(ok_keys), "status"] == "error").all(), label
+        keys = _sample_keys(out, output_format)
+        assert sorted(keys) == sorted(ok_keys), label  # each ok key exactly once
+        now = _snapshot(out)
+        assert {n: now[n] for n in committed} == committed, label  # committed shards untouched
