@@ -42,6 +42,7 @@ a dask DataFrame.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import hashlib
@@ -145,18 +146,27 @@ def _shard_name(partition: int, chunk: int, keys: list[str]) -> str:
 
 
 def _json_value(value: Any) -> Any:
-    """A JSON-serialisable form of a cell: NA → None, numpy scalars → Python."""
+    """A faithful JSON form of a cell, for a WebDataset sample's ``{key}.json``.
+
+    NA, NaN, inf and -inf → ``null`` (JSON has no such numbers); numpy scalars →
+    Python numbers; numpy arrays, lists and tuples → lists; dicts → objects; bytes →
+    a base64 string; timestamps → ISO 8601 strings; anything else → ``str(value)``.
+    """
     if value is None or value is pd.NA or value is pd.NaT:
         return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+    if isinstance(value, np.ndarray):
+        return [_json_value(v) for v in value.tolist()]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if hasattr(value, "item") and not isinstance(value, str):
         with contextlib.suppress(TypeError, ValueError):
             value = value.item()
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, (bytes, bytearray)):  # a numpy bytes scalar's item()
+        return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, (list, tuple)):
         return [_json_value(v) for v in value]
     if isinstance(value, dict):
@@ -700,7 +710,7 @@ def _tar_bytes(
             meta["sha256"] = hashlib.sha256(data).hexdigest()
             members = {
                 _image_ext(fmt): data,
-                "json": json.dumps(meta, ensure_ascii=False).encode(),
+                "json": json.dumps(meta, ensure_ascii=False, allow_nan=False).encode(),
             }
             if caption_col is not None:
                 caption = _json_value(row.get(caption_col))

@@ -731,3 +731,22 @@ def test_reruns_with_other_partitioning_or_fed_back_write_no_row_twice(
         assert sorted(keys) == sorted(ok_keys), label  # each ok key exactly once
         now = _snapshot(out)
         assert {n: now[n] for n in committed} == committed, label  # committed shards untouched
+
+
+def test_webdataset_json_is_valid_and_faithful(image_server: Any, tmp_path: Path) -> None:
+    """inf/-inf/NaN → null, bytes → base64, numpy arrays → lists, in strict JSON."""
+    df = _frame(image_server, MANY[:3])
+    df["score"] = [float("inf"), float("-inf"), float("nan")]
+    df["blob"] = [b"\x00\xff", b"", b"abc"]
+    df["vec"] = [np.arange(3), np.array([0.5, np.inf]), np.array([], dtype="int64")]
+    out = tmp_path / "o"
+    result = df.creevey.download(str(out), output_format="webdataset", progress=False)
+    assert (result["status"] == "ok").all()
+    samples = _tar_samples(sorted(str(p) for p in out.glob("*.tar")))
+    meta = {
+        json.loads(s["json"], parse_constant=pytest.fail)["n"]: json.loads(s["json"])
+        for s in samples.values()
+    }
+    assert [meta[i]["score"] for i in range(3)] == [None, None, None]
+    assert [meta[i]["blob"] for i in range(3)] == ["AP8=", "", "YWJj"]
+    assert [meta[i]["vec"] for i in range(3)] == [[0, 1, 2], [0.5, None], []]
