@@ -320,8 +320,14 @@ class Sink:
         return storage.join(self.outdir, name + _RECORDS_EXT)
 
     def finish(self, result: pd.DataFrame, seconds: float) -> None:
-        """After an in-memory run: write ``_stats.json`` (sharded formats only)."""
-        if self.sharded and self.outdir is not None:
+        """After an in-memory run: write ``_stats.json`` (sharded formats only).
+
+        A summary that cannot be written (a full disk) is logged, not raised: the rows'
+        results are already in the result frame.
+        """
+        if not (self.sharded and self.outdir is not None):
+            return
+        try:
             write_stats(
                 result,
                 self.outdir,
@@ -330,6 +336,10 @@ class Sink:
                 shard_size=self.shard_size,
                 storage_options=self.storage_options,
             )
+        except OSError as err:
+            from .engine import format_error
+
+            logger.warning("creevey: %s could not be written: %s", STATS_NAME, format_error(err))
 
     def __repr__(self) -> str:
         return (

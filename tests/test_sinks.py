@@ -750,3 +750,25 @@ def test_webdataset_json_is_valid_and_faithful(image_server: Any, tmp_path: Path
     assert [meta[i]["score"] for i in range(3)] == [None, None, None]
     assert [meta[i]["blob"] for i in range(3)] == ["AP8=", "", "YWJj"]
     assert [meta[i]["vec"] for i in range(3)] == [[0, 1, 2], [0.5, None], []]
+
+
+def test_a_full_disk_before_the_run_gives_error_rows_not_a_crash(tmpfs_2m: Path) -> None:
+    """Nothing fits, not even ``_stats.json``: every row is an error row, no raise."""
+    from creevey_dask.testing import ImageServer
+
+    filler = tmpfs_2m / "filler"
+    with pytest.raises(OSError, match="No space"):
+        filler.write_bytes(b"x" * (4 << 20))  # twice the disk
+    files = _noise_pngs(4)
+    with ImageServer(files) as server:
+        df = pd.DataFrame({"url": [server.url(f"/img/{name}") for name in files]})
+        result = df.creevey.download(
+            str(tmpfs_2m),
+            format="original",
+            output_format="webdataset",
+            shard_size=2,
+            progress=False,
+        )
+    assert (result["status"] == "error").all()
+    assert result["error"].str.contains("No space left").all()
+    assert sorted(os.listdir(tmpfs_2m)) == ["filler"]  # no shard, no temporary
