@@ -34,7 +34,7 @@ from .exceptions import ImageDecodeError, require_columns
 from .http import HttpOptions, fetch
 from .http import http_options as _http_options
 from .imagefile import ImageWriter, decode_image
-from .naming import NAMINGS, make_namer
+from .naming import check_naming, make_namer
 from .options import RunOptions, run_options
 from .pipeline import Pipeline
 from .rows import record
@@ -352,8 +352,7 @@ def download(
     1  error  HttpError: HTTP 404 Not Found          404         1   <NA>
     """
     fmt = _check_format(format)
-    if naming not in NAMINGS:
-        raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
+    check_naming(naming)
     if outpath_func is None and outdir is None:
         raise ValueError("give outdir= (a folder) or outpath_func= (url -> outpath)")
     http = _http_options(
@@ -635,8 +634,7 @@ def download_images_as_png(
         )
     if outdir is None and path_func is None:
         outdir = "."  # the original creevey's default: the working directory
-    if naming not in NAMINGS:
-        raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
+    check_naming(naming)
     ops = [_resize_op(resize_shape)] if resize_shape is not None else None
     http = _http_options(
         http_options,

@@ -56,6 +56,7 @@ from .exceptions import OutpathClashError, UnsafeSourceError
 
 __all__ = [
     "NAMINGS",
+    "check_naming",
     "HashNamer",
     "Outpaths",
     "UrlNamer",
@@ -321,15 +322,20 @@ def _check_outdir(outdir: Any) -> str:
     return outdir
 
 
+def check_naming(naming: Any) -> None:
+    """Raise ``ValueError`` unless ``naming`` is one of :data:`NAMINGS` (the one check)."""
+    if naming not in NAMINGS:
+        raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
+
+
 def make_namer(naming: str, outdir: str, ext: str | None) -> UrlNamer | HashNamer:
     """The outpath function for ``naming`` (one of :data:`NAMINGS`)."""
+    check_naming(naming)
     if naming == "url":
         return UrlNamer(outdir, ext)
     if naming == "url_hash":
         return UrlNamer(outdir, ext, hashed=True)
-    if naming == "hash":
-        return HashNamer(outdir, ext)
-    raise ValueError(f"naming {naming!r} is not one of {list(NAMINGS)}")
+    return HashNamer(outdir, ext)  # naming == "hash"
 
 
 def find_clashes(sources: Iterable[Any], outpath_func: Callable[[Any], Any]) -> frozenset[str]:
