@@ -30,6 +30,7 @@ from PIL import Image
 
 from . import ops as _ops
 from . import storage
+from ._dask_types import is_dask_frame, is_dask_series
 from .exceptions import ImageDecodeError, require_columns
 from .http import HttpOptions, fetch
 from .http import http_options as _http_options
@@ -214,12 +215,10 @@ def _resize_op(shape: Any) -> _ops.Resize:
 
 
 def _as_url_frame(urls: Any, url_col: str) -> Any:
-    import dask.dataframe as dd
-
-    if isinstance(urls, (pd.DataFrame, dd.DataFrame)):
+    if isinstance(urls, pd.DataFrame) or is_dask_frame(urls):
         require_columns(urls.columns, url_col=url_col)
         return urls
-    if isinstance(urls, (pd.Series, dd.Series)):
+    if isinstance(urls, pd.Series) or is_dask_series(urls):
         return urls.to_frame(name=url_col)
     if isinstance(urls, (str, bytes)):
         raise TypeError(

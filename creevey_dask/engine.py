@@ -1,10 +1,11 @@
 """The engine: run a :class:`~creevey_dask.pipeline.Pipeline` over pandas or dask frames.
 
-One code path serves every input. In-memory input (a list, a pandas Series or
-DataFrame) is cut into a dask frame, each partition becomes one task
-(``map_partitions`` with an explicit ``meta``), and the result is computed on the
-active ``dask.distributed`` Client if there is one, else on the pipeline's local
-scheduler, and returned as pandas. Dask input stays lazy.
+One partition runner serves every input. In-memory input (a list, a pandas Series or
+DataFrame) is cut into runs of rows, each run becomes one ``dask.delayed`` task, and the
+tasks are computed on the active ``dask.distributed`` Client if there is one, else on the
+pipeline's local dask scheduler; the result is pandas. Dask input stays lazy: each of
+its partitions becomes one task (``map_partitions`` with an explicit ``meta``). A run over
+pandas never imports ``dask.dataframe`` or ``distributed`` (most of a second of start-up).
 
 Inside a partition, ``n_jobs`` threads pull rows from a shared counter, so IO overlaps
 and the per-row cost is a few function calls, not a future per row. A partition first
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import logging
 import math
 import os
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Union
 import pandas as pd
 
 from . import _interrupt, storage
+from ._dask_types import is_dask_frame, is_dask_series
 from .exceptions import ColumnError, UpstreamError, require_columns
 from .naming import Outpaths
 from .rows import end_row, start_row
@@ -85,7 +88,13 @@ def format_error(err: BaseException) -> str:
 
 
 def active_client() -> Any | None:
-    """The active ``dask.distributed`` Client, or None."""
+    """The active ``dask.distributed`` Client, or None.
+
+    Without ``distributed`` imported there can be no Client, so this does not import it
+    (a tenth of a second a run otherwise).
+    """
+    if "distributed" not in sys.modules:
+        return None
     try:
         from distributed import default_client
     except ImportError:  # pragma: no cover - distributed is a dependency
@@ -299,10 +308,8 @@ def _coerce(value: Any, dtype: Any, name: str) -> Any:
 
 def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]:
     """Normalise the input to ``(frame, source column, is_dask)``."""
-    import dask.dataframe as dd
-
-    if isinstance(inpaths, (dd.DataFrame, pd.DataFrame)):
-        is_dask = isinstance(inpaths, dd.DataFrame)
+    if isinstance(inpaths, pd.DataFrame) or is_dask_frame(inpaths):
+        is_dask = is_dask_frame(inpaths)
         columns = list(inpaths.columns)
         if inpath_col is None:
             if len(columns) != 1:
@@ -313,10 +320,10 @@ def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]
             inpath_col = columns[0]
         require_columns(columns, inpath_col=inpath_col)
         return inpaths, inpath_col, is_dask
-    if isinstance(inpaths, (dd.Series, pd.Series)):
+    if isinstance(inpaths, pd.Series) or is_dask_series(inpaths):
         name = inpath_col or (inpaths.name if isinstance(inpaths.name, str) else None)
         name = name or DEFAULT_INPATH_COL
-        return inpaths.to_frame(name=name), name, isinstance(inpaths, dd.Series)
+        return inpaths.to_frame(name=name), name, is_dask_series(inpaths)
     if isinstance(inpaths, (str, bytes, os.PathLike)):
         raise TypeError(
             f"inpaths must be a collection of sources, got the single source {inpaths!r}; "
@@ -412,7 +419,7 @@ def keep_upstream_errors(frame: Any) -> Any:
 
 
 def _default_n_jobs() -> int:
-    return 2 * (os.cpu_count() or 1)
+    return 2 * local_cores()
 
 
 def _check_n_jobs(n_jobs: int | None) -> int:
@@ -495,20 +502,15 @@ def run_pipeline(
     if len(frame) == 0:
         return _restore_index(_meta(task, frame), index)
     started = time.perf_counter()
-    import dask
-    import dask.dataframe as dd
-
-    workers = sum(client.nthreads().values()) if client is not None else os.cpu_count() or 1
+    workers = sum(client.nthreads().values()) if client is not None else local_cores()
     if npartitions is None:
         npartitions = _default_npartitions(len(frame), n_jobs, workers)
-    npartitions = min(npartitions, len(frame))
-    with dask.config.set({"dataframe.convert-string": False}):  # keep the user's dtypes
-        ddf = dd.from_pandas(frame, npartitions=npartitions, sort=False)
-    lazy = ddf.map_partitions(task, meta=_meta(task, frame.iloc[:0]))
+    parts = _split_rows(frame, min(npartitions, len(frame)))
     with _interrupt.interruptible(
         runner.run_id, worker_processes=client is None and strategy == "processes"
     ):
-        result = _compute(lazy, strategy, client, progress)
+        done = _compute(task, parts, strategy, client, progress)
+    result = pd.concat(done) if len(done) > 1 else done[0]
     result = _restore_index(result, index)
     summarize(result)
     seconds = time.perf_counter() - started
@@ -529,24 +531,72 @@ def _restore_index(result: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     return result
 
 
-def _compute(lazy: Any, strategy: str, client: Any, progress: bool) -> pd.DataFrame:
+def _split_rows(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
+    """``frame`` cut into ``n`` runs of consecutive rows, as even as can be."""
+    bounds = [round(i * len(frame) / n) for i in range(n + 1)]
+    return [frame.iloc[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _compute(
+    task: Callable[[pd.DataFrame], pd.DataFrame],
+    parts: list[pd.DataFrame],
+    strategy: str,
+    client: Any,
+    progress: bool,
+) -> list[pd.DataFrame]:
+    """Run ``task`` on every part as one dask task each; the results in order.
+
+    On the active Client if there is one, else on dask's local ``strategy`` scheduler.
+    The graph is built with ``dask.delayed``, not ``dask.dataframe``, so that a run
+    over a pandas frame does not import ``dask.dataframe`` (half a second).
+    """
+    from dask import compute, delayed
+
+    tasks = [
+        delayed(task, pure=False)(part, dask_key_name=f"creevey-partition-{i}")
+        for i, part in enumerate(parts)
+    ]
     if client is not None:
-        future = client.compute(lazy)
+        futures = client.compute(tasks)
         try:
             if progress:
                 from distributed import progress as distributed_progress
 
-                distributed_progress(future)
-            return future.result()
+                distributed_progress(futures)
+            return list(client.gather(futures))
         except KeyboardInterrupt:  # Ctrl-C: cancel the partitions not yet done
-            client.cancel(future)
+            client.cancel(futures)
             raise
+    scheduler = _local_scheduler(strategy)
     if progress:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(minimum=1.0):
-            return lazy.compute(scheduler=strategy)
-    return lazy.compute(scheduler=strategy)
+            return list(compute(*tasks, scheduler=scheduler))
+    return list(compute(*tasks, scheduler=scheduler))
+
+
+def _local_scheduler(strategy: str) -> Callable[..., Any]:
+    """Dask's local scheduler for ``strategy`` (``"threads"`` or ``"processes"``).
+
+    Passed to ``dask.compute`` as the function itself: given by name, dask imports
+    ``distributed`` to look for a Client first, which costs a tenth of a second.
+    """
+    if strategy == "processes":
+        import dask.multiprocessing
+
+        return dask.multiprocessing.get
+    import dask.threaded
+
+    return dask.threaded.get
+
+
+def local_cores() -> int:
+    """The CPUs this process may run on (its affinity mask), at least 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def error_causes(errors: pd.Series, top: int = 3) -> list[tuple[str, int]]:

@@ -19,6 +19,7 @@ from PIL import Image
 
 from . import ops as _ops
 from . import storage
+from ._dask_types import is_dask_frame, is_dask_series
 from .exceptions import require_columns
 from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
 from .naming import safe_filename
@@ -291,9 +292,7 @@ def resize(
         write_func=ImageWriter(fmt, quality, storage_options, record_sha256=record_sha256),
     )
 
-    import dask.dataframe as dd
-
-    if not isinstance(df, (pd.DataFrame, dd.DataFrame)):
+    if not (isinstance(df, pd.DataFrame) or is_dask_frame(df)):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
     require_columns(df.columns, path_col=path_col)
     check_verify_column(df.columns, verify_hash)
@@ -353,11 +352,9 @@ def resize_multiple_files(
     pandas.DataFrame or dask.dataframe.DataFrame
         A column ``path`` with the sources, then the result columns.
     """
-    import dask.dataframe as dd
-
     if isinstance(paths, (str, bytes, os.PathLike)):
         raise TypeError(f"paths must be a collection of paths, got the single path {paths!r}")
-    if isinstance(paths, (pd.Series, dd.Series)):
+    if isinstance(paths, pd.Series) or is_dask_series(paths):
         frame = paths.rename("path").to_frame()
     else:
         frame = pd.DataFrame(
