@@ -368,22 +368,23 @@ def test_download_errors_pickle() -> None:
 # -- sessions and the per-host limit -------------------------------------------------------
 
 
-def test_one_session_per_thread_reused() -> None:
-    sessions: list[object] = []
-    lock = threading.Lock()
+def test_pool_managers_are_lent_one_fetch_at_a_time_and_reused_across_threads() -> None:
+    with _transport.pool_manager(False) as first, _transport.pool_manager(False) as second:
+        assert first is not second  # two fetches at once never share a manager
+    with _transport.pool_manager(True) as strict:
+        assert strict not in (first, second)  # the stricter address rule has its own
+    lent: list[object] = []
 
-    def grab() -> None:
-        first, second = _transport.pool_manager(False), _transport.pool_manager(False)
-        assert first is second
-        with lock:
-            sessions.append(first)
+    def fetch_on_a_new_thread() -> None:
+        with _transport.pool_manager(False) as manager:
+            lent.append(manager)
 
-    threads = [threading.Thread(target=grab) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len({id(s) for s in sessions}) == 4
+    thread = threading.Thread(target=fetch_on_a_new_thread)
+    thread.start()
+    thread.join()
+    # a later thread gets a manager given back (and its kept-alive connections)
+    assert lent[0] in (first, second)
+    assert first.connection_pool_kw["ssl_context"] is strict.connection_pool_kw["ssl_context"]
 
 
 def test_per_host_limit_holds_across_threads(
