@@ -36,7 +36,7 @@ from .http import HttpOptions, fetch
 from .http import http_options as _http_options
 from .imagefile import ImageWriter, decode_image
 from .naming import check_naming, make_namer
-from .options import RunOptions, run_options
+from .options import NETWORK_JOBS, RunOptions, run_options
 from .pipeline import Pipeline
 from .rows import record
 
@@ -56,7 +56,7 @@ logger = logging.getLogger(__name__)
 DOWNLOAD_FORMATS = ("png", "jpeg", "webp", "original")
 _EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "original": None}
 #: Rows in flight per partition for downloads (network-bound, so more than CPUs).
-DEFAULT_DOWNLOAD_JOBS = 16
+DEFAULT_DOWNLOAD_JOBS = NETWORK_JOBS
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 

@@ -120,7 +120,7 @@ class PartitionRunner:
         pipeline: Pipeline,
         outpaths: Outpaths,
         inpath_col: str,
-        n_jobs: int,
+        n_jobs: int | None,
         skip_existing: bool,
         result_columns: Mapping[str, Any],
         resolve_names: bool = False,
@@ -205,7 +205,8 @@ class PartitionRunner:
 
         if n:  # rows on daemon threads, so that Ctrl-C stops the partition at once
             gate = _interrupt.RowGate(self.run_id)
-            gate.run(n, min(self.n_jobs, n), do_row)
+            threads = self.n_jobs or default_jobs(sources)
+            gate.run(n, min(threads, n), do_row)
         return self._assemble(part, rows)
 
     @staticmethod
@@ -418,13 +419,18 @@ def keep_upstream_errors(frame: Any) -> Any:
     return frame.rename(columns={"error": UPSTREAM_ERROR_COL})
 
 
-def _default_n_jobs() -> int:
-    return 2 * local_cores()
+def default_jobs(sources: Iterable[Any]) -> int:
+    """Rows in flight for a partition with ``n_jobs=None``, from its first source.
 
+    :data:`~creevey_dask.options.LOCAL_JOBS` for a local file,
+    :data:`~creevey_dask.options.NETWORK_JOBS` for a URL or remote file (network-bound).
+    """
+    from .options import LOCAL_JOBS, NETWORK_JOBS
 
-def _check_n_jobs(n_jobs: int | None) -> int:
-    """``n_jobs`` (checked by :class:`~creevey_dask.RunOptions`), or the default."""
-    return _default_n_jobs() if n_jobs is None else n_jobs
+    first = next((s for s in sources if not _is_missing(s)), None)
+    if isinstance(first, (str, os.PathLike)) and not storage.is_local(os.fspath(first)):
+        return NETWORK_JOBS
+    return LOCAL_JOBS
 
 
 def _default_npartitions(n_rows: int, n_jobs: int, workers: int) -> int:
@@ -453,7 +459,7 @@ def run_pipeline(
     """
     if not callable(outpath_func):
         raise TypeError(f"outpath_func must be callable, got {outpath_func!r}")
-    n_jobs = _check_n_jobs(options.n_jobs)
+    n_jobs = options.n_jobs  # None: chosen per partition (default_jobs)
     skip_existing, storage_options = options.skip_existing, options.storage_options
     npartitions, progress = options.npartitions, options.progress
     strategy = options.parallel_strategy or pipeline.parallel_strategy
@@ -504,7 +510,8 @@ def run_pipeline(
     started = time.perf_counter()
     workers = sum(client.nthreads().values()) if client is not None else local_cores()
     if npartitions is None:
-        npartitions = _default_npartitions(len(frame), n_jobs, workers)
+        jobs = n_jobs or default_jobs(frame[inpath_col].head(1000).tolist())
+        npartitions = _default_npartitions(len(frame), jobs, workers)
     parts = _split_rows(frame, min(npartitions, len(frame)))
     with _interrupt.interruptible(
         runner.run_id, worker_processes=client is None and strategy == "processes"

@@ -14,7 +14,15 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["KEEP_STATUSES", "RunOptions", "run_options"]
+__all__ = ["KEEP_STATUSES", "LOCAL_JOBS", "NETWORK_JOBS", "RunOptions", "run_options"]
+
+#: Rows in flight per partition by default when the sources are local files: dask runs
+#: a partition per core, so twice the cores in all; more threads in one process only
+#: contend for the cores and the GIL (measured in ``benchmarks/bench_resize.py``).
+LOCAL_JOBS = 2
+#: Rows in flight per partition by default when the sources are URLs or remote files
+#: (network-bound): downloads, and reads from object stores.
+NETWORK_JOBS = 16
 
 #: The statuses whose rows an ImageNet-style tree keeps by default: those whose file
 #: exists (written now, or by an earlier run); the one default of the functions, the
@@ -31,8 +39,9 @@ class RunOptions:
     Parameters
     ----------
     n_jobs : int, optional
-        Rows in flight at once per partition (threads). By default twice the CPUs, and
-        16 for downloads (network-bound).
+        Rows in flight at once per partition (threads). By default 2 for local files
+        (:data:`LOCAL_JOBS`; a partition runs per core) and 16 for URLs and remote files
+        (:data:`NETWORK_JOBS`, network-bound), chosen from a partition's first source.
     skip_existing : bool, default True
         Rows whose output already exists are ``"skipped"``: nothing loaded or written.
     progress : bool, default True
