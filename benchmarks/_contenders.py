@@ -11,6 +11,10 @@ processes/threads a bare loop uses. Contenders:
   saves JPEG q95. HTTP sources are fetched with a ``requests.Session`` per thread.
 * ``bare-draft2x``: the same with ``draft`` at twice the target (the old baseline).
 * ``bare-full``: the same without ``draft`` (the full-decode quality bar).
+* ``bare-rule``: the same loop doing creevey_dask's decode + resize instead
+  (``decode_image(data, draft=op.draft_size)`` then ``op`` for the default
+  ``ops.resize(shape=(256, 256), mode="cover")``): the speed of its quality rule without
+  the library around it, so ``creevey / bare-rule`` is the engine's own cost.
 * ``creevey-processes``: the default call with ``parallel_strategy="processes"`` (dask's
   process pool: a process per core), to compare with one process of threads.
 * ``creevey``: the default call: ``df.creevey.resize(outdir, path_col="path",
@@ -55,12 +59,19 @@ def _read(source: str) -> bytes:
         return f.read()
 
 
-def _bare_one(job: tuple[str, str, float | None]) -> bool:
+#: The draft margin of each bare contender (None: no draft).
+MARGINS = {"bare-draft": 1.0, "bare-draft2x": 2.0, "bare-full": None}
+
+
+def _bare_one(job: tuple[str, str, str]) -> bool:
     import io
 
     from PIL import Image
 
-    source, outpath, margin = job
+    source, outpath, who = job
+    if who == "bare-rule":
+        return _rule_one(source, outpath)
+    margin = MARGINS[who]
     try:
         image = Image.open(io.BytesIO(_read(source)))
         if margin is not None:
@@ -76,7 +87,20 @@ def _bare_one(job: tuple[str, str, float | None]) -> bool:
         return False
 
 
-def _bare_chunk(args: tuple[list[tuple[str, str, float | None]], int]) -> int:
+def _rule_one(source: str, outpath: str) -> bool:
+    from creevey_dask import ops
+    from creevey_dask.imagefile import decode_image
+
+    try:
+        op = ops.resize(shape=(TARGET, TARGET), mode="cover")
+        out = op(decode_image(_read(source), draft=op.draft_size))
+        out.save(outpath, "JPEG", quality=QUALITY)
+        return True
+    except Exception:
+        return False
+
+
+def _bare_chunk(args: tuple[list[tuple[str, str, str]], int]) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     jobs, threads = args
@@ -87,9 +111,9 @@ def _bare_chunk(args: tuple[list[tuple[str, str, float | None]], int]) -> int:
 def run_bare(spec: dict) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
-    margin = {"bare-draft": 1.0, "bare-draft2x": 2.0, "bare-full": None}[spec["who"]]
+    who = spec["who"]
     processes = len(os.sched_getaffinity(0))
-    jobs = [(s, os.path.join(spec["outdir"], os.path.basename(s)), margin) for s in spec["sources"]]
+    jobs = [(s, os.path.join(spec["outdir"], os.path.basename(s)), who) for s in spec["sources"]]
     chunks = [(jobs[i::processes], spec["threads"]) for i in range(processes)]
     if processes == 1:
         return _bare_chunk(chunks[0])
@@ -128,11 +152,9 @@ def run_creevey(spec: dict) -> int:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    if spec["who"].startswith("creevey"):
+    if spec["who"] in ("creevey", "creevey-processes", "bare-rule"):
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        ok = run_creevey(spec)
-    else:
-        ok = run_bare(spec)
+    ok = run_creevey(spec) if spec["who"].startswith("creevey") else run_bare(spec)
     print(json.dumps({"ok": ok}), flush=True)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from _images import SETS, ensure_images, mean_psnr, references
 from _runner import Run, run
 
-CONTENDERS = ("bare-draft", "bare-draft2x", "bare-full", "creevey")
+CONTENDERS = ("bare-draft", "bare-draft2x", "bare-full", "bare-rule", "creevey")
 #: throughput is compared with this one, PSNR with the next
 SPEED_BAR, QUALITY_BAR = "bare-draft", "bare-full"
 
@@ -147,6 +147,22 @@ def report(results: dict[tuple[int, str], dict], job: str) -> None:
                 f"creevey / {SPEED_BAR}: throughput {ours['rate'] / bar['rate']:.2f}x, "
                 f"CPU per image {ours['cpu_ms'] / bar['cpu_ms']:.2f}x, "
                 f"peak PSS {ours['pss'] / bar['pss']:.2f}x"
+            )
+        if (n_cores, "creevey") in results and (n_cores, "bare-rule") in results:
+            ours, rule = results[(n_cores, "creevey")], results[(n_cores, "bare-rule")]
+            bar_rate = (
+                results[(n_cores, SPEED_BAR)]["rate"] if (n_cores, SPEED_BAR) in results else None
+            )
+            print(
+                f"creevey / bare-rule (the engine's own cost): throughput "
+                f"{ours['rate'] / rule['rate']:.2f}x, CPU per image "
+                f"{ours['cpu_ms'] / rule['cpu_ms']:.2f}x"
+                + (
+                    f"; bare-rule / {SPEED_BAR} (the quality rule's cost): "
+                    f"{rule['rate'] / bar_rate:.2f}x"
+                    if bar_rate
+                    else ""
+                )
             )
         if (n_cores, "creevey") in results and (n_cores, QUALITY_BAR) in results:
             ours, bar = results[(n_cores, "creevey")], results[(n_cores, QUALITY_BAR)]

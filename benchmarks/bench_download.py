@@ -13,6 +13,8 @@ user's script runs (start-up and imports included), pinned to ``--cores`` CPUs:
   per thread, ``Image.draft`` at the target, bicubic (the throughput bar);
 * ``bare-draft2x``: the same, ``draft`` at twice the target (the old baseline);
 * ``bare-full``: the same without ``draft`` (the quality bar);
+* ``bare-rule``: the same loop doing creevey_dask's decode + resize rule (so
+  ``creevey / bare-rule`` is the engine's own cost, ``bare-rule / bare-draft`` the rule's);
 * ``creevey``: ``df.creevey.download(outdir, format="jpeg", quality=95,
   ops=[ops.resize(shape=(256, 256), mode="cover")])``, the default call.
 
