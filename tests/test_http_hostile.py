@@ -21,7 +21,12 @@ import pytest
 from PIL import Image
 
 from creevey_dask import resize_multiple_files
-from creevey_dask.exceptions import DownloadTimeoutError, ImageTooLargeError, UnsafeSourceError
+from creevey_dask.exceptions import (
+    DownloadTimeoutError,
+    ImageDecodeError,
+    ImageTooLargeError,
+    UnsafeSourceError,
+)
 from creevey_dask.http import HttpOptions, fetch
 from creevey_dask.imagefile import decode_image
 from creevey_dask.testing import ImageServer
@@ -315,6 +320,26 @@ def test_many_scans_are_refused_before_decoding() -> None:
     assert time.monotonic() - start < 1
     assert decode_image(_many_scans(20)).size == (64, 48)
     assert decode_image(_many_scans(300), max_scans=None).size == (64, 48)
+
+
+def test_a_single_scan_jpeg_is_not_counted_and_extra_scans_are_refused_by_the_decoder() -> None:
+    from creevey_dask.imagefile import _one_scan_only
+
+    baseline, progressive = _jpeg((64, 48)), _jpeg((64, 48), progressive=True)
+    assert _one_scan_only(baseline)  # sequential, every component in the first scan
+    assert not _one_scan_only(progressive)
+    assert not _one_scan_only(_many_scans(20))
+    for cut in range(len(baseline)):  # any truncation of the headers: an answer, no error
+        assert isinstance(_one_scan_only(baseline[:cut]), bool)
+    # the scan count is skipped for such a file: 5,000 repeated scans are refused by
+    # libjpeg itself at the second one, at once, as a corrupt image
+    sos = baseline.index(b"\xff\xda")
+    bomb = baseline[:-2] + baseline[sos:-2] * 4999 + b"\xff\xd9"
+    assert bomb.count(b"\xff\xda") == 5000
+    start = time.monotonic()
+    with pytest.raises(ImageDecodeError, match="corrupt JPEG data"):
+        decode_image(bomb, "bomb.jpg")
+    assert time.monotonic() - start < 1
 
 
 def test_many_scans_give_an_error_row(image_server: ImageServer, tmp_path: Path) -> None:
