@@ -66,3 +66,30 @@ def test_function_names_win_over_their_modules():
 def test_the_package_pickles_by_reference():
     assert pickle.loads(cloudpickle.dumps(creevey_dask)) is creevey_dask
     assert pickle.loads(pickle.dumps(creevey_dask)) is creevey_dask
+
+
+def test_a_run_over_pandas_imports_neither_dask_dataframe_nor_distributed(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (64, 48), (40 * i, 90, 160)).save(tmp_path / f"{i}.jpg")
+    out = _run(
+        f"""
+        import sys
+        import pandas as pd
+        import creevey_dask
+        paths = [{str(tmp_path)!r} + f"/{{i}}.jpg" for i in range(3)]
+        for strategy in ("threads", "processes"):
+            result = pd.DataFrame({{"path": paths}}).creevey.resize(
+                {str(tmp_path / "out")!r} + "-" + strategy, path_col="path", shape=(16, 16),
+                progress=False, parallel_strategy=strategy,
+            )
+            print(strategy, list(result["status"]))
+        print(sorted(m for m in ("dask.dataframe", "distributed") if m in sys.modules))
+        """
+    )
+    assert out.splitlines() == [
+        "threads ['ok', 'ok', 'ok']",
+        "processes ['ok', 'ok', 'ok']",
+        "[]",
+    ]
