@@ -516,7 +516,7 @@ def run_pipeline(
     with _interrupt.interruptible(
         runner.run_id, worker_processes=client is None and strategy == "processes"
     ):
-        done = _compute(task, parts, strategy, client, progress)
+        done = _compute(task, parts, strategy, client, progress, runner.run_id)
     result = pd.concat(done) if len(done) > 1 else done[0]
     result = _restore_index(result, index)
     summarize(result)
@@ -550,17 +550,20 @@ def _compute(
     strategy: str,
     client: Any,
     progress: bool,
+    run_id: str,
 ) -> list[pd.DataFrame]:
     """Run ``task`` on every part as one dask task each; the results in order.
 
     On the active Client if there is one, else on dask's local ``strategy`` scheduler.
     The graph is built with ``dask.delayed``, not ``dask.dataframe``, so that a run
-    over a pandas frame does not import ``dask.dataframe`` (half a second).
+    over a pandas frame does not import ``dask.dataframe`` (half a second). The task
+    keys carry the run's id: two runs at once on one Client never share a key (and so
+    never a result).
     """
     from dask import compute, delayed
 
     tasks = [
-        delayed(task, pure=False)(part, dask_key_name=f"creevey-partition-{i}")
+        delayed(task, pure=False)(part, dask_key_name=f"creevey-{run_id}-{i}")
         for i, part in enumerate(parts)
     ]
     if client is not None:

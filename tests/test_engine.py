@@ -427,6 +427,51 @@ def test_local_cluster_with_two_worker_processes(local_cluster_client, image_fil
     assert len(_visible(tmp_path / "dask")) == 5
 
 
+@pytest.mark.slow
+def test_two_runs_at_once_on_one_client_get_their_own_rows(local_cluster_client, tmp_path):
+    import threading
+
+    client = local_cluster_client
+    sources = {}
+    for name, colour in (("red", (250, 0, 0)), ("blue", (0, 0, 250))):
+        folder = tmp_path / name
+        folder.mkdir()
+        sources[name] = []
+        for i in range(6):
+            path = folder / f"{i}.png"
+            Image.new("RGB", (20 + i, 10), colour).save(path)
+            sources[name].append(str(path))
+
+    def slow(image):
+        time.sleep(0.2)  # both runs' tasks are on the cluster at the same time
+        return image
+
+    results = {}
+
+    def run(name):
+        with client.as_current():
+            results[name] = Pipeline(load_image, ops=[slow]).run(
+                sources[name],
+                lambda s, name=name: str(tmp_path / f"out-{name}" / Path(s).name),
+                npartitions=1,
+                progress=False,
+            )
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, colour in (("red", (250, 0, 0)), ("blue", (0, 0, 250))):
+        result = results[name]
+        assert list(result["inpath"]) == sources[name]
+        assert (result["status"] == "ok").all()
+        for outpath in result["outpath"]:
+            assert f"out-{name}" in outpath
+            with Image.open(outpath) as image:
+                assert image.convert("RGB").getpixel((0, 0)) == colour
+
+
 def test_runs_stay_local_without_a_current_client(image_files, tmp_path):
     """The session's cluster fixture must not leak into other tests."""
     seen = []
