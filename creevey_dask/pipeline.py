@@ -152,8 +152,9 @@ class Pipeline:
         outpath_func : callable
             ``outpath_func(source) -> str``, the output path (local or fsspec URL).
         n_jobs : int, optional
-            Rows in flight at once in each partition's thread pool. Defaults to
-            twice the number of CPUs.
+            Rows in flight at once in each partition's thread pool. By default 2 for
+            local files and 16 for URLs and remote files (see
+            :class:`~creevey_dask.RunOptions`).
         skip_existing : bool, default True
             Rows whose own output (from the same source, a complete file; see
             :mod:`creevey_dask.naming`) already exists are ``"skipped"``: nothing is
