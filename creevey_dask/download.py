@@ -178,11 +178,8 @@ class DownloadWriter:
         return self.encoder.encode_for(image, outpath)
 
     def __call__(self, image: Image.Image | Downloaded, outpath: str) -> None:
-        if self.encoder is not None:  # (a local output is encoded straight into its file)
-            self.encoder(image.image if isinstance(image, Downloaded) else image, outpath)
-        else:
-            data, _ = self.encode_for(image, outpath)
-            storage.write_bytes_atomic(outpath, data, self.storage_options)
+        data, _ = self.encode_for(image, outpath)
+        storage.write_bytes_atomic(outpath, data, self.storage_options)
         width, height = image.size
         record(width=width, height=height)
 

@@ -24,7 +24,7 @@ import threading
 import warnings
 import zlib
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
@@ -174,7 +174,11 @@ def _open_unchecked(data: bytes) -> Image.Image:
     failure: tuple[str, BaseException] | None = None
     for fmt in Image.ID:
         factory, accept = Image.OPEN[fmt]
-        if accept is not None and accept(prefix) is not True:
+        try:
+            accepted = accept is None or accept(prefix) is True
+        except (IndexError, TypeError, ValueError, struct.error):  # a prefix too short for it
+            accepted = False
+        if not accepted:
             continue
         try:
             return factory(io.BytesIO(data), "")
@@ -197,7 +201,7 @@ def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
             image = _open_unchecked(data)
         except ImageDecodeError as reason:
             raise ImageDecodeError(f"cannot decode{where}: {reason}") from err
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as err:
         raise ImageDecodeError(f"cannot decode{where}: corrupt image header: {err}") from err
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
@@ -209,25 +213,28 @@ def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
     return image
 
 
-#: JPEG start-of-frame markers (``FF Cn`` but DHT, JPG and DAC), and the progressive ones.
-_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-_PROGRESSIVE_SOF = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
+#: The segments, each with a length, that a provably single-scan JPEG may have before its
+#: scan: APPn, COM, DQT, DHT, DRI, and one sequential Huffman frame (SOF0 or SOF1).
+_HEADER_SEGMENTS = frozenset({*range(0xE0, 0xF0), 0xFE, 0xDB, 0xC4, 0xDD})
+_SEQUENTIAL_FRAMES = frozenset({0xC0, 0xC1})
 
 
 def _one_scan_only(data: bytes) -> bool:
     """Whether the JPEG's headers prove it has a single scan, so its scans need no count.
 
-    True for a sequential (baseline or extended) frame whose first scan holds every
-    component: libjpeg then expects the end of the image after that scan and refuses a
-    second one at once. Found by walking the marker segments up to the first SOS (a few
-    header segments, skipped by their lengths); anything unexpected answers False.
+    True only for the plain layout: SOI, then back-to-back segments of the kinds in
+    :data:`_HEADER_SEGMENTS` (each skipped by its length, as libjpeg skips or consumes
+    it), one sequential frame, and a first scan that holds every component. libjpeg
+    then expects the end of the image after that scan and refuses a second one at
+    once. Anything else (a restart or other parameterless marker, stray or fill bytes,
+    a second frame, a progressive, arithmetic or lossless frame, a truncated header)
+    answers False, and the scans are counted.
     """
+    if data[:2] != b"\xff\xd8":
+        return False
     pos, end = 2, len(data)
     components: int | None = None
-    progressive = False
-    for _ in range(256):  # marker segments before the first scan
-        while pos + 1 < end and data[pos] == 0xFF and data[pos + 1] == 0xFF:
-            pos += 1  # fill bytes
+    for _ in range(256):  # segments before the first scan
         if pos + 4 > end or data[pos] != 0xFF:
             return False
         marker = data[pos + 1]
@@ -235,18 +242,14 @@ def _one_scan_only(data: bytes) -> bool:
         if length < 2:
             return False
         body = pos + 4
-        if marker in _SOF_MARKERS:
-            if body + 6 > end:
+        if marker in _SEQUENTIAL_FRAMES:
+            if components is not None or body + 6 > end:
                 return False
-            progressive = marker in _PROGRESSIVE_SOF
             components = data[body + 5]
-        elif marker == 0xDA:  # the first scan: how many components does it hold?
-            return (
-                components is not None
-                and not progressive
-                and body < end
-                and (data[body] == components)
-            )
+        elif marker == 0xDA:  # the first scan: does it hold every component?
+            return components is not None and body < end and data[body] == components
+        elif marker not in _HEADER_SEGMENTS:
+            return False
         pos += 2 + length
     return False
 
@@ -625,32 +628,28 @@ class ImageWriter:
             return {"sha256": "string", "out_bytes": "Int64"}
         return {}
 
-    def save(self, image: Image.Image, fmt: str, fp: IO[bytes]) -> None:
-        """Encode ``image`` in Pillow format ``fmt`` into the binary file ``fp``.
+    def encode(self, image: Image.Image, fmt: str) -> bytes:
+        """The encoded bytes of ``image`` in Pillow format ``fmt``.
 
-        A real file (one with a ``fileno``) lets Pillow encode with the GIL released;
-        into memory it holds the GIL for the whole encode.
+        Always into memory first, then written by Python: Pillow's encoder writing to a
+        file descriptor itself (which would release the GIL) ignores a short write, so a
+        disk that fills during the last write would leave a truncated file behind an
+        ``ok`` row, and a disk error would look like a mode the format cannot hold.
         """
         fmt = fmt.upper()
         kwargs: dict[str, Any] = {}
         if self.quality is not None and fmt in ("JPEG", "WEBP"):
             kwargs["quality"] = self.quality
         converted = convert_for_format(image, fmt)
-        start = fp.tell()
+        buffer = io.BytesIO()
         try:
-            converted.save(fp, format=fmt, **kwargs)
+            converted.save(buffer, format=fmt, **kwargs)
         except (OSError, ValueError, KeyError) as err:
             fallback = _fallback_mode(converted)
             if fallback.mode == converted.mode:
                 raise ValueError(f"cannot write a {image.mode} image as {fmt}: {err}") from err
-            fp.seek(start)
-            fp.truncate()
-            fallback.save(fp, format=fmt, **kwargs)
-
-    def encode(self, image: Image.Image, fmt: str) -> bytes:
-        """The encoded bytes of ``image`` in Pillow format ``fmt``."""
-        buffer = io.BytesIO()
-        self.save(image, fmt, buffer)
+            buffer = io.BytesIO()
+            fallback.save(buffer, format=fmt, **kwargs)
         return buffer.getvalue()
 
     def encode_for(self, image: Image.Image, outpath: str) -> tuple[bytes, str]:
@@ -665,11 +664,6 @@ class ImageWriter:
         return data, fmt
 
     def __call__(self, image: Image.Image, outpath: str) -> None:
-        if storage.is_local(outpath) and not self.record_sha256:
-            # encoded straight into the temporary file: Pillow releases the GIL then
-            with storage.atomic_writer(outpath) as f:
-                self.save(image, self.format or format_for_path(outpath), f)
-            return
         data, _ = self.encode_for(image, outpath)
         storage.write_bytes_atomic(outpath, data, self.storage_options)
 

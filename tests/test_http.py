@@ -368,23 +368,57 @@ def test_download_errors_pickle() -> None:
 # -- sessions and the per-host limit -------------------------------------------------------
 
 
-def test_pool_managers_are_lent_one_fetch_at_a_time_and_reused_across_threads() -> None:
-    with _transport.pool_manager(False) as first, _transport.pool_manager(False) as second:
-        assert first is not second  # two fetches at once never share a manager
-    with _transport.pool_manager(True) as strict:
-        assert strict not in (first, second)  # the stricter address rule has its own
-    lent: list[object] = []
+def test_one_session_per_thread_reused_and_one_tls_context() -> None:
+    sessions: list[object] = []
+    lock = threading.Lock()
 
-    def fetch_on_a_new_thread() -> None:
+    def grab() -> None:
+        with _transport.pool_manager(False) as first, _transport.pool_manager(False) as second:
+            assert first is second
+            with _transport.pool_manager(True) as strict:
+                assert strict is not first  # the stricter address rule has its own
+        with lock:
+            sessions.append(first)
+
+    threads = [threading.Thread(target=grab) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(s) for s in sessions}) == 4
+    contexts = {id(s.connection_pool_kw["ssl_context"]) for s in sessions}  # type: ignore[attr-defined]
+    assert len(contexts) == 1  # the CA bundle is loaded once per process
+
+
+def test_kept_alive_connections_go_with_their_threads(image_server: ImageServer) -> None:
+    import gc
+    import weakref
+
+    urls = [image_server.url(f"/img/many/{i:03d}.jpg", host="127.0.0.1") for i in range(6)]
+    urls += [image_server.url(f"/img/many/{i:03d}.jpg", host="localhost") for i in range(6)]
+    options = HttpOptions(retries=0)
+    managers: list[weakref.ref[object]] = []
+    bodies: list[int] = []
+
+    def fetch_all() -> None:
+        for url in urls:
+            bodies.append(len(fetch(url, options).body))
         with _transport.pool_manager(False) as manager:
-            lent.append(manager)
+            assert len(manager.pools) == 2  # kept-alive connections to both hosts
+            managers.append(weakref.ref(manager))
 
-    thread = threading.Thread(target=fetch_on_a_new_thread)
-    thread.start()
-    thread.join()
-    # a later thread gets a manager given back (and its kept-alive connections)
-    assert lent[0] in (first, second)
-    assert first.connection_pool_kw["ssl_context"] is strict.connection_pool_kw["ssl_context"]
+    threads = [threading.Thread(target=fetch_all) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gc.collect()
+    assert len(bodies) == 36
+    assert min(bodies) > 0
+    # a row thread's manager (and so its sockets) is gone when the thread is: a
+    # long-lived process (a notebook, a dask worker) does not pile up connections
+    assert len(managers) == 3
+    assert all(ref() is None for ref in managers)
 
 
 def test_per_host_limit_holds_across_threads(

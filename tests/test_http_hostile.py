@@ -331,6 +331,20 @@ def test_a_single_scan_jpeg_is_not_counted_and_extra_scans_are_refused_by_the_de
     assert not _one_scan_only(_many_scans(20))
     for cut in range(len(baseline)):  # any truncation of the headers: an answer, no error
         assert isinstance(_one_scan_only(baseline[:cut]), bool)
+    # the walk takes only the plain layout: a restart marker (no length for libjpeg),
+    # stray bytes or a second frame make it count the scans; here a fake one-scan header
+    # hides in a comment after "FF D0 00 06", which a walk that read a length after every
+    # marker would have jumped into, while libjpeg decodes the progressive frame after it
+    fake = bytes.fromhex("FFC0000B080010001001011100") + bytes.fromhex("FFDA000801010000003F00")
+    comment = b"\xff\xfe" + len(fake + b"..").to_bytes(2, "big") + fake
+    desync = b"\xff\xd8\xff\xd0\x00\x06" + comment + _many_scans(300)[2:]
+    assert not _one_scan_only(desync)
+    with pytest.raises(ImageTooLargeError, match=r"30\d scans, more than max_scans=256"):
+        decode_image(desync, "desync.jpg")
+    sof = baseline.index(b"\xff\xc0")
+    segment = baseline[sof : sof + 2 + int.from_bytes(baseline[sof + 2 : sof + 4], "big")]
+    assert not _one_scan_only(baseline[:sof] + segment + baseline[sof:])  # two frames
+    assert not _one_scan_only(baseline[:2] + b"\xff" + baseline[2:])  # a fill byte
     # the scan count is skipped for such a file: 5,000 repeated scans are refused by
     # libjpeg itself at the second one, at once, as a corrupt image
     sos = baseline.index(b"\xff\xda")

@@ -439,3 +439,62 @@ def psnr_of(a: Image.Image, b: Image.Image) -> float:
     y = np.asarray(b, dtype=np.float64)
     mse = float(np.mean((x - y) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_a_write_cut_short_by_the_disk_is_an_error_row_not_a_truncated_ok(tmp_path):
+    """A full disk (here: RLIMIT_FSIZE, which cuts the write short the same way) during
+    the last write of an output must give an error row, never a truncated file marked ok
+    nor another image (a disk error must not be taken for a mode the format cannot hold)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        f"""
+        import os, resource, signal
+        import numpy as np
+        from PIL import Image
+        from creevey_dask import Pipeline, load_image
+        from creevey_dask.imagefile import ImageWriter
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        rng = np.random.default_rng(0)
+        src = {str(tmp_path)!r} + "/noise.png"
+        Image.fromarray(rng.integers(0, 255, (200, 200, 3), dtype=np.uint8)).save(src)
+        grey16 = {str(tmp_path)!r} + "/grey16.png"
+        Image.fromarray(rng.integers(300, 65535, (120, 120), dtype=np.uint16)).save(grey16)
+        for source, fmt in [(src, "jpeg"), (src, "bmp"), (src, "tiff"), (src, "png"),
+                            (grey16, "png")]:
+            with Image.open(source) as image:
+                full = len(ImageWriter(fmt).encode(image, fmt))
+            out = {str(tmp_path)!r} + "/out-" + fmt + "-" + os.path.basename(source)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (full - 100, resource.RLIM_INFINITY))
+            try:
+                result = Pipeline(load_image, write_func=ImageWriter(fmt)).run(
+                    [source], lambda s: out + "/img." + fmt, progress=False
+                )
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+            row = result.iloc[0]
+            left = sorted(os.listdir(out)) if os.path.isdir(out) else []
+            print(fmt, row["status"], [n for n in left if not n.startswith(".creevey-claims")])
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split("\n")
+    assert out[:5] == [
+        "jpeg error []",
+        "bmp error []",
+        "tiff error []",
+        "png error []",
+        "png error []",
+    ]
+
+
+@pytest.mark.parametrize(
+    "data", [b"\xff\xd8\xff", b"\xff\xd8\xff\xe0\x00", b"\xff\xd8\xff\xc0\x00\x11"]
+)
+def test_a_jpeg_cut_inside_its_header_is_an_image_decode_error(data):
+    with pytest.raises(ImageDecodeError, match=r"cannot decode 'cut\.jpg'"):
+        decode_image(data, "cut.jpg")

@@ -15,19 +15,17 @@
   body cannot hold a thread past ``deadline``. Running out raises
   :class:`DeadlineExceededError`. DNS resolution uses the system resolver and its own
   timeouts.
-- **Sessions.** urllib3 pool managers are lent to one fetch at a time from a
-  process-wide stack (one stack per ``refuse_private`` setting, so a connection checked
-  under the laxer rule is never reused under the stricter one) and given back after it,
-  so a kept-alive connection outlives the row thread that opened it; each holds one
-  connection per host. They are made lazily in the process that uses them, so nothing
-  unpicklable travels to dask workers, and share the process's one TLS context.
+- **Sessions.** One ``PoolManager`` per thread (and per ``refuse_private`` setting,
+  so a connection checked under the laxer rule is never reused under the stricter
+  one), made lazily on the thread that uses it, so nothing unpicklable travels to dask
+  workers; one kept-alive connection per host per thread, closed when the thread ends.
+  All of them share the process's one TLS context (loading the CA bundle for each
+  thread of each partition cost more than the downloads' decoding).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import os
 import socket
 import ssl
 import threading
@@ -232,49 +230,27 @@ def _tls_context() -> ssl.SSLContext:
         return _tls
 
 
-#: Pool managers not in use, per ``refuse_private`` setting (LIFO: the warmest first).
-_idle: dict[bool, collections.deque[urllib3.PoolManager]] = {
-    False: collections.deque(),
-    True: collections.deque(),
-}
-
-
-def _forget_idle_managers() -> None:
-    """In a forked child: the parent's kept-alive sockets are not this process's to use."""
-    for idle in _idle.values():
-        idle.clear()
-
-
-os.register_at_fork(after_in_child=_forget_idle_managers)
-
-
-def _new_manager() -> urllib3.PoolManager:
-    # One request at a time per manager: a single kept-alive connection per host, for up
-    # to 32 hosts; as many managers exist as fetches ever ran at once in this process.
-    manager = urllib3.PoolManager(
-        num_pools=32, maxsize=1, block=False, retries=False, ssl_context=_tls_context()
-    )
-    manager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
-    return manager
-
-
 @contextlib.contextmanager
 def pool_manager(refuse_private: bool) -> Iterator[urllib3.PoolManager]:
-    """A pool manager for one fetch under ``refuse_private``, for the block.
+    """This thread's pool manager for ``refuse_private`` (made on first use), for the block.
 
-    Managers are lent out, one fetch at a time, from a process-wide stack and returned
-    afterwards, so kept-alive connections serve the next fetch whatever thread runs it
-    (a partition's row threads live only as long as the partition).
+    One per thread, so its kept-alive connections close when the thread ends (a
+    partition's row threads live as long as the partition); all of them share the
+    process's one TLS context.
     """
-    idle = _idle[refuse_private]
-    try:
-        manager = idle.pop()
-    except IndexError:
-        manager = _new_manager()
-    try:
-        yield manager
-    finally:
-        idle.append(manager)
+    pools = getattr(_local, "pools", None)
+    if pools is None:
+        pools = _local.pools = {}
+    manager = pools.get(refuse_private)
+    if manager is None:
+        # One request at a time per thread: a single kept-alive connection per host,
+        # for up to 32 hosts; across threads the pools are sized to the concurrency.
+        manager = urllib3.PoolManager(
+            num_pools=32, maxsize=1, block=False, retries=False, ssl_context=_tls_context()
+        )
+        manager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+        pools[refuse_private] = manager
+    yield manager
 
 
 def closed_by_refusal(err: BaseException) -> UnsafeSourceError | None:
