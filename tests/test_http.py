@@ -373,10 +373,9 @@ def test_one_session_per_thread_reused_and_one_tls_context() -> None:
     lock = threading.Lock()
 
     def grab() -> None:
-        with _transport.pool_manager(False) as first, _transport.pool_manager(False) as second:
-            assert first is second
-            with _transport.pool_manager(True) as strict:
-                assert strict is not first  # the stricter address rule has its own
+        first, second = _transport.pool_manager(False), _transport.pool_manager(False)
+        assert first is second
+        assert _transport.pool_manager(True) is not first  # the stricter rule has its own
         with lock:
             sessions.append(first)
 
@@ -403,9 +402,10 @@ def test_kept_alive_connections_go_with_their_threads(image_server: ImageServer)
     def fetch_all() -> None:
         for url in urls:
             bodies.append(len(fetch(url, options).body))
-        with _transport.pool_manager(False) as manager:
-            assert len(manager.pools) == 2  # kept-alive connections to both hosts
-            managers.append(weakref.ref(manager))
+        manager = _transport.pool_manager(False)
+        assert len(manager.pools) == 2  # kept-alive connections to both hosts
+        managers.append(weakref.ref(manager))
+        del manager
 
     threads = [threading.Thread(target=fetch_all) for _ in range(3)]
     for t in threads:

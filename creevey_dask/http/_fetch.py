@@ -176,14 +176,9 @@ def _before_retry(state: _State, retry: _RetryableError) -> None:
 
 
 def _attempt(state: _State) -> FetchResult:
-    """One attempt, on a pool manager lent for it."""
-    with pool_manager(state.options.refuse_private) as manager:
-        return _attempt_on(manager, state)
-
-
-def _attempt_on(manager: urllib3.PoolManager, state: _State) -> FetchResult:
     """One attempt: follow redirects by hand, then stream the body."""
     options = state.options
+    manager = pool_manager(options.refuse_private)
     headers = {"User-Agent": options.user_agent, "Accept": "image/*,*/*;q=0.8"}
     headers.update(options.headers)
     current = state.url

@@ -230,9 +230,8 @@ def _tls_context() -> ssl.SSLContext:
         return _tls
 
 
-@contextlib.contextmanager
-def pool_manager(refuse_private: bool) -> Iterator[urllib3.PoolManager]:
-    """This thread's pool manager for ``refuse_private`` (made on first use), for the block.
+def pool_manager(refuse_private: bool) -> urllib3.PoolManager:
+    """This thread's pool manager for ``refuse_private`` (made on first use).
 
     One per thread, so its kept-alive connections close when the thread ends (a
     partition's row threads live as long as the partition); all of them share the
@@ -250,7 +249,7 @@ def pool_manager(refuse_private: bool) -> Iterator[urllib3.PoolManager]:
         )
         manager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
         pools[refuse_private] = manager
-    yield manager
+    return manager
 
 
 def closed_by_refusal(err: BaseException) -> UnsafeSourceError | None:
