@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 if TYPE_CHECKING:
     import dask.dataframe as dd
 
-__all__ = ["is_dask_frame", "is_dask_series", "is_dask_collection"]
+__all__ = ["is_dask_frame", "is_dask_series"]
 
 
 def _module() -> Any | None:
@@ -31,8 +31,3 @@ def is_dask_series(obj: Any) -> TypeGuard[dd.Series]:
     """Whether ``obj`` is a ``dask.dataframe.Series``."""
     dd = _module()
     return dd is not None and isinstance(obj, dd.Series)
-
-
-def is_dask_collection(obj: Any) -> bool:
-    """Whether ``obj`` is a dask DataFrame or Series."""
-    return is_dask_frame(obj) or is_dask_series(obj)

@@ -134,12 +134,13 @@ def _write_result(result: Any, output: str, storage_options: dict[str, Any]) -> 
 
 
 def _print_summary(result: Any, output: str, *, top: int = 5) -> None:
-    import dask.dataframe as dd
-
+    from ._dask_types import is_dask_frame
     from .engine import error_causes
     from .schema import STATUSES
 
-    if isinstance(result, dd.DataFrame):
+    if is_dask_frame(result):
+        import dask.dataframe as dd
+
         result = dd.read_parquet(output, columns=["status", "error"]).compute()
     counts = result["status"].value_counts()
     print(f"\n{len(result)} rows: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES))

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from . import storage
+from ._dask_types import is_dask_frame
 from .exceptions import require_columns
 from .naming import disambiguate, safe_name
 from .options import KEEP_STATUSES
 from .schema import STRING_DTYPE
-from .split import SPLITS, _check_size, _is_dask, _null_error, split
+from .split import SPLITS, _check_size, _null_error, split
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -517,7 +518,7 @@ def imagenet_symlinks(
         )
     _check_size("valid_size", valid_size, allow_none=False)
     _check_size("test_size", test_size, allow_none=True)
-    if not isinstance(df, pd.DataFrame) and not _is_dask(df):
+    if not isinstance(df, pd.DataFrame) and not is_dask_frame(df):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
     require_columns(
         df.columns, label_col=label_col, path_col=path_col, groupby=groupby, stratify=stratify
@@ -529,7 +530,7 @@ def imagenet_symlinks(
     if keep_status is not None and "status" in df.columns:
         columns.append("status")
     frame = df[columns]
-    if _is_dask(frame):
+    if is_dask_frame(frame):
         frame = frame.compute()
     frame = _check_status(frame, keep_status, default=keep_status is KEEP_STATUSES)
     if frame.empty:
@@ -658,7 +659,7 @@ def create_imagenet_style_symlinks(
             label_colname,
             path_colname,
         )
-    if isinstance(df, pd.DataFrame) or _is_dask(df):  # name the columns as the caller did
+    if isinstance(df, pd.DataFrame) or is_dask_frame(df):  # name the columns as the caller did
         require_columns(
             df.columns,
             label_colname=label_colname,

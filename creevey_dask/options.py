@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = ["KEEP_STATUSES", "LOCAL_JOBS", "NETWORK_JOBS", "RunOptions", "run_options"]
+
+_Options = TypeVar("_Options", bound="DataclassInstance")
 
 #: Rows in flight per partition by default when the sources are local files: dask runs
 #: a partition per core, so twice the cores in all; more threads in one process only
@@ -99,13 +104,21 @@ class RunOptions:
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with ``changes`` applied (field names as in the constructor)."""
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise TypeError(
-                f"RunOptions has no option(s) {unknown}; "
-                f"the options are {[f.name for f in dataclasses.fields(self)]}"
-            )
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, changes)
+
+
+def replace_fields(options: _Options, changes: Mapping[str, Any]) -> _Options:
+    """``dataclasses.replace(options, **changes)``, refusing names that are not its fields.
+
+    The one rule behind :meth:`RunOptions.replace` and ``HttpOptions.replace``.
+    """
+    names = [f.name for f in dataclasses.fields(options)]
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise TypeError(
+            f"{type(options).__name__} has no option(s) {unknown}; the options are {names}"
+        )
+    return dataclasses.replace(options, **changes)
 
 
 def run_options(options: RunOptions | None = None, /, **shortcuts: Any) -> RunOptions:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._dask_types import is_dask_frame
 from .exceptions import ColumnError, require_columns
 from .schema import STRING_DTYPE
 
@@ -245,12 +246,6 @@ def _assign(part: pd.DataFrame, plan: _RowPlan | _GroupPlan, number: int = 0) ->
     return part.assign(split=pd.Series(labels, index=part.index, dtype=STRING_DTYPE))
 
 
-def _is_dask(df: Any) -> bool:
-    import dask.dataframe as dd
-
-    return isinstance(df, dd.DataFrame)
-
-
 def _compute(is_dask: bool, *objs: Any) -> tuple[Any, ...]:
     if not is_dask:
         return objs
@@ -270,7 +265,7 @@ def _null_error(column: str, role: str, n_null: int, examples: Sequence[Any]) ->
 def _null_examples(df: Any, column: str) -> list[Any]:
     """The index of the first few rows where ``column`` is null (an error path only)."""
     nulls = df[df[column].isna()]
-    if _is_dask(df):
+    if is_dask_frame(df):
         return list(nulls.head(_SHOWN, npartitions=-1).index)
     return list(nulls.index[:_SHOWN])
 
@@ -504,7 +499,7 @@ def split(
     """
     _check_size("valid_size", valid_size, allow_none=False)
     _check_size("test_size", test_size, allow_none=True)
-    if not isinstance(df, pd.DataFrame) and not _is_dask(df):
+    if not isinstance(df, pd.DataFrame) and not is_dask_frame(df):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
     require_columns(df.columns, groupby=groupby, stratify=stratify)
     if "split" in df.columns:
@@ -512,7 +507,7 @@ def split(
             "the frame already has a 'split' column; drop or rename it first, e.g. "
             "df.drop(columns='split') or df.rename(columns={'split': 'old_split'})"
         )
-    is_dask = _is_dask(df)
+    is_dask = is_dask_frame(df)
     rng, key = _seed_key(random_state)
     plan: _RowPlan | _GroupPlan
     if groupby is None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import urllib3
+
+from ..options import replace_fields
 
 __all__ = ["DEFAULT_USER_AGENT", "HttpOptions", "http_options"]
 
@@ -108,13 +109,7 @@ class HttpOptions:
         if timeout is not None:
             connect, read = _split_timeout(timeout)
             changes = {"connect_timeout": connect, "read_timeout": read, **changes}
-        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
-        if unknown:
-            raise TypeError(
-                f"HttpOptions has no option(s) {unknown}; "
-                f"the options are {[f.name for f in dataclasses.fields(self)]}"
-            )
-        return dataclasses.replace(self, **changes)
+        return replace_fields(self, changes)
 
 
 def _split_timeout(timeout: Any) -> tuple[float, float]:
