@@ -13,11 +13,11 @@ shards are full.
 
 Reported per run: images/s (ok rows / wall time of the call) and the storage requests:
 
-- ``storage ops``: calls into ``creevey_dask.storage`` that touch the store
-  (``exists``, ``file_state``, ``read_bytes`` (also of claims), ``write_bytes_atomic``,
-  ``create_claim``), counted by wrapping them in this process (a sharded run's
-  skip check, one Parquet open per shard, goes to the filesystem directly and shows
-  only in the S3 count);
+- ``storage ops``: calls into ``creevey_dask.storage`` and ``creevey_dask.provenance``
+  that touch the store (``exists``, ``file_state``, ``read_bytes``,
+  ``write_bytes_atomic``, ``provenance.inspect``, a payload's commit), counted by
+  wrapping them in this process (a sharded run's skip check, one Parquet open per
+  shard, goes to the filesystem directly and shows only in the S3 count);
 - ``S3 requests``: the HTTP requests the s3fs client sent to the moto server, counted
   with a botocore ``before-send`` hook (PUT, HEAD, GET, LIST, ...).
 
@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 
 import creevey_dask
-from creevey_dask import ops, storage
+from creevey_dask import ops, provenance, storage
 from creevey_dask.testing import ImageServer, sample_images
 
 COUNTS: collections.Counter[str] = collections.Counter()
@@ -55,8 +55,11 @@ def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _count_storage() -> None:
     """Count every call into creevey_dask.storage's functions that touch the store."""
-    for name in ("exists", "file_state", "read_bytes", "write_bytes_atomic", "create_claim"):
+    for name in ("exists", "file_state", "read_bytes", "write_bytes_atomic"):
         setattr(storage, name, _counted(f"storage.{name}", getattr(storage, name)))
+    provenance.inspect = _counted("storage.provenance.inspect", provenance.inspect)  # type: ignore[assignment]
+    for cls in (provenance.BytesPayload, provenance.FilePayload):
+        cls.commit = _counted(f"storage.{cls.__name__}.commit", cls.commit)  # type: ignore[method-assign]
 
 
 def _count_s3(fs: Any) -> None:

@@ -274,7 +274,7 @@ class BaseDataset(abc.ABC):
         pandas.DataFrame or dask.dataframe.DataFrame
             Columns ``path`` (string: the file's path or URL, spelled from ``base_dir``)
             and ``size`` (int64 bytes), sorted by path. Hidden files and folders
-            (temporaries of interrupted writes, ``.creevey-claims``) are left out.
+            (temporaries of interrupted writes) are left out.
 
         Raises
         ------
@@ -293,7 +293,7 @@ class BaseDataset(abc.ABC):
         for path, info in sorted(fs.find(fs_folder, detail=True).items()):
             rel = path[len(prefix) :] if path.startswith(prefix) else posixpath.basename(path)
             if any(part.startswith(".") for part in rel.split("/")):
-                continue  # temporaries and claims (.creevey-claims/) are not data
+                continue  # temporaries are not data
             rows.append((storage.join(folder, rel), int(info.get("size") or 0)))
         frame = pd.DataFrame(
             {

@@ -165,23 +165,29 @@ class DownloadWriter:
         )
 
     def encode_for(self, image: Image.Image | Downloaded, outpath: str) -> tuple[bytes, str]:
-        """``(bytes, Pillow format)`` of what would be written to ``outpath``."""
+        """``(bytes, Pillow format)`` of what would be written to ``outpath``.
+
+        Records the image's ``width`` and ``height``; the engine commits the bytes.
+        """
         if isinstance(image, Downloaded):
             if self.encoder is None:
-                return image.data, str(image.image.format or "")
-            return self.encoder.encode_for(image.image, outpath)
-        if self.encoder is None:
+                data, fmt = image.data, str(image.image.format or "")
+            else:
+                data, fmt = self.encoder.encode_for(image.image, outpath)
+        elif self.encoder is None:
             raise TypeError(
                 "format='original' writes the downloaded bytes, but the image was changed "
                 "by ops; use another format to write processed images"
             )
-        return self.encoder.encode_for(image, outpath)
+        else:
+            data, fmt = self.encoder.encode_for(image, outpath)
+        width, height = image.size
+        record(width=width, height=height)
+        return data, fmt
 
     def __call__(self, image: Image.Image | Downloaded, outpath: str) -> None:
         data, _ = self.encode_for(image, outpath)
         storage.write_bytes_atomic(outpath, data, self.storage_options)
-        width, height = image.size
-        record(width=width, height=height)
 
     def __repr__(self) -> str:
         return f"DownloadWriter(format={self.format!r}, encoder={self.encoder!r})"
@@ -555,6 +561,13 @@ class _LoggingWriter:
         self.writer = writer
         self.log = log
         self.result_columns = writer.result_columns
+
+    def encode_for(self, image: Any, outpath: str) -> tuple[bytes, str]:
+        return self.writer.encode_for(image, outpath)
+
+    def committed(self, outpath: str) -> None:
+        """Called by the engine once the file is at ``outpath``: log it."""
+        self.log.append(outpath)
 
     def __call__(self, image: Any, outpath: str) -> None:
         self.writer(image, outpath)

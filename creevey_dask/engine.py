@@ -11,8 +11,9 @@ Inside a partition, ``n_jobs`` threads pull rows from a shared counter, so IO ov
 and the per-row cost is a few function calls, not a future per row. A partition first
 plans every row's outpath (:class:`~creevey_dask.naming.Outpaths`) and sweeps dead
 writers' temporaries from those folders (:func:`creevey_dask.storage.sweep`); then each
-row is skip check (this source's complete output?) → load → ops → claim → write. Any
-exception becomes that row's ``error``; a failed row deletes nothing.
+row is skip check (this source's complete output?) → load → ops → write a temporary →
+commit it with its proof (:mod:`creevey_dask.provenance`). Any exception becomes that
+row's ``error``; a failed row leaves nothing at any outpath.
 
 A ``memory://`` output lives in one process's memory, so the engine refuses it with
 rows in other processes (the ``"processes"`` strategy, a Client with worker processes)
@@ -30,14 +31,16 @@ import itertools
 import logging
 import math
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Union
 
+import numpy as np
 import pandas as pd
 
-from . import _interrupt, storage
+from . import _interrupt, provenance, storage
 from ._dask_types import is_dask_frame, is_dask_series
 from .exceptions import ColumnError, UpstreamError, require_columns
 from .naming import Outpaths
@@ -152,31 +155,68 @@ class PartitionRunner:
         """One row: ``(outpath, status, error, recorded values)``; never raises.
 
         ``planned`` is :meth:`plan_row`'s answer. A row is ``skipped`` only when this
-        source's complete output exists (:meth:`Outpaths.existing`); it writes only to
-        an outpath this source owns (:meth:`Outpaths.claim`). A failed row deletes
-        nothing: the writers are atomic, so there is no partial file to remove, and
-        whatever is at the outpath belongs to someone else.
+        source's complete output exists (:meth:`Outpaths.existing`). The writer writes a
+        temporary path (or hands over its bytes) and the engine commits the result under
+        a name this source owns (:meth:`Outpaths.commit`), with its proof. A failed row
+        leaves nothing at any outpath: the temporary is removed, and whatever is at the
+        outpath belongs to someone else.
         """
         values = start_row()
         try:
             if isinstance(planned, BaseException):
                 raise planned
+            outpaths = self.outpaths
             if self.skip_existing:
-                existing = self.outpaths.existing(source, planned)
+                existing = outpaths.existing(source, planned)
                 if existing is not None:
                     return existing, "skipped", None, values
             pipeline = self.pipeline
             image = pipeline.load(source)
             for op in pipeline.ops:
                 image = op(image)
-            outpath = self.outpaths.claim(source, planned)
             with _interrupt.current_gate():  # after Ctrl-C, no row starts writing
-                pipeline.write_func(image, outpath)
-            return outpath, "ok", None, values
+                outpath, status = self._write(source, planned, image)
+            return outpath, status, None, values
         except Exception as err:
             return None, "error", format_error(err), values
         finally:
             end_row()
+
+    def _write(self, source: Any, planned: str, image: Any) -> tuple[str | None, str]:
+        """Write ``image`` through the pipeline's writer and commit it: ``(outpath, status)``.
+
+        A writer with ``encode_for`` (the library's own) hands over bytes, committed in
+        one write or PUT; any other ``write_func(image, path)`` writes the temporary local
+        path it is given, which keeps the output's extension. A writer that returns
+        without writing that path gives an ``ok`` row with no ``outpath``. A writer's
+        ``committed(outpath)`` method, if it has one, is called after each commit.
+        """
+        write = self.pipeline.write_func
+        outpaths = self.outpaths
+        replace = not self.skip_existing
+        if not outpaths.files:  # a shard's sample: the sink commits the whole shard
+            write(image, planned)
+            return planned, "ok"
+        encode = getattr(write, "encode_for", None)
+        if encode is not None:
+            data, _ = encode(image, planned)
+            payload: provenance.Payload = provenance.BytesPayload(data)
+            outpath, status = outpaths.commit(source, planned, payload, replace=replace)
+        else:
+            with provenance.writer_temp(planned) as tmp:
+                write(image, tmp)
+                try:
+                    written = os.stat(tmp)
+                except FileNotFoundError:
+                    return None, "ok"  # the writer wrote nothing (a run for its reporters)
+                if not stat.S_ISREG(written.st_mode):
+                    raise ValueError(f"write_func left something other than a file at {tmp!r}")
+                payload = provenance.FilePayload(tmp)
+                outpath, status = outpaths.commit(source, planned, payload, replace=replace)
+        committed = getattr(write, "committed", None)  # e.g. the original's write log
+        if committed is not None and status == "ok":
+            committed(outpath)
+        return outpath, status
 
     def __call__(self, part: pd.DataFrame) -> pd.DataFrame:
         sources = part[self.inpath_col].tolist()
@@ -199,15 +239,27 @@ class PartitionRunner:
                 )
         self._sweep(planned)
         rows: list[Any] = [None] * n
+        runner = copy.copy(self)  # one listing of object-store folders per partition
+        runner.outpaths = self.outpaths.indexed(planned)
 
         def do_row(i: int) -> None:
-            rows[i] = self.process_row(sources[i], planned[i])
+            rows[i] = runner.process_row(sources[i], planned[i])
 
         if n:  # rows on daemon threads, so that Ctrl-C stops the partition at once
             gate = _interrupt.RowGate(self.run_id)
             threads = self.n_jobs or default_jobs(sources)
-            gate.run(n, min(threads, n), do_row)
+            losers = [i for i in range(n) if self._deferred(sources[i], planned[i])]
+            if not losers:
+                gate.run(n, min(threads, n), do_row)
+            else:  # the rows that lost a clash run once the winners have committed
+                later = set(losers)
+                for order in ([i for i in range(n) if i not in later], losers):
+                    if order:
+                        gate.run(len(order), min(threads, len(order)), _rows_of(order, do_row))
         return self._assemble(part, rows)
+
+    def _deferred(self, source: Any, planned: str | BaseException) -> bool:
+        return isinstance(planned, str) and self.outpaths.is_loser(source)
 
     @staticmethod
     def _sweep(planned: list[str | BaseException]) -> None:
@@ -240,6 +292,11 @@ class PartitionRunner:
                 )
                 logger.warning("result column %r: %s", name, format_error(err))
         return result
+
+
+def _rows_of(order: list[int], do_row: Callable[[int], None]) -> Callable[[int], None]:
+    """``do_row`` over the rows ``order`` (the j-th call runs row ``order[j]``)."""
+    return lambda j: do_row(order[j])
 
 
 def _process_local_message(path: str, where: str) -> str:
@@ -512,12 +569,18 @@ def run_pipeline(
     if npartitions is None:
         jobs = n_jobs or default_jobs(frame[inpath_col].head(1000).tolist())
         npartitions = _default_npartitions(len(frame), jobs, workers)
-    parts = _split_rows(frame, min(npartitions, len(frame)))
+    phases = _phases(frame, inpath_col, outpaths)
+    done = []
     with _interrupt.interruptible(
         runner.run_id, worker_processes=client is None and strategy == "processes"
     ):
-        done = _compute(task, parts, strategy, client, progress, runner.run_id)
+        for positions in phases:  # rows that lost a clash run after every winner
+            rows = frame.iloc[positions] if len(phases) > 1 else frame
+            parts = _split_rows(rows, min(npartitions, len(rows)))
+            done += _compute(task, parts, strategy, client, progress, runner.run_id)
     result = pd.concat(done) if len(done) > 1 else done[0]
+    if len(phases) > 1:  # back to the table's order
+        result = result.iloc[np.argsort(np.concatenate(phases), kind="stable")]
     result = _restore_index(result, index)
     summarize(result)
     seconds = time.perf_counter() - started
@@ -526,6 +589,25 @@ def run_pipeline(
     if progress:  # one line for the person at the keyboard, besides the log records
         print(summary_line(result, seconds), file=sys.stderr, flush=True)
     return result
+
+
+def _phases(frame: pd.DataFrame, inpath_col: str, outpaths: Outpaths) -> list[np.ndarray]:
+    """Row positions per phase: every row, or the clash winners and then the losers.
+
+    A row that lost a clash (:func:`creevey_dask.naming.find_clashes`) runs only after
+    every other row has committed, so the row that won keeps the plain name whichever
+    partition it is in; see :meth:`Outpaths.commit`.
+    """
+    positions = np.arange(len(frame))
+    if not outpaths.losers:
+        return [positions]
+    later = np.array(
+        [not _is_missing(s) and outpaths.is_loser(s) for s in frame[inpath_col].tolist()],
+        dtype=bool,
+    )
+    if not later.any():
+        return [positions]
+    return [p for p in (positions[~later], positions[later]) if len(p)]
 
 
 def _restore_index(result: pd.DataFrame, index: pd.Index) -> pd.DataFrame:

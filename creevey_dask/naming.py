@@ -24,18 +24,19 @@ taken by a *different* source gets :func:`disambiguate`'s name,
 input the table order decides who keeps the plain name (the first row;
 :func:`find_clashes`), so the same table gives the same names in any folder; for dask
 input the order within each partition decides among its rows, and between partitions
-the first writer keeps it. A source that lost a clash in its table but whose plain name
-is already claimed for that same source (by another process whose table gave it the
-plain name, or by an earlier run) uses that name, so it is not written twice. Across
-runs, the owner of a name is proved by :class:`Outpaths` (below).
+the first writer keeps it. The engine runs the rows that lost a clash after all the
+others; a loser still tries the plain name first (it is free only if the winner's row
+failed), so every writer of a source tries the same names in the same order and the
+exclusive commit decides: two processes or workers whose tables order a clash
+differently still write each source once. Across runs, the owner of a name is proved
+by :class:`Outpaths` (below).
 
 **Whose output is this?** A name that contains the first 16 hex digits of the sha256
 of its source (the ``"url_hash"`` and ``"hash"`` schemes and every disambiguated name)
-proves its source by itself. Any other name is proved by a *claim*: a small file
-``<folder>/.creevey-claims/<name>`` holding the source, created exclusively before the
-output is first written (:func:`creevey_dask.storage.create_claim`). A plain name with
-no claim but something at the path (another tool's file, an empty file, a folder, an
-output of an older version) belongs to nobody we know, so it is never skipped and
+proves its source by itself. Any other name is proved by the proof the output carries
+(:mod:`creevey_dask.provenance`: an extended attribute, object metadata). A plain name
+with something at the path but no valid proof of this source (another tool's file, a
+folder, an output of an older version, another source's output) is never skipped and
 never overwritten; the row takes its disambiguated name instead.
 """
 
@@ -45,13 +46,13 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pandas as pd
 
-from . import storage
+from . import provenance, storage
 from .exceptions import OutpathClashError, UnsafeSourceError
 
 __all__ = [
@@ -209,16 +210,19 @@ def disambiguate(outpath: str, source: Any) -> str:
     >>> disambiguate("out/img.png", "https://e.com/img?id=17")
     'out/img_9719e2ec05bb4a9d.png'
     """
-    key = source_key(source)
-    if proves_source(outpath, key):
-        return outpath
+    return _disambiguate(outpath, url_hash(source_key(source))[:HASH_DIGITS])
+
+
+def _disambiguate(outpath: str, short: str) -> str:
+    """:func:`disambiguate` given the source's 16 hex digits ``short``."""
     folder, sep, name = outpath.rpartition("/")
+    if short in name:
+        return outpath
     stem, ext = os.path.splitext(name)
     if not stem:
         stem, ext = ext, ""
     room = storage.MAX_NAME_BYTES - _utf8_len(ext) - 1 - HASH_DIGITS
-    unique = f"{_truncate_utf8(stem, room)}_{url_hash(key)[:HASH_DIGITS]}{ext}"
-    return f"{folder}{sep}{unique}"
+    return f"{folder}{sep}{_truncate_utf8(stem, room)}_{short}{ext}"
 
 
 def proves_source(outpath: str, source: Any) -> bool:
@@ -227,8 +231,11 @@ def proves_source(outpath: str, source: Any) -> bool:
     Such a name (``naming="url_hash"`` or ``"hash"``, a disambiguated or a cut name)
     belongs to that source without a claim.
     """
-    name = outpath.rstrip("/").rpartition("/")[2]
-    return url_hash(source_key(source))[:HASH_DIGITS] in name
+    return _names_digest(outpath, url_hash(source_key(source)))
+
+
+def _names_digest(outpath: str, digest: str) -> bool:
+    return digest[:HASH_DIGITS] in outpath.rstrip("/").rpartition("/")[2]
 
 
 def _check_ext(ext: str | None) -> str | None:
@@ -376,8 +383,8 @@ class Outpaths:
 
     The engine asks it, per row: :meth:`plan` (the intended outpath, no storage
     access), :meth:`existing` (this source's finished output, for a skip) and
-    :meth:`claim` (the outpath to write, owned by this source). A picklable object,
-    so it travels to worker processes.
+    :meth:`commit` (commit the writer's output under a name this source owns). A
+    picklable object, so it travels to worker processes.
 
     Parameters
     ----------
@@ -387,7 +394,7 @@ class Outpaths:
         Sources that lost an in-table clash (:func:`find_clashes`); they go straight
         to their disambiguated name.
     storage_options : mapping, optional
-        fsspec options for reading and writing claims.
+        fsspec options for reading proofs and committing outputs.
     """
 
     def __init__(
@@ -397,11 +404,23 @@ class Outpaths:
         storage_options: Mapping[str, Any] | None = None,
         *,
         files: bool = True,
+        index: provenance.FolderIndex | None = None,
     ) -> None:
         self.outpath_func = outpath_func
         self.losers = frozenset(losers)
         self.storage_options = dict(storage_options or {})
         self.files = files
+        self.index = index
+
+    def _copy(self, **changes: Any) -> Outpaths:
+        fields: dict[str, Any] = {
+            "losers": self.losers,
+            "storage_options": self.storage_options,
+            "files": self.files,
+            "index": self.index,
+        }
+        fields.update(changes)
+        return Outpaths(self.outpath_func, **fields)
 
     def resolved(self, sources: Iterable[Any]) -> Outpaths:
         """These outpaths with the clashes among ``sources`` settled in their order.
@@ -410,16 +429,26 @@ class Outpaths:
         take their disambiguated names (:func:`find_clashes`). The engine resolves an
         in-memory table as a whole, and each partition of dask input before its rows run.
         """
-        losers = self.losers | find_clashes(sources, self.outpath_func)
-        return Outpaths(self.outpath_func, losers, self.storage_options, files=self.files)
+        return self._copy(losers=self.losers | find_clashes(sources, self.outpath_func))
 
     def hints(self, outpath_func: Callable[[Any], Any]) -> Outpaths:
-        """Names that are only hints (a sample's name inside a shard): no files, no claims.
+        """Names that are only hints (a sample's name inside a shard): no files, no proofs.
 
-        :meth:`existing` is then always None and :meth:`claim` returns the planned name;
-        the sink that writes the shard owns its skip and its commit.
+        :meth:`existing` is then always None and the sink that writes the shard owns its
+        skip and its commit.
         """
         return Outpaths(outpath_func, self.losers, self.storage_options, files=False)
+
+    def indexed(self, planned: Iterable[Any]) -> Outpaths:
+        """These outpaths with one listing of the object-store folders of ``planned``.
+
+        A partition's rows then skip the HEAD of their skip check where the listing shows
+        nothing at their name (:class:`~creevey_dask.provenance.FolderIndex`).
+        """
+        if not self.files:
+            return self
+        paths = [p for p in planned if isinstance(p, str)]
+        return self._copy(index=provenance.FolderIndex.of(paths, self.storage_options))
 
     def plan(self, source: Any) -> str:
         """The outpath this source aims for (its disambiguated name if it lost a clash)."""
@@ -430,79 +459,93 @@ class Outpaths:
             return disambiguate(outpath, source)
         return outpath
 
-    def _candidates(self, source: Any, planned: str) -> list[str]:
-        unique = disambiguate(planned, source)
-        return [planned] if unique == planned else [planned, unique]
+    def _inspect(self, path: str) -> provenance.Entry:
+        if self.index is not None:
+            return self.index.inspect(path)
+        return provenance.inspect(path, self.storage_options)
 
-    def _owner(self, path: str, key: str) -> str:
-        """``"ours"``, ``"free"`` (nothing there, unclaimed) or ``"other"``."""
-        claimant = storage.read_claim(path, self.storage_options)
-        if claimant is not None:
-            return "ours" if claimant == key else "other"
-        if proves_source(path, key):
-            return "ours"
-        state = storage.file_state(path, self.storage_options)
-        return "free" if state == "missing" else "other"
+    @staticmethod
+    def _owned(entry: provenance.Entry, path: str, digest: str) -> bool:
+        """Whether ``entry`` (at ``path``) is a complete output of the source ``digest``."""
+        if entry.kind != "file" or entry.size <= 0:
+            return False
+        if entry.digest is not None:
+            return entry.digest == digest
+        return _names_digest(path, digest)  # a hashed name proves itself, as it always did
 
-    def _claimed_plain(self, source: Any, planned: str, key: str) -> str | None:
-        """A clash loser's plain outpath if it is claimed for this same source, else None.
+    def is_loser(self, source: Any) -> bool:
+        """Whether ``source`` lost an in-table clash (its rows run after the winners')."""
+        return bool(self.losers) and source_key(source) in self.losers
 
-        Another process (or an earlier run) whose table gave this source the plain name
-        wrote it there; reusing it keeps one file per source.
+    def _candidates(self, source: Any, planned: str, digest: str) -> Iterator[str]:
+        """The names to try, in order: the plain name, then the disambiguated one.
+
+        A clash loser tries its plain name too, but the engine runs it only after every
+        row that won a clash has committed, so in one run the table order decides; and
+        since every writer of a source tries the same names in the same order, two
+        processes whose tables order the clash differently still write it once.
         """
-        if key not in self.losers:
-            return None
-        plain = os.fspath(self.outpath_func(source))
-        if plain != planned and storage.read_claim(plain, self.storage_options) == key:
-            return plain
-        return None
+        plain = planned
+        if self.is_loser(source):
+            plain = os.fspath(self.outpath_func(source))
+        yield plain
+        unique = _disambiguate(plain, digest[:HASH_DIGITS])
+        if unique != plain:
+            yield unique
 
     def existing(self, source: Any, planned: str) -> str | None:
-        """This source's complete output (a non-empty file it owns), or None."""
+        """This source's complete output (a file that proves it), or None."""
         if not self.files:
             return None
-        key = source_key(source)
-        plain = self._claimed_plain(source, planned, key)
-        if plain is not None:
-            state = storage.file_state(plain, self.storage_options)
-            return plain if state == "complete" else None
-        for path in self._candidates(source, planned):
-            owner = self._owner(path, key)
-            if owner == "free":
-                return None
-            if owner == "ours":
-                state = storage.file_state(path, self.storage_options)
-                return path if state == "complete" else None
+        digest = url_hash(source_key(source))
+        loser = self.is_loser(source)
+        for path in self._candidates(source, planned, digest):
+            entry = self._inspect(path)
+            if self._owned(entry, path, digest):
+                return path
+            if entry.kind == "missing" and not loser:
+                return None  # its name is free: it was never written under the other one
         return None
 
-    def claim(self, source: Any, planned: str) -> str:
-        """The outpath to write for ``source``: one it owns, claimed now if it was free.
+    def commit(
+        self, source: Any, planned: str, payload: provenance.Payload, *, replace: bool
+    ) -> tuple[str, str]:
+        """Commit ``payload`` under a name ``source`` owns: ``(outpath, status)``.
+
+        Tries the planned name, then the disambiguated one. A free name is taken with an
+        exclusive commit; a name holding this source's output is ``skipped`` (or, with
+        ``replace``, overwritten: only ever this source's own output); a name holding
+        anything else is passed over. The loser of a race for a free name reads the
+        winner's proof: ``skipped`` if it is this source's, the next name if not.
 
         Raises
         ------
         OutpathClashError
-            Only if both the planned and the disambiguated name belong to other
-            sources (a file placed there by someone else, or a 64-bit hash collision).
+            Only if every name for this source belongs to something else (a file placed
+            there by someone else, or a 64-bit hash collision).
         """
-        if not self.files:
-            return planned
-        key = source_key(source)
-        plain = self._claimed_plain(source, planned, key)
-        if plain is not None:
-            return plain
-        candidates = self._candidates(source, planned)
-        for path in candidates:
-            owner = self._owner(path, key)
-            if owner == "free" and not proves_source(path, key):
-                owner = (
-                    "ours"
-                    if storage.create_claim(path, key, self.storage_options) == key
-                    else "other"
-                )
-            if owner in ("ours", "free"):
-                return path
+        digest = url_hash(source_key(source))
+        names = []
+        options = self.storage_options
+        for path in self._candidates(source, planned, digest):
+            names.append(path)
+            entry = self._inspect(path)
+            for attempt in range(2):  # once more after losing a race for a free name
+                owned = self._owned(entry, path, digest)
+                if owned and not replace:
+                    return path, "skipped"
+                if owned or (
+                    entry.kind == "file" and entry.digest is None and _names_digest(path, digest)
+                ):
+                    payload.commit(path, digest, replace=True, storage_options=options)
+                    return path, "ok"
+                if entry.kind != "missing" or attempt:
+                    break  # something else's: the next name
+                if payload.commit(path, digest, replace=False, storage_options=options):
+                    return path, "ok"
+                entry = provenance.inspect(path, options)  # the winner's proof
         raise OutpathClashError(
-            f"every name for this source is taken by another source's file: {candidates}; "
+            f"every name for this source is taken by another source's file: {names}; "
             "nothing was written. Remove or rename those files, or pass another outpath_func"
         )
 

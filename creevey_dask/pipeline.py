@@ -51,11 +51,27 @@ class Pipeline:
         Each ``op(image) -> image``, applied in order; a single callable is a one-op
         list. Reporters (see :func:`report`) add result columns.
     write_func : callable, optional
-        ``write_func(image, outpath)``. Defaults to
+        ``write_func(image, path)``: write ``image`` as a file at ``path``. Defaults to
         :func:`creevey_dask.imagefile.write_image`, which picks the format from the
-        extension and writes atomically through fsspec.
+        extension. See *Writers* below.
     parallel_strategy : {"threads", "processes"}, default "threads"
         The local dask scheduler used when no ``dask.distributed`` Client is active.
+
+    Notes
+    -----
+    **Writers.** The engine owns the commit of every output, whoever writes it. A
+    ``write_func`` is called with a *temporary local path* beside the output (in a
+    scratch folder for remote outputs) that keeps the output's extension, so
+    ``image.save(path)`` still infers the format; it writes that path and returns. The
+    engine then commits the file: on a local disk an exclusive link (or rename) to the
+    outpath, elsewhere one upload, with the proof of its source on the output itself
+    (:mod:`creevey_dask.provenance`). A writer that raises, or is interrupted, leaves
+    nothing at the outpath and the row is an error naming the cause; a writer that
+    returns without writing the path gives an ``ok`` row with no ``outpath`` (a run kept
+    for its reporters). A writer with an ``encode_for(image, outpath) -> (bytes,
+    format)`` method (the library's :class:`~creevey_dask.ImageWriter`) hands over its
+    bytes instead, which the engine commits in one write or PUT. Writers never need
+    :mod:`creevey_dask.storage`'s atomic helpers; those stay for code outside a run.
 
     Examples
     --------
@@ -169,7 +185,7 @@ class Pipeline:
         npartitions : int, optional
             For in-memory input, how many dask partitions to cut it into.
         storage_options : mapping, optional
-            fsspec options for the checks and claims on ``outpath`` (and for shards).
+            fsspec options for the skip checks and commits on ``outpath`` (and shards).
         output_format : {"files", "webdataset", "parquet"}, default "files"
             ``"files"`` writes one file per row with ``write_func``. The sharded
             formats (see :mod:`creevey_dask.sinks`) encode each image with

@@ -1,4 +1,4 @@
-"""Storage through fsspec: the one owner of atomic writes, claims and clean-up.
+"""Storage through fsspec: the one owner of atomic writes, temporary names and clean-up.
 
 Every read and write of the library goes through this module, so that local paths,
 ``memory://``, ``s3://`` and any other fsspec protocol behave the same way.
@@ -11,22 +11,25 @@ in one ``pipe_file`` call (:func:`write_bytes_atomic`) or one ``put_file`` of a
 finished local file (:func:`atomic_writer`): object stores publish an object only
 when its upload completes. A failed write removes only its own temporary file.
 
-**Temporary names** are ``.<name>.<host>-<pid>-<random>.creevey-tmp``, cut to at most
-255 bytes (the name part is shortened by bytes, so any final name up to 255 bytes has a
-temporary name that fits). :func:`remove_stale_temporaries` reads the host and pid back
-and removes only the temporaries of writers that are gone (on this host: the process
-is dead; from another host: older than an hour). The engine sweeps every folder a
+**Temporary names** are ``.<name>.<host>-<pid>-<random>.creevey-tmp``, or with the
+final name's extension after it (``….creevey-tmp.png``) for a writer that infers the
+format from the path; cut to at most 255 bytes (the name part is shortened by bytes,
+so any final name up to 255 bytes has a temporary name that fits).
+:func:`remove_stale_temporaries` reads the host and pid back and removes only the
+temporaries of writers that are gone (on this host: the process is dead or a zombie;
+from another host: older than an hour). The engine sweeps every folder a
 partition will write to before its first row runs.
 
-**Claims** say which source an output belongs to (see :func:`create_claim`,
-:func:`read_claim`): ``<folder>/.creevey-claims/<name>`` holds the source of
-``<folder>/<name>``. :mod:`creevey_dask.naming` decides when a claim is needed.
+Which source an output belongs to is proved on the output itself
+(:mod:`creevey_dask.provenance`); nothing is written beside the outputs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import re
 import shutil
 import socket
 import stat
@@ -42,21 +45,19 @@ from fsspec.core import split_protocol, strip_protocol
 from fsspec.implementations.local import LocalFileSystem
 
 __all__ = [
-    "CLAIMS_DIR",
     "MAX_NAME_BYTES",
     "TEMP_SUFFIX",
     "atomic_writer",
-    "claim_path",
-    "create_claim",
     "exists",
     "file_state",
     "get_fs",
     "is_local",
     "is_process_local",
+    "is_temporary",
     "join",
     "local_folder",
+    "local_os_path",
     "read_bytes",
-    "read_claim",
     "remove_stale_temporaries",
     "sweep",
     "temp_path",
@@ -68,8 +69,6 @@ TEMP_SUFFIX = ".creevey-tmp"
 #: The longest file name, in bytes of UTF-8, that common filesystems (ext4, xfs, APFS,
 #: S3 keys per segment in practice) accept.
 MAX_NAME_BYTES = 255
-#: The hidden folder, beside the outputs, that holds their claims.
-CLAIMS_DIR = ".creevey-claims"
 
 _LOCAL_PROTOCOLS = {None, "file", "local"}
 _fs_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], fsspec.AbstractFileSystem] = {}
@@ -84,8 +83,14 @@ def _protocol(path: str) -> str | None:
     return protocol
 
 
-def _local_os_path(path: str) -> str | None:
-    """The OS path for a local path or ``file://`` URL; None for any other protocol."""
+def local_os_path(path: str) -> str | None:
+    """The OS path for a local path or ``file://`` URL; None for any other protocol.
+
+    Examples
+    --------
+    >>> local_os_path("out/a.png"), local_os_path("s3://bucket/a.png")
+    ('out/a.png', None)
+    """
     protocol = _protocol(path)
     if protocol is None:
         return path
@@ -168,7 +173,7 @@ def join(base: str, *parts: str) -> str:
 
 def exists(path: str, storage_options: Mapping[str, Any] | None = None) -> bool:
     """Whether a file or folder exists at ``path``."""
-    local = _local_os_path(path)
+    local = local_os_path(path)
     if local is not None:
         return os.path.exists(local)
     fs, fs_path = get_fs(path, storage_options)
@@ -177,7 +182,7 @@ def exists(path: str, storage_options: Mapping[str, Any] | None = None) -> bool:
 
 def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
     """Read the whole file at ``path``."""
-    local = _local_os_path(path)
+    local = local_os_path(path)
     if local is not None:
         with open(local, "rb") as f:
             return f.read()
@@ -193,18 +198,60 @@ def _cut_utf8(text: str, limit: int) -> str:
     return encoded[: max(limit, 0)].decode("utf-8", "ignore")
 
 
-def temp_path(final: str) -> str:
+def temp_path(final: str, *, keep_ext: bool = False) -> str:
     """A fresh temporary path beside the local path ``final``, tagged with host and pid.
 
     ``.<name>.<host>-<pid>-<random>.creevey-tmp``, at most :data:`MAX_NAME_BYTES`
     bytes: the name part is cut (by bytes) to make room for the tag, so any final name
-    has a temporary name that fits. :func:`remove_stale_temporaries` recognises it.
-    Every temporary file or folder of the library is named by this function.
+    has a temporary name that fits. ``keep_ext=True`` appends ``final``'s extension
+    (``….creevey-tmp.png``), for writers that take the format from the path.
+    :func:`remove_stale_temporaries` recognises both. Every temporary file or folder of
+    the library is named by this function.
+
+    Examples
+    --------
+    >>> temp_path("out/cat.png", keep_ext=True)  # doctest: +ELLIPSIS
+    'out/.cat.png....creevey-tmp.png'
     """
     folder, name = os.path.split(final)
-    tag = f".{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
+    ext = os.path.splitext(name)[1] if keep_ext else ""
+    if not _EXT.fullmatch(ext):
+        ext = ""
+    tag = f".{_HOST}-{os.getpid()}-{_unique()}{TEMP_SUFFIX}{ext}"
     room = MAX_NAME_BYTES - 1 - len(tag.encode())
     return os.path.join(folder, f".{_cut_utf8(name, room)}{tag}")
+
+
+_counter = itertools.count()
+_counter_pid = [os.getpid(), uuid.uuid4().hex[:4]]
+
+
+def _unique() -> str:
+    """A tag no other temporary of this process has: a random prefix and a counter.
+
+    The prefix is drawn again in a forked child, so parent and child never share one.
+    """
+    pid = os.getpid()
+    if _counter_pid[0] != pid:
+        _counter_pid[:] = [pid, uuid.uuid4().hex[:4]]
+    return f"{_counter_pid[1]}{next(_counter):04x}"
+
+
+_EXT = re.compile(r"(\.[A-Za-z0-9]{1,8})?")
+_TEMP_NAME = re.compile(
+    r"\.(?P<name>.*)\.(?P<tag>[^.]*)" + re.escape(TEMP_SUFFIX) + r"(\.[A-Za-z0-9]{1,8})?", re.S
+)
+
+
+def is_temporary(name: str) -> bool:
+    """Whether the file name ``name`` is one of :func:`temp_path`'s temporaries.
+
+    Examples
+    --------
+    >>> is_temporary(".a.png.h-1-0123abcd.creevey-tmp"), is_temporary("a.png")
+    (True, False)
+    """
+    return _TEMP_NAME.fullmatch(name) is not None
 
 
 @contextlib.contextmanager
@@ -238,7 +285,7 @@ def write_bytes_atomic(
     removed and the target is untouched. Elsewhere, the data is sent in a single
     ``pipe_file`` call.
     """
-    final = _local_os_path(path)
+    final = local_os_path(path)
     if final is not None:
         with _local_commit(final) as tmp, open(tmp, "wb") as f:
             f.write(data)
@@ -266,7 +313,7 @@ def atomic_writer(
     >>> read_bytes("memory://atomic/doc.txt")
     b'all or nothing'
     """
-    final = _local_os_path(path)
+    final = local_os_path(path)
     if final is not None:
         with _local_commit(final) as tmp, open(tmp, "wb") as f:
             yield f
@@ -285,7 +332,7 @@ def file_state(path: str, storage_options: Mapping[str, Any] | None = None) -> s
     ``"other"`` is an empty file, a folder, or anything else that is not a finished
     output; a skip never trusts it.
     """
-    local = _local_os_path(path)
+    local = local_os_path(path)
     if local is not None:
         try:
             st = os.stat(local)
@@ -301,95 +348,26 @@ def file_state(path: str, storage_options: Mapping[str, Any] | None = None) -> s
     return "complete" if is_file and int(info.get("size") or 0) > 0 else "other"
 
 
-def _write_file(path: str, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def _link_exclusive(tmp: str, final: str, data: bytes) -> None:
-    """Put the finished file ``tmp`` at ``final`` unless something is there already."""
-    try:
-        os.link(tmp, final)
-    except FileExistsError:
-        raise
-    except OSError:  # no hard links here (FAT, some network filesystems): O_EXCL
-        fd = os.open(final, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-
-
-def claim_path(path: str) -> str:
-    """Where the claim of the output ``path`` lives: ``<folder>/.creevey-claims/<name>``."""
-    folder, _, name = str(path).rstrip("/").rpartition("/")
-    if not folder and os.sep != "/" and os.sep in name:  # pragma: no cover - Windows
-        folder, _, name = name.rpartition(os.sep)
-    return f"{folder}/{CLAIMS_DIR}/{name}" if folder else f"{CLAIMS_DIR}/{name}"
-
-
-def read_claim(path: str, storage_options: Mapping[str, Any] | None = None) -> str | None:
-    """The source that claimed the output ``path``, or None if it is unclaimed."""
-    try:
-        data = read_bytes(claim_path(path), storage_options)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return None
-    return data.decode("utf-8", "surrogateescape")
-
-
-def create_claim(path: str, source: str, storage_options: Mapping[str, Any] | None = None) -> str:
-    """Claim the output ``path`` for ``source``, unless it is claimed; return the claimant.
-
-    The caller owns ``path`` when the returned source is ``source``. On the local
-    filesystem the claim is exclusive (the claim file is written under a temporary
-    name and hard-linked into place, which fails if it exists), so of two writers racing
-    for one name exactly one wins, across threads, processes and hosts sharing the
-    folder. On object stores there is no exclusive create: the claim is written when
-    absent and read back, which leaves a window of one round trip in which two
-    concurrent writers may both believe they won.
-    """
-    target = claim_path(path)
-    data = source.encode("utf-8", "surrogateescape")
-    local = _local_os_path(target)
-    if local is not None:
-        local = os.path.abspath(local)
-        tmp = temp_path(local)
-        try:
-            try:
-                _write_file(tmp, data)
-            except FileNotFoundError:  # the first claim in this folder
-                os.makedirs(os.path.dirname(local), exist_ok=True)
-                _write_file(tmp, data)
-            try:
-                _link_exclusive(tmp, local, data)
-                return source  # the link made it: ours, no need to read it back
-            except FileExistsError:
-                pass
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-    else:
-        fs, fs_path = get_fs(target, storage_options)
-        if not fs.exists(fs_path):
-            fs.pipe_file(fs_path, data)
-    claimant = read_claim(path, storage_options)
-    if claimant is None:  # pragma: no cover - removed by someone between write and read
-        raise FileNotFoundError(f"the claim {target!r} vanished while it was made")
-    return claimant
-
-
 def local_folder(path: str) -> str | None:
     """The local folder that holds ``path``, or None if ``path`` is not local."""
-    local = _local_os_path(path)
+    local = local_os_path(path)
     return None if local is None else os.path.dirname(os.path.abspath(local))
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs; a zombie (killed, not yet reaped) writes no more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, but someone else's
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[:1]
+    except OSError:  # no /proc here: the signal's answer stands
+        return True
+    return state != [b"Z"]
 
 
 def remove_stale_temporaries(folder: str, max_age: float = 3600.0) -> int:
@@ -407,11 +385,10 @@ def remove_stale_temporaries(folder: str, max_age: float = 3600.0) -> int:
     except (FileNotFoundError, NotADirectoryError):
         return 0
     for entry in entries:
-        name = entry.name
-        if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None:
             continue
-        tag = name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
-        host, _, rest = tag.partition("-")
+        host, _, rest = match["tag"].partition("-")
         pid_text = rest.partition("-")[0]
         if host == _HOST and pid_text.isdigit():
             stale = not _pid_alive(int(pid_text))
@@ -431,13 +408,9 @@ def remove_stale_temporaries(folder: str, max_age: float = 3600.0) -> int:
 
 
 def sweep(folders: Iterable[str]) -> int:
-    """Remove stale temporaries in each local folder and in its claims folder.
+    """Remove stale temporaries in each local folder.
 
     Non-local folders are skipped (object stores get no temporaries: their writes are
     one PUT). Returns how many temporaries were removed.
     """
-    removed = 0
-    for folder in folders:
-        removed += remove_stale_temporaries(folder)
-        removed += remove_stale_temporaries(os.path.join(folder, CLAIMS_DIR))
-    return removed
+    return sum(remove_stale_temporaries(folder) for folder in folders)

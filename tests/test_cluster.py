@@ -25,7 +25,7 @@ from PIL import Image
 
 from creevey_dask.download import download
 from creevey_dask.resize import resize
-from creevey_dask.storage import CLAIMS_DIR, TEMP_SUFFIX
+from creevey_dask.storage import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +161,7 @@ def _check_outputs(result: pd.DataFrame, outdir: Path) -> None:
     assert sorted(result.index) == list(range(N_IMAGES))
     for folder in ("raw", "small"):
         leftovers = [p.name for p in (outdir / folder).iterdir() if p.name.startswith(".")]
-        assert leftovers == [CLAIMS_DIR]  # no partial or temporary files, only the claims
+        assert leftovers == []  # no partial or temporary files, and no bookkeeping
         assert not list((outdir / folder).rglob(f"*{TEMP_SUFFIX}"))
     for path in result.outpath:
         with Image.open(path) as im:
@@ -214,8 +214,6 @@ def test_a_worker_killed_mid_run(cli_cluster, server, tmp_path):
         names = sorted(p.name for p in (killed_dir / folder).iterdir())
         assert names == sorted(p.name for p in (reference_dir / folder).iterdir())
         for name in names:
-            if name == CLAIMS_DIR:
-                continue
             assert (killed_dir / folder / name).read_bytes() == (
                 reference_dir / folder / name
             ).read_bytes()

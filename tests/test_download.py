@@ -18,7 +18,7 @@ from PIL import Image
 import creevey_dask  # noqa: F401  (registers the accessor)
 from creevey_dask import ColumnError, HttpLoader, HttpOptions, download, download_images_as_png
 from creevey_dask.naming import url_hash
-from creevey_dask.storage import CLAIMS_DIR, TEMP_SUFFIX
+from creevey_dask.storage import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 
 RESULT_DTYPES = {
@@ -31,18 +31,13 @@ RESULT_DTYPES = {
 
 
 def files_in(folder: Path) -> list[str]:
-    """Every file below ``folder`` (hidden and temporary ones included), relative.
-
-    The claims (``.creevey-claims/<name>``, the record of which source owns a name) are
-    left out.
-    """
+    """Every file below ``folder`` (hidden and temporary ones included), relative."""
     if not folder.exists():
         return []
     return sorted(
         os.path.relpath(os.path.join(root, name), folder)
         for root, _, names in os.walk(folder)
         for name in names
-        if CLAIMS_DIR not in os.path.relpath(root, folder).split(os.sep)
     )
 
 

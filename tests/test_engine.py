@@ -29,7 +29,7 @@ def to_png(outdir: Path):
 
 
 def _visible(folder: Path) -> list[Path]:
-    """The entries of ``folder`` that are not hidden (claims, temporaries)."""
+    """The entries of ``folder`` that are not hidden (temporaries)."""
     return [p for p in folder.iterdir() if not p.name.startswith(".")]
 
 
@@ -185,30 +185,36 @@ def test_values_recorded_before_an_error_are_kept(image_files, tmp_path):
     assert res.error.iloc[0] == "ConnectionError: gave up"
 
 
-def test_a_failed_write_deletes_nothing_at_the_outpath(image_files, tmp_path):
-    """The engine never deletes what is at an outpath: with atomic writers there is no
-    partial file of its own, so whatever is there belongs to someone else. A custom
-    writer that is not atomic keeps its partial file (use storage.write_bytes_atomic)."""
+def test_a_custom_writer_that_fails_mid_write_leaves_nothing_and_the_rerun_writes(
+    image_files, tmp_path
+):
+    """A user's write_func writes part of its file, then raises (a full disk): the rows are
+    errors and nothing is at their outpaths. A rerun with a writer that works writes every
+    row (none is taken for done), and every file decodes as its own row's image."""
 
-    class FailingStream:
-        def __init__(self, path):
-            self.path = path
-
-        def write(self, data):
+    def failing(image, path):
+        with open(path, "wb") as f:  # the path the engine hands over: a temporary
+            f.write(b"\x89PNG half")
             raise OSError("disk full")
 
-    def writer(image, outpath):
-        # writes half of the file itself, then fails: a non-atomic writer
-        Path(outpath).parent.mkdir(parents=True, exist_ok=True)
-        with open(outpath, "wb") as f:
-            f.write(b"\x89PNG half")
-            FailingStream(outpath).write(b"rest")
+    def working(image, path):
+        image.save(path)  # the temporary keeps the extension: Pillow picks PNG
 
     outdir = tmp_path / "out"
-    res = Pipeline(load_image, write_func=writer).run(image_files, to_png(outdir), progress=False)
+    res = Pipeline(load_image, write_func=failing).run(image_files, to_png(outdir), progress=False)
     assert (res.status == "error").all()
     assert res.error.iloc[0] == "OSError: disk full"
-    assert sorted(p.name for p in outdir.glob("*.png")) == [f"img{i}.png" for i in range(5)]
+    assert os.listdir(outdir) == []  # no partial file and no temporary
+
+    rerun = Pipeline(load_image, write_func=working).run(
+        image_files, to_png(outdir), progress=False
+    )
+    assert rerun.status.tolist() == ["ok"] * len(image_files)
+    assert sorted(os.listdir(outdir)) == sorted(Path(p).name for p in rerun.outpath)
+    for source, outpath in zip(rerun.inpath, rerun.outpath, strict=True):
+        with Image.open(source) as want, Image.open(outpath) as got:
+            assert got.format == "PNG"
+            assert got.convert("RGB").tobytes() == want.convert("RGB").tobytes()
 
 
 def test_atomic_writer_failing_mid_write_leaves_nothing(image_files, tmp_path):
@@ -498,10 +504,7 @@ def test_a_run_sweeps_temporaries_left_by_killed_writers(image_files, tmp_path):
     leftover.write_bytes(b"half a PNG")
     res = Pipeline(load_image).run(image_files, to_png(outdir), progress=False)
     assert (res.status == "ok").all()
-    assert sorted(p.name for p in outdir.iterdir()) == [
-        cd.storage.CLAIMS_DIR,
-        *[f"img{i}.png" for i in range(5)],
-    ]
+    assert sorted(p.name for p in outdir.iterdir()) == [f"img{i}.png" for i in range(5)]
 
 
 def test_rows_that_failed_upstream_carry_the_earlier_error(image_files, tmp_path):

@@ -25,7 +25,7 @@ import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, ops
 from creevey_dask.naming import disambiguate, url_hash
 from creevey_dask.schema import RESULT_COLUMNS
-from creevey_dask.storage import CLAIMS_DIR, TEMP_SUFFIX
+from creevey_dask.storage import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 
 
@@ -259,7 +259,6 @@ def test_a_rerun_that_writes_nothing_still_sweeps(tmp_path: Path, image_files, r
     to_png = lambda s: str(outdir / (Path(s).stem + ".png"))  # noqa: E731
     Pipeline(load_image).run(image_files, to_png, progress=False)
     stale = _stale_temporary(outdir, "img0.png")
-    stale_claim = _stale_temporary(outdir / CLAIMS_DIR, "img0.png")
     live = outdir / f".img1.png.{cd.storage._HOST}-{os.getpid()}-cafecafe{TEMP_SUFFIX}"
     live.write_bytes(b"being written")
     if rerun == "skips every row":
@@ -270,7 +269,6 @@ def test_a_rerun_that_writes_nothing_still_sweeps(tmp_path: Path, image_files, r
         again = Pipeline(load_image).run(missing, to_png, progress=False)
         assert (again.status == "error").all()
     assert not stale.exists()
-    assert not stale_claim.exists()
     assert live.exists()  # a live writer's temporary is left alone
 
 

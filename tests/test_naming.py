@@ -21,6 +21,7 @@ from creevey_dask.naming import (
     safe_name,
     url_hash,
 )
+from creevey_dask.provenance import BytesPayload
 
 HOSTILE = [
     "https://e.com/../../etc/passwd",
@@ -173,24 +174,25 @@ def test_names_are_cut_by_bytes_not_characters() -> None:
 
 
 @pytest.mark.parametrize("root", ["local", "memory"])
-def test_outpaths_owns_names_by_claim_or_by_hash(tmp_path, root: str) -> None:
+def test_outpaths_owns_names_by_proof_or_by_hash(tmp_path, root: str) -> None:
     outdir = str(tmp_path / "out") if root == "local" else f"memory://{tmp_path.name}/out"
     outpaths = Outpaths(UrlNamer(outdir, ".png"))
     a, b = "https://a.com/1.jpg", "https://b.com/1.jpg"
     planned = outpaths.plan(a)
     assert planned == f"{outdir}/1.png"
     assert outpaths.existing(a, planned) is None
-    assert outpaths.claim(a, planned) == planned  # claims the plain name
-    assert storage.read_claim(planned) == a
-    assert outpaths.existing(a, planned) is None  # claimed, but nothing written yet
-    storage.write_bytes_atomic(planned, b"A")
+    assert outpaths.commit(a, planned, BytesPayload(b"A"), replace=False) == (planned, "ok")
     assert outpaths.existing(a, planned) == planned
+    assert outpaths.commit(a, planned, BytesPayload(b"A2"), replace=False) == (planned, "skipped")
+    assert storage.read_bytes(planned) == b"A"
+    assert outpaths.commit(a, planned, BytesPayload(b"A2"), replace=True) == (planned, "ok")
+    assert storage.read_bytes(planned) == b"A2"  # its own output, rewritten
     # another source with the same name: never the plain name, never an error
     assert outpaths.plan(b) == planned
     assert outpaths.existing(b, planned) is None
-    other = outpaths.claim(b, planned)
-    assert other == disambiguate(planned, b)
-    storage.write_bytes_atomic(other, b"B")
+    other, status = outpaths.commit(b, planned, BytesPayload(b"B"), replace=True)
+    assert (other, status) == (disambiguate(planned, b), "ok")
+    assert storage.read_bytes(planned) == b"A2"  # never another source's file
     assert outpaths.existing(b, planned) == other
     assert outpaths.existing(a, planned) == planned
     # a pickled copy (a worker process) sees the same owners
@@ -198,6 +200,8 @@ def test_outpaths_owns_names_by_claim_or_by_hash(tmp_path, root: str) -> None:
     assert again.existing(b, planned) == other
     # losers of an in-table clash go straight to their unique name
     assert Outpaths(UrlNamer(outdir, ".png"), {b}).plan(b) == other
+    if root == "local":  # nothing beside the outputs
+        assert sorted(os.listdir(outdir)) == ["1.png", os.path.basename(other)]
 
 
 def test_outpaths_never_takes_a_foreign_or_incomplete_file(tmp_path) -> None:
@@ -209,12 +213,14 @@ def test_outpaths_never_takes_a_foreign_or_incomplete_file(tmp_path) -> None:
         url = f"https://e.com/{name}.jpg"
         planned = outpaths.plan(url)
         assert outpaths.existing(url, planned) is None
-        assert outpaths.claim(url, planned) == disambiguate(planned, url)
+        for replace in (False, True):
+            got = outpaths.commit(url, planned, BytesPayload(b"mine"), replace=replace)
+            assert got == (disambiguate(planned, url), "skipped" if got[1] == "skipped" else "ok")
     assert (tmp_path / "empty.png").read_bytes() == b""
     assert (tmp_path / "theirs.png").read_bytes() == b"not ours"
 
 
-def test_a_clash_loser_reuses_the_plain_name_claimed_for_it(tmp_path) -> None:
+def test_a_clash_loser_reuses_the_plain_name_proved_for_it(tmp_path) -> None:
     """Another process's table gave A the plain name; here A lost it to B: no second file."""
     from PIL import Image
 

@@ -19,7 +19,7 @@ from creevey_dask import RunOptions, ops, resize_multiple_files
 from creevey_dask.imagefile import decode_image
 from creevey_dask.naming import disambiguate
 from creevey_dask.resize import KeepFilename, resize
-from creevey_dask.storage import CLAIMS_DIR, TEMP_SUFFIX
+from creevey_dask.storage import TEMP_SUFFIX
 
 
 def load(path):
@@ -178,7 +178,7 @@ def test_bad_inputs_are_error_rows_with_no_output(photos, bad_images, bad_image_
     assert errors[str(tmp_path / "missing.jpg")].startswith("FileNotFoundError")
     assert errors[None] == "ValueError: the source is missing (null)"
     assert result["outpath"].iloc[1:].isna().all()
-    assert sorted(os.listdir(outdir)) == [CLAIMS_DIR, "photo_0.jpg"]
+    assert sorted(os.listdir(outdir)) == ["photo_0.jpg"]
     assert not list(outdir.rglob(f"*{TEMP_SUFFIX}"))
 
 

@@ -95,27 +95,6 @@ def test_temp_names_fit_in_255_bytes(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
-def test_claims_are_exclusive_across_threads(tmp_path) -> None:
-    import threading
-
-    target = str(tmp_path / "out" / "cat.png")
-    barrier = threading.Barrier(8)
-    results: list[str] = []
-
-    def claim(i: int) -> None:
-        barrier.wait()
-        results.append(storage.create_claim(target, f"source-{i}"))
-
-    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(set(results)) == 1  # everyone sees the one winner
-    assert storage.read_claim(target) == results[0]
-    assert not list((tmp_path / "out").rglob(f"*{storage.TEMP_SUFFIX}"))
-
-
 def _write_half_then_fail(target: str) -> None:
     with storage.atomic_writer(target) as f:
         f.write(b"half")
