@@ -203,15 +203,16 @@ class PartitionRunner:
             payload: provenance.Payload = provenance.BytesPayload(data)
             outpath, status = outpaths.commit(source, planned, payload, replace=replace)
         else:
-            with provenance.writer_temp(planned) as tmp:
-                write(image, tmp)
+            with provenance.writer_temp(planned) as temp:
+                write(image, temp.path)
                 try:
-                    written = os.stat(tmp)
+                    written = os.lstat(temp.path)  # a link is not a file the writer wrote
                 except FileNotFoundError:
+                    temp.gone = True
                     return None, "ok"  # the writer wrote nothing (a run for its reporters)
                 if not stat.S_ISREG(written.st_mode):
-                    raise ValueError(f"write_func left something other than a file at {tmp!r}")
-                payload = provenance.FilePayload(tmp)
+                    raise ValueError(f"write_func left something other than a file: {temp.path!r}")
+                payload = provenance.FilePayload(temp, written)
                 outpath, status = outpaths.commit(source, planned, payload, replace=replace)
         committed = getattr(write, "committed", None)  # e.g. the original's write log
         if committed is not None and status == "ok":

@@ -7,8 +7,9 @@ it, so an output folder holds the outputs and nothing else:
 
 local files
     the extended attribute ``user.creevey.source`` = ``"<digest> <size>"``, set on the
-    temporary file before it is linked into place, so content and proof appear in one
-    step (one ``setxattr``; the commit is ``link`` + ``unlink``, or ``rename``).
+    temporary file before it is renamed into place, so content and proof appear in one
+    step (one ``setxattr``; the commit is one ``renameat2(RENAME_NOREPLACE)``, or a hard
+    link and an unlink where that rename is not supported).
 S3 (``s3://``, s3fs)
     the object metadata ``x-amz-meta-creevey-source`` in the one PUT that writes the
     object; a new object is written with ``If-None-Match: *``, so of two writers racing
@@ -50,6 +51,7 @@ import os
 import shutil
 import socket
 import stat
+import sys
 import tempfile
 import threading
 import uuid
@@ -66,6 +68,7 @@ __all__ = [
     "FilePayload",
     "FolderIndex",
     "Payload",
+    "Temporary",
     "inspect",
     "records_dir",
     "writer_temp",
@@ -225,18 +228,14 @@ def _forget_records() -> None:
 _xattr_ok: dict[int, bool] = {}  # per device: can it hold user xattrs?
 
 
-def _set_xattr(path: str, text: str) -> bool:
-    """Set the proof on ``path``; False if its filesystem holds no user xattrs."""
-    try:
-        dev = os.stat(path).st_dev
-    except FileNotFoundError:
-        raise
+def _set_xattr(path: str, text: str, dev: int) -> bool:
+    """Set the proof on ``path`` (on device ``dev``); False if it holds no user xattrs."""
     if _xattr_ok.get(dev) is False:
         return False
     try:
         os.setxattr(path, XATTR_NAME, text.encode("ascii"))
     except OSError as err:
-        if err.errno in _NO_XATTR or not hasattr(os, "setxattr"):
+        if err.errno in _NO_XATTR:
             _xattr_ok[dev] = False
             return False
         raise
@@ -271,6 +270,8 @@ def _inspect_local(path: str) -> Entry:
 
 
 _libc: Any = None
+_noreplace_ok: dict[int, bool] = {}  # per device: does rename(RENAME_NOREPLACE) work?
+_NO_NOREPLACE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 def _rename_noreplace(src: str, dst: str) -> None:
@@ -280,7 +281,7 @@ def _rename_noreplace(src: str, dst: str) -> None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     func = getattr(_libc, "renameat2", None)
     if func is None:  # pragma: no cover - old C libraries
-        raise OSError(errno.ENOSYS, "renameat2 is not available: no exclusive commit here")
+        raise OSError(errno.ENOSYS, "renameat2 is not available", dst)
     at_fdcwd, noreplace = -100, 1
     if func(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), noreplace) != 0:
         code = ctypes.get_errno()
@@ -289,32 +290,45 @@ def _rename_noreplace(src: str, dst: str) -> None:
         raise OSError(code, os.strerror(code), dst)
 
 
-def _commit_local(tmp: str, final: str, digest: str, replace: bool) -> bool:
+def _commit_local(
+    tmp: str, final: str, digest: str, replace: bool, st: os.stat_result | None = None
+) -> bool:
     """Put the finished file ``tmp`` at ``final`` with its proof; False if taken.
 
     ``replace`` overwrites what is at ``final`` (the caller checked it is this source's);
-    otherwise the commit is exclusive: a hard link (then the temporary is unlinked), or,
-    where there are no hard links, ``renameat2(RENAME_NOREPLACE)``.
+    otherwise the commit is exclusive: one ``renameat2(RENAME_NOREPLACE)``, or where the
+    filesystem has no such rename, a hard link and an unlink of the temporary. ``st`` is
+    the temporary's ``stat`` if the caller has it.
     """
-    st = os.stat(tmp)
-    if not _set_xattr(tmp, _proof_text(digest, st.st_size)):
+    if st is None:
+        st = os.stat(tmp)
+    if not _set_xattr(tmp, _proof_text(digest, st.st_size), st.st_dev):
         folder_key, name = _local_key(final)
         _records_for(folder_key).add(name, digest, st.st_size, str(st.st_ino), str(st.st_mtime_ns))
     if replace:
         os.replace(tmp, final)
         return True
+    if _noreplace_ok.get(st.st_dev, True) and sys.platform.startswith("linux"):
+        try:
+            _rename_noreplace(tmp, final)
+        except FileExistsError:
+            return False
+        except OSError as err:
+            if err.errno not in _NO_NOREPLACE:
+                raise
+            _noreplace_ok[st.st_dev] = False
+        else:
+            return True
     try:
         os.link(tmp, final)
     except FileExistsError:
         return False
     except OSError as err:
-        if err.errno not in _NO_LINK:
-            raise
-        try:
-            _rename_noreplace(tmp, final)
-        except FileExistsError:
-            return False
-        return True
+        if err.errno in _NO_LINK:
+            raise OSError(
+                err.errno, f"no exclusive commit on this filesystem (no hard links): {err}", final
+            ) from err
+        raise
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     return True
@@ -476,22 +490,32 @@ class BytesPayload(Payload):
         return self.data
 
     def _commit_local(self, final: str, digest: str, replace: bool) -> bool:
-        with writer_temp(final) as tmp:
+        with writer_temp(final) as temp:
+            tmp = temp.path
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
             try:
-                f = open(tmp, "wb")  # noqa: SIM115 - closed below
+                fd = os.open(tmp, flags, 0o644)
             except FileNotFoundError:  # the folder was removed since it was made
                 os.makedirs(os.path.dirname(tmp), exist_ok=True)
-                f = open(tmp, "wb")  # noqa: SIM115
-            with f:
-                f.write(self.data)
-            return _commit_local(tmp, final, digest, replace)
+                fd = os.open(tmp, flags, 0o644)
+            try:
+                view = memoryview(self.data)
+                while view:  # a short write (a full disk) raises, never truncates
+                    view = view[os.write(fd, view) :]
+                st = os.fstat(fd)
+            finally:
+                os.close(fd)
+            temp.gone = _commit_local(tmp, final, digest, replace, st)
+            return temp.gone
 
 
 class FilePayload(Payload):
     """A file that a ``write_func`` wrote at a temporary path (:func:`writer_temp`)."""
 
-    def __init__(self, tmp: str) -> None:
-        self.tmp = tmp
+    def __init__(self, temp: Temporary, st: os.stat_result | None = None) -> None:
+        self.temp = temp
+        self.tmp = temp.path
+        self.st = st
 
     def _data(self) -> bytes:
         with open(self.tmp, "rb") as f:
@@ -499,10 +523,13 @@ class FilePayload(Payload):
 
     def _commit_local(self, final: str, digest: str, replace: bool) -> bool:
         if os.path.dirname(final) == os.path.dirname(os.path.abspath(self.tmp)):
-            return _commit_local(self.tmp, final, digest, replace)
-        with writer_temp(final) as tmp:  # another folder: a copy beside the output first
-            shutil.copyfile(self.tmp, tmp)
-            return _commit_local(tmp, final, digest, replace)
+            st, self.st = self.st, None  # good for one try: a lost race re-stats
+            self.temp.gone = _commit_local(self.tmp, final, digest, replace, st)
+            return self.temp.gone
+        with writer_temp(final) as copy:  # another folder: a copy beside the output first
+            shutil.copyfile(self.tmp, copy.path)
+            copy.gone = _commit_local(copy.path, final, digest, replace)
+            return copy.gone
 
 
 def _commit_remote(
@@ -520,9 +547,29 @@ _SCRATCH_PREFIX = "creevey-write-"
 _made_folders: set[str] = set()  # folders known to exist (checked again on a miss)
 
 
+def _remove(path: str) -> None:
+    """Remove whatever a writer left at ``path`` (a file, a link, a folder)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except (IsADirectoryError, PermissionError):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+class Temporary:
+    """A temporary file's ``path``; ``gone`` once a commit has moved it into place."""
+
+    __slots__ = ("gone", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.gone = False
+
+
 @contextlib.contextmanager
-def writer_temp(final: str) -> Iterator[str]:
-    """A temporary local path for the output ``final``, removed when the block ends.
+def writer_temp(final: str) -> Iterator[Temporary]:
+    """A :class:`Temporary` for the output ``final``, removed when the block ends.
 
     Beside ``final`` on the local filesystem (so the commit is a link or rename), in a
     scratch folder otherwise. It keeps ``final``'s extension, so a writer that infers the
@@ -535,17 +582,17 @@ def writer_temp(final: str) -> Iterator[str]:
         if folder not in _made_folders:
             os.makedirs(folder, exist_ok=True)
             _made_folders.add(folder)
-        tmp = storage.temp_path(local, keep_ext=True)
+        temp = Temporary(storage.temp_path(local, keep_ext=True))
         try:
-            yield tmp
+            yield temp
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            if not temp.gone:  # a failed unlink costs as much as a write: skip it
+                _remove(temp.path)
         return
     scratch = tempfile.mkdtemp(prefix=_SCRATCH_PREFIX)
     name = final.rstrip("/").rpartition("/")[2]
     try:
-        yield storage.temp_path(os.path.join(scratch, name), keep_ext=True)
+        yield Temporary(storage.temp_path(os.path.join(scratch, name), keep_ext=True))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -435,3 +435,30 @@ def test_a_failed_remote_writer_leaves_nothing(tmp_path: Path, s3) -> None:
     assert set(result.status) == {"error"}
     assert result.error.str.startswith("OSError: codec error").all()
     assert "Contents" not in s3.client.list_objects_v2(Bucket="fail")
+
+
+def test_writers_that_write_nothing_a_folder_or_a_link(tmp_path: Path) -> None:
+    sources = _photos(tmp_path / "src", 2)
+    outdir = tmp_path / "out"
+    target = tmp_path / "elsewhere.png"
+    target.write_bytes(b"not an output")
+
+    def nothing(image: Image.Image, path: str) -> None:
+        return None
+
+    def folder(image: Image.Image, path: str) -> None:
+        os.mkdir(path)
+
+    def link(image: Image.Image, path: str) -> None:
+        os.symlink(target, path)
+
+    namer = lambda s: str(outdir / (Path(s).stem + ".png"))  # noqa: E731
+    quiet = Pipeline(load_image, write_func=nothing).run(sources, namer, progress=False)
+    assert quiet.status.tolist() == ["ok", "ok"]  # a run kept for its reporters
+    assert quiet.outpath.isna().all()  # ... names no file
+    for writer in (folder, link):
+        result = Pipeline(load_image, write_func=writer).run(sources, namer, progress=False)
+        assert result.status.tolist() == ["error", "error"]
+        assert result.error.str.contains("write_func left something other than a file").all()
+        assert os.listdir(outdir) == []  # nothing left behind, no folder, no link
+    assert target.read_bytes() == b"not an output"
