@@ -83,6 +83,7 @@ S3_METADATA_KEY = "creevey-source"
 LIST_MIN_ROWS = 8
 
 _HOST = socket.gethostname() or "host"
+_HAS_XATTR = hasattr(os, "setxattr") and hasattr(os, "getxattr")
 _NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES}
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
 
@@ -230,7 +231,7 @@ _xattr_ok: dict[int, bool] = {}  # per device: can it hold user xattrs?
 
 def _set_xattr(path: str, text: str, dev: int) -> bool:
     """Set the proof on ``path`` (on device ``dev``); False if it holds no user xattrs."""
-    if _xattr_ok.get(dev) is False:
+    if _xattr_ok.get(dev) is False or not _HAS_XATTR:
         return False
     try:
         os.setxattr(path, XATTR_NAME, text.encode("ascii"))
@@ -257,6 +258,8 @@ def _inspect_local(path: str) -> Entry:
     if not stat.S_ISREG(st.st_mode):
         return Entry("other")
     try:
+        if not _HAS_XATTR:  # macOS, Windows: Python has no xattr calls there
+            raise OSError(errno.ENOTSUP, "no extended attributes")
         text: bytes | None = os.getxattr(path, XATTR_NAME)
     except OSError as err:
         if err.errno not in _NO_XATTR:  # ENODATA: a file of an xattr filesystem, no proof
