@@ -166,8 +166,9 @@ class PartitionRunner:
             if isinstance(planned, BaseException):
                 raise planned
             outpaths = self.outpaths
+            first_free = False
             if self.skip_existing:
-                existing = outpaths.existing(source, planned)
+                existing, first_free = outpaths.probe(source, planned)
                 if existing is not None:
                     return existing, "skipped", None, values
             pipeline = self.pipeline
@@ -175,14 +176,16 @@ class PartitionRunner:
             for op in pipeline.ops:
                 image = op(image)
             with _interrupt.current_gate():  # after Ctrl-C, no row starts writing
-                outpath, status = self._write(source, planned, image)
+                outpath, status = self._write(source, planned, image, first_free)
             return outpath, status, None, values
         except Exception as err:
             return None, "error", format_error(err), values
         finally:
             end_row()
 
-    def _write(self, source: Any, planned: str, image: Any) -> tuple[str | None, str]:
+    def _write(
+        self, source: Any, planned: str, image: Any, first_free: bool = False
+    ) -> tuple[str | None, str]:
         """Write ``image`` through the pipeline's writer and commit it: ``(outpath, status)``.
 
         A writer with ``encode_for`` (the library's own) hands over bytes, committed in
@@ -201,7 +204,9 @@ class PartitionRunner:
         if encode is not None:
             data, _ = encode(image, planned)
             payload: provenance.Payload = provenance.BytesPayload(data)
-            outpath, status = outpaths.commit(source, planned, payload, replace=replace)
+            outpath, status = outpaths.commit(
+                source, planned, payload, replace=replace, first_free=first_free
+            )
         else:
             with provenance.writer_temp(planned) as temp:
                 write(image, temp.path)
@@ -213,7 +218,9 @@ class PartitionRunner:
                 if not stat.S_ISREG(written.st_mode):
                     raise ValueError(f"write_func left something other than a file: {temp.path!r}")
                 payload = provenance.FilePayload(temp, written)
-                outpath, status = outpaths.commit(source, planned, payload, replace=replace)
+                outpath, status = outpaths.commit(
+                    source, planned, payload, replace=replace, first_free=first_free
+                )
         committed = getattr(write, "committed", None)  # e.g. the original's write log
         if committed is not None and status == "ok":
             committed(outpath)

@@ -495,20 +495,34 @@ class Outpaths:
 
     def existing(self, source: Any, planned: str) -> str | None:
         """This source's complete output (a file that proves it), or None."""
+        return self.probe(source, planned)[0]
+
+    def probe(self, source: Any, planned: str) -> tuple[str | None, bool]:
+        """:meth:`existing`, and whether the first name to try was found free.
+
+        The engine hands the second answer to :meth:`commit`, which then does not look
+        at that name again before its exclusive commit (one ``stat`` or HEAD less).
+        """
         if not self.files:
-            return None
+            return None, False
         digest = url_hash(source_key(source))
         loser = self.is_loser(source)
-        for path in self._candidates(source, planned, digest):
+        for i, path in enumerate(self._candidates(source, planned, digest)):
             entry = self._inspect(path)
             if self._owned(entry, path, digest):
-                return path
+                return path, False
             if entry.kind == "missing" and not loser:
-                return None  # its name is free: it was never written under the other one
-        return None
+                return None, i == 0  # its name is free: never written under another one
+        return None, False
 
     def commit(
-        self, source: Any, planned: str, payload: provenance.Payload, *, replace: bool
+        self,
+        source: Any,
+        planned: str,
+        payload: provenance.Payload,
+        *,
+        replace: bool,
+        first_free: bool = False,
     ) -> tuple[str, str]:
         """Commit ``payload`` under a name ``source`` owns: ``(outpath, status)``.
 
@@ -517,6 +531,8 @@ class Outpaths:
         ``replace``, overwritten: only ever this source's own output); a name holding
         anything else is passed over. The loser of a race for a free name reads the
         winner's proof: ``skipped`` if it is this source's, the next name if not.
+
+        ``first_free`` says :meth:`probe` found the first name free a moment ago.
 
         Raises
         ------
@@ -529,7 +545,8 @@ class Outpaths:
         options = self.storage_options
         for path in self._candidates(source, planned, digest):
             names.append(path)
-            entry = self._inspect(path)
+            # first_free: :meth:`probe` just found it free; the exclusive commit decides
+            entry = provenance.MISSING if first_free and len(names) == 1 else self._inspect(path)
             for attempt in range(2):  # once more after losing a race for a free name
                 owned = self._owned(entry, path, digest)
                 if owned and not replace:

@@ -62,6 +62,7 @@ from typing import Any
 from . import storage
 
 __all__ = [
+    "MISSING",
     "XATTR_NAME",
     "BytesPayload",
     "Entry",
