@@ -40,6 +40,47 @@ def _conda_names() -> set[str]:
     return names
 
 
+# the import name of each runtime dependency that is imported under another name
+IMPORT_NAMES = {"pillow": "PIL"}
+# declared without being imported: fsspec loads them by protocol or calls them itself
+LOADED_BY_FSSPEC = {"s3fs": "s3:// through fsspec", "tqdm": "fsspec's TqdmCallback"}
+
+
+def _imported_third_party() -> dict[str, set[str]]:
+    """Top-level third-party modules the package imports, anywhere in a module."""
+    import ast
+
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / "creevey_dask").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top not in {"creevey_dask", "_typeshed"}:
+                    found.setdefault(top, set()).add(path.name)
+    return found
+
+
+def test_the_declared_dependencies_are_those_imported():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = set()
+    for requirement in project["dependencies"]:
+        name = _name(requirement)
+        declared.add(name)
+        extras = re.search(r"\[(.*?)\]", requirement)
+        if extras:  # dask[distributed,dataframe] declares distributed
+            declared |= {e.strip() for e in extras.group(1).split(",")} & {"distributed"}
+    imported = {name.lower() for name in _imported_third_party()}
+    as_imported = {IMPORT_NAMES.get(name, name).lower() for name in declared}
+    assert imported - as_imported == set(), "imported but not declared"
+    unused = as_imported - imported - set(LOADED_BY_FSSPEC)
+    assert unused == set(), "declared but never imported"
+
+
 def test_environment_yml_matches_pyproject():
     assert _conda_names() == _pyproject_names()
 
