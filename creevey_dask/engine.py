@@ -269,15 +269,15 @@ class PartitionRunner:
     def _deferred(self, source: Any, planned: str | BaseException) -> bool:
         return isinstance(planned, str) and self.outpaths.is_loser(source)
 
-    @staticmethod
-    def _sweep(planned: list[str | BaseException]) -> None:
+    def _sweep(self, planned: list[str | BaseException]) -> None:
         """Before any row runs: remove dead writers' temporaries where rows will write."""
-        folders = {
-            folder
-            for outpath in planned
-            if isinstance(outpath, str) and (folder := storage.local_folder(outpath))
-        }
+        provenance.forget_folders()  # a folder removed since the last partition is made again
+        paths = [outpath for outpath in planned if isinstance(outpath, str)]
+        folders = {folder for outpath in paths if (folder := storage.local_folder(outpath))}
         removed = storage.sweep(sorted(folders))
+        writes_scratch = not hasattr(self.pipeline.write_func, "encode_for")
+        if writes_scratch and any(not storage.is_local(p) for p in paths):
+            removed += provenance.sweep_scratch()  # dead writers' scratch of remote outputs
         if removed:
             logger.info("removed %d stale temporary file(s) in %s", removed, sorted(folders))
 

@@ -467,7 +467,7 @@ class Outpaths:
     @staticmethod
     def _owned(entry: provenance.Entry, path: str, digest: str) -> bool:
         """Whether ``entry`` (at ``path``) is a complete output of the source ``digest``."""
-        if entry.kind != "file" or entry.size <= 0:
+        if entry.kind != "file" or entry.size <= 0 or entry.invalid:
             return False
         if entry.digest is not None:
             return entry.digest == digest

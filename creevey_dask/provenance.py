@@ -85,7 +85,7 @@ LIST_MIN_ROWS = 8
 
 _HOST = socket.gethostname() or "host"
 _HAS_XATTR = hasattr(os, "setxattr") and hasattr(os, "getxattr")
-_NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES}
+_NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP}  # the filesystem holds no user xattrs
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
 
 
@@ -98,14 +98,19 @@ class Entry:
     kind : {"missing", "file", "other"}
         Nothing there; a regular file; anything else (a folder, a FIFO, a link to one).
     digest : str or None
-        The source digest of a valid proof (size included), or None without one.
+        The source digest of a valid proof (size and, locally, modification time
+        included), or None without one.
     size : int
         The file's size in bytes (0 unless ``kind == "file"``).
+    invalid : bool
+        The file carries a proof that no longer holds (it changed since its commit):
+        it is nobody's output, even at a name that contains a source's digest.
     """
 
     kind: str
     digest: str | None = None
     size: int = 0
+    invalid: bool = False
 
     def proves(self, digest: str) -> bool:
         """Whether this is a complete output of the source with ``digest``."""
@@ -115,20 +120,30 @@ class Entry:
 MISSING = Entry("missing")
 
 
-def _proof_text(digest: str, size: int) -> str:
-    return f"{digest} {size}"
+def _proof_text(digest: str, size: int, mtime_ns: int | None = None) -> str:
+    return f"{digest} {size}" if mtime_ns is None else f"{digest} {size} {mtime_ns}"
 
 
-def _parse_proof(text: str | bytes | None, size: int) -> str | None:
-    """The digest of a proof ``"<digest> <size>"`` if its size is ``size``, else None."""
+def _entry(text: str | bytes | None, size: int, mtime_ns: int | None = None) -> Entry:
+    """The :class:`Entry` of a file of ``size`` bytes that carries the proof ``text``.
+
+    A proof is ``"<digest> <size>"``, locally ``"<digest> <size> <mtime_ns>"``: a file
+    rewritten in place (``cp`` over it keeps the inode and its xattrs) has a new
+    modification time, and a truncated one a new size, so its proof no longer holds.
+    """
     if text is None:
-        return None
+        return Entry("file", None, size)
     if isinstance(text, bytes):
         text = text.decode("ascii", "replace")
-    digest, _, recorded = text.strip().partition(" ")
-    if not recorded.isdigit() or int(recorded) != size or not digest:
-        return None
-    return digest
+    parts = text.split()
+    valid = (
+        len(parts) in (2, 3)
+        and bool(parts[0])
+        and all(p.isdigit() for p in parts[1:])
+        and int(parts[1]) == size
+        and (len(parts) == 2 or mtime_ns is None or int(parts[2]) == mtime_ns)
+    )
+    return Entry("file", parts[0], size) if valid else Entry("file", None, size, invalid=True)
 
 
 # -- the records fallback ---------------------------------------------------------------
@@ -234,8 +249,16 @@ def _set_xattr(path: str, text: str, dev: int) -> bool:
     """Set the proof on ``path`` (on device ``dev``); False if it holds no user xattrs."""
     if _xattr_ok.get(dev) is False or not _HAS_XATTR:
         return False
+    value = text.encode("ascii")
     try:
-        os.setxattr(path, XATTR_NAME, text.encode("ascii"))
+        os.setxattr(path, XATTR_NAME, value)
+    except PermissionError:  # a writer made its file read-only: that file, not the disk
+        mode = os.stat(path).st_mode
+        os.chmod(path, mode | stat.S_IWUSR)
+        try:
+            os.setxattr(path, XATTR_NAME, value)
+        finally:
+            os.chmod(path, mode)
     except OSError as err:
         if err.errno in _NO_XATTR:
             _xattr_ok[dev] = False
@@ -263,14 +286,15 @@ def _inspect_local(path: str) -> Entry:
             raise OSError(errno.ENOTSUP, "no extended attributes")
         text: bytes | None = os.getxattr(path, XATTR_NAME)
     except OSError as err:
-        if err.errno not in _NO_XATTR:  # ENODATA: a file of an xattr filesystem, no proof
+        # ENODATA: a file without a proof, unless its disk is one we keep records for
+        if err.errno not in _NO_XATTR and _xattr_ok.get(st.st_dev) is not False:
             return Entry("file", None, st.st_size)
         folder_key, name = _local_key(path)
         digest = _records_for(folder_key).lookup(
             name, st.st_size, str(st.st_ino), str(st.st_mtime_ns)
         )
         return Entry("file", digest, st.st_size)
-    return Entry("file", _parse_proof(text, st.st_size), st.st_size)
+    return _entry(text, st.st_size, st.st_mtime_ns)
 
 
 _libc: Any = None
@@ -306,7 +330,7 @@ def _commit_local(
     """
     if st is None:
         st = os.stat(tmp)
-    if not _set_xattr(tmp, _proof_text(digest, st.st_size), st.st_dev):
+    if not _set_xattr(tmp, _proof_text(digest, st.st_size, st.st_mtime_ns), st.st_dev):
         folder_key, name = _local_key(final)
         _records_for(folder_key).add(name, digest, st.st_size, str(st.st_ino), str(st.st_mtime_ns))
     if replace:
@@ -340,7 +364,7 @@ def _commit_local(
 
 # -- memory:// --------------------------------------------------------------------------
 
-_memory_proofs: dict[str, tuple[str, int]] = {}
+_memory_proofs: dict[str, tuple[str, Any]] = {}  # path -> (digest, the stored file object)
 _memory_lock = threading.Lock()
 
 
@@ -349,7 +373,7 @@ def _commit_memory(fs: Any, fs_path: str, data: bytes, digest: str, replace: boo
         if not replace and fs.exists(fs_path):
             return False
         fs.pipe_file(fs_path, data)
-        _memory_proofs[fs_path] = (digest, len(data))
+        _memory_proofs[fs_path] = (digest, fs.store.get(fs_path))
     return True
 
 
@@ -369,8 +393,11 @@ def _inspect_memory(fs: Any, fs_path: str) -> Entry:
     if isinstance(size, Entry):
         return size
     proof = _memory_proofs.get(fs_path)
-    digest = proof[0] if proof is not None and proof[1] == size else None
-    return Entry("file", digest, size)
+    if proof is None:
+        return Entry("file", None, size)
+    if proof[1] is not fs.store.get(fs_path):  # written again since the commit
+        return Entry("file", None, size, invalid=True)
+    return Entry("file", proof[0], size)
 
 
 # -- S3 ---------------------------------------------------------------------------------
@@ -404,7 +431,7 @@ def _inspect_s3(fs: Any, fs_path: str) -> Entry:
         return MISSING
     size = int(head.get("ContentLength") or 0)
     metadata = {str(k).lower(): v for k, v in (head.get("Metadata") or {}).items()}
-    return Entry("file", _parse_proof(metadata.get(S3_METADATA_KEY), size), size)
+    return _entry(metadata.get(S3_METADATA_KEY), size)
 
 
 # -- other fsspec stores ----------------------------------------------------------------
@@ -526,11 +553,13 @@ class FilePayload(Payload):
             return f.read()
 
     def _commit_local(self, final: str, digest: str, replace: bool) -> bool:
-        if os.path.dirname(final) == os.path.dirname(os.path.abspath(self.tmp)):
-            st, self.st = self.st, None  # good for one try: a lost race re-stats
+        st = self.st if self.st is not None else os.stat(self.tmp)
+        self.st = None  # good for one try: after a lost race the next one stats again
+        shared = st.st_nlink > 1  # a writer that linked a file: its proof is not ours to set
+        if not shared and os.path.dirname(final) == os.path.dirname(os.path.abspath(self.tmp)):
             self.temp.gone = _commit_local(self.tmp, final, digest, replace, st)
             return self.temp.gone
-        with writer_temp(final) as copy:  # another folder: a copy beside the output first
+        with writer_temp(final) as copy:  # a copy of its own, beside the output
             shutil.copyfile(self.tmp, copy.path)
             copy.gone = _commit_local(copy.path, final, digest, replace)
             return copy.gone
@@ -547,7 +576,7 @@ def _commit_remote(
     return _commit_other(fs, fs_path, data, digest, replace)
 
 
-_SCRATCH_PREFIX = "creevey-write-"
+_SCRATCH_PREFIX = "creevey-write"
 _made_folders: set[str] = set()  # folders known to exist (checked again on a miss)
 
 
@@ -593,12 +622,25 @@ def writer_temp(final: str) -> Iterator[Temporary]:
             if not temp.gone:  # a failed unlink costs as much as a write: skip it
                 _remove(temp.path)
         return
-    scratch = tempfile.mkdtemp(prefix=_SCRATCH_PREFIX)
+    # a scratch folder named like a temporary, so that a sweep of the temp folder
+    # (sweep_scratch) removes it once its writer is dead
+    scratch = storage.temp_path(os.path.join(tempfile.gettempdir(), _SCRATCH_PREFIX))
+    os.mkdir(scratch, 0o700)
     name = final.rstrip("/").rpartition("/")[2]
     try:
         yield Temporary(storage.temp_path(os.path.join(scratch, name), keep_ext=True))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def sweep_scratch() -> int:
+    """Remove the scratch folders of dead writers of remote outputs; how many."""
+    return storage.remove_stale_temporaries(tempfile.gettempdir())
+
+
+def forget_folders() -> None:
+    """Forget which output folders exist (the engine calls it as each partition starts)."""
+    _made_folders.clear()
 
 
 def _names_in(fs: Any, fs_folder: str) -> frozenset[str]:

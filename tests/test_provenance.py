@@ -93,7 +93,8 @@ def test_a_download_folder_holds_only_the_images(
             assert got.size == want.size
         proof = os.getxattr(path, provenance.XATTR_NAME).decode()
         url = urls[int(name[:3])]
-        assert proof == f"{url_hash(url)} {path.stat().st_size}"
+        st = path.stat()
+        assert proof == f"{url_hash(url)} {st.st_size} {st.st_mtime_ns}"
     # the original creevey's README: resize every entry of the download folder
     entries = [str(outdir / n) for n in os.listdir(outdir)]
     again = resize(entries, str(tmp_path / "small"), shape=(8, 8), progress=False)
