@@ -203,6 +203,8 @@ class PartitionRunner:
         encode = getattr(write, "encode_for", None)
         if encode is not None:
             data, _ = encode(image, planned)
+            if not data:
+                raise ValueError("write_func encoded no bytes: no image is 0 bytes")
             payload: provenance.Payload = provenance.BytesPayload(data)
             outpath, status = outpaths.commit(
                 source, planned, payload, replace=replace, first_free=first_free
@@ -217,6 +219,8 @@ class PartitionRunner:
                     return None, "ok"  # the writer wrote nothing (a run for its reporters)
                 if not stat.S_ISREG(written.st_mode):
                     raise ValueError(f"write_func left something other than a file: {temp.path!r}")
+                if written.st_size == 0:
+                    raise ValueError("write_func wrote an empty file: no image is 0 bytes")
                 payload = provenance.FilePayload(temp, written)
                 outpath, status = outpaths.commit(
                     source, planned, payload, replace=replace, first_free=first_free

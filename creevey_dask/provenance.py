@@ -48,6 +48,7 @@ import ctypes.util
 import errno
 import hashlib
 import os
+import re
 import shutil
 import socket
 import stat
@@ -158,6 +159,20 @@ def records_dir() -> str:
     return os.path.join(root, "provenance")
 
 
+_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_UNESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _escape(name: str) -> str:
+    """A name with no tab or line break (a records line holds it), reversibly."""
+    return "".join(_ESCAPES.get(c, c) for c in name) if any(c in _ESCAPES for c in name) else name
+
+
+def _unescape(text: str) -> str:
+    letters = {"t": "\t", "n": "\n", "r": "\r"}
+    return _UNESCAPE.sub(lambda m: letters.get(m.group(1), m.group(1)), text)
+
+
 class _Records:
     """The records of one output folder: one append-only file per process, read by tail.
 
@@ -175,7 +190,7 @@ class _Records:
         self.lock = threading.Lock()
 
     def add(self, name: str, digest: str, size: int, ino: str, mtime: str) -> None:
-        line = "\t".join((name, digest, str(size), ino, mtime)) + "\n"
+        line = "\t".join((_escape(name), digest, str(size), ino, mtime)) + "\n"
         with self.lock:
             os.makedirs(self.dir, exist_ok=True)
             if self.own not in self.read_upto:
@@ -208,7 +223,8 @@ class _Records:
                 parts = raw.split("\t")
                 if len(parts) == 5 and parts[2].isdigit():
                     name, digest, size, ino, mtime = parts
-                    self.by_name.setdefault(name, []).append((digest, int(size), ino, mtime))
+                    record = (digest, int(size), ino, mtime)
+                    self.by_name.setdefault(_unescape(name), []).append(record)
 
     def lookup(self, name: str, size: int, ino: str, mtime: str) -> str | None:
         """The digest of the latest record of ``name`` that matches the file, or None."""

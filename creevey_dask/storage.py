@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import re
 import shutil
@@ -70,10 +71,28 @@ TEMP_SUFFIX = ".creevey-tmp"
 #: S3 keys per segment in practice) accept.
 MAX_NAME_BYTES = 255
 
+logger = logging.getLogger(__name__)
+
 _LOCAL_PROTOCOLS = {None, "file", "local"}
 _fs_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], fsspec.AbstractFileSystem] = {}
 _fs_lock = threading.Lock()
-_HOST = socket.gethostname().replace("-", "_").replace(".", "_")[:32] or "host"
+
+
+def _host_tag() -> str:
+    """This host's name for temporaries, with its pid namespace where there is one.
+
+    Two containers may share a hostname but not their pids: a writer's pid means
+    something only in its own pid namespace, so the namespace is part of the host.
+    """
+    host = socket.gethostname().replace("-", "_").replace(".", "_")[:24] or "host"
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return host
+    return f"{host}_{namespace:x}"
+
+
+_HOST = _host_tag()
 
 
 def _protocol(path: str) -> str | None:
@@ -398,12 +417,16 @@ def remove_stale_temporaries(folder: str, max_age: float = 3600.0) -> int:
             except FileNotFoundError:
                 continue
         if stale:
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
                 removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as err:  # a read-only folder: the run goes on without the sweep
+                logger.warning("cannot remove the stale temporary %r: %s", entry.path, err)
     return removed
 
 

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from creevey_dask import Pipeline, download, load_image, provenance, storage
-from creevey_dask.naming import disambiguate, url_hash
+from creevey_dask.naming import UrlNamer, disambiguate, url_hash
 from creevey_dask.resize import resize as resize_frame
 from creevey_dask.testing import ImageServer
 from tests.conftest import make_photo
@@ -447,6 +447,9 @@ def test_writers_that_write_nothing_a_folder_or_a_link(tmp_path: Path) -> None:
     def nothing(image: Image.Image, path: str) -> None:
         return None
 
+    def empty(image: Image.Image, path: str) -> None:
+        open(path, "wb").close()
+
     def folder(image: Image.Image, path: str) -> None:
         os.mkdir(path)
 
@@ -457,9 +460,80 @@ def test_writers_that_write_nothing_a_folder_or_a_link(tmp_path: Path) -> None:
     quiet = Pipeline(load_image, write_func=nothing).run(sources, namer, progress=False)
     assert quiet.status.tolist() == ["ok", "ok"]  # a run kept for its reporters
     assert quiet.outpath.isna().all()  # ... names no file
-    for writer in (folder, link):
+    for writer, message in (
+        (folder, "write_func left something other than a file"),
+        (link, "write_func left something other than a file"),
+        (empty, "write_func wrote an empty file"),
+    ):
         result = Pipeline(load_image, write_func=writer).run(sources, namer, progress=False)
         assert result.status.tolist() == ["error", "error"]
-        assert result.error.str.contains("write_func left something other than a file").all()
+        assert result.error.str.contains(message).all()
         assert os.listdir(outdir) == []  # nothing left behind, no folder, no link
     assert target.read_bytes() == b"not an output"
+
+
+def test_an_output_changed_in_place_proves_nothing_even_at_a_hashed_name(tmp_path: Path) -> None:
+    """Truncated at a hashed name, or another image of the same size copied over it
+    (``cp`` keeps the inode and its xattr): never skipped, and the row writes again."""
+    sources = _photos(tmp_path / "src", 3)
+    outdir = tmp_path / "out"
+    hashed_names = UrlNamer(str(outdir), ".bmp", hashed=True)
+    first = resize(sources, str(outdir), shape=(12, 12), outpath_func=hashed_names)
+    hashed = [Path(p) for p in first.outpath]
+    with open(hashed[0], "r+b") as f:  # truncated in place: xattr kept, size wrong
+        f.truncate(20)
+    same_size = hashed[2].read_bytes()  # the same size (BMP of the same shape) ...
+    with open(hashed[1], "r+b") as f:  # ... written over another row's output
+        f.write(same_size)
+    second = resize(sources, str(outdir), shape=(12, 12), outpath_func=hashed_names)
+    assert second.status.tolist() == ["ok", "ok", "skipped"]  # rewritten, not taken for done
+    for source, outpath in zip(second.inpath, second.outpath, strict=True):
+        _same_pixels(source, outpath, (12, 12))
+
+
+def test_a_writer_that_makes_its_file_read_only_still_proves_it() -> None:
+    import shutil
+    import tempfile
+
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if os.geteuid() != 0 or subprocess.run([*as_nobody, "true"], check=False).returncode:
+        pytest.skip("needs root to run the writer as another user (root bypasses EACCES)")
+    tmp_path = Path(tempfile.mkdtemp(prefix="creevey-readonly-"))  # reachable by nobody
+    os.chmod(tmp_path, 0o777)
+    try:
+        _run_read_only_writer(tmp_path, as_nobody)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _run_read_only_writer(tmp_path: Path, as_nobody: list[str]) -> None:
+    code = textwrap.dedent(
+        f"""
+        import os, sys
+        from pathlib import Path
+        from creevey_dask import Pipeline, load_image
+        def writer(image, path):
+            image.save(path)
+            os.chmod(path, 0o444)  # protect the dataset
+        sources = sys.argv[1:]
+        out = {str(tmp_path / "out")!r}
+        namer = lambda s: out + "/" + Path(s).stem + ".png"
+        runs = [Pipeline(load_image, write_func=writer).run(sources, namer, progress=False)
+                for _ in range(2)]
+        print(",".join(runs[0].status.astype(str)), ",".join(runs[1].status.astype(str)))
+        print(sorted(os.listdir(out)))
+        """
+    )
+    sources = _photos(tmp_path / "src", 2)
+    os.chmod(tmp_path / "src", 0o755)
+    done = subprocess.run(
+        [*as_nobody, sys.executable, "-c", code, *sources],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    statuses, listing = done.stdout.splitlines()
+    assert statuses == "ok,ok skipped,skipped"
+    assert listing == "['p000.png', 'p001.png']"
