@@ -8,6 +8,7 @@ Architecture, one module per stage::
     ops         image ops and measurements   resize     bulk resize keeping filenames
     engine      partitions, thread pool, skip, result columns
     split       train/valid/test assignment    imagenet   ImageNet-style folder trees
+    duplicates  exact and near-duplicate groups (dup_group, dup_keep); leaks across splits
     reports     contact sheets and summary figures of result tables (Pillow only)
     accessor    df.creevey on pandas and dask DataFrames
     cluster     start_local_cluster (dashboard link); politeness limits per worker
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from .cluster import start_local_cluster
     from .datasets import BaseDataset, S3TarfileDataset
     from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
+    from .duplicates import duplicates, leaks
     from .engine import format_error, summarize
     from .examples import UrlListDataset
     from .http import HttpOptions
@@ -94,6 +96,8 @@ _LAZY: dict[str, str] = {
     "start_local_cluster": "cluster",
     "BaseDataset": "datasets",
     "S3TarfileDataset": "datasets",
+    "duplicates": "duplicates",
+    "leaks": "duplicates",
     "DOWNLOAD_FORMATS": "download",
     "HttpLoader": "download",
     "download": "download",
@@ -154,9 +158,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-# ``download`` and ``split`` name both a function (the API) and its module. Importing a
-# submodule sets it as an attribute of the package; for these two the function keeps
-# the name, as it did when this package imported everything eagerly.
+# ``download``, ``split`` and ``duplicates`` name both a function (the API) and its
+# module. Importing a submodule sets it as an attribute of the package; for these the
+# function keeps the name, as it did when this package imported everything eagerly.
 _FUNCTION_OVER_MODULE = frozenset(name for name, module in _LAZY.items() if module == name)
 
 
@@ -199,6 +203,9 @@ __all__ = [
     "imagenet_symlinks",
     "create_imagenet_style_symlinks",
     "safe_label",
+    # duplicate groups and leak checks
+    "duplicates",
+    "leaks",
     # image ops and bulk resizing
     "decode_image",
     "ops",

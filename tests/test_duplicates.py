@@ -334,3 +334,19 @@ def test_existing_result_columns_and_non_frames_are_refused():
         duplicates(df["dhash"])
     with pytest.raises(ColumnError, match="split_col"):
         leaks(df.drop(columns="dup_group"))
+
+
+def test_the_accessor_dedups_splits_and_checks_for_leaks():
+    df = planted(seed=9)
+    for frame in (df, dd.from_pandas(df, npartitions=3, sort=False)):
+        grouped = frame.creevey.duplicates(max_distance=3)
+        want = duplicates(df, max_distance=3)
+        out = grouped.creevey.split(0.25, groupby="dup_group", random_state=1)
+        if isinstance(out, dd.DataFrame):
+            grouped, out = grouped.compute(), out.compute()
+        _same(grouped, want)
+        assert out.creevey.leaks(max_distance=3).empty
+        assert not df.assign(split=out["split"].to_numpy()).creevey.leaks(max_distance=4).empty
+        deduped = out[out["dup_keep"]]
+        assert deduped["dup_group"].is_unique
+        assert set(deduped["dup_group"]) == set(out["dup_group"])
