@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from .imagenet import create_imagenet_style_symlinks, imagenet_symlinks, safe_label
     from .options import RunOptions
     from .pipeline import Pipeline
-    from .reports import contact_sheet, summary_figure, summary_table
+    from .reports import contact_sheet, duplicate_sheet, summary_figure, summary_table
     from .resize import resize_multiple_files
     from .rows import Reporter, record, report
     from .s3download import S3Downloader
@@ -122,6 +122,7 @@ _LAZY: dict[str, str] = {
     "record": "rows",
     "report": "rows",
     "contact_sheet": "reports",
+    "duplicate_sheet": "reports",
     "summary_figure": "reports",
     "summary_table": "reports",
     "resize_multiple_files": "resize",
@@ -226,6 +227,7 @@ __all__ = [
     "start_local_cluster",
     # visual reports
     "contact_sheet",
+    "duplicate_sheet",
     "summary_figure",
     "summary_table",
     # datasets

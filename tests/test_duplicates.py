@@ -350,3 +350,77 @@ def test_the_accessor_dedups_splits_and_checks_for_leaks():
         deduped = out[out["dup_keep"]]
         assert deduped["dup_group"].is_unique
         assert set(deduped["dup_group"]) == set(out["dup_group"])
+
+
+@pytest.fixture
+def copies_on_disk(tmp_path):
+    """Six images, each with a half-size copy and a re-encoded copy, as a result table."""
+    rows = []
+    for name, data in sample_images(6, seed=8).items():
+        with Image.open(io.BytesIO(data)) as image:
+            image = image.convert("RGB")
+        w, h = image.size
+        for kind, made in (
+            ("original", image),
+            ("half", image.resize((w // 2, h // 2), Image.Resampling.LANCZOS)),
+            ("q60", Image.open(_jpeg(image, 60))),
+        ):
+            path = tmp_path / f"{kind}_{name}"
+            made.save(path, "JPEG", quality=90)
+            with Image.open(path) as written:
+                rows.append((str(path), name, kind, ops.dhash(written), w, h, "ok"))
+    df = pd.DataFrame(
+        rows, columns=["outpath", "name", "kind", "dhash", "width", "height", "status"]
+    )
+    df["dhash"] = df["dhash"].astype("UInt64")
+    df.loc[df["kind"] == "half", ["width", "height"]] //= 2
+    return df
+
+
+def _thumb(path, size):
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))
+        image.thumbnail((size, size))
+        return np.asarray(image.convert("RGB"), dtype=float)
+
+
+def test_duplicate_sheet_draws_a_group_per_row_kept_first(copies_on_disk):
+    from creevey_dask.reports import PADDING, cell_size, duplicate_sheet
+
+    out = duplicates(copies_on_disk)
+    assert out.groupby("name")["dup_group"].nunique().eq(1).all()  # the copies were found
+    assert out["dup_group"].nunique() == 6
+    sheet = duplicate_sheet(out, n_groups=4, ncols=4, thumb_size=64)
+    cell_w, cell_h = cell_size(64, 2)
+    assert sheet.size == (4 * cell_w, 4 * cell_h)
+    pixels = np.asarray(sheet, dtype=float)
+    sizes = out["dup_group"].value_counts()
+    groups = sorted(sizes.index, key=lambda g: (-sizes[g], g))[:4]
+    for r, group in enumerate(groups):
+        members = out[out["dup_group"] == group]
+        kept = members[members["dup_keep"]]
+        assert kept["kind"].tolist() == ["original"]  # the largest
+        order = [*kept["outpath"], *members.loc[~members["dup_keep"], "outpath"]]
+        for c, path in enumerate(order):  # each cell shows that row's image
+            want = _thumb(path, 64)
+            th, tw = want.shape[:2]
+            top = r * cell_h + PADDING + (64 - th) // 2
+            left = c * cell_w + PADDING + (64 - tw) // 2
+            got = pixels[top : top + th, left : left + tw]
+            assert np.abs(got - want).mean() < 2, (r, c)
+        blank = pixels[r * cell_h : (r + 1) * cell_h, 3 * cell_w : 4 * cell_w]
+        assert (blank == 255).all()  # a group of three leaves the fourth cell blank
+    dask_sheet = duplicate_sheet(
+        dd.from_pandas(out, npartitions=3, sort=False), n_groups=4, ncols=4, thumb_size=64
+    )
+    assert np.array_equal(np.asarray(dask_sheet), np.asarray(sheet))
+
+
+def test_duplicate_sheet_refuses_a_table_without_groups():
+    from creevey_dask.reports import duplicate_sheet
+
+    df = duplicates(pd.DataFrame({"outpath": ["a"], "dhash": pd.array([1], dtype="UInt64")}))
+    with pytest.raises(ValueError, match="no duplicate group"):
+        duplicate_sheet(df)
+    with pytest.raises(ColumnError, match="dup_group"):
+        duplicate_sheet(df.drop(columns="dup_group"))

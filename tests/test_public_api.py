@@ -192,6 +192,7 @@ PINNED: list[str] = [
     "leaks",
     "download",
     "download_images_as_png",
+    "duplicate_sheet",
     "duplicates",
     "format_error",
     "load_image",
