@@ -514,7 +514,10 @@ def leaks(
         positions, 0-based), ``index_a``, ``index_b`` (the frame's index labels),
         ``split_a``, ``split_b``, ``distance`` (Int64 bits apart; null when only the
         digests matched and a hash is missing) and ``dup_group``. Only the rows of
-        groups that span more than one split are gathered from a dask frame.
+        groups that span more than one split are gathered from a dask frame, which is
+        computed three times (the groups, the groups' splits, those rows): persist it
+        first if it is costly. Every pair of such a group is compared, so a group of
+        ``k`` rows costs ``k**2`` comparisons.
 
     Examples
     --------
