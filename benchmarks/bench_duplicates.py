@@ -24,7 +24,8 @@ Speed
     best case of multi-index hashing; real dhashes cluster more (see the docs).
 
 Run: ``python benchmarks/bench_duplicates.py [--photos 150] [--sizes 10000,100000,1000000]``
-(needs ``pip install scikit-image``; a few minutes on 2 cores).
+(needs ``pip install scikit-image`` and numpy >= 2 for ``bitwise_count``; a few minutes on 2
+cores).
 """
 
 from __future__ import annotations
