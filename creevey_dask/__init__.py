@@ -8,6 +8,7 @@ Architecture, one module per stage::
     ops         image ops and measurements   resize     bulk resize keeping filenames
     engine      partitions, thread pool, skip, result columns
     split       train/valid/test assignment    imagenet   ImageNet-style folder trees
+    duplicates  exact and near-duplicate groups (dup_group, dup_keep); leaks across splits
     reports     contact sheets and summary figures of result tables (Pillow only)
     accessor    df.creevey on pandas and dask DataFrames
     cluster     start_local_cluster (dashboard link); politeness limits per worker
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from .cluster import start_local_cluster
     from .datasets import BaseDataset, S3TarfileDataset
     from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
+    from .duplicates import duplicates, leaks
     from .engine import format_error, summarize
     from .examples import UrlListDataset
     from .http import HttpOptions
@@ -72,7 +74,7 @@ if TYPE_CHECKING:
     from .imagenet import create_imagenet_style_symlinks, imagenet_symlinks, safe_label
     from .options import RunOptions
     from .pipeline import Pipeline
-    from .reports import contact_sheet, summary_figure, summary_table
+    from .reports import contact_sheet, duplicate_sheet, summary_figure, summary_table
     from .resize import resize_multiple_files
     from .rows import Reporter, record, report
     from .s3download import S3Downloader
@@ -94,6 +96,8 @@ _LAZY: dict[str, str] = {
     "start_local_cluster": "cluster",
     "BaseDataset": "datasets",
     "S3TarfileDataset": "datasets",
+    "duplicates": "duplicates",
+    "leaks": "duplicates",
     "DOWNLOAD_FORMATS": "download",
     "HttpLoader": "download",
     "download": "download",
@@ -118,6 +122,7 @@ _LAZY: dict[str, str] = {
     "record": "rows",
     "report": "rows",
     "contact_sheet": "reports",
+    "duplicate_sheet": "reports",
     "summary_figure": "reports",
     "summary_table": "reports",
     "resize_multiple_files": "resize",
@@ -154,9 +159,9 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-# ``download`` and ``split`` name both a function (the API) and its module. Importing a
-# submodule sets it as an attribute of the package; for these two the function keeps
-# the name, as it did when this package imported everything eagerly.
+# ``download``, ``split`` and ``duplicates`` name both a function (the API) and its
+# module. Importing a submodule sets it as an attribute of the package; for these the
+# function keeps the name, as it did when this package imported everything eagerly.
 _FUNCTION_OVER_MODULE = frozenset(name for name, module in _LAZY.items() if module == name)
 
 
@@ -199,6 +204,9 @@ __all__ = [
     "imagenet_symlinks",
     "create_imagenet_style_symlinks",
     "safe_label",
+    # duplicate groups and leak checks
+    "duplicates",
+    "leaks",
     # image ops and bulk resizing
     "decode_image",
     "ops",
@@ -219,6 +227,7 @@ __all__ = [
     "start_local_cluster",
     # visual reports
     "contact_sheet",
+    "duplicate_sheet",
     "summary_figure",
     "summary_table",
     # datasets

@@ -29,6 +29,8 @@ if TYPE_CHECKING:  # imported by the methods that use them, so that import stays
 #: ``creevey_dask.imagefile.DEFAULT_MAX_PIXELS``, spelled here so that importing the
 #: accessor does not import Pillow (tests/test_accessor.py checks that they agree).
 _DEFAULT_MAX_PIXELS = 89_478_485
+#: ``creevey_dask.duplicates.DEFAULT_MAX_DISTANCE``, for the same reason (numpy, pandas).
+_DEFAULT_MAX_DISTANCE = 4
 
 __all__ = ["CreeveyAccessor", "CreeveySeriesAccessor"]
 
@@ -276,7 +278,10 @@ class CreeveyAccessor(_Runs):
         """Add a ``split`` column (train/valid/test); see :func:`creevey_dask.split`.
 
         Rows sharing a ``groupby`` value land in one split; the same ``random_state``
-        gives the same answer for pandas and any partitioning of a dask frame.
+        gives the same answer for pandas and any partitioning of a dask frame. For a
+        split where no copy of an image crosses sides, group on the duplicate groups:
+        ``df.creevey.duplicates().creevey.split(valid_size, groupby="dup_group")``
+        (see :meth:`duplicates` and :meth:`leaks`).
         """
         from .split import split as _split
 
@@ -287,6 +292,52 @@ class CreeveyAccessor(_Runs):
             stratify=stratify,
             test_size=test_size,
             random_state=random_state,
+        )
+
+    # ---- duplicate groups and leak checks (creevey_dask.duplicates) ----
+
+    def duplicates(
+        self,
+        hash_col: str | None = "dhash",
+        max_distance: int = _DEFAULT_MAX_DISTANCE,
+        exact_col: str | None = None,
+        *,
+        width_col: str | None = None,
+        height_col: str | None = None,
+    ) -> pd.DataFrame | dd.DataFrame:
+        """Add ``dup_group`` and ``dup_keep``; see :func:`creevey_dask.duplicates`.
+
+        ``df[df.dup_keep]`` is the deduplicated table, and ``split(...,
+        groupby="dup_group")`` keeps every group of copies on one side.
+        """
+        from .duplicates import duplicates
+
+        return duplicates(
+            self._obj,
+            hash_col=hash_col,
+            max_distance=max_distance,
+            exact_col=exact_col,
+            width_col=width_col,
+            height_col=height_col,
+        )
+
+    def leaks(
+        self,
+        split_col: str = "split",
+        hash_col: str | None = "dhash",
+        max_distance: int = _DEFAULT_MAX_DISTANCE,
+        exact_col: str | None = None,
+    ) -> pd.DataFrame:
+        """The duplicate pairs whose rows sit in different splits (empty: no leak);
+        see :func:`creevey_dask.leaks`."""
+        from .duplicates import leaks
+
+        return leaks(
+            self._obj,
+            split_col=split_col,
+            hash_col=hash_col,
+            max_distance=max_distance,
+            exact_col=exact_col,
         )
 
     def imagenet_symlinks(

@@ -1,4 +1,4 @@
-"""The ``creevey`` command line: download, resize, split and an offline demo.
+"""The ``creevey`` command line: download, resize, split, dedup and an offline demo.
 
 Each subcommand reads a table (a text file of URLs or paths, CSV/TSV, JSON/JSON Lines or
 Parquet, optionally gzipped; local or any fsspec URL), runs the library function of the
@@ -19,6 +19,10 @@ from typing import Any
 __all__ = ["build_parser", "main", "read_table"]
 
 logger = logging.getLogger(__name__)
+
+#: ``creevey_dask.duplicates.DEFAULT_MAX_DISTANCE``, spelled here so that building the
+#: parser imports neither numpy nor pandas (tests/test_cli.py checks that they agree).
+DEFAULT_MAX_DISTANCE = 4
 
 
 class UsageError(Exception):
@@ -406,6 +410,38 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dedup(args: argparse.Namespace) -> int:
+    from .duplicates import duplicates
+    from .reports import duplicate_sheet
+
+    options = _storage_options(args.storage_option)
+    df = read_table(args.input, args.path_col, storage_options=options)
+    result = duplicates(
+        df,
+        hash_col=args.hash_col or None,
+        max_distance=args.max_distance,
+        exact_col=args.exact_col,
+    )
+    sizes = result["dup_group"].value_counts()
+    n_groups, n_copies = int((sizes > 1).sum()), int(len(result) - len(sizes))
+    if args.sheet and n_groups:
+        duplicate_sheet(
+            result,
+            path_col=args.path_col,
+            hash_col=args.hash_col or None,
+            storage_options=options,
+            save_to=args.sheet,
+        )
+    written = result[result["dup_keep"]] if args.drop_copies else result
+    written.to_parquet(args.output, storage_options=options or None)
+    print(
+        f"{len(result)} rows: {n_groups} duplicate groups, {n_copies} copies "
+        f"({'dropped' if args.drop_copies else 'dup_keep is False'}); result table: {args.output}"
+        + (f"; sheet: {args.sheet}" if args.sheet and n_groups else "")
+    )
+    return 0
+
+
 def _with_client(args: argparse.Namespace, run: Callable[[argparse.Namespace], Any]) -> Any:
     if not args.scheduler:
         return run(args)
@@ -610,6 +646,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _storage_option_flag(split)
     split.set_defaults(func=_split)
+
+    dedup = command(
+        "dedup",
+        "exact and near-duplicate groups",
+        "Add dup_group and dup_keep to INPUT: rows whose hashes are at most --max-distance "
+        "bits apart, or whose --exact-col digests are equal, share a group.",
+    )
+    dedup.add_argument("input", help=_INPUT_HELP + " (e.g. a result table with dhash)")
+    dedup.add_argument(
+        "--hash-col",
+        default="dhash",
+        help="the column of 64-bit perceptual hashes; an empty string to group on --exact-col only",
+    )
+    dedup.add_argument(
+        "--max-distance",
+        type=int,
+        default=DEFAULT_MAX_DISTANCE,
+        help="the largest Hamming distance, in bits, between near-duplicates",
+    )
+    dedup.add_argument(
+        "--exact-col",
+        default=None,
+        help="a column of byte digests (e.g. sha256) that are equal for copies (default: none)",
+    )
+    dedup.add_argument(
+        "--path-col", default="outpath", help="the column of image paths (for --sheet)"
+    )
+    dedup.add_argument(
+        "--sheet",
+        default=None,
+        help="also draw the largest groups, one per row, into this image (default: none)",
+    )
+    dedup.add_argument(
+        "--drop-copies",
+        action="store_true",
+        help="write only the kept row of each group (default: every row, with dup_keep)",
+    )
+    dedup.add_argument(
+        "--output", default="dedup.parquet", help="where to write the result table as Parquet"
+    )
+    _storage_option_flag(dedup)
+    dedup.set_defaults(func=_dedup)
 
     demo = command(
         "demo",

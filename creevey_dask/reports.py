@@ -2,6 +2,7 @@
 
 :func:`contact_sheet` draws a grid of thumbnails of a seeded sample of rows, each with
 a caption; rows without a readable image get a grey placeholder cell that says why.
+:func:`duplicate_sheet` draws the largest duplicate groups, one group per grid row.
 :func:`summary_table` counts rows by status, the most common error kinds and the
 distributions of ``width``, ``height`` and ``bytes``; :func:`summary_figure` draws
 those numbers as one image. Everything is drawn with Pillow and its bundled default
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from . import _charts, storage
+from . import _charts, ops, storage
 from ._charts import Font
 from .exceptions import UpstreamError, require_columns
 from .imagefile import ImageWriter
@@ -39,6 +40,7 @@ __all__ = [
     "PADDING",
     "cell_size",
     "contact_sheet",
+    "duplicate_sheet",
     "sample_rows",
     "summary_figure",
     "summary_table",
@@ -63,6 +65,7 @@ _ERROR_TEXT = (160, 20, 20)
 _STATUS_COLORS = {"ok": (60, 150, 80), "skipped": (90, 120, 170), "error": (200, 60, 50)}
 _ERROR_BARS = (200, 60, 50)
 _HIST_BARS = (70, 130, 180)
+_MASK64 = (1 << 64) - 1  # a signed int64 hash is read as its 64 bits
 
 
 # --- argument checks ------------------------------------------------------------------
@@ -273,6 +276,58 @@ def _draw_placeholder(
         draw.text((x, y + i * lh), text, font=font, fill=color)
 
 
+def _draw_sheet(
+    cells: Sequence[tuple[Any, Any, Any] | None],
+    captions: list[list[str]],
+    ncols: int,
+    thumb_size: int,
+    font: Font,
+    storage_options: Mapping[str, Any] | None,
+) -> Image.Image:
+    """The grid of ``(path, status, error)`` cells (None: blank), captioned, in order."""
+    caption_lines = max((len(c) for c in captions), default=0)
+    cell_w, cell_h = cell_size(thumb_size, caption_lines, font)
+    grid_rows = math.ceil(len(cells) / ncols)
+    sheet = Image.new("RGB", (ncols * cell_w, grid_rows * cell_h), _BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+
+    jobs = [(i, cell) for i, cell in enumerate(cells) if cell is not None]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(jobs)))) as pool:
+        made = pool.map(
+            lambda job: _thumbnail(job[1][0], job[1][1], job[1][2], thumb_size, storage_options),
+            jobs,
+        )
+        thumbs: list[Image.Image | _Placeholder | None] = [None] * len(cells)
+        for (i, _), one in zip(jobs, made, strict=True):
+            thumbs[i] = one
+
+    lh = _charts.line_height(font)
+    for i, (thumb, caption) in enumerate(zip(thumbs, captions, strict=True)):
+        left = (i % ncols) * cell_w + PADDING
+        top = (i // ncols) * cell_h + PADDING
+        box = (left, top, left + thumb_size, top + thumb_size)
+        if thumb is None:  # a blank cell
+            continue
+        if isinstance(thumb, _Placeholder):
+            _draw_placeholder(draw, box, thumb, font)
+        else:
+            draw.rectangle(
+                [left, top, left + thumb_size - 1, top + thumb_size - 1], fill=_THUMB_BACKGROUND
+            )
+            sheet.paste(
+                thumb,
+                (left + (thumb_size - thumb.width) // 2, top + (thumb_size - thumb.height) // 2),
+            )
+        for j, line in enumerate(caption):
+            text = _charts.fit_text(line, font, thumb_size)
+            x = left + (thumb_size - _charts.text_width(font, text)) / 2
+            draw.text(
+                (x, top + thumb_size + CAPTION_GAP + j * lh), text, font=font, fill=_charts.TEXT
+            )
+
+    return sheet
+
+
 def contact_sheet(
     df: Frame,
     path_col: str = "outpath",
@@ -366,45 +421,111 @@ def contact_sheet(
     rows = sample_rows(df, n, random_state=random_state, key_col=path_col, columns=needed)
     if rows.empty:
         raise ValueError("the frame has no rows to show in a contact sheet")
-    captions = _captions(rows, caption_cols)
-    caption_lines = max((len(c) for c in captions), default=0)
-    cell_w, cell_h = cell_size(thumb_size, caption_lines, font)
-    grid_rows = math.ceil(len(rows) / ncols)
-    sheet = Image.new("RGB", (ncols * cell_w, grid_rows * cell_h), _BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
-
     statuses = rows["status"] if "status" in rows.columns else pd.Series("", index=rows.index)
     errors = rows["error"] if "error" in rows.columns else pd.Series(None, index=rows.index)
-    jobs = list(zip(rows[path_col], statuses, errors, strict=True))
-    with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-        thumbs = list(
-            pool.map(
-                lambda job: _thumbnail(job[0], job[1], job[2], thumb_size, storage_options), jobs
-            )
-        )
+    cells = list(zip(rows[path_col], statuses, errors, strict=True))
+    sheet = _draw_sheet(
+        cells, _captions(rows, caption_cols), ncols, thumb_size, font, storage_options
+    )
+    if save_to is not None:
+        ImageWriter(storage_options=storage_options)(sheet, save_to)
+    return sheet
 
-    lh = _charts.line_height(font)
-    for i, (thumb, caption) in enumerate(zip(thumbs, captions, strict=True)):
-        left = (i % ncols) * cell_w + PADDING
-        top = (i // ncols) * cell_h + PADDING
-        box = (left, top, left + thumb_size, top + thumb_size)
-        if isinstance(thumb, _Placeholder):
-            _draw_placeholder(draw, box, thumb, font)
-        else:
-            draw.rectangle(
-                [left, top, left + thumb_size - 1, top + thumb_size - 1], fill=_THUMB_BACKGROUND
-            )
-            sheet.paste(
-                thumb,
-                (left + (thumb_size - thumb.width) // 2, top + (thumb_size - thumb.height) // 2),
-            )
-        for j, line in enumerate(caption):
-            text = _charts.fit_text(line, font, thumb_size)
-            x = left + (thumb_size - _charts.text_width(font, text)) / 2
-            draw.text(
-                (x, top + thumb_size + CAPTION_GAP + j * lh), text, font=font, fill=_charts.TEXT
-            )
 
+def duplicate_sheet(
+    df: Frame,
+    path_col: str = "outpath",
+    hash_col: str | None = "dhash",
+    n_groups: int = 8,
+    ncols: int = 6,
+    thumb_size: int = 128,
+    storage_options: Mapping[str, Any] | None = None,
+    font: Font | int | None = None,
+    *,
+    save_to: str | None = None,
+) -> Image.Image:
+    """The largest duplicate groups drawn as a contact sheet, one group per grid row.
+
+    For judging a ``max_distance`` by eye: each grid row holds one group of
+    :func:`creevey_dask.duplicates`' output, its kept row first and then its other rows
+    in table order (at most ``ncols``; a longer group says how many are not shown). Each
+    caption gives the group id and size, and for the other rows their distance in bits
+    to the kept row's ``hash_col``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or dask.dataframe.DataFrame
+        The output of :func:`creevey_dask.duplicates` (``dup_group``, ``dup_keep``). A
+        dask frame is computed twice: the group sizes, then the rows of the groups shown.
+    path_col : str
+        The column of image paths (any fsspec URL).
+    hash_col : str or None
+        The hash column of the distances in the captions; None for no distances.
+    n_groups : int
+        At most how many groups (the largest; equal sizes by group id), at least 1.
+    ncols, thumb_size, storage_options, font, save_to
+        As for :func:`contact_sheet`.
+
+    Returns
+    -------
+    PIL.Image.Image
+        ``ncols`` cells wide, a row per group shown; blank cells after a short group.
+
+    Raises
+    ------
+    ValueError
+        A bad ``n_groups``, ``ncols`` or ``thumb_size``, a missing column, or a frame
+        without any group of two rows or more.
+    """
+    _check_frame(df)
+    n_groups = _check_int("n_groups", n_groups, 1)
+    ncols = _check_int("ncols", ncols, 1)
+    thumb_size = _check_int("thumb_size", thumb_size, 16)
+    require_columns(
+        df.columns, path_col=path_col, hash_col=hash_col, groups=["dup_group", "dup_keep"]
+    )
+    font = _charts.resolve_font(font, _default_font_size(thumb_size))
+    sizes = df["dup_group"].value_counts()
+    if isinstance(sizes, dd.Series):
+        sizes = sizes.compute()
+    sizes = sizes[sizes > 1]
+    if sizes.empty:
+        raise ValueError("the frame has no duplicate group of two rows or more to show")
+    table = pd.DataFrame({"group": sizes.index.to_numpy(), "size": sizes.to_numpy()})
+    shown = table.sort_values(["size", "group"], ascending=[False, True]).head(n_groups)
+    wanted = [c for c in dict.fromkeys([path_col, "dup_group", "dup_keep", hash_col]) if c]
+    wanted += [c for c in ("status", "error") if c in df.columns and c not in wanted]
+    rows = df[df["dup_group"].isin(shown["group"].tolist())][wanted]
+    if isinstance(rows, dd.DataFrame):
+        rows = rows.compute()
+    cells: list[tuple[Any, Any, Any] | None] = []
+    captions: list[list[str]] = []
+    for group, size in zip(shown["group"], shown["size"], strict=True):
+        members = rows[rows["dup_group"] == group]
+        members = pd.concat([members[members["dup_keep"]], members[~members["dup_keep"]]])
+        kept_hash: Any = members[hash_col].iloc[0] if hash_col else None
+        for i in range(ncols):
+            if i >= len(members):
+                cells.append(None)
+                captions.append([])
+                continue
+            row = members.iloc[i]
+            status = row["status"] if "status" in row.index else ""
+            error = row["error"] if "error" in row.index else None
+            cells.append((row[path_col], status, error))
+            first = f"group {group} ({size})" if i == 0 else ""
+            if i == 0:
+                second = "kept"
+            elif hash_col is None or pd.isna(row[hash_col]) or pd.isna(kept_hash):
+                second = "copy"
+            else:
+                second = (
+                    f"{ops.hamming(int(row[hash_col]) & _MASK64, int(kept_hash) & _MASK64)} bits"
+                )
+            if i == ncols - 1 and len(members) > ncols:
+                second += f" (+{len(members) - ncols} more)"
+            captions.append([first, second])
+    sheet = _draw_sheet(cells, captions, ncols, thumb_size, font, storage_options)
     if save_to is not None:
         ImageWriter(storage_options=storage_options)(sheet, save_to)
     return sheet

@@ -457,7 +457,9 @@ def split(
         ``train_test_split``), so ``valid`` gets at least that proportion.
     groupby : str, optional
         A column whose rows must stay together: every value of it lands in exactly
-        one split (for example a patient or product id). Nulls are refused.
+        one split (for example a patient or product id, or ``dup_group`` from
+        :func:`creevey_dask.duplicates`, so that no copy of an image crosses sides).
+        Nulls are refused.
     stratify : str, optional
         A label column. Each split's label proportions then follow the whole frame's:
         without ``groupby`` exactly, to the row (largest-remainder apportionment per

@@ -150,7 +150,7 @@ thumbs = res.creevey.resize(
     path_col="outpath",
     shape=(96, 128),
     mode="cover",
-    report=["size"],
+    report=["size", "dhash"],
     progress=False,
 )
 thumbs[["inpath", "label", "status", "width", "height"]].head()""",
@@ -163,6 +163,42 @@ thumbs[["inpath", "label", "status", "width", "height"]].head()""",
 thumbs.creevey.contact_sheet(
     caption_cols=("label", "status"), n=24, ncols=6, thumb_size=96, random_state=0
 )""",
+    ),
+    (
+        "md",
+        "duplicates-md",
+        """\
+The three flaky URLs served the same images as three others: copies, which would leak
+between train and valid. `report=["dhash"]` gave each thumbnail a 64-bit perceptual hash;
+`duplicates()` groups the rows whose hashes are at most 4 bits apart (`dup_group`) and
+marks one row per group to keep (`dup_keep`). The largest groups, one per row:""",
+    ),
+    (
+        "code",
+        "duplicates",
+        """\
+from creevey_dask import duplicate_sheet
+
+groups = thumbs.creevey.duplicates()
+sizes = groups[groups.status == "ok"].dup_group.value_counts()
+print(len(sizes), "groups of images,", int((sizes > 1).sum()), "with copies")
+duplicate_sheet(groups, n_groups=3, ncols=3, thumb_size=96)""",
+    ),
+    (
+        "md",
+        "leaks-md",
+        """\
+Split on the groups, so that every copy lands on the side of its original, and check it:
+`leaks()` lists the duplicate pairs that cross a split.""",
+    ),
+    (
+        "code",
+        "leaks",
+        """\
+split = groups.creevey.split(0.25, groupby="dup_group", random_state=0)
+plain = thumbs.creevey.split(0.25, random_state=0)  # without the groups
+print(len(split.creevey.leaks()), "pairs cross the grouped split,", end=" ")
+print(len(plain.creevey.leaks()), "cross the plain one")""",
     ),
     ("md", "summary-md", "And the summary figure: statuses, error kinds, size histograms."),
     ("code", "summary-figure", "res.creevey.summary_figure(size=(800, 480))"),

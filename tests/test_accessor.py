@@ -103,10 +103,14 @@ def test_accessor_defaults_agree_with_the_functions():
     import inspect
 
     from creevey_dask import accessor, imagefile
+    from creevey_dask.duplicates import DEFAULT_MAX_DISTANCE
     from creevey_dask.resize import resize
 
     assert accessor._DEFAULT_MAX_PIXELS == imagefile.DEFAULT_MAX_PIXELS
+    assert accessor._DEFAULT_MAX_DISTANCE == DEFAULT_MAX_DISTANCE
     for method, function in (
+        (creevey_dask.CreeveyAccessor.duplicates, creevey_dask.duplicates),
+        (creevey_dask.CreeveyAccessor.leaks, creevey_dask.leaks),
         (creevey_dask.CreeveyAccessor.resize, resize),
         (creevey_dask.resize_multiple_files, resize),
         (creevey_dask.CreeveyAccessor.download, creevey_dask.download),

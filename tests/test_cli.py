@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -207,7 +208,7 @@ def test_unusable_input_exits_2_with_a_message(argv, message, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("command", [[], ["download"], ["resize"], ["split"], ["demo"]])
+@pytest.mark.parametrize("command", [[], ["download"], ["resize"], ["split"], ["dedup"], ["demo"]])
 def test_help_on_every_subcommand(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
@@ -378,7 +379,7 @@ def _subcommands() -> dict[str, Any]:
     return {"": parser, **sub.choices}
 
 
-@pytest.mark.parametrize("command", ["", "download", "resize", "split", "demo"])
+@pytest.mark.parametrize("command", ["", "download", "resize", "split", "dedup", "demo"])
 def test_help_names_every_flag_and_its_default(command, tmp_path):
     parser = _subcommands()[command]
     done = _creevey(*([command] if command else []), "--help", cwd=tmp_path)
@@ -427,3 +428,54 @@ def test_split_imagenet_dir_honours_stratify_and_output(tmp_path, capsys):
     assert plain != {"cat": 6, "dog": 6}
     assert sum(plain.values()) == 12
     capsys.readouterr()
+
+
+def test_dedup_writes_groups_and_a_sheet(tmp_path, capsys):
+    from creevey_dask import duplicates as dup
+    from creevey_dask.cli import DEFAULT_MAX_DISTANCE
+    from creevey_dask.duplicates import DEFAULT_MAX_DISTANCE as LIBRARY_DEFAULT
+
+    assert DEFAULT_MAX_DISTANCE == LIBRARY_DEFAULT
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rows = []
+    for i in range(4):  # two different images, each written twice
+        path = folder / f"{i}.png"
+        shade = np.zeros((32, 32), dtype=np.uint8)
+        shade[:, : 8 + 8 * (i % 2)] = 255
+        Image.fromarray(shade).save(path)
+        rows.append((str(path), "ok", "a" if i < 3 else "b"))
+    table = pd.DataFrame(rows, columns=["outpath", "status", "sha256"])
+    with_hash = table.assign(dhash=pd.array([_dhash(p) for p in table["outpath"]], dtype="UInt64"))
+    source = tmp_path / "results.parquet"
+    with_hash.to_parquet(source)
+    out, sheet = tmp_path / "out.parquet", tmp_path / "dups.png"
+    argv = ["dedup", str(source), "--hash-col", "dhash", "--max-distance", "4"]
+    assert main([*argv, "--output", str(out), "--sheet", str(sheet)]) == 0
+    printed = capsys.readouterr().out
+    assert "4 rows: 2 duplicate groups, 2 copies" in printed
+    written = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(written, dup(with_hash, max_distance=4))
+    assert written["dup_group"].tolist() == [0, 1, 0, 1]
+    with Image.open(sheet) as image:
+        assert image.size[1] > 0
+    # only the kept rows; groups by digest only
+    argv = ["dedup", str(source), "--hash-col", "", "--exact-col", "sha256", "--drop-copies"]
+    assert main([*argv, "--output", str(out)]) == 0
+    assert pd.read_parquet(out)["outpath"].tolist() == [rows[0][0], rows[3][0]]
+
+
+def _dhash(path):
+    from creevey_dask import ops
+
+    with Image.open(path) as image:
+        return ops.dhash(image)
+
+
+def test_dedup_bad_arguments_exit_2(tmp_path, capsys):
+    source = tmp_path / "t.csv"
+    pd.DataFrame({"outpath": ["a"], "dhash": [1.5]}).to_csv(source, index=False)
+    assert main(["dedup", str(source)]) == 2
+    assert "integer column of 64-bit hashes" in capsys.readouterr().err
+    assert main(["dedup", str(source), "--max-distance", "40"]) == 2
+    assert "from 0 to 16" in capsys.readouterr().err

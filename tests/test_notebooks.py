@@ -97,6 +97,10 @@ def test_quickstart(tmp_path: Path) -> None:
     assert "HttpError: HTTP 503" not in text(out["retry"])
     assert has_image(out["contact-sheet"])
     assert has_image(out["summary-figure"])
+    # the flaky URLs' images are copies of three others: found, drawn, kept on one side
+    assert "16 groups of images, 3 with copies" in text(out["duplicates"])
+    assert has_image(out["duplicates"])
+    assert text(out["leaks"]).startswith("0 pairs cross the grouped split")
 
 
 def test_distributed(tmp_path: Path) -> None:

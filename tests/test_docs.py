@@ -1,0 +1,58 @@
+"""Every Python block of each docs/*.md page runs as written, in order, in its own namespace.
+
+The pages follow README.md's rules (see tests/test_readme.py, whose block extractor this
+reuses): the blocks of one page share a namespace and run in a temporary working folder;
+a block that cannot run here carries ``<!-- readme-test: skip (why) -->`` on the line
+before its fence. Nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_readme import _close, python_blocks
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+
+
+def test_there_are_pages_to_run() -> None:
+    assert PAGES, f"no pages in {DOCS}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_page_python_blocks_run_as_written(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocks = python_blocks(page.read_text(encoding="utf-8"))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": f"__docs_{page.stem}__"}
+    try:
+        for line, code, reason in blocks:
+            if reason is None:
+                # compiled with the page's line numbers, so a traceback points into it
+                exec(compile("\n" * (line - 1) + code, str(page), "exec"), namespace)
+    finally:
+        _close(namespace)
+    check = CHECKS.get(page.name)
+    if check is not None:
+        check(namespace)
+
+
+def _duplicates_page(namespace: dict[str, Any]) -> None:
+    """docs/duplicates.md: what its comments say happened."""
+    groups, split, plain = namespace["groups"], namespace["split"], namespace["plain"]
+    assert len(groups) == 20
+    assert groups["dup_group"].nunique() == 12  # each planted copy found, nothing else
+    copies = groups[groups["path"].str.startswith(("half_", "q60_"))]
+    assert not copies["dup_keep"].any()  # the originals (the largest) are kept
+    assert (split.groupby("dup_group")["split"].nunique() == 1).all()
+    assert len(plain.creevey.leaks()) > 0
+    assert (Path("groups.png")).exists()
+
+
+CHECKS = {"duplicates.md": _duplicates_page}
