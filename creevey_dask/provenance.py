@@ -486,7 +486,7 @@ def inspect(path: str, storage_options: Mapping[str, Any] | None = None) -> Entr
     Examples
     --------
     >>> inspect("memory://provenance-doc/none.png")
-    Entry(kind='missing', digest=None, size=0)
+    Entry(kind='missing', digest=None, size=0, invalid=False)
     """
     local = storage.local_os_path(path)
     if local is not None:
