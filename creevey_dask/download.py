@@ -58,6 +58,8 @@ _EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "original": None}
 #: Rows in flight per partition for downloads (network-bound, so more than CPUs).
 DEFAULT_DOWNLOAD_JOBS = NETWORK_JOBS
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: Pillow's count of what a truncated file lacked: one cause, whatever the count.
+_UNPROCESSED = re.compile(r" \(\d+ bytes not processed\)")
 
 
 class Downloaded:
@@ -118,15 +120,16 @@ class HttpLoader:
         except ImageDecodeError as err:
             if type(err) is not ImageDecodeError:  # a subclass (e.g. ImageTooLargeError) says it
                 raise
-            # name what the server sent, without the URL (it is in the row) or object
-            # addresses, so that the run summary can group identical failures
+            # name what the server sent, without the URL (it is in the row), object
+            # addresses or its length (the bytes column has it), so that the run summary
+            # and error.value_counts() group identical failures
             text = str(err)
             prefix = f"cannot decode {url!r}: "
-            cause = _ADDRESS.sub("", text[len(prefix) :] if text.startswith(prefix) else text)
+            cause = text[len(prefix) :] if text.startswith(prefix) else text
+            cause = _UNPROCESSED.sub("", _ADDRESS.sub("", cause))
             kind = result.content_type or "no Content-Type"
             raise ImageDecodeError(
-                f"the response ({kind}, {len(body)} bytes) is not an image Pillow can decode: "
-                f"{cause}"
+                f"the response ({kind}) is not an image Pillow can decode: {cause}"
             ) from err
         return Downloaded(body, image) if self.keep_bytes else image
 

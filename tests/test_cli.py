@@ -340,7 +340,8 @@ def test_a_gzipped_json_lines_file_from_a_real_subprocess(image_server, tmp_path
     assert "HttpError: HTTP 404 Not Found" in done.stdout
     # progress is on by default: the end-of-run line, on stderr
     assert "creevey: 2 rows in " in done.stderr
-    assert "1 ok, 0 skipped, 1 error; top errors: 1 x HttpError: HTTP 404 Not Found" in done.stderr
+    assert "1 ok, 0 skipped, 1 error; 1 images written (" in done.stderr
+    assert "; top errors: 1 x HttpError: HTTP 404 Not Found" in done.stderr
     result = pd.read_parquet(tmp_path / "download-results.parquet")
     assert result.label.tolist() == ["a", "a"]
     with Image.open(tmp_path / result.outpath[0]) as image:  # relative to the command's folder
