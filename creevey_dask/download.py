@@ -31,6 +31,7 @@ from PIL import Image
 from . import ops as _ops
 from . import storage
 from ._dask_types import is_dask_frame, is_dask_series
+from ._keywords import public_keywords
 from .exceptions import ImageDecodeError, require_columns
 from .http import HttpOptions, fetch
 from .http import http_options as _http_options
@@ -235,6 +236,7 @@ def _as_url_frame(urls: Any, url_col: str) -> Any:
     return pd.DataFrame({url_col: list(urls)})
 
 
+@public_keywords("download")
 def download(
     df: Any,
     outdir: str | None,
@@ -434,6 +436,8 @@ def _download(
         opts.storage_options,
         verify_hash,
     )
+    if isinstance(ops, (str, bytes)):
+        raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
     ops_list = [ops] if callable(ops) else (list(ops) if ops is not None else None)
     if fmt == "original" and ops_list:
         raise ValueError(
@@ -564,6 +568,7 @@ class _LoggingWriter:
         self.log.append(outpath)
 
 
+@public_keywords("download_images_as_png")
 def download_images_as_png(
     urls: Any,
     outdir: str | None = None,

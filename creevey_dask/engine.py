@@ -309,15 +309,7 @@ def _refuse_process_local_outputs(
     first row's outpath. Lazy dask input computed later on processes is caught by the
     partition itself (:class:`PartitionRunner`), which then raises instead of writing.
     """
-    roots = [
-        outdir
-        for obj in (sink, outpath_func)
-        if isinstance(outdir := getattr(obj, "outdir", None), str)
-    ]
-    first = next((s for s in (() if sources is None else sources) if not _is_missing(s)), None)
-    if first is not None:
-        with contextlib.suppress(Exception):  # an unusable source is an error row later
-            roots.append(os.fspath(outpath_func(first)))
+    roots = _output_roots(outpath_func, sink, sources)
     lost = [root for root in roots if storage.is_process_local(root)]
     if not lost:
         return
@@ -332,6 +324,41 @@ def _refuse_process_local_outputs(
                 lost[0], "parallel_strategy='processes' runs rows in other processes"
             )
         )
+
+
+def _output_roots(
+    outpath_func: Callable[[Any], Any], sink: Sink | None, sources: Iterable[Any] | None
+) -> list[str]:
+    """Where a run writes: the namer's or sink's ``outdir``, and the first row's outpath."""
+    roots = [
+        outdir
+        for obj in (sink, outpath_func)
+        if isinstance(outdir := getattr(obj, "outdir", None), str)
+    ]
+    first = next((s for s in (() if sources is None else sources) if not _is_missing(s)), None)
+    if first is not None:
+        with contextlib.suppress(Exception):  # an unusable source is an error row later
+            roots.append(os.fspath(outpath_func(first)))
+    return roots
+
+
+def _refuse_unwritable_outdir(
+    outpath_func: Callable[[Any], Any], sink: Sink | None, sources: Iterable[Any] | None
+) -> None:
+    """A ValueError, before any row, for a local outdir that is a file or not writable.
+
+    Checked on the namer's or sink's ``outdir`` (a folder) and on the folder of the
+    first row's outpath; every row would otherwise be the same error.
+    """
+    folders = [r for r in (getattr(o, "outdir", None) for o in (sink, outpath_func)) if r]
+    if not folders:
+        folders = [
+            folder
+            for root in _output_roots(outpath_func, sink, sources)
+            if (folder := storage.local_folder(root))
+        ]
+    for folder in folders:
+        storage.check_writable_folder(str(folder))
 
 
 def _coerce(value: Any, dtype: Any, name: str) -> Any:
@@ -570,9 +597,9 @@ def run_pipeline(
     if not (is_dask or sharded):  # the table order decides who keeps a clashing name
         outpaths = outpaths.resolved(frame[inpath_col].tolist())
     client = active_client()
-    _refuse_process_local_outputs(
-        outpath_func, sink, None if is_dask else frame[inpath_col], strategy, client
-    )
+    first_rows = None if is_dask else frame[inpath_col]
+    _refuse_process_local_outputs(outpath_func, sink, first_rows, strategy, client)
+    _refuse_unwritable_outdir(outpath_func, sink, first_rows)
     # dask input stays lazy (no pass over the table before the run): each partition
     # settles its own rows' clashes in its order; between partitions the first writer wins
     runner = PartitionRunner(

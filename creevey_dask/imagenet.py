@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import storage
 from ._dask_types import is_dask_frame
+from ._keywords import public_keywords
 from .exceptions import require_columns
 from .naming import disambiguate, safe_name
 from .options import KEEP_STATUSES
@@ -401,6 +402,7 @@ def _copy_all(tree: _Tree, sources: Sequence[str], places: Sequence[tuple[str, .
             raise
 
 
+@public_keywords("imagenet_symlinks")
 def imagenet_symlinks(
     df: pd.DataFrame | dd.DataFrame,
     outdir: str | os.PathLike[str],

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._keywords import public_keywords
 from .engine import Inpaths, run_pipeline
 from .options import RunOptions, run_options
-from .rows import Reporter, record, report, result_columns_of
+from .rows import Reporter, check_op, record, report, result_columns_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +84,7 @@ class Pipeline:
         else:
             ops_list = list(ops)
         for i, op in enumerate(ops_list):
-            _check_callable(f"ops[{i}]", op)
+            check_op(f"ops[{i}]", op)
         write_func = write_image if write_func is None else write_func
         _check_callable("write_func", write_func)
         if parallel_strategy not in PARALLEL_STRATEGIES:
@@ -126,6 +127,7 @@ class Pipeline:
             return draft_aware(source, draft=getattr(first, "draft_size", None))
         return self.load_func(source)
 
+    @public_keywords("Pipeline.run")
     def run(
         self,
         inpaths: Inpaths,

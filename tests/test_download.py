@@ -86,7 +86,7 @@ FAULTS = {
     "html": (
         "/html/page.jpg",
         "error",
-        r"^ImageDecodeError: the response \(text/html; charset=utf-8, \d+ bytes\) is not an "
+        r"^ImageDecodeError: the response \(text/html; charset=utf-8\) is not an "
         r"image Pillow can decode: ",
         1,
         200,
