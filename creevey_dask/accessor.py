@@ -310,6 +310,7 @@ class CreeveyAccessor(_Runs):
         relative: bool = True,
         keep_status: Sequence[str] | None = KEEP_STATUSES,
         storage_options: Mapping[str, Any] | None = None,
+        replace: bool = False,
     ) -> pd.DataFrame:
         """Lay the result table's images out as ``outdir/{train,valid}/<label>/``.
 
@@ -334,6 +335,7 @@ class CreeveyAccessor(_Runs):
             relative=relative,
             keep_status=keep_status,
             storage_options=storage_options,
+            replace=replace,
         )
 
     # ---- visual reports (creevey_dask.reports) ----
