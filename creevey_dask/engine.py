@@ -94,11 +94,13 @@ def format_error(err: BaseException) -> str:
 
 
 #: The parts of a message that vary between rows of one cause: a quoted path or URL (a
-#: port, a file name), a count with its unit ("2768 bytes", "(7 bytes not processed)",
-#: "1.5 s") and a size ("640x480").
+#: port, a file name), a port ("127.0.0.1:43567", "port=43567"), a count with its unit
+#: ("2768 bytes", "(7 bytes not processed)", "1.5 s") and a size ("640x480").
 _VARIABLE_PARTS = (
     (re.compile(r"'[^']*'|\"[^\"]*\""), "'…'"),
-    (re.compile(r"\b\d+x\d+\b"), "NxN"),
+    (re.compile(r"(?<=[\w\]]):\d{1,5}\b"), ":N"),
+    (re.compile(r"\bport=\d+"), "port=N"),
+    (re.compile(r"\b\d+( ?)x\1\d+\b"), r"N\1x\1N"),
     (re.compile(r"\b\d+(?:\.\d+)?(?= ?(?:bytes?|B|kB|MB|px|pixels?|s|seconds?|scans?)\b)"), "N"),
 )
 
@@ -107,8 +109,9 @@ def error_cause(error: str) -> str:
     """The cause of a row's ``error``, the same for every row that failed the same way.
 
     The root cause (an :class:`UpstreamError` gives the earlier step's error), with
-    the parts that vary between rows replaced: quoted paths and URLs by ``'…'``, counts
-    of bytes, pixels or seconds by ``N``, sizes such as ``640x480`` by ``NxN``. HTTP
+    the parts that vary between rows replaced: quoted paths and URLs by ``'…'``, ports
+    by ``:N``, counts of bytes, pixels or seconds by ``N``, sizes such as ``640x480``
+    or ``40 x 30`` by ``NxN`` / ``N x N``. HTTP
     statuses and other bare numbers are kept (a 404 is not a 503).
 
     Examples
@@ -116,6 +119,8 @@ def error_cause(error: str) -> str:
     >>> error_cause("ImageDecodeError: cannot decode '/data/a.jpg': truncated JPEG data: "
     ...             "image file is truncated (7 bytes not processed)")
     "ImageDecodeError: cannot decode '…': truncated JPEG data: image file is truncated (N bytes not processed)"
+    >>> error_cause("DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=43567)")
+    'DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=N)'
     """  # noqa: E501
     cause = UpstreamError.root_cause(" ".join(error.split()))
     for pattern, replacement in _VARIABLE_PARTS:

@@ -713,3 +713,25 @@ def test_dask_partition_clashes_follow_row_order(tmp_path):
         for source, outpath in zip(sources, res.outpath, strict=True):
             with Image.open(source) as want, Image.open(outpath) as got:
                 assert got.getpixel((0, 0)) == want.getpixel((0, 0))
+
+
+def test_error_causes_ignore_the_parts_that_vary_between_rows():
+    from creevey_dask.engine import error_cause, error_causes
+
+    errors = pd.Series(
+        [
+            f"ImageFilteredError: min_image_size=64: the image is {w} x {h}, smaller"
+            for w, h in [(40, 30), (20, 60), (63, 63)]
+        ]
+        + [f"DownloadConnectionError: cannot connect to 127.0.0.1:{p}" for p in (9, 4321, 65000)]
+        + ["HttpError: HTTP 404 Not Found", "HttpError: HTTP 503 Service Unavailable"]
+    )
+    assert error_causes(errors, top=5) == [  # ties by name
+        ("DownloadConnectionError: cannot connect to 127.0.0.1:N", 3),
+        ("ImageFilteredError: min_image_size=64: the image is N x N, smaller", 3),
+        ("HttpError: HTTP 404 Not Found", 1),
+        ("HttpError: HTTP 503 Service Unavailable", 1),
+    ]
+    assert error_cause("OSError: wrote 12 of 2768 bytes in 1.5 s") == (
+        "OSError: wrote 12 of N bytes in N s"
+    )
