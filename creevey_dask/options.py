@@ -62,7 +62,8 @@ class RunOptions:
     skip_existing : bool, default True
         Rows whose output already exists are ``"skipped"``: nothing loaded or written.
     progress : bool, default True
-        Show a progress bar (dask's, or ``distributed.progress`` on a cluster).
+        Show a progress bar of rows on stderr (a widget in a notebook with ipywidgets; on a
+        cluster too) and end with a one-line summary; a failing display never stops a run.
     npartitions : int, optional
         For in-memory input, how many dask partitions (tasks) to cut it into.
     storage_options : mapping, optional

@@ -167,7 +167,8 @@ class Pipeline:
             columns). For other inputs, the name given to the source column in the
             result (default ``"inpath"``, or the Series' name).
         progress : bool, default True
-            Show a progress bar (dask's, or ``distributed.progress`` on a cluster).
+            Show a progress bar of rows on stderr (a widget in a notebook with
+            ipywidgets; on a cluster too) and end with a one-line summary.
         npartitions : int, optional
             For in-memory input, how many dask partitions to cut it into.
         storage_options : mapping, optional
