@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from .datasets import BaseDataset, S3TarfileDataset
     from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
     from .duplicates import duplicates, leaks
-    from .engine import format_error, summarize
+    from .engine import compute_result, format_error, summarize
     from .examples import UrlListDataset
     from .http import HttpOptions
     from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
@@ -107,6 +107,7 @@ _LAZY: dict[str, str] = {
     "RESULT_COLUMNS": "schema",
     "STATUS_DTYPE": "schema",
     "STATUSES": "schema",
+    "compute_result": "engine",
     "format_error": "engine",
     "summarize": "engine",
     "UrlListDataset": "examples",
@@ -192,6 +193,7 @@ __all__ = [
     "STATUS_DTYPE",
     "format_error",
     "summarize",
+    "compute_result",
     "RunOptions",
     # loading and writing
     "ImageLoader",

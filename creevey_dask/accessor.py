@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ._keywords import public_keywords
 from ._lazy import when_imported
 from .exceptions import require_columns
 from .options import KEEP_STATUSES
@@ -46,6 +47,7 @@ class _Runs:
         require_columns(self._obj.columns, **{f"{default}_col": col})
         return self._obj, col
 
+    @public_keywords("df.creevey.download")
     def download(
         self,
         outdir: str | None,
@@ -122,12 +124,13 @@ class _Runs:
             options=options,
         )
 
+    @public_keywords("df.creevey.resize")
     def resize(
         self,
         outdir: str,
         path_col: str | None = None,
         *,
-        shape: Sequence[int] | None = None,
+        shape: Sequence[int] | int | None = None,
         min_dim: int | None = None,
         max_dim: int | None = None,
         mode: str | None = None,
@@ -234,6 +237,7 @@ class CreeveyAccessor(_Runs):
         """The frame this accessor was reached from."""
         return self._obj
 
+    @public_keywords("df.creevey.run")
     def run(
         self,
         pipeline: Pipeline,
@@ -267,6 +271,7 @@ class CreeveyAccessor(_Runs):
 
     # ---- splits (creevey_dask.split) and ImageNet-style folders (creevey_dask.imagenet) ----
 
+    @public_keywords("df.creevey.split")
     def split(
         self,
         valid_size: int | float,
@@ -340,6 +345,7 @@ class CreeveyAccessor(_Runs):
             exact_col=exact_col,
         )
 
+    @public_keywords("df.creevey.imagenet_symlinks")
     def imagenet_symlinks(
         self,
         outdir: str,
@@ -355,6 +361,7 @@ class CreeveyAccessor(_Runs):
         relative: bool = True,
         keep_status: Sequence[str] | None = KEEP_STATUSES,
         storage_options: Mapping[str, Any] | None = None,
+        replace: bool = False,
     ) -> pd.DataFrame:
         """Lay the result table's images out as ``outdir/{train,valid}/<label>/``.
 
@@ -379,10 +386,12 @@ class CreeveyAccessor(_Runs):
             relative=relative,
             keep_status=keep_status,
             storage_options=storage_options,
+            replace=replace,
         )
 
     # ---- visual reports (creevey_dask.reports) ----
 
+    @public_keywords("df.creevey.contact_sheet")
     def contact_sheet(
         self,
         path_col: str = "outpath",
@@ -416,6 +425,7 @@ class CreeveyAccessor(_Runs):
             save_to=save_to,
         )
 
+    @public_keywords("df.creevey.summary_figure")
     def summary_figure(
         self,
         *,
@@ -446,6 +456,7 @@ class CreeveyAccessor(_Runs):
             storage_options=storage_options,
         )
 
+    @public_keywords("df.creevey.summary_table")
     def summary_table(
         self, *, top_errors: int = 8, bins: int = 20, columns: Sequence[str] | None = None
     ) -> dict[str, Any]:
@@ -488,6 +499,7 @@ class CreeveySeriesAccessor(_Runs):
             )
         return self._obj.to_frame(name=name), name
 
+    @public_keywords("series.creevey.run")
     def run(
         self,
         pipeline: Pipeline,

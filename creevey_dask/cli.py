@@ -254,6 +254,7 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
         help="no progress bar and no end-of-run line on stderr (default: shown)",
     )
     _storage_option_flag(parser)
+    _checks(parser)
     parser.add_argument(
         "--output-format",
         default=None,
@@ -276,6 +277,74 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
         metavar="COLUMN",
         help="an input column stored with each sample, repeatable (default: all columns)",
     )
+
+
+def _checks(parser: argparse.ArgumentParser) -> None:
+    """The size filters, source hashes and result-column naming of download and resize."""
+    parser.add_argument(
+        "--min-image-size",
+        type=int,
+        default=None,
+        help="refuse images whose shorter side is smaller (an error row; default: none)",
+    )
+    parser.add_argument(
+        "--max-image-area",
+        type=int,
+        default=None,
+        help="refuse images of more pixels, width x height (default: none)",
+    )
+    parser.add_argument(
+        "--max-aspect-ratio",
+        type=float,
+        default=None,
+        help="refuse images whose longer side / shorter side is larger (default: none)",
+    )
+    parser.add_argument(
+        "--compute-hash",
+        default=None,
+        choices=["sha256", "md5"],
+        help="add a source_<algorithm> column: the digest of the bytes read (default: none)",
+    )
+    parser.add_argument(
+        "--verify-hash",
+        type=_verify_hash,
+        default=None,
+        metavar="COLUMN[:ALGORITHM]",
+        help="a row whose bytes do not have the hex digest in COLUMN is an error row; "
+        "ALGORITHM is sha256 or md5 (default: no check; sha256 if only COLUMN is given)",
+    )
+    parser.add_argument(
+        "--result-suffix",
+        default=None,
+        help="an input column named like a result column (width, height, bytes, ...) is "
+        "kept; the result's gets this suffix (default: _result)",
+    )
+
+
+def _verify_hash(text: str) -> tuple[str, str]:
+    column, _, algorithm = text.partition(":")
+    if not column:
+        raise argparse.ArgumentTypeError(f"{text!r} is not COLUMN or COLUMN:ALGORITHM")
+    return column, algorithm or "sha256"
+
+
+#: The options of size filters and hashes (see creevey_dask.checks), for download and resize.
+_CHECK_OPTIONS = (
+    "min_image_size",
+    "max_image_area",
+    "max_aspect_ratio",
+    "compute_hash",
+    "verify_hash",
+)
+
+
+def _run_options(args: argparse.Namespace) -> Any:
+    """``options=`` for the run: a RunOptions when --result-suffix is given, else None."""
+    if args.result_suffix is None:
+        return None
+    from .options import RunOptions
+
+    return RunOptions(result_suffix=args.result_suffix)
 
 
 def _storage_option_flag(parser: argparse.ArgumentParser) -> None:
@@ -317,7 +386,9 @@ def _run_download(args: argparse.Namespace) -> Any:
     if args.resize is not None:
         from .ops import resize
 
-        ops.append(resize(shape=args.resize, **_given(args, "mode")))
+        ops.append(resize(shape=args.resize, only_shrink=args.only_shrink, **_given(args, "mode")))
+    elif args.only_shrink:
+        raise UsageError("--only-shrink applies to --resize; give --resize HxW too")
     return download(
         df,
         args.outdir,
@@ -339,7 +410,9 @@ def _run_download(args: argparse.Namespace) -> Any:
             "n_jobs",
             "npartitions",
             *_SINK_OPTIONS,
+            *_CHECK_OPTIONS,
         ),
+        options=_run_options(args),
     )
 
 
@@ -362,8 +435,26 @@ def _run_resize(args: argparse.Namespace) -> Any:
         parallel_strategy="processes" if args.processes else "threads",
         storage_options=options,
         progress=args.progress,
-        **_given(args, "mode", "format", "quality", "n_jobs", "npartitions", *_SINK_OPTIONS),
+        options=_run_options(args),
+        **_given(
+            args,
+            "mode",
+            "format",
+            "quality",
+            "n_jobs",
+            "npartitions",
+            *_SINK_OPTIONS,
+            *_CHECK_OPTIONS,
+        ),
     )
+
+
+def _size(flag: str, text: str) -> float:
+    """A split size: an int count, or a float proportion if it has a point."""
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        raise UsageError(f"{flag} must be a number, got {text!r}") from None
 
 
 def _split(args: argparse.Namespace) -> int:
@@ -372,12 +463,8 @@ def _split(args: argparse.Namespace) -> int:
 
     options = _storage_options(args.storage_option)
     df = read_table(args.input, args.path_col, storage_options=options)
-    try:
-        valid_size: float = (
-            float(args.valid_size) if "." in args.valid_size else int(args.valid_size)
-        )
-    except ValueError:
-        raise UsageError(f"--valid-size must be a number, got {args.valid_size!r}") from None
+    valid_size = _size("--valid-size", args.valid_size)
+    test_size = None if args.test_size is None else _size("--test-size", args.test_size)
     if args.imagenet_dir:
         # a result table: link only the rows whose file exists, unless --all-rows
         manifest = imagenet_symlinks(
@@ -386,6 +473,7 @@ def _split(args: argparse.Namespace) -> int:
             label_col=args.label_col,
             path_col=args.path_col,
             valid_size=valid_size,
+            test_size=test_size,
             groupby=args.groupby,
             stratify=args.stratify,
             random_state=args.seed,
@@ -402,7 +490,12 @@ def _split(args: argparse.Namespace) -> int:
         )
         return 0
     result = split(
-        df, valid_size, groupby=args.groupby, stratify=args.stratify, random_state=args.seed
+        df,
+        valid_size,
+        groupby=args.groupby,
+        stratify=args.stratify,
+        test_size=test_size,
+        random_state=args.seed,
     )
     result.to_parquet(args.output, storage_options=options or None)
     counts = result["split"].value_counts()
@@ -480,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     _verbose_flag(parser, False)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, description: str) -> argparse.ArgumentParser:
@@ -521,6 +617,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="how --resize treats the aspect ratio: stretch, cover, fit, pad or contain "
         "(default: stretch)",
+    )
+    download.add_argument(
+        "--only-shrink",
+        action="store_true",
+        help="with --resize, never enlarge an image (default: enlarge small ones too)",
     )
     download.add_argument(
         "--timeout",
@@ -597,6 +698,11 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("input", help=_INPUT_HELP + " (e.g. a download's result table)")
     split.add_argument(
         "--valid-size", required=True, help="a count (int) or a proportion (float in (0, 1))"
+    )
+    split.add_argument(
+        "--test-size",
+        default=None,
+        help="also a test split: a count (int) or a proportion (float in (0, 1)) (default: none)",
     )
     split.add_argument("--label-col", default="label", help="the column of labels")
     split.add_argument(

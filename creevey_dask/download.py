@@ -31,6 +31,7 @@ from PIL import Image
 from . import ops as _ops
 from . import storage
 from ._dask_types import is_dask_frame, is_dask_series
+from ._keywords import public_keywords
 from .exceptions import ImageDecodeError, require_columns
 from .http import HttpOptions, fetch
 from .http import http_options as _http_options
@@ -58,6 +59,8 @@ _EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "original": None}
 #: Rows in flight per partition for downloads (network-bound, so more than CPUs).
 DEFAULT_DOWNLOAD_JOBS = NETWORK_JOBS
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: Pillow's count of what a truncated file lacked: one cause, whatever the count.
+_UNPROCESSED = re.compile(r" \(\d+ bytes not processed\)")
 
 
 class Downloaded:
@@ -118,15 +121,16 @@ class HttpLoader:
         except ImageDecodeError as err:
             if type(err) is not ImageDecodeError:  # a subclass (e.g. ImageTooLargeError) says it
                 raise
-            # name what the server sent, without the URL (it is in the row) or object
-            # addresses, so that the run summary can group identical failures
+            # name what the server sent, without the URL (it is in the row), object
+            # addresses or its length (the bytes column has it), so that the run summary
+            # and error.value_counts() group identical failures
             text = str(err)
             prefix = f"cannot decode {url!r}: "
-            cause = _ADDRESS.sub("", text[len(prefix) :] if text.startswith(prefix) else text)
+            cause = text[len(prefix) :] if text.startswith(prefix) else text
+            cause = _UNPROCESSED.sub("", _ADDRESS.sub("", cause))
             kind = result.content_type or "no Content-Type"
             raise ImageDecodeError(
-                f"the response ({kind}, {len(body)} bytes) is not an image Pillow can decode: "
-                f"{cause}"
+                f"the response ({kind}) is not an image Pillow can decode: {cause}"
             ) from err
         return Downloaded(body, image) if self.keep_bytes else image
 
@@ -238,6 +242,7 @@ def _as_url_frame(urls: Any, url_col: str) -> Any:
     return pd.DataFrame({url_col: list(urls)})
 
 
+@public_keywords("download")
 def download(
     df: Any,
     outdir: str | None,
@@ -437,6 +442,8 @@ def _download(
         opts.storage_options,
         verify_hash,
     )
+    if isinstance(ops, (str, bytes)):
+        raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
     ops_list = [ops] if callable(ops) else (list(ops) if ops is not None else None)
     if fmt == "original" and ops_list:
         raise ValueError(
@@ -574,6 +581,7 @@ class _LoggingWriter:
         self.log.append(outpath)
 
 
+@public_keywords("download_images_as_png")
 def download_images_as_png(
     urls: Any,
     outdir: str | None = None,

@@ -31,6 +31,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import stat
 import sys
 import time
@@ -42,6 +43,7 @@ import pandas as pd
 
 from . import _interrupt, provenance, storage
 from ._dask_types import is_dask_frame, is_dask_series
+from ._progress import RunProgress, local_callback, show_line
 from .exceptions import ColumnError, UpstreamError, require_columns
 from .naming import Outpaths
 from .rows import end_row, start_row
@@ -52,6 +54,8 @@ from .schema import (
     STATUSES,
     STRING_DTYPE,
     UPSTREAM_ERROR_COL,
+    concat_results,
+    error_type_column,
 )
 
 if TYPE_CHECKING:
@@ -64,6 +68,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Inpaths",
     "active_client",
+    "compute_result",
+    "error_cause",
     "format_error",
     "run_pipeline",
     "summarize",
@@ -88,6 +94,41 @@ def format_error(err: BaseException) -> str:
     message = " ".join(str(err).split())
     text = f"{type(err).__name__}: {message}" if message else type(err).__name__
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+#: The parts of a message that vary between rows of one cause: a quoted path or URL (a
+#: port, a file name), a port ("127.0.0.1:43567", "port=43567"), a count with its unit
+#: ("2768 bytes", "(7 bytes not processed)", "1.5 s") and a size ("640x480").
+_VARIABLE_PARTS = (
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "'…'"),
+    (re.compile(r"(?<=[\w\]]):\d{1,5}\b"), ":N"),
+    (re.compile(r"\bport=\d+"), "port=N"),
+    (re.compile(r"\b\d+( ?)x\1\d+\b"), r"N\1x\1N"),
+    (re.compile(r"\b\d+(?:\.\d+)?(?= ?(?:bytes?|B|kB|MB|px|pixels?|s|seconds?|scans?)\b)"), "N"),
+)
+
+
+def error_cause(error: str) -> str:
+    """The cause of a row's ``error``, the same for every row that failed the same way.
+
+    The root cause (an :class:`UpstreamError` gives the earlier step's error), with
+    the parts that vary between rows replaced: quoted paths and URLs by ``'…'``, ports
+    by ``:N``, counts of bytes, pixels or seconds by ``N``, sizes such as ``640x480``
+    or ``40 x 30`` by ``NxN`` / ``N x N``. HTTP
+    statuses and other bare numbers are kept (a 404 is not a 503).
+
+    Examples
+    --------
+    >>> error_cause("ImageDecodeError: cannot decode '/data/a.jpg': truncated JPEG data: "
+    ...             "image file is truncated (7 bytes not processed)")
+    "ImageDecodeError: cannot decode '…': truncated JPEG data: image file is truncated (N bytes not processed)"
+    >>> error_cause("DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=43567)")
+    'DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=N)'
+    """  # noqa: E501
+    cause = UpstreamError.root_cause(" ".join(error.split()))
+    for pattern, replacement in _VARIABLE_PARTS:
+        cause = pattern.sub(replacement, cause)
+    return cause
 
 
 def active_client() -> Any | None:
@@ -292,6 +333,7 @@ class PartitionRunner:
         result["outpath"] = pd.Series(outpaths, index=index, dtype=STRING_DTYPE)
         result["status"] = pd.Series(pd.Categorical(statuses, dtype=STATUS_DTYPE), index=index)
         result["error"] = pd.Series(errors, index=index, dtype=STRING_DTYPE)
+        result["error_type"] = error_type_column(errors, index)
         for name, dtype in self.result_columns.items():
             if name in RESULT_COLUMNS:
                 continue
@@ -341,15 +383,7 @@ def _refuse_process_local_outputs(
     first row's outpath. Lazy dask input computed later on processes is caught by the
     partition itself (:class:`PartitionRunner`), which then raises instead of writing.
     """
-    roots = [
-        outdir
-        for obj in (sink, outpath_func)
-        if isinstance(outdir := getattr(obj, "outdir", None), str)
-    ]
-    first = next((s for s in (() if sources is None else sources) if not _is_missing(s)), None)
-    if first is not None:
-        with contextlib.suppress(Exception):  # an unusable source is an error row later
-            roots.append(os.fspath(outpath_func(first)))
+    roots = _output_roots(outpath_func, sink, sources)
     lost = [root for root in roots if storage.is_process_local(root)]
     if not lost:
         return
@@ -364,6 +398,41 @@ def _refuse_process_local_outputs(
                 lost[0], "parallel_strategy='processes' runs rows in other processes"
             )
         )
+
+
+def _output_roots(
+    outpath_func: Callable[[Any], Any], sink: Sink | None, sources: Iterable[Any] | None
+) -> list[str]:
+    """Where a run writes: the namer's or sink's ``outdir``, and the first row's outpath."""
+    roots = [
+        outdir
+        for obj in (sink, outpath_func)
+        if isinstance(outdir := getattr(obj, "outdir", None), str)
+    ]
+    first = next((s for s in (() if sources is None else sources) if not _is_missing(s)), None)
+    if first is not None:
+        with contextlib.suppress(Exception):  # an unusable source is an error row later
+            roots.append(os.fspath(outpath_func(first)))
+    return roots
+
+
+def _refuse_unwritable_outdir(
+    outpath_func: Callable[[Any], Any], sink: Sink | None, sources: Iterable[Any] | None
+) -> None:
+    """A ValueError, before any row, for a local outdir that is a file or not writable.
+
+    Checked on the namer's or sink's ``outdir`` (a folder) and on the folder of the
+    first row's outpath; every row would otherwise be the same error.
+    """
+    folders = [r for r in (getattr(o, "outdir", None) for o in (sink, outpath_func)) if r]
+    if not folders:
+        folders = [
+            folder
+            for root in _output_roots(outpath_func, sink, sources)
+            if (folder := storage.local_folder(root))
+        ]
+    for folder in folders:
+        storage.check_writable_folder(str(folder))
 
 
 def _coerce(value: Any, dtype: Any, name: str) -> Any:
@@ -417,25 +486,37 @@ def _result_dtype_problem(name: str, dtype: Any) -> str | None:
             if known <= set(STATUSES):
                 return None
         return f"'status' is {dtype}, not category {list(STATUSES)}"
-    if pd.api.types.is_string_dtype(dtype):
+    if pd.api.types.is_string_dtype(dtype) or (
+        name == "error_type" and isinstance(dtype, pd.CategoricalDtype)
+    ):
         return None
     return f"{name!r} is {dtype}, not string"
 
 
-def _drop_previous_results(frame: Any, result_names: Iterable[str], inpath_col: str) -> Any:
-    """Take a previous result frame's results off; refuse any other clash with a result column.
+#: The temporary name of an input column that has a stage result column's name, while
+#: the run adds that result column (:func:`_hold_inputs`, :func:`_release_inputs`).
+_HOLD = "_creevey_input_"
+
+
+def _drop_previous_results(
+    frame: Any, result_names: Iterable[str], inpath_col: str, suffix: str
+) -> tuple[Any, list[str]]:
+    """Take a previous result frame's results off; keep the user's columns of result names.
 
     A frame is a previous result frame only when it has every column of
     :data:`~creevey_dask.schema.RESULT_COLUMNS` with its dtype. Then the result
     columns of this run are replaced (the earlier ``error`` is kept aside for
     :class:`UpstreamError` rows), and a source column that is a result column (e.g.
-    ``outpath``) is renamed to ``inpath``. Any other frame with a result column's name
-    is refused with a :class:`ColumnError` that says how to rename.
+    ``outpath``) is renamed to ``inpath``. Any other frame with a column named like
+    ``outpath``, ``status``, ``error`` or ``error_type`` is refused with a
+    :class:`ColumnError` that says how to rename. An input column named like a stage's
+    result column (``width`` of a LAION table) is kept: the result's column is named
+    with ``suffix`` (``width_result``). Returns the frame and those held names.
     """
     columns = list(frame.columns)
     present = [c for c in result_names if c in columns]
     if not present:
-        return frame
+        return frame, []
     problems = [
         problem
         for c in RESULT_COLUMNS
@@ -446,18 +527,49 @@ def _drop_previous_results(frame: Any, result_names: Iterable[str], inpath_col: 
         )
     ]
     if problems:
-        renames = {c: f"{c}_in" for c in present}
-        raise ColumnError(
-            f"the input has column(s) {present}, which this run's result would overwrite, "
-            f"and it is not a result table of an earlier run ({'; '.join(problems)}); "
-            f"rename them first, e.g. df.rename(columns={renames}), or, for a result "
-            "table read back from a file, restore its dtypes: "
-            "df.astype(creevey_dask.RESULT_COLUMNS)"
-        )
-    frame = frame.drop(columns=[c for c in present if c not in ("error", inpath_col)])
+        core = [c for c in present if c in RESULT_COLUMNS]
+        if core:
+            renames = {c: f"{c}_in" for c in core}
+            raise ColumnError(
+                f"the input has column(s) {core}, which this run's result would overwrite, "
+                f"and it is not a result table of an earlier run ({'; '.join(problems)}); "
+                f"rename them first, e.g. df.rename(columns={renames}), or, for a result "
+                "table read back from a file, restore its dtypes: "
+                "df.astype(creevey_dask.RESULT_COLUMNS)"
+            )
+        return _hold_inputs(frame, present, suffix), present
+    stage = [c for c in present if c not in RESULT_COLUMNS]
+    # an earlier run that kept the user's ``width`` named its own ``width_result``
+    held = [c for c in stage if f"{c}{suffix}" in columns]
+    dropped = [f"{c}{suffix}" for c in held] + [c for c in stage if c not in held]
+    dropped += [c for c in present if c in RESULT_COLUMNS and c not in ("error", inpath_col)]
+    frame = frame.drop(columns=dropped)
     if inpath_col in present:
         frame = frame.rename(columns={inpath_col: source_col_for(inpath_col, columns)})
-    return keep_upstream_errors(frame)
+    return keep_upstream_errors(_hold_inputs(frame, held, suffix)), held
+
+
+def _hold_inputs(frame: Any, names: list[str], suffix: str) -> Any:
+    """``frame`` with its columns ``names`` renamed out of the way of the result's."""
+    if not names:
+        return frame
+    taken = [f"{c}{suffix}" for c in names if f"{c}{suffix}" in frame.columns]
+    if taken:
+        raise ColumnError(
+            f"the input has column(s) {names}, which this run also adds, and the names its "
+            f"results would take instead ({taken}) are taken too; pass another "
+            "result_suffix= (a RunOptions field) or rename the input columns"
+        )
+    return frame.rename(columns={c: _HOLD + c for c in names})
+
+
+def _release_inputs(result: Any, names: list[str], suffix: str) -> Any:
+    """The run's result with the held input columns back under their names."""
+    if not names:
+        return result
+    renames = {c: f"{c}{suffix}" for c in names}
+    renames.update({_HOLD + c: c for c in names})
+    return result.rename(columns=renames)
 
 
 def source_col_for(inpath_col: str, columns: Iterable[Any]) -> str:
@@ -543,8 +655,15 @@ def run_pipeline(
     if sink is not None:
         frame = sink.prepare(frame)
     renamed = source_col_for(inpath_col, frame.columns)
-    frame = _drop_previous_results(frame, result_columns, inpath_col)
+    suffix = options.result_suffix
+    frame, held = _drop_previous_results(frame, result_columns, inpath_col, suffix)
     inpath_col = renamed
+    if held and sink is not None and sink.sharded:
+        raise ColumnError(
+            f"the input has column(s) {held}, which the shards' records also hold; with "
+            f"output_format={sink.output_format!r} rename them first, e.g. "
+            f"df.rename(columns={ {c: f'{c}_in' for c in held} })"
+        )
     if sink is not None:
         sink.check(frame.columns, pipeline.write_func)
     outpaths = Outpaths(outpath_func, storage_options=storage_options)
@@ -552,9 +671,9 @@ def run_pipeline(
     if not (is_dask or sharded):  # the table order decides who keeps a clashing name
         outpaths = outpaths.resolved(frame[inpath_col].tolist())
     client = active_client()
-    _refuse_process_local_outputs(
-        outpath_func, sink, None if is_dask else frame[inpath_col], strategy, client
-    )
+    first_rows = None if is_dask else frame[inpath_col]
+    _refuse_process_local_outputs(outpath_func, sink, first_rows, strategy, client)
+    _refuse_unwritable_outdir(outpath_func, sink, first_rows)
     # dask input stays lazy (no pass over the table before the run): each partition
     # settles its own rows' clashes in its order; between partitions the first writer wins
     runner = PartitionRunner(
@@ -569,13 +688,14 @@ def run_pipeline(
     task = runner if sink is None else sink.bind(runner)
     _interrupt.watch_local_schedulers()  # Ctrl-C in a local compute stops the partitions
     if is_dask:
-        return frame.map_partitions(task, meta=_meta(task, frame._meta))
+        lazy = frame.map_partitions(task, meta=_lazy_meta(_meta(task, frame._meta)))
+        return _release_inputs(lazy, held, suffix)
 
     index = frame.index
     if isinstance(index, pd.MultiIndex):  # dask has no MultiIndex: run on positions
         frame = frame.reset_index(drop=True)
     if len(frame) == 0:
-        return _restore_index(_meta(task, frame), index)
+        return _release_inputs(_restore_index(_meta(task, frame), index), held, suffix)
     started = time.perf_counter()
     workers = sum(client.nthreads().values()) if client is not None else local_cores()
     if npartitions is None:
@@ -590,16 +710,16 @@ def run_pipeline(
             rows = frame.iloc[positions] if len(phases) > 1 else frame
             parts = _split_rows(rows, min(npartitions, len(rows)))
             done += _compute(task, parts, strategy, client, progress, runner.run_id)
-    result = pd.concat(done) if len(done) > 1 else done[0]
+    result = concat_results(done)
     if len(phases) > 1:  # back to the table's order
         result = result.iloc[np.argsort(np.concatenate(phases), kind="stable")]
-    result = _restore_index(result, index)
+    result = _release_inputs(_restore_index(result, index), held, suffix)
     summarize(result)
     seconds = time.perf_counter() - started
     if sink is not None:
         sink.finish(result, seconds)
     if progress:  # one line for the person at the keyboard, besides the log records
-        print(summary_line(result, seconds), file=sys.stderr, flush=True)
+        show_line(summary_line(result, seconds))
     return result
 
 
@@ -620,6 +740,56 @@ def _phases(frame: pd.DataFrame, inpath_col: str, outpaths: Outpaths) -> list[np
     if not later.any():
         return [positions]
     return [p for p in (positions[~later], positions[later]) if len(p)]
+
+
+def _lazy_meta(meta: pd.DataFrame) -> pd.DataFrame:
+    """A dask result's meta: ``error_type``'s categories are unknown until computed."""
+    from dask.dataframe.utils import clear_known_categories
+
+    return clear_known_categories(meta, cols=["error_type"])
+
+
+def compute_result(result: Any, *, progress: bool = True) -> pd.DataFrame:
+    """Compute a lazy (dask) result table with a progress bar and the end-of-run summary.
+
+    ``result.compute()`` gives the same frame, silently; this shows the bar of its
+    partitions (stderr, or a notebook widget), logs the summary and prints its line on
+    stderr, as an in-memory run does. On the active ``distributed`` Client if there is
+    one. A pandas frame is returned as it is.
+
+    Parameters
+    ----------
+    result : dask.dataframe.DataFrame or pandas.DataFrame
+        A run's result (e.g. ``ddf.creevey.download(...)``).
+    progress : bool, default True
+        Show the bar and the summary line.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    if isinstance(result, pd.DataFrame):
+        return result
+    if not is_dask_frame(result):
+        raise TypeError(f"result must be a dask or pandas DataFrame, got {type(result).__name__}")
+    from dask import compute
+
+    started = time.perf_counter()
+    parts = result.to_delayed()
+    sizes = {part.key: 1 for part in parts}
+    client = active_client()
+    with RunProgress(len(parts), "partitions", enabled=progress) as bar:
+        if client is not None:
+            done = _gather(client, client.compute(parts), sizes, bar)
+        else:
+            with local_callback(bar, sizes):
+                done = list(compute(*parts))
+    frame = concat_results(done) if done else result._meta.copy()
+    if "status" in frame.columns:
+        summarize(frame)
+        if progress:
+            show_line(summary_line(frame, time.perf_counter() - started))
+    return frame
 
 
 def _restore_index(result: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
@@ -660,24 +830,30 @@ def _compute(
         delayed(task, pure=False)(part, dask_key_name=f"creevey-{run_id}-{i}")
         for i, part in enumerate(parts)
     ]
-    if client is not None:
-        futures = client.compute(tasks)
-        try:
-            if progress:
-                from distributed import progress as distributed_progress
-
-                distributed_progress(futures)
-            return list(client.gather(futures))
-        except KeyboardInterrupt:  # Ctrl-C: cancel the partitions not yet done
-            client.cancel(futures)
-            raise
-    scheduler = _local_scheduler(strategy)
-    if progress:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar(minimum=1.0):
+    sizes = {f"creevey-{run_id}-{i}": len(part) for i, part in enumerate(parts)}
+    with RunProgress(sum(sizes.values()), enabled=progress) as bar:
+        if client is not None:
+            return _gather(client, client.compute(tasks), sizes, bar)
+        scheduler = _local_scheduler(strategy)
+        with local_callback(bar, sizes):
             return list(compute(*tasks, scheduler=scheduler))
-    return list(compute(*tasks, scheduler=scheduler))
+
+
+def _gather(client: Any, futures: list[Any], sizes: Mapping[Any, int], bar: RunProgress) -> Any:
+    """The results of ``futures`` in order, moving ``bar`` on as each finishes.
+
+    The bar follows the cluster's own record of finished tasks (``as_completed``), and
+    shows on stderr or as a widget like a local run's; the dashboard has the rest.
+    """
+    from distributed import as_completed
+
+    try:
+        for future in as_completed(futures):
+            bar.update(sizes.get(future.key, 0))
+        return list(client.gather(futures))
+    except KeyboardInterrupt:  # Ctrl-C: cancel the partitions not yet done
+        client.cancel(futures)
+        raise
 
 
 def _local_scheduler(strategy: str) -> Callable[..., Any]:
@@ -704,30 +880,35 @@ def local_cores() -> int:
 
 
 def error_causes(errors: pd.Series, top: int = 3) -> list[tuple[str, int]]:
-    """The ``top`` most common root causes among error texts, with their counts.
+    """The ``top`` most common causes among error texts, with their counts.
 
-    A row that failed because an earlier step failed counts under that step's error
-    (see :meth:`UpstreamError.root_cause`), not under ``UpstreamError``. Ties are
-    broken alphabetically, so the answer does not depend on row order.
+    Errors are grouped by :func:`error_cause`: a row that failed because an earlier
+    step failed counts under that step's error, and messages that differ only in a
+    path, a byte count or a size are one cause. Ties are broken alphabetically, so the
+    answer does not depend on row order.
 
     Examples
     --------
     >>> errors = pd.Series([
     ...     "HttpError: HTTP 404 Not Found",
     ...     "UpstreamError: the previous step failed: HttpError: HTTP 404 Not Found",
-    ...     "ImageDecodeError: not an image",
+    ...     "ImageDecodeError: the response (image/jpeg) is truncated (7 bytes not processed)",
+    ...     "ImageDecodeError: the response (image/jpeg) is truncated (12 bytes not processed)",
     ...     None,
     ... ])
     >>> error_causes(errors)
-    [('HttpError: HTTP 404 Not Found', 2), ('ImageDecodeError: not an image', 1)]
-    """
-    causes = errors.dropna().astype(str).map(UpstreamError.root_cause).value_counts()
+    [('HttpError: HTTP 404 Not Found', 2), ('ImageDecodeError: the response (image/jpeg) is truncated (N bytes not processed)', 2)]
+    """  # noqa: E501
+    causes = errors.dropna().astype(str).map(error_cause).value_counts()
     ranked = sorted(((str(c), int(n)) for c, n in causes.items()), key=lambda cn: (-cn[1], cn[0]))
     return ranked[:top]
 
 
 def summary_line(result: pd.DataFrame, elapsed: float, *, top: int = 3) -> str:
-    """One line on a finished run: rows by status, images/s and the top error causes.
+    """One line on a finished run: rows by status, images written and per second, top causes.
+
+    Rows and images are told apart: ``images/s`` counts the images this run wrote
+    (``ok`` rows), not the rows it looked at.
 
     Parameters
     ----------
@@ -736,7 +917,8 @@ def summary_line(result: pd.DataFrame, elapsed: float, *, top: int = 3) -> str:
     elapsed : float
         The run's wall-clock seconds.
     top : int, default 3
-        How many error causes to name (each cut to 80 characters).
+        How many error causes (see :func:`error_causes`) to name, each cut to 80
+        characters.
 
     Examples
     --------
@@ -745,14 +927,15 @@ def summary_line(result: pd.DataFrame, elapsed: float, *, top: int = 3) -> str:
     ...     "error": [None, None, None, "HttpError: HTTP 404 Not Found"],
     ... })
     >>> summary_line(result, 2.0)
-    'creevey: 4 rows in 2.0 s (2.0 images/s): 3 ok, 0 skipped, 1 error; top errors: 1 x HttpError: HTTP 404 Not Found'
+    'creevey: 4 rows in 2.0 s: 3 ok, 0 skipped, 1 error; 3 images written (1.5 images/s); top errors: 1 x HttpError: HTTP 404 Not Found'
     """  # noqa: E501
     counts = result["status"].value_counts()
-    total = len(result)
-    rate = f"{total / elapsed:.1f}" if elapsed > 0 else "-"
-    line = f"creevey: {total} rows in {elapsed:.1f} s ({rate} images/s): " + ", ".join(
+    written = int(counts.get("ok", 0))
+    rate = f"{written / elapsed:.1f}" if elapsed > 0 else "-"
+    line = f"creevey: {len(result)} rows in {elapsed:.1f} s: " + ", ".join(
         f"{int(counts.get(s, 0))} {s}" for s in STATUSES
     )
+    line += f"; {written} images written ({rate} images/s)"
     causes = error_causes(result.loc[result["status"] == "error", "error"], top)
     if causes:
         shown = [cause if len(cause) <= 80 else cause[:79] + "…" for cause, _ in causes]
@@ -763,7 +946,8 @@ def summary_line(result: pd.DataFrame, elapsed: float, *, top: int = 3) -> str:
 
 
 def summarize(result: pd.DataFrame, *, top: int = 5) -> dict[str, int]:
-    """Log counts by status and the most common error causes; warn when most rows failed.
+    """Log counts by status and the most common error causes (see :func:`error_causes`);
+    warn when most rows failed.
 
     Returns the counts by status.
     """

@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import storage
 from ._dask_types import is_dask_frame
+from ._keywords import public_keywords
 from .exceptions import require_columns
 from .naming import disambiguate, safe_name
 from .options import KEEP_STATUSES
@@ -173,8 +174,17 @@ def _is_file(path: str, storage_options: Mapping[str, Any] | None) -> bool:
     return bool(fs.isfile(fs_path))
 
 
-def _check_outdir(outdir: str, link: str, storage_options: Mapping[str, Any] | None) -> bool:
-    """Refuse unusable destinations; return whether ``outdir`` exists already."""
+_NOT_EMPTY = "is not empty; pass an empty or new folder"
+
+
+def _check_outdir(
+    outdir: str, link: str, storage_options: Mapping[str, Any] | None, *, allow_full: bool = False
+) -> bool:
+    """Refuse unusable destinations; return whether ``outdir`` holds anything already.
+
+    A folder that is not empty is refused unless ``allow_full`` (the caller then checks
+    that it holds this very tree).
+    """
     if not storage.is_local(outdir):
         if link == "symlink":
             raise ValueError(
@@ -187,16 +197,51 @@ def _check_outdir(outdir: str, link: str, storage_options: Mapping[str, Any] | N
         if not fs.isdir(root):
             raise ValueError(f"outdir {outdir!r} is a file, not a folder")
         if fs.ls(root, detail=False):
-            raise ValueError(f"outdir {outdir!r} is not empty; pass an empty or new folder")
-        return True
+            if allow_full:
+                return True
+            raise ValueError(f"outdir {outdir!r} {_NOT_EMPTY}")
+        return False
     local = _local(outdir)
     if not os.path.lexists(local):
         return False
     if not os.path.isdir(local):
         raise ValueError(f"outdir {outdir!r} is not a folder")
     if os.listdir(local):
-        raise ValueError(f"outdir {outdir!r} is not empty; pass an empty or new folder")
-    return True
+        if allow_full:
+            return True
+        raise ValueError(f"outdir {outdir!r} {_NOT_EMPTY}")
+    return False
+
+
+def _check_replace(outdir: str, replace: bool, storage_options: Any) -> None:
+    """Refuse to build over a full ``outdir`` unless ``replace`` and it is a tree of ours."""
+    if not replace:
+        raise ValueError(
+            f"outdir {outdir!r} {_NOT_EMPTY} (it does not hold the tree this call makes; "
+            "replace=True replaces a tree this function made)"
+        )
+    if not storage.is_local(outdir):
+        raise ValueError(f"replace=True replaces local trees only; {outdir!r} is not local")
+    if not storage.exists(storage.join(outdir, MANIFEST_NAME), storage_options):
+        raise ValueError(
+            f"outdir {outdir!r} {_NOT_EMPTY}: it has no {MANIFEST_NAME}, so it is not a tree "
+            "this function made, and replace=True leaves it alone"
+        )
+
+
+def _same_tree(outdir: str, manifest: pd.DataFrame, storage_options: Any) -> bool:
+    """Whether ``outdir`` holds the tree of ``manifest`` already: its manifest, its files.
+
+    A rerun of the same call (a notebook cell run twice) then finds its own tree.
+    """
+    path = storage.join(outdir, MANIFEST_NAME)
+    try:
+        existing = storage.read_bytes(path, storage_options)
+    except (FileNotFoundError, OSError):
+        return False
+    if existing != manifest.to_csv(index=False).encode("utf-8"):
+        return False
+    return all(storage.exists(storage.join(outdir, p), storage_options) for p in manifest["path"])
 
 
 def _check_status(frame: Any, keep_status: Sequence[str] | None, default: bool = False) -> Any:
@@ -246,7 +291,10 @@ class _Tree:
     wrote.
     """
 
-    def __init__(self, outdir: str, storage_options: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self, outdir: str, storage_options: Mapping[str, Any] | None, replace: bool = False
+    ) -> None:
+        self.replace = replace  # a local outdir holding an earlier tree, swapped out at the end
         self.outdir = outdir
         self.options = storage_options
         self.local = storage.is_local(outdir)
@@ -347,12 +395,20 @@ class _Tree:
         """Put the built tree in place (locally: one rename); refuse if another call won."""
         if self.local:
             final = os.path.abspath(_local(self.outdir))
+            aside = None
+            if self.replace:  # the earlier tree moves aside, then goes once this one is in
+                aside = storage.temp_path(final)
+                os.rename(final, aside)
             try:
                 os.rename(self.base, final)  # fails unless final is missing or empty
             except OSError as err:
+                if aside is not None:
+                    os.rename(aside, final)
                 if err.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
                     raise _busy(self.outdir) from err
                 raise
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
             self.made.remove(self.base)
             return
         if not self._still_claimed():
@@ -401,6 +457,7 @@ def _copy_all(tree: _Tree, sources: Sequence[str], places: Sequence[tuple[str, .
             raise
 
 
+@public_keywords("imagenet_symlinks")
 def imagenet_symlinks(
     df: pd.DataFrame | dd.DataFrame,
     outdir: str | os.PathLike[str],
@@ -416,6 +473,7 @@ def imagenet_symlinks(
     relative: bool = True,
     keep_status: Sequence[str] | None = KEEP_STATUSES,
     storage_options: Mapping[str, Any] | None = None,
+    replace: bool = False,
 ) -> pd.DataFrame:
     """Lay images out as ``<outdir>/{train,valid}/<label>/<file>``, ImageNet style.
 
@@ -470,6 +528,11 @@ def imagenet_symlinks(
         every row.
     storage_options : mapping, optional
         fsspec options for ``outdir`` and for remote sources.
+    replace : bool, default False
+        A local ``outdir`` that holds an earlier tree made by this function (it has a
+        ``manifest.csv``) is replaced by the new tree once that is complete (a
+        notebook rerun with other rows). The same call run again changes nothing
+        either way. Any other full folder is refused.
 
     Returns
     -------
@@ -482,7 +545,9 @@ def imagenet_symlinks(
     ColumnError
         A named column is missing.
     ValueError
-        ``outdir`` is not empty, a label, path or group is null, paths repeat, a
+        ``outdir`` is not empty (unless it holds this very call's tree: a rerun
+        of the same call returns the manifest and changes nothing), a label, path or
+        group is null, paths repeat, a
         source does not exist, a size is out of range, or symlinks are asked for
         where they cannot exist. Nothing is created in these cases.
     FileExistsError
@@ -524,7 +589,7 @@ def imagenet_symlinks(
         df.columns, label_col=label_col, path_col=path_col, groupby=groupby, stratify=stratify
     )
     outdir = os.fspath(outdir)
-    _check_outdir(outdir, link, storage_options)
+    full = _check_outdir(outdir, link, storage_options, allow_full=True)
 
     columns = list(dict.fromkeys(c for c in (path_col, label_col, groupby, stratify) if c))
     if keep_status is not None and "status" in df.columns:
@@ -577,7 +642,12 @@ def imagenet_symlinks(
         index=work.index,
     )
 
-    tree = _Tree(outdir, storage_options)
+    if full:
+        if _same_tree(outdir, manifest, storage_options):  # this very call, run again
+            logger.info("imagenet folders in %s: already built by the same call", outdir)
+            return manifest
+        _check_replace(outdir, replace, storage_options)
+    tree = _Tree(outdir, storage_options, replace=full)
     try:
         tree.start()
         for s in splits:

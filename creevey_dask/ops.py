@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from .imagefile import DRAFT_ORIGINAL_SIZE_KEY, draft_scale, to_8bit
-from .rows import Reporter, record
+from .rows import Reporter, makes_op, record
 
 __all__ = [
     # resizing
@@ -135,7 +135,7 @@ class Resize:
 
     def __init__(
         self,
-        shape: Sequence[int] | None = None,
+        shape: Sequence[int] | int | None = None,
         *,
         min_dim: int | None = None,
         max_dim: int | None = None,
@@ -156,13 +156,18 @@ class Resize:
                 f"got {given or 'none'}"
             )
         self.shape: tuple[int, int] | None = None
+        if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+            shape = (int(shape), int(shape))  # one number: a square, as the CLI's --shape 256
         if shape is not None:
             if (
                 isinstance(shape, (str, bytes))
                 or not isinstance(shape, Sequence)
                 or len(shape) != 2
             ):
-                raise ValueError(f"shape must be (height, width), two positive ints; got {shape!r}")
+                raise ValueError(
+                    f"shape must be (height, width), two positive ints, or one int for a "
+                    f"square; got {shape!r}"
+                )
             self.shape = (
                 _positive_int("shape[0] (height)", shape[0]),
                 _positive_int("shape[1] (width)", shape[1]),
@@ -336,8 +341,9 @@ def _contain_size(w: int, h: int, width: int, height: int) -> tuple[int, int]:
     return max(1, round(w / h * height)), height
 
 
+@makes_op
 def resize(
-    shape: Sequence[int] | None = None,
+    shape: Sequence[int] | int | None = None,
     *,
     min_dim: int | None = None,
     max_dim: int | None = None,
@@ -351,9 +357,10 @@ def resize(
 
     Parameters
     ----------
-    shape : (height, width), optional
+    shape : (height, width) or int, optional
         The exact output shape, **height first** (as in the original creevey and
-        numpy). How the aspect ratio is treated depends on ``mode``.
+        numpy); one int is a square (``shape=256`` is ``(256, 256)``, as the command
+        line's ``--shape 256``). How the aspect ratio is treated depends on ``mode``.
     min_dim : int, optional
         The shorter side becomes ``min_dim``; the aspect ratio is kept.
     max_dim : int, optional
@@ -454,6 +461,7 @@ class TrimBottom(_SimpleOp):
         return image.crop((0, 0, image.width, image.height - self.pixels))
 
 
+@makes_op
 def trim_bottom(pixels: int) -> TrimBottom:
     """An op that removes the bottom ``pixels`` rows (e.g. a caption bar).
 
@@ -497,6 +505,7 @@ class Crop(_SimpleOp):
         return image.crop(self.box)
 
 
+@makes_op
 def crop(box: Sequence[int]) -> Crop:
     """An op that crops to ``box = (left, upper, right, lower)``, in pixels (Pillow's order).
 
@@ -537,6 +546,7 @@ class CenterCrop(_SimpleOp):
         return image.crop((left, top, left + new_w, top + new_h))
 
 
+@makes_op
 def centercrop(reduction_factor: float) -> CenterCrop:
     """An op that keeps the central ``reduction_factor`` of each side (as the original creevey).
 
@@ -608,6 +618,7 @@ class TrimPadding(_SimpleOp):
         return image.crop(box)
 
 
+@makes_op
 def trim_padding(comparison_op: Callable[[Any, float], Any], thresh: float) -> TrimPadding:
     """An op that removes border rows and columns that are entirely padding.
 

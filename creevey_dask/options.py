@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-__all__ = ["KEEP_STATUSES", "LOCAL_JOBS", "NETWORK_JOBS", "RunOptions", "run_options"]
+__all__ = [
+    "DEFAULT_RESULT_SUFFIX",
+    "KEEP_STATUSES",
+    "LOCAL_JOBS",
+    "NETWORK_JOBS",
+    "RunOptions",
+    "run_options",
+]
 
 _Options = TypeVar("_Options", bound="DataclassInstance")
 
@@ -28,6 +35,11 @@ LOCAL_JOBS = 2
 #: Rows in flight per partition by default when the sources are URLs or remote files
 #: (network-bound): downloads, and reads from object stores.
 NETWORK_JOBS = 16
+
+#: What a stage's result column (``width``, ``bytes``, ...) is named after when the
+#: input already has a column of its name: the input column is kept as it is, and the
+#: result's is ``width_result``.
+DEFAULT_RESULT_SUFFIX = "_result"
 
 #: The statuses whose rows an ImageNet-style tree keeps by default: those whose file
 #: exists (written now, or by an earlier run); the one default of the functions, the
@@ -50,7 +62,8 @@ class RunOptions:
     skip_existing : bool, default True
         Rows whose output already exists are ``"skipped"``: nothing loaded or written.
     progress : bool, default True
-        Show a progress bar (dask's, or ``distributed.progress`` on a cluster).
+        Show a progress bar of rows on stderr (a widget in a notebook with ipywidgets; on a
+        cluster too) and end with a one-line summary; a failing display never stops a run.
     npartitions : int, optional
         For in-memory input, how many dask partitions (tasks) to cut it into.
     storage_options : mapping, optional
@@ -58,6 +71,12 @@ class RunOptions:
     parallel_strategy : {"threads", "processes"}, optional
         The local dask scheduler when no distributed Client is active; by default the
         pipeline's (``Pipeline(parallel_strategy=...)``, itself ``"threads"``).
+    result_suffix : str, default "_result"
+        Input columns named like a result column that a stage adds (``width`` and
+        ``height`` of a LAION table, ``bytes``, ...) are kept as they are; the run's
+        column is then named with this suffix (``width_result``). ``outpath``,
+        ``status``, ``error`` and ``error_type`` are never renamed: an input with one of
+        them must be a result table of an earlier run, or be renamed.
 
     Examples
     --------
@@ -76,6 +95,7 @@ class RunOptions:
     npartitions: int | None = None
     storage_options: Mapping[str, Any] | None = None
     parallel_strategy: str | None = None
+    result_suffix: str = DEFAULT_RESULT_SUFFIX
 
     def __post_init__(self) -> None:
         for name in ("n_jobs", "npartitions"):
@@ -89,6 +109,11 @@ class RunOptions:
         for name in ("skip_existing", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not isinstance(self.result_suffix, str) or not self.result_suffix.strip():
+            raise ValueError(
+                f"result_suffix must be a non-empty str such as '_result', got "
+                f"{self.result_suffix!r}"
+            )
         if self.storage_options is not None:
             if not isinstance(self.storage_options, Mapping):
                 raise TypeError(f"storage_options must be a mapping, got {self.storage_options!r}")
@@ -127,7 +152,7 @@ def run_options(options: RunOptions | None = None, /, **shortcuts: Any) -> RunOp
     Examples
     --------
     >>> run_options(RunOptions(n_jobs=2), n_jobs=None, progress=False)
-    RunOptions(n_jobs=2, skip_existing=True, progress=False, npartitions=None, storage_options=None, parallel_strategy=None)
+    RunOptions(n_jobs=2, skip_existing=True, progress=False, npartitions=None, storage_options=None, parallel_strategy=None, result_suffix='_result')
     """  # noqa: E501
     if options is None:
         options = RunOptions()

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._keywords import public_keywords
 from .engine import Inpaths, run_pipeline
 from .options import RunOptions, run_options
-from .rows import Reporter, record, report, result_columns_of
+from .rows import Reporter, check_op, record, report, result_columns_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,7 +100,7 @@ class Pipeline:
         else:
             ops_list = list(ops)
         for i, op in enumerate(ops_list):
-            _check_callable(f"ops[{i}]", op)
+            check_op(f"ops[{i}]", op)
         write_func = write_image if write_func is None else write_func
         _check_callable("write_func", write_func)
         if parallel_strategy not in PARALLEL_STRATEGIES:
@@ -142,6 +143,7 @@ class Pipeline:
             return draft_aware(source, draft=getattr(first, "draft_size", None))
         return self.load_func(source)
 
+    @public_keywords("Pipeline.run")
     def run(
         self,
         inpaths: Inpaths,
@@ -181,7 +183,8 @@ class Pipeline:
             columns). For other inputs, the name given to the source column in the
             result (default ``"inpath"``, or the Series' name).
         progress : bool, default True
-            Show a progress bar (dask's, or ``distributed.progress`` on a cluster).
+            Show a progress bar of rows on stderr (a widget in a notebook with
+            ipywidgets; on a cluster too) and end with a one-line summary.
         npartitions : int, optional
             For in-memory input, how many dask partitions to cut it into.
         storage_options : mapping, optional

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 
 from . import _charts, ops, storage
 from ._charts import Font
+from .engine import error_cause
 from .exceptions import UpstreamError, require_columns
 from .imagefile import ImageWriter
 from .schema import STATUSES
@@ -539,6 +540,11 @@ def _error_kinds(errors: pd.Series) -> pd.Series:
     return errors.dropna().astype(str).map(_error_kind).astype("string")
 
 
+def _error_causes(errors: pd.Series) -> pd.Series:
+    """Each error's cause (:func:`creevey_dask.engine.error_cause`): one text per cause."""
+    return errors.dropna().astype(str).map(error_cause).astype("string")
+
+
 def _edges(lo: float, hi: float, bins: int, integer: bool) -> np.ndarray:
     """Equal-width bin edges from ``lo`` to ``hi``; for integers, whole-number-wide bins
     centred on the integers, at most ``bins`` of them."""
@@ -611,6 +617,9 @@ def summary_table(
         of root cause (the part of ``error`` before the first colon; for an
         ``UpstreamError``, of the earlier step's error it carries), most common
         first, ties by name; ``other_error_kinds``: how many error rows have a type not listed;
+        ``error_causes``: ``{"<Type>: <message>": n}``, the ``top_errors`` most common
+        causes, messages that differ only in a path, a byte count or a size counted as
+        one (:func:`creevey_dask.engine.error_cause`), as the end-of-run summary does;
         ``histograms``: ``{column: {"edges": [...], "counts": [...]}}`` over the
         non-null values, for the columns that have any.
 
@@ -638,6 +647,11 @@ def summary_table(
             .map_partitions(_error_kinds, meta=pd.Series(dtype="string", name="error"))
             .value_counts()
         )
+        lazy["causes"] = (
+            frame["error"]
+            .map_partitions(_error_causes, meta=pd.Series(dtype="string", name="error"))
+            .value_counts()
+        )
     for name in hist_cols:
         lo, hi = frame[name].min(), frame[name].max()
         meta = pd.DataFrame({f"bin{i}": pd.Series(dtype="int64") for i in range(bins)})
@@ -654,6 +668,8 @@ def summary_table(
     status.update(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
     kinds = done.get("kinds", pd.Series(dtype="int64"))
     ranked = sorted(((str(k), int(v)) for k, v in kinds.items()), key=lambda kv: (-kv[1], kv[0]))
+    causes = done.get("causes", pd.Series(dtype="int64"))
+    by_cause = sorted(((str(k), int(v)) for k, v in causes.items()), key=lambda kv: (-kv[1], kv[0]))
     histograms = {}
     for name in hist_cols:
         lo, hi, integer, hist = done[f"hist:{name}"]
@@ -669,6 +685,7 @@ def summary_table(
         "status": status,
         "error_kinds": dict(ranked[:top_errors]),
         "other_error_kinds": sum(v for _, v in ranked[top_errors:]),
+        "error_causes": dict(by_cause[:top_errors]),
         "histograms": histograms,
     }
 

@@ -20,6 +20,7 @@ from PIL import Image
 from . import ops as _ops
 from . import storage
 from ._dask_types import is_dask_frame, is_dask_series
+from ._keywords import public_keywords
 from .exceptions import require_columns
 from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
 from .naming import safe_filename
@@ -112,12 +113,13 @@ def _reporters(report: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]
     return chosen, "sha256" in names
 
 
+@public_keywords("resize")
 def resize(
     df: pd.DataFrame | Any,
     outdir: str,
     path_col: str = "path",
     *,
-    shape: Sequence[int] | None = None,
+    shape: Sequence[int] | int | None = None,
     min_dim: int | None = None,
     max_dim: int | None = None,
     mode: str | None = None,
@@ -301,6 +303,7 @@ def resize(
     return run_pipeline(pipeline, df, outpath_func, path_col, options=opts, sink=sink)
 
 
+@public_keywords("resize_multiple_files")
 def resize_multiple_files(
     paths: Iterable[str] | pd.Series | Any,
     shape: Sequence[int] | None,

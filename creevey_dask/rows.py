@@ -13,13 +13,18 @@ importing the pipeline or the engine.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+_Factory = TypeVar("_Factory", bound=Callable[..., Any])
 
 __all__ = [
     "Reporter",
+    "check_op",
     "end_row",
+    "makes_op",
     "record",
     "report",
     "result_columns_of",
@@ -103,6 +108,47 @@ class Reporter:
         return f"report({self.name!r}, {self.func!r}, {self.dtype!r})"
 
 
+def makes_op(factory: _Factory) -> _Factory:
+    """Mark ``factory`` as a function that makes an op (``ops.resize(...)``), not an op.
+
+    :func:`check_op` then refuses it as an op with how to call it: ``ops=[ops.resize]``
+    would otherwise make every row an error.
+    """
+    factory.makes_op = True  # type: ignore[attr-defined]
+    return factory
+
+
+def check_op(what: str, op: Any) -> None:
+    """Raise TypeError, up front, unless ``op`` can be called as ``op(image) -> image``.
+
+    Refused: non-callables, functions marked with :func:`makes_op` (``ops.resize``
+    instead of ``ops.resize(...)``), and functions whose signature cannot take exactly
+    one image (no parameter, or more than one without a default).
+    """
+    if not callable(op):
+        raise TypeError(f"{what} must be callable, got {op!r} ({type(op).__name__})")
+    name = getattr(op, "__qualname__", repr(op))
+    module = getattr(op, "__module__", "") or ""
+    if getattr(op, "makes_op", False) is True:
+        public = f"ops.{name}" if module == "creevey_dask.ops" else name
+        raise TypeError(
+            f"{what} is {public}, which makes an op rather than being one: call it with "
+            f"its settings, e.g. {public}(...) (see help({public}))"
+        )
+    try:
+        signature = inspect.signature(op)
+    except (TypeError, ValueError):  # a builtin without a signature: trust it
+        return
+    try:
+        signature.bind(object())
+    except TypeError:
+        raise TypeError(
+            f"{what} ({name}{signature}) must take one argument, the image, and return "
+            "the new image"
+        ) from None
+
+
+@makes_op
 def report(name: str, func: Callable[[Any], Any], dtype: Any = "object") -> Reporter:
     """Make an op that stores ``func(image)`` in the result column ``name``.
 

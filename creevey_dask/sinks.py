@@ -61,6 +61,7 @@ import pandas as pd
 from . import storage
 from .exceptions import ColumnError
 from .rows import record, result_columns_of
+from .schema import concat_results, error_type_column
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -402,7 +403,7 @@ class _SinkRunner:
             sub = part.iloc[start : start + size]
             shard_keys = keys[start : start + size]
             frames.append(self._shard(runner, sub, shard_keys, number, chunk))
-        return pd.concat(frames)
+        return concat_results(frames)
 
     def _sweep(self) -> None:
         """Remove dead shard writers' temporaries from ``outdir`` (storage's sweep)."""
@@ -447,7 +448,7 @@ class _SinkRunner:
             new_keys = [keys[i] for i in new]
             name = _shard_name(number, chunk, new_keys)
             frames.append(self._write(runner, sub.iloc[new], new_keys, name, fed_back))
-        out = pd.concat(frames)
+        out = concat_results(frames)
         return out.iloc[np.argsort(np.array(old + new), kind="stable")]
 
     def _write(
@@ -497,6 +498,7 @@ class _SinkRunner:
     ) -> pd.DataFrame:
         result = result.drop(columns=[_SAMPLE_COL])
         result[KEY_COL] = pd.Series(keys, index=result.index, dtype="string")
+        result["error_type"] = error_type_column(result["error"], result.index)  # rows failed here
         if shard is not None and ok is not None:
             outpath = [shard if flag else None for flag in ok]
             result["outpath"] = pd.Series(outpath, index=result.index, dtype="string")
@@ -524,6 +526,8 @@ class _SinkRunner:
             [shard if flag else None for flag in ok], index=result.index, dtype="string"
         )
         records["status"] = result["status"].astype("string")
+        if "error_type" in records.columns:  # each shard's categories would differ
+            records["error_type"] = result["error_type"].astype("string")
         return records.reset_index(drop=True)
 
     def _commit(
@@ -605,6 +609,9 @@ class _SinkRunner:
                 out[col] = pd.Series(paths, index=index, dtype=STRING_DTYPE)
             elif col == KEY_COL:
                 out[col] = pd.Series(keys, index=index, dtype="string")
+            elif col == "error_type":
+                errors = records["error"] if "error" in records.columns else [None] * len(sub)
+                out[col] = error_type_column(list(errors), index)
             elif col in records.columns:
                 values = records[col].tolist()
                 out[col] = pd.Series(values, index=index).astype(result[col].dtype)
@@ -709,7 +716,7 @@ def _tar_bytes(
     """A tar of the ok rows: ``{key}.{ext}``, ``{key}.json``, ``{key}.txt`` per sample."""
     buffer = io.BytesIO()
     now = time.time()
-    result_only = {"outpath", "status", "error"}
+    result_only = {"outpath", "status", "error", "error_type"}
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for i, row in enumerate(records.to_dict("records")):
             if not ok[i]:
@@ -856,4 +863,6 @@ def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -
     if IMAGE_COL in frame.columns:
         frame = frame.drop(columns=[IMAGE_COL])
     frame["status"] = frame["status"].astype(STATUS_DTYPE)
+    if "error_type" in frame.columns:
+        frame["error_type"] = frame["error_type"].astype("category")
     return frame

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ._dask_types import is_dask_frame
+from ._keywords import public_keywords
 from .exceptions import ColumnError, require_columns
 from .schema import STRING_DTYPE
 
@@ -436,6 +437,7 @@ def _stratified_groups(
 # --------------------------------------------------------------------------- split
 
 
+@public_keywords("split")
 def split(
     df: pd.DataFrame | dd.DataFrame,
     valid_size: int | float,

@@ -437,3 +437,29 @@ def sweep(folders: Iterable[str]) -> int:
     one PUT). Returns how many temporaries were removed.
     """
     return sum(remove_stale_temporaries(folder) for folder in folders)
+
+
+def check_writable_folder(path: str) -> None:
+    """Raise ValueError, before any row runs, if the local folder ``path`` cannot be written.
+
+    ``path`` need not exist: its nearest existing ancestor must be a folder this process
+    may write into (where the missing folders will be made). A path that is not local is
+    not checked (object stores say so at the first write, as an error row).
+    """
+    local = local_os_path(str(path))
+    if local is None:
+        return
+    target = os.path.abspath(local)
+    existing = target
+    while not os.path.lexists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:  # pragma: no cover - the root always exists
+            return
+        existing = parent
+    if not os.path.isdir(existing):
+        what = "is a file" if existing == target else f"is under {existing!r}, a file"
+        raise ValueError(f"outdir {path!r} {what}, not a folder: give a folder to write into")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(
+            f"outdir {path!r} is not writable: this process may not write into {existing!r}"
+        )

@@ -9,9 +9,10 @@ show where the repository is browsed. After editing a cell, run::
 which writes each notebook, runs it in a fresh ``python3`` kernel (nbclient; this
 checkout's ``creevey_dask`` on ``PYTHONPATH``, a temporary working folder) and stores
 its outputs, normalised so that a rerun changes nothing that does not matter: the
-loopback server's random ports read ``127.0.0.1:PORT``, temporary folders
-``/tmp/creevey-notebook-XXXXXXXX``, and the hashes of URLs with those ports (in file
-names, shard names and sample keys) ``XXXXXXXX...``; an image keeps only its smaller
+loopback server's random ports read ``127.0.0.1:PORT``, the work folder each run makes
+(and keeps, to look at afterwards) ``creevey-notebook-XXXXXXXX``, progress bars show
+their last state with ``N`` for times and rates, and the hashes of URLs with those ports
+(in file names, shard names and sample keys) ``XXXXXXXX...``; an image keeps only its smaller
 encoding (PNG or JPEG), and the cells in :data:`PLAIN_OUTPUTS` keep only their plain-text output.
 Without ``--execute`` the notebooks are written without outputs (quicker while
 editing; ``tests/test_notebooks.py`` insists on executed ones).
@@ -29,6 +30,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
@@ -41,9 +43,8 @@ Cells = list[tuple[str, str, str]]
 
 
 def server_cell(n_images: int) -> str:
-    """The first code cell: imports, generated images, the loopback server."""
+    """The first code cell: imports, generated images on a loopback server, a work folder."""
     return f"""\
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -52,12 +53,10 @@ import pandas as pd
 import creevey_dask  # noqa: F401  (registers df.creevey on pandas and dask DataFrames)
 from creevey_dask.testing import ImageServer, sample_images
 
-workdir = Path(tempfile.mkdtemp(prefix="creevey-notebook-"))
 files = sample_images({n_images}, seed=0)  # name -> JPEG bytes, e.g. "circle_000.jpg"
-samples = sorted(files)
-label_of = {{name: name.split("_")[0] for name in files}}  # the shape drawn: circle, square, ...
-server = ImageServer(files).start()  # http://127.0.0.1:<free port>/img/<name>
-print(server.url("/img/"), len(files), "images")"""
+server = ImageServer(files).start()  # stands in for the web: http://127.0.0.1:<port>/img/<name>
+samples, label_of = sorted(files), {{name: name.split("_")[0] for name in files}}
+workdir = Path(tempfile.mkdtemp(prefix="creevey-notebook-", dir=".")).resolve()  # kept after"""
 
 
 QUICKSTART: Cells = [
@@ -103,19 +102,22 @@ df.tail(7)""",
         "download-md",
         """\
 Download: one row in, one row out, with the result columns `outpath`, `status`
-(`ok`/`skipped`/`error`), `error` and the HTTP details. A failed row is data, not an
-exception. `retries=1` keeps this demo quick (the default retries 3 times).""",
+(`ok`/`skipped`/`error`), `error`, `error_type` and the HTTP details. A failed row is
+data, not an exception. The bar (a widget when `ipywidgets` is installed, else text) and
+the summary line go to stderr. `retries=1` keeps this demo quick (the default retries 3
+times).""",
     ),
     (
         "code",
         "download",
         """\
 images = str(workdir / "images")
-res = df.creevey.download(images, retries=1, progress=False)
+res = df.creevey.download(images, retries=1)  # a progress bar, then a one-line summary
 res[["url", "status", "http_status", "attempts", "width", "height"]].tail(7)""",
     ),
     ("code", "status-counts", "res.status.value_counts()"),
     ("md", "errors-md", "What went wrong, grouped with pandas:"),
+    ("code", "error-types", "res.error_type.value_counts()"),
     ("code", "error-counts", 'res[res.status == "error"].error.value_counts()'),
     (
         "md",
@@ -207,7 +209,7 @@ print(len(plain.creevey.leaks()), "cross the plain one")""",
         "cleanup",
         """\
 server.stop()
-shutil.rmtree(workdir)""",
+print("the outputs stay in", workdir.name)""",
     ),
 ]
 
@@ -375,7 +377,7 @@ first["jpg"]""",
 client.close()
 client.cluster.close()
 server.stop()
-shutil.rmtree(workdir)""",
+print("the outputs stay in", workdir.name)""",
     ),
 ]
 
@@ -466,7 +468,7 @@ ds.resize_result().status.value_counts()""",
         "cleanup",
         """\
 server.stop()
-shutil.rmtree(workdir)""",
+print("the outputs stay in", workdir.name)""",
     ),
 ]
 
@@ -488,6 +490,8 @@ _WORKDIR = re.compile(r"(?:[^\s'\"<>()]*/)?creevey-notebook-[A-Za-z0-9_]{8}")
 _URL_HASH = re.compile(r"_[0-9a-f]{16}\.(jpg|png|webp)\b")  # naming="url_hash": of the URL
 _SHARD = re.compile(r"\b(\d{5}-\d{4})-[0-9a-f]{8}\b")  # shard names: a token of their rows
 _KEY = re.compile(r"\b[0-9a-f]{16}\b")  # sample keys: hashes of URLs
+_BAR_TIMES = re.compile(r"\[\d+:\d+<[\d:?]+, +[\d.?]+ *(\w+)/s\]")  # a progress bar's
+_SUMMARY_TIMES = re.compile(r"in \d+\.\d s: (.*) \([\d.]+ images/s\)")  # the summary's
 
 
 def build(cells: Cells) -> nbformat.NotebookNode:
@@ -516,12 +520,19 @@ def write(notebook: nbformat.NotebookNode) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
+def _as_shown(text: str) -> str:
+    """A stream's text as a terminal shows it: each line's last redraw (after ``\\r``)."""
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
 def _normalize_text(text: str) -> str:
+    text = _BAR_TIMES.sub(r"[00:00<00:00, N \1/s]", text)
+    text = _SUMMARY_TIMES.sub(r"in N s: \1 (N images/s)", text)
     text = _PORT.sub(r"\1:PORT", text)
     text = _URL_HASH.sub(r"_XXXXXXXXXXXXXXXX.\1", text)  # hashes of URLs with that port
     text = _SHARD.sub(r"\1-XXXXXXXX", text)
     text = _KEY.sub("XXXXXXXXXXXXXXXX", text)
-    return _WORKDIR.sub("/tmp/creevey-notebook-XXXXXXXX", text)
+    return _WORKDIR.sub("creevey-notebook-XXXXXXXX", text)
 
 
 def normalize(name: str, notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -530,9 +541,22 @@ def normalize(name: str, notebook: nbformat.NotebookNode) -> nbformat.NotebookNo
         if cell.cell_type != "code":
             continue
         cell.metadata.pop("execution", None)
+        merged: list[Any] = []  # a bar's redraws arrive as many stream outputs: one each
+        for output in cell.outputs:
+            last = merged[-1] if merged else None
+            if (
+                output.output_type == "stream"
+                and last is not None
+                and last.output_type == "stream"
+                and last.name == output.name
+            ):
+                last.text += output.text
+            else:
+                merged.append(output)
+        cell.outputs = merged
         for output in cell.outputs:
             if output.output_type == "stream":
-                output.text = _normalize_text(output.text)
+                output.text = _normalize_text(_as_shown(output.text))
                 continue
             data = output.get("data", {})
             if (name, cell.id) in PLAIN_OUTPUTS:

@@ -341,7 +341,8 @@ def test_a_gzipped_json_lines_file_from_a_real_subprocess(image_server, tmp_path
     assert "HttpError: HTTP 404 Not Found" in done.stdout
     # progress is on by default: the end-of-run line, on stderr
     assert "creevey: 2 rows in " in done.stderr
-    assert "1 ok, 0 skipped, 1 error; top errors: 1 x HttpError: HTTP 404 Not Found" in done.stderr
+    assert "1 ok, 0 skipped, 1 error; 1 images written (" in done.stderr
+    assert "; top errors: 1 x HttpError: HTTP 404 Not Found" in done.stderr
     result = pd.read_parquet(tmp_path / "download-results.parquet")
     assert result.label.tolist() == ["a", "a"]
     with Image.open(tmp_path / result.outpath[0]) as image:  # relative to the command's folder
@@ -386,7 +387,9 @@ def test_help_names_every_flag_and_its_default(command, tmp_path):
     assert done.returncode == 0
     shown = "".join(done.stdout.split())  # argparse wraps lines, also at hyphens
     for action in parser._actions:
-        if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+        if isinstance(
+            action, (argparse._HelpAction, argparse._SubParsersAction, argparse._VersionAction)
+        ):
             continue
         assert action.help, f"{command} {action.option_strings or action.dest}: no help text"
         if not action.option_strings or action.required:
@@ -479,3 +482,87 @@ def test_dedup_bad_arguments_exit_2(tmp_path, capsys):
     assert "integer column of 64-bit hashes" in capsys.readouterr().err
     assert main(["dedup", str(source), "--max-distance", "40"]) == 2
     assert "from 0 to 16" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import creevey_dask
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"creevey {creevey_dask.__version__}"
+
+
+def test_a_laion_style_table_runs_as_it_comes_with_the_api_s_options(
+    image_server, tmp_path, capsys
+):
+    """width/height columns kept; filters, hashes, --only-shrink as in the API."""
+    import hashlib
+
+    names = [f"many/{i:03d}.jpg" for i in range(6)]
+    table = pd.DataFrame(
+        {
+            "url": [image_server.url(f"/img/{n}") for n in names],
+            "caption": [f"photo {i}" for i in range(6)],
+            "width": [640] * 6,  # what the crawl says, not what the server sends
+            "height": [480] * 6,
+            "sha": [hashlib.sha256(image_server.files[n]).hexdigest() for n in names],
+        }
+    )
+    table.loc[5, "sha"] = "0" * 64  # one wrong digest
+    table.to_parquet(tmp_path / "laion.parquet")
+    out = tmp_path / "res.parquet"
+    argv = ["download", str(tmp_path / "laion.parquet"), "--outdir", str(tmp_path / "img")]
+    argv += ["--output", str(out), "--no-progress", "--compute-hash", "md5"]
+    argv += ["--verify-hash", "sha:sha256", "--max-aspect-ratio", "1.5"]
+    argv += ["--resize", "48x48", "--mode", "contain", "--only-shrink"]
+    assert main(argv) == 0
+    res = pd.read_parquet(out)
+    assert res.width.tolist() == [640] * 6
+    assert res.height.tolist() == [480] * 6
+    # served 32..37 x 24: aspect ratios 1.33..1.54; 37/24 and 36/24 exceed 1.5
+    widths = [32 + i for i in range(6)]
+    expected = ["ok" if w / 24 <= 1.5 else "error" for w in widths]
+    expected[5] = "error"
+    assert res.status.tolist() == expected
+    assert res.status.tolist()[:5] == ["ok"] * 5  # 36 / 24 is 1.5, not more
+    assert res.error_type.tolist()[5] == "HashMismatchError"  # checked before the filter
+    for row in res[res.status == "ok"].itertuples():
+        with Image.open(row.outpath) as image:
+            # --only-shrink: 48x48 contain would enlarge them; they keep their size
+            assert image.size == (row.width_result, row.height_result) == (32 + row.Index, 24)
+        assert row.source_md5 == hashlib.md5(image_server.files[names[row.Index]]).hexdigest()
+    # --result-suffix names the result's columns
+    argv2 = [*argv[:4], "--output", str(tmp_path / "r2.parquet"), "--no-progress"]
+    assert main([*argv2, "--result-suffix", "_px", "--no-skip-existing"]) == 0
+    again = pd.read_parquet(tmp_path / "r2.parquet")
+    assert {"width", "height", "width_px", "height_px"} <= set(again.columns)
+    assert again.width_px.tolist() == [32 + i for i in range(6)]
+    # filters on the resize command too
+    paths = tmp_path / "paths.csv"
+    res[res.status == "ok"][["outpath"]].rename(columns={"outpath": "path"}).to_csv(paths)
+    argv3 = ["resize", str(paths), "--outdir", str(tmp_path / "small"), "--max-dim", "16"]
+    argv3 += ["--min-image-size", "25", "--no-progress", "--output", str(tmp_path / "r3.pq")]
+    assert main(argv3) == 0
+    small = pd.read_parquet(tmp_path / "r3.pq")
+    assert small.status.tolist() == ["error"] * len(small)  # every shorter side is 24
+    assert set(small.error_type) == {"ImageFilteredError"}
+
+
+def test_only_shrink_needs_resize(url_file, tmp_path, capsys):
+    argv = ["download", str(url_file), "--outdir", str(tmp_path), "--only-shrink"]
+    assert main(argv) == 2
+    assert "--only-shrink applies to --resize" in capsys.readouterr().err
+
+
+def test_split_test_size(tmp_path, capsys):
+    pd.DataFrame({"path": [f"{i}.jpg" for i in range(20)], "label": ["a", "b"] * 10}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    out = tmp_path / "split.parquet"
+    argv = ["split", str(tmp_path / "t.csv"), "--valid-size", "4", "--test-size", "0.25"]
+    assert main([*argv, "--seed", "0", "--output", str(out)]) == 0
+    counts = pd.read_parquet(out).split.value_counts().to_dict()
+    assert counts == {"train": 11, "valid": 4, "test": 5}
+    assert main([*argv[:-2], "--test-size", "many", "--output", str(out)]) == 2
+    assert "--test-size must be a number" in capsys.readouterr().err

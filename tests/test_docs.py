@@ -13,10 +13,27 @@ from typing import Any
 
 import pytest
 
-from tests.test_readme import _close, python_blocks
+from creevey_dask.testing import ImageServer
+from tests.test_readme import python_blocks
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+
+
+def _close(namespace: dict[str, Any]) -> None:
+    """Stop what the blocks started: Clients (and their clusters), image servers."""
+    if any(type(v).__name__ == "Client" for v in namespace.values()):
+        from distributed import Client
+
+        for value in namespace.values():
+            if isinstance(value, Client):
+                cluster = value.cluster
+                value.close()
+                if cluster is not None:
+                    cluster.close()
+    for value in namespace.values():
+        if isinstance(value, ImageServer):
+            value.stop()
 
 
 def test_there_are_pages_to_run() -> None:

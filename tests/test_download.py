@@ -81,7 +81,7 @@ FAULTS = {
     "html": (
         "/html/page.jpg",
         "error",
-        r"^ImageDecodeError: the response \(text/html; charset=utf-8, \d+ bytes\) is not an "
+        r"^ImageDecodeError: the response \(text/html; charset=utf-8\) is not an "
         r"image Pillow can decode: ",
         1,
         200,
@@ -216,9 +216,30 @@ def test_corrupt_image_is_an_error_row(
     )
     assert result.status[0] == "error"
     assert result.error[0].startswith(
-        "ImageDecodeError: the response (image/jpeg, 2000 bytes) is not an image Pillow can decode"
+        "ImageDecodeError: the response (image/jpeg) is not an image Pillow can decode"
     )
     assert (result.http_status[0], result.bytes[0], result.attempts[0]) == (200, 2000, 1)
+    assert files_in(tmp_path) == []
+
+
+def test_truncated_downloads_of_any_length_are_one_error(tmp_path: Path) -> None:
+    """16 JPEGs cut at 16 lengths: one error text, one error_type, one summary cause."""
+    from creevey_dask.engine import error_causes
+    from creevey_dask.testing import ImageServer
+    from tests.conftest import encode, make_photo
+
+    whole = encode(make_photo(120, 90))
+    files = {f"cut{i}.jpg": whole[: len(whole) - 40 - 7 * i] for i in range(16)}
+    with ImageServer(files) as server:
+        urls = [server.url(f"/img/{name}") for name in files]
+        result = download(urls, str(tmp_path), progress=False, retries=0)
+    assert (result.status == "error").all()
+    assert result.bytes.tolist() == [len(data) for data in files.values()]  # the sizes
+    assert result.error.nunique() == 1, result.error.unique()
+    assert result.error[0].startswith("ImageDecodeError: the response (image/jpeg) ")
+    assert "bytes" not in result.error[0]
+    assert result.error_type.astype(str).tolist() == ["ImageDecodeError"] * 16
+    assert error_causes(result.error) == [(result.error[0], 16)]
     assert files_in(tmp_path) == []
 
 

@@ -41,7 +41,15 @@ def test_pandas_input_returns_pandas_with_result_columns(image_files, tmp_path):
     df = pd.DataFrame({"path": image_files, "label": list("abcde")})
     res = width_pipeline().run(df, to_png(tmp_path / "out"), inpath_col="path", progress=False)
     assert isinstance(res, pd.DataFrame)
-    assert list(res.columns) == ["path", "label", "outpath", "status", "error", "width"]
+    assert list(res.columns) == [
+        "path",
+        "label",
+        "outpath",
+        "status",
+        "error",
+        "error_type",
+        "width",
+    ]
     assert res.index.equals(df.index)
     assert (res.status == "ok").all()
     assert res.error.isna().all()
@@ -96,7 +104,10 @@ def test_dask_input_is_lazy_and_meta_matches_compute(image_files, tmp_path, npar
     assert res.npartitions == npartitions
     out = res.compute()
     assert list(out.columns) == list(res.columns)
-    assert out.dtypes.equals(res._meta.dtypes)
+    # error_type's categories are the exception names seen: unknown until computed
+    assert out.dtypes.drop("error_type").equals(res._meta.dtypes.drop("error_type"))
+    assert isinstance(out.error_type.dtype, pd.CategoricalDtype)
+    assert isinstance(res._meta.error_type.dtype, pd.CategoricalDtype)
     assert sorted(calls) == sorted(image_files)
     assert (out.status == "ok").all()
     assert out.sort_index()["n"].tolist() == list(range(5))
@@ -289,9 +300,44 @@ def test_clash_with_a_result_column_is_a_value_error(image_files, tmp_path):
     df = pd.DataFrame({"path": image_files, "status": "new"})
     with pytest.raises(ValueError, match=r"rename them first.*'status': 'status_in'"):
         width_pipeline().run(df, to_png(tmp_path), inpath_col="path")
-    reporter_clash = pd.DataFrame({"path": image_files, "width": 1})
-    with pytest.raises(cd.ColumnError, match="width"):
-        width_pipeline().run(reporter_clash, to_png(tmp_path), inpath_col="path")
+    for core in ("outpath", "error", "error_type"):
+        with pytest.raises(cd.ColumnError, match=rf"\['{core}'\].*rename them first"):
+            width_pipeline().run(
+                df.drop(columns="status").assign(**{core: "x"}), to_png(tmp_path), inpath_col="path"
+            )
+
+
+def test_input_columns_named_like_stage_results_are_kept(image_files, tmp_path):
+    # a LAION-style table: its own width/height, which the run's reporters also add
+    df = pd.DataFrame({"path": image_files, "width": 1, "height": 2})
+    res = width_pipeline().run(df, to_png(tmp_path / "a"), inpath_col="path", progress=False)
+    assert list(res.columns) == ["path", "width", "height", *RESULT_COLUMNS, "width_result"]
+    assert res.width.tolist() == [1] * 5  # the user's, untouched
+    assert res.height.tolist() == [2] * 5
+    assert (res.status == "ok").all()
+    for outpath, width in zip(res.outpath, res.width_result, strict=True):
+        with Image.open(outpath) as image:
+            assert image.width == width
+    # the suffix is a run knob; a second run on the result replaces its own column
+    again = width_pipeline().run(
+        res, to_png(tmp_path / "b"), inpath_col="path", skip_existing=False, progress=False
+    )
+    assert list(again.columns) == list(res.columns)
+    assert again.width.tolist() == [1] * 5
+    other = width_pipeline().run(
+        df, to_png(tmp_path / "c"), inpath_col="path", options=cd.RunOptions(result_suffix="_px")
+    )
+    assert other.width_px.tolist() == res.width_result.tolist()
+    # lazy dask input: the same names
+    lazy = width_pipeline().run(
+        dd.from_pandas(df, npartitions=2), to_png(tmp_path / "d"), inpath_col="path"
+    )
+    assert list(lazy.columns) == list(res.columns)
+    assert lazy.compute().width.tolist() == [1] * 5
+    with pytest.raises(cd.ColumnError, match="result_suffix="):
+        width_pipeline().run(
+            df.assign(width_result=0), to_png(tmp_path / "e"), inpath_col="path", progress=False
+        )
 
 
 def test_source_column_named_like_a_result_column(image_files, tmp_path):
@@ -402,7 +448,7 @@ def test_format_error_is_one_bounded_line():
 
 
 def test_result_columns_constant():
-    assert list(RESULT_COLUMNS) == ["outpath", "status", "error"]
+    assert list(RESULT_COLUMNS) == ["outpath", "status", "error", "error_type"]
 
 
 @pytest.mark.slow
@@ -517,7 +563,7 @@ def test_rows_that_failed_upstream_carry_the_earlier_error(image_files, tmp_path
         first, to_png(tmp_path / "b"), inpath_col="outpath", progress=False
     )
     # the earlier results are replaced and the aside column is gone again
-    assert list(second.columns) == ["inpath", "inpath_1", "outpath", "status", "error"]
+    assert list(second.columns) == ["inpath", "inpath_1", *RESULT_COLUMNS]
     assert second.status.tolist() == ["ok", "error"]
     assert second.error.iloc[1] == (
         "UpstreamError: the previous step failed: " + first.error.iloc[1]
@@ -542,9 +588,11 @@ def test_a_run_with_progress_ends_with_one_line_on_stderr(image_files, tmp_path,
     assert len(lines) == 1, err
     line = lines[0]
     assert line.startswith("creevey: 7 rows in ")
-    assert " images/s): 5 ok, 0 skipped, 2 error; top errors: 1 x FileNotFoundError: " in line
-    rate = float(line.split(" s (", 1)[1].split(" images/s", 1)[0])
-    assert rate > 0  # rows / seconds: the arithmetic is checked in the next test
+    assert " s: 5 ok, 0 skipped, 2 error; 5 images written (" in line
+    # the two missing files are one cause: their paths differ, nothing else
+    assert "; top errors: 2 x FileNotFoundError: " in line
+    rate = float(line.split("images written (", 1)[1].split(" images/s", 1)[0])
+    assert rate > 0  # images written / seconds: the arithmetic is checked in the next test
     assert "creevey: " not in out
     # a rerun: all skipped; without progress, no line
     width_pipeline().run(df, to_png(tmp_path / "out"), inpath_col="path", progress=True)
@@ -570,14 +618,16 @@ def test_summary_line_counts_root_causes() -> None:
         ("HttpError: HTTP 503 Service Unavailable (after 4 attempts)", 1),
     ]
     line = summary_line(result, 0.5, top=5)
-    assert line.startswith("creevey: 5 rows in 0.5 s (10.0 images/s): 1 ok, 0 skipped, 4 error; ")
+    assert line.startswith(
+        "creevey: 5 rows in 0.5 s: 1 ok, 0 skipped, 4 error; 1 images written (2.0 images/s); "
+    )
     assert "; top errors: 2 x HttpError: HTTP 404 Not Found; 1 x HttpError: HTTP 503 " in line
     assert "UpstreamError" not in line
     assert "\n" not in line
     assert ("1 x ImageDecodeError: " + "x" * 61 + "…") in line  # causes cut to 80 characters
     assert (
         summary_line(result.iloc[:1], 0.0)
-        == "creevey: 1 rows in 0.0 s (- images/s): 1 ok, 0 skipped, 0 error"
+        == "creevey: 1 rows in 0.0 s: 1 ok, 0 skipped, 0 error; 1 images written (- images/s)"
     )
 
 
@@ -666,3 +716,25 @@ def test_dask_partition_clashes_follow_row_order(tmp_path):
         for source, outpath in zip(sources, res.outpath, strict=True):
             with Image.open(source) as want, Image.open(outpath) as got:
                 assert got.getpixel((0, 0)) == want.getpixel((0, 0))
+
+
+def test_error_causes_ignore_the_parts_that_vary_between_rows():
+    from creevey_dask.engine import error_cause, error_causes
+
+    errors = pd.Series(
+        [
+            f"ImageFilteredError: min_image_size=64: the image is {w} x {h}, smaller"
+            for w, h in [(40, 30), (20, 60), (63, 63)]
+        ]
+        + [f"DownloadConnectionError: cannot connect to 127.0.0.1:{p}" for p in (9, 4321, 65000)]
+        + ["HttpError: HTTP 404 Not Found", "HttpError: HTTP 503 Service Unavailable"]
+    )
+    assert error_causes(errors, top=5) == [  # ties by name
+        ("DownloadConnectionError: cannot connect to 127.0.0.1:N", 3),
+        ("ImageFilteredError: min_image_size=64: the image is N x N, smaller", 3),
+        ("HttpError: HTTP 404 Not Found", 1),
+        ("HttpError: HTTP 503 Service Unavailable", 1),
+    ]
+    assert error_cause("OSError: wrote 12 of 2768 bytes in 1.5 s") == (
+        "OSError: wrote 12 of N bytes in N s"
+    )

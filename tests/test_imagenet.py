@@ -19,7 +19,12 @@ from PIL import Image
 
 import creevey_dask
 from creevey_dask.exceptions import ColumnError
-from creevey_dask.imagenet import MANIFEST_NAME, create_imagenet_style_symlinks, safe_label
+from creevey_dask.imagenet import (
+    MANIFEST_NAME,
+    create_imagenet_style_symlinks,
+    imagenet_symlinks,
+    safe_label,
+)
 
 
 def png_bytes(width: int, height: int, seed: int) -> bytes:
@@ -717,3 +722,39 @@ def test_old_import_paths_still_work() -> None:
     assert old is creevey_dask.create_imagenet_style_symlinks
     with pytest.raises(AttributeError, match="has no attribute 'nope'"):
         split_module.nope  # noqa: B018
+
+
+def test_the_same_call_run_again_finds_its_tree(labelled: pd.DataFrame, tmp_path: Path) -> None:
+    """A notebook cell (or the README's quickstart) run twice: the tree is there, unchanged."""
+    outdir = tmp_path / "tree"
+    first = create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, random_state=0)
+    before = sorted((p.relative_to(outdir), p.is_symlink()) for p in outdir.rglob("*"))
+    again = create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, random_state=0)
+    pd.testing.assert_frame_equal(first, again)
+    assert sorted((p.relative_to(outdir), p.is_symlink()) for p in outdir.rglob("*")) == before
+    for row in again.itertuples():
+        assert (outdir / row.path).resolve() == Path(row.source).resolve()
+    # another split into the same folder is still refused, and changes nothing
+    with pytest.raises(ValueError, match=r"not empty.*does not hold the tree"):
+        create_imagenet_style_symlinks(labelled, "label", "outpath", 1, outdir, random_state=0)
+    assert sorted((p.relative_to(outdir), p.is_symlink()) for p in outdir.rglob("*")) == before
+
+
+def test_replace_swaps_an_earlier_tree_of_ours_only(labelled: pd.DataFrame, tmp_path: Path) -> None:
+    outdir = tmp_path / "tree"
+    create_imagenet_style_symlinks(labelled, "label", "outpath", 2, outdir, random_state=0)
+    fewer = labelled.iloc[1:]
+    manifest = imagenet_symlinks(
+        fewer, outdir, label_col="label", valid_size=1, random_state=0, replace=True
+    )
+    links = sorted(str(p.relative_to(outdir)) for p in outdir.rglob("*") if p.is_symlink())
+    assert links == sorted(manifest["path"])
+    for row in manifest.itertuples():
+        assert (outdir / row.path).resolve() == Path(row.source).resolve()
+    assert [p.name for p in tmp_path.iterdir() if "creevey-tmp" in p.name] == []
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"no manifest\.csv"):
+        imagenet_symlinks(labelled, mine, label_col="label", valid_size=1, replace=True)
+    assert os.listdir(mine) == ["keep.txt"]

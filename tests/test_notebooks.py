@@ -78,11 +78,25 @@ def test_notebooks_on_disk_are_the_generated_ones_executed() -> None:
     shown = {c.id: c.outputs for c in quickstart.cells if c.cell_type == "code"}
     assert has_image(shown["contact-sheet"])  # visible where the repository is browsed
     assert has_image(shown["summary-figure"])
-    assert "text/html" in shown["download"][0].data  # the result table, as a table
+    tables = [o for o in shown["download"] if "data" in o]  # after the bar, on stderr
+    assert "text/html" in tables[0].data  # the result table, as a table
 
 
 def test_quickstart(tmp_path: Path) -> None:
     out = run("01_quickstart.ipynb", tmp_path)
+
+    # one call shows its progress: the bar's last state and the summary, on stderr
+    shown = [o for o in out["download"] if o.output_type == "stream"]
+    assert [o.name for o in shown] == ["stderr"]
+    assert "22/22" in shown[0].text
+    assert "creevey: 22 rows in N s: 16 ok, 0 skipped, 6 error; 16 images written" in (
+        shown[0].text
+    )
+    assert "HttpError" in text(out["error-types"])
+    # the outputs are left in place, to look at
+    (kept,) = tmp_path.glob("creevey-notebook-*")
+    assert len(list((kept / "images").glob("*.jpg"))) == 19
+    assert len(list((kept / "thumbs").glob("*.jpg"))) == 19
 
     errors = text(out["error-counts"])
     assert "HttpError: HTTP 503" in errors

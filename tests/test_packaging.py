@@ -46,13 +46,31 @@ IMPORT_NAMES = {"pillow": "PIL"}
 LOADED_BY_FSSPEC = {"s3fs": "s3:// through fsspec", "tqdm": "fsspec's TqdmCallback"}
 
 
-def _imported_third_party() -> dict[str, set[str]]:
-    """Top-level third-party modules the package imports, anywhere in a module."""
+def _imported_third_party(optional: bool = False) -> dict[str, set[str]]:
+    """Top-level third-party modules the package imports, anywhere in a module.
+
+    Imports inside a ``try`` that catches ``ImportError`` are optional (the package
+    works without them); ``optional=True`` lists those, else the required ones.
+    """
     import ast
 
     found: dict[str, set[str]] = {}
     for path in (ROOT / "creevey_dask").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        guarded = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Try)
+            and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError", "ModuleNotFoundError")
+                for h in node.handlers
+            )
+            for stmt in node.body
+            for inner in ast.walk(stmt)
+        }
+        for node in ast.walk(tree):
+            if (id(node) in guarded) != optional:
+                continue
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
@@ -75,9 +93,10 @@ def test_the_declared_dependencies_are_those_imported():
         if extras:  # dask[distributed,dataframe] declares distributed
             declared |= {e.strip() for e in extras.group(1).split(",")} & {"distributed"}
     imported = {name.lower() for name in _imported_third_party()}
+    optional = {name.lower() for name in _imported_third_party(optional=True)}
     as_imported = {IMPORT_NAMES.get(name, name).lower() for name in declared}
     assert imported - as_imported == set(), "imported but not declared"
-    unused = as_imported - imported - set(LOADED_BY_FSSPEC)
+    unused = as_imported - imported - optional - set(LOADED_BY_FSSPEC)
     assert unused == set(), "declared but never imported"
 
 

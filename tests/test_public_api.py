@@ -185,6 +185,7 @@ PINNED: list[str] = [
     "UpstreamError",
     "UrlListDataset",
     "__version__",
+    "compute_result",
     "contact_sheet",
     "create_imagenet_style_symlinks",
     "imagenet_symlinks",

@@ -278,6 +278,8 @@ def test_summary_table_numbers(results):
     assert table["status"] == {"ok": 5, "skipped": 0, "error": 2}
     assert table["error_kinds"] == {"FileNotFoundError": 1, "ImageDecodeError": 1}
     assert table["other_error_kinds"] == 0
+    assert sum(table["error_causes"].values()) == 2
+    assert all(cause.split(":")[0] in table["error_kinds"] for cause in table["error_causes"])
     assert set(table["histograms"]) == {"width", "height"}
     width = table["histograms"]["width"]
     assert width == {"edges": [39.5, 40.5, 41.5, 42.5, 43.5, 44.5], "counts": [1, 1, 1, 1, 1]}
@@ -292,6 +294,27 @@ def test_summary_table_bins_and_top_errors(results):
     assert table["other_error_kinds"] == 1
     assert table["histograms"]["width"] == {"edges": [39.5, 42.5, 45.5], "counts": [3, 2]}
     assert table["histograms"]["score"] == {"edges": [0.0, 1.0, 2.0], "counts": [2, 3]}
+
+
+def test_summary_table_groups_errors_by_cause():
+    errors = [
+        "FileNotFoundError: [Errno 2] No such file or directory: '/data/a.jpg'",
+        "FileNotFoundError: [Errno 2] No such file or directory: '/data/b.jpg'",
+        "ImageDecodeError: cannot decode '/x.jpg': truncated JPEG data: image file is "
+        "truncated (7 bytes not processed)",
+        "UpstreamError: the previous step failed: HttpError: HTTP 404 Not Found",
+        "HttpError: HTTP 503 Service Unavailable",
+    ]
+    df = pd.DataFrame({"status": ["ok", *["error"] * 5], "error": [None, *errors]})
+    table = summary_table(df)
+    assert table["error_causes"] == {
+        "FileNotFoundError: [Errno 2] No such file or directory: '…'": 2,
+        "HttpError: HTTP 404 Not Found": 1,
+        "HttpError: HTTP 503 Service Unavailable": 1,
+        "ImageDecodeError: cannot decode '…': truncated JPEG data: image file is truncated "
+        "(N bytes not processed)": 1,
+    }
+    assert table["error_kinds"] == {"FileNotFoundError": 2, "HttpError": 2, "ImageDecodeError": 1}
 
 
 def test_summary_table_of_a_rerun_counts_skipped_rows(sources, tmp_path):

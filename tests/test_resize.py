@@ -53,7 +53,15 @@ def test_resize_multiple_files_keeps_filenames(photos, tmp_path, psnr):
     outdir = tmp_path / "out"
     result = resize_multiple_files(photos, (64, 96), str(outdir), n_jobs=3, progress=False)
     assert isinstance(result, pd.DataFrame)
-    assert list(result.columns) == ["path", "outpath", "status", "error", "width", "height"]
+    assert list(result.columns) == [
+        "path",
+        "outpath",
+        "status",
+        "error",
+        "error_type",
+        "width",
+        "height",
+    ]
     assert result["status"].tolist() == ["ok"] * len(photos)
     assert (result["width"] == 96).all()
     assert (result["height"] == 64).all()
@@ -95,6 +103,7 @@ def test_accessor_resize_sizes_and_formats(photos, tmp_path, fmt, kwargs, size_o
         "outpath",
         "status",
         "error",
+        "error_type",
         "width",
         "height",
     ]
@@ -264,6 +273,7 @@ def test_chaining_on_the_outpath_of_an_earlier_run(photos, tmp_path):
         "outpath",
         "status",
         "error",
+        "error_type",
         "width",
         "height",
     ]
