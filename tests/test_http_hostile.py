@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 import pytest
@@ -489,3 +490,79 @@ def test_deadline_bounds_a_stalled_tls_handshake(quick: HttpOptions) -> None:
         for conn in held:
             conn.close()
         listener.close()
+
+
+# -- headers scoped to their origin ---------------------------------------------------------
+
+SECRET_HEADERS = (
+    ("Authorization", "Bearer s3cr3t"),
+    ("Cookie", "session=s3cr3t"),
+    ("Proxy-Authorization", "Basic s3cr3t"),
+    ("X-Api-Key", "s3cr3t"),
+    ("X-Trace", "kept"),
+)
+
+
+@pytest.fixture
+def two_servers() -> Iterator[tuple[ImageServer, ImageServer]]:
+    """Two real image servers on loopback, on different ports (two origins)."""
+    files = {"a.jpg": _jpeg()}
+    with ImageServer(files) as first, ImageServer(files) as second:
+        yield first, second
+
+
+def test_credentials_are_dropped_on_a_redirect_to_another_origin(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    first, second = two_servers
+    options = quick.replace(headers=SECRET_HEADERS, sensitive_headers=("x-api-key",))
+    target = second.url("/img/a.jpg")
+    result = fetch(first.url("/redirect-to", url=target), options)
+    assert result.status == 200
+    assert result.final_url == target
+    sent_first = first.headers_seen["/redirect-to?" + urlencode({"url": target})]
+    assert sent_first["authorization"] == "Bearer s3cr3t"
+    assert sent_first["cookie"] == "session=s3cr3t"
+    assert sent_first["x-api-key"] == "s3cr3t"
+    sent_second = second.headers_seen["/img/a.jpg"]
+    for name in ("authorization", "cookie", "proxy-authorization", "x-api-key"):
+        assert name not in sent_second, name
+    assert sent_second["x-trace"] == "kept"  # a header not marked sensitive travels
+
+
+def test_credentials_are_dropped_when_the_host_spelling_changes(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    """localhost and 127.0.0.1 are two origins to a browser: the secret stays behind."""
+    first, _ = two_servers
+    options = quick.replace(headers=SECRET_HEADERS)
+    target = first.url("/img/a.jpg", host="localhost")
+    fetch(first.url("/redirect-to", url=target), options)
+    assert "authorization" not in first.headers_seen["/img/a.jpg"]
+    assert "cookie" not in first.headers_seen["/img/a.jpg"]
+
+
+def test_credentials_follow_a_redirect_on_the_same_origin(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    first, _ = two_servers
+    fetch(first.url("/redirect/2/a.jpg"), quick.replace(headers=SECRET_HEADERS))
+    assert first.headers_seen["/img/a.jpg"]["authorization"] == "Bearer s3cr3t"
+    assert first.headers_seen["/img/a.jpg"]["cookie"] == "session=s3cr3t"
+
+
+def test_credentials_stay_dropped_after_a_redirect_back(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    """Away to another origin and back: the other origin chose the way back."""
+    first, second = two_servers
+    back = first.url("/img/a.jpg")
+    away = second.url("/redirect-to", url=back)
+    fetch(first.url("/redirect-to", url=away), quick.replace(headers=SECRET_HEADERS))
+    assert "authorization" not in first.headers_seen["/img/a.jpg"]
+
+
+def test_sensitive_headers_are_checked() -> None:
+    with pytest.raises(TypeError, match="sensitive_headers"):
+        HttpOptions(sensitive_headers="X-Api-Key")  # type: ignore[arg-type]
+    assert HttpOptions(sensitive_headers=["X-Api-Key"]).sensitive_headers == ("x-api-key",)

@@ -29,6 +29,9 @@
   metadata addresses are refused always, private and loopback ones too with
   ``refuse_private=True``: the check runs on the exact addresses a new connection is
   made to, whatever the URL's spelling, before any byte is sent, and fails closed.
+  Credential headers (``Authorization``, ``Cookie``, ``Proxy-Authorization`` and any
+  named in ``sensitive_headers``) go to the URL's origin only: a redirect to another
+  scheme, host or port drops them for the rest of the attempt, as requests does.
   The body is streamed with a cap (``max_bytes``), and a body shorter than its
   ``Content-Length`` is an error, never a short file.
 """

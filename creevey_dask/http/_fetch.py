@@ -28,7 +28,7 @@ from ..exceptions import (
     UnsafeSourceError,
 )
 from ._address import check_url
-from ._options import HttpOptions
+from ._options import CREDENTIAL_HEADERS, HttpOptions
 from ._politeness import host_pause, pause_host, robots_opt_out, take_slot
 from ._transport import DeadlineExceededError, budget, pool_manager
 
@@ -181,9 +181,13 @@ def _attempt(state: _State) -> FetchResult:
     manager = pool_manager(options.refuse_private)
     headers = {"User-Agent": options.user_agent, "Accept": "image/*,*/*;q=0.8"}
     headers.update(options.headers)
+    sensitive = CREDENTIAL_HEADERS.union(options.sensitive_headers)
+    origin = _origin(state.url)
     current = state.url
     for _hop in range(options.max_redirects + 1):
         parts = urlsplit(current)
+        if _origin(current) != origin:  # left the origin: its credentials stay behind
+            headers = {k: v for k, v in headers.items() if k.lower() not in sensitive}
         host = (parts.hostname or "").lower()
         _wait_for_server(parts.netloc.lower(), state)
         slot = take_slot(host, options.per_host_limit, options.per_host_rate, state.remaining())
@@ -211,6 +215,17 @@ def _attempt(state: _State) -> FetchResult:
         status=state.status,
         attempts=state.attempts,
     )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, the default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
 
 
 def _send(
