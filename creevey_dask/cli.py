@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._redact import redact_text
+
 __all__ = ["build_parser", "main", "read_table"]
 
 logger = logging.getLogger(__name__)
@@ -635,5 +637,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (UsageError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        print(f"creevey: error: {err}", file=sys.stderr)
+        print(f"creevey: error: {redact_text(str(err))}", file=sys.stderr)
         return 2

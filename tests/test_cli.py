@@ -427,3 +427,12 @@ def test_split_imagenet_dir_honours_stratify_and_output(tmp_path, capsys):
     assert plain != {"cat": 6, "dog": 6}
     assert sum(plain.values()) == 12
     capsys.readouterr()
+
+
+def test_a_secret_in_the_input_path_is_not_printed(tmp_path, capsys):
+    path = "memory://reader:hunter2@bucket/urls.txt?token=tok3n"
+    assert main(["download", path, "--outdir", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("creevey: error: ")
+    assert "hunter2" not in err
+    assert "tok3n" not in err

@@ -13,6 +13,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -21,7 +22,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from creevey_dask import resize_multiple_files
+from creevey_dask import download, resize_multiple_files
 from creevey_dask.exceptions import (
     DownloadTimeoutError,
     ImageDecodeError,
@@ -566,3 +567,55 @@ def test_sensitive_headers_are_checked() -> None:
     with pytest.raises(TypeError, match="sensitive_headers"):
         HttpOptions(sensitive_headers="X-Api-Key")  # type: ignore[arg-type]
     assert HttpOptions(sensitive_headers=["X-Api-Key"]).sensitive_headers == ("x-api-key",)
+
+
+# -- no secret in a result, a log or a summary ----------------------------------------------
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A small PNG whose header declares ``width`` x ``height`` (a bomb by its header)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
+
+
+def test_no_secret_of_a_url_reaches_the_error_the_summary_or_the_log(
+    quick: HttpOptions,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    files = {"bomb.png": _png_declaring(20_000, 20_000), "a.jpg": _jpeg()}
+    with ImageServer(files) as server:
+        base = f"http://bobby7:hunter2@127.0.0.1:{server.port}"
+        urls = [
+            f"{base}/img/bomb.png?size=2&token=tok3n&X-Amz-Signature=s1gn4ture",
+            # a redirect to a refused scheme: the refused URL is named in the message
+            server.url("/redirect-to", url="ftp://mallory9:pa55word@example.com/a.jpg?api_key=k3y"),
+        ]
+        frame = pd.DataFrame({"url": urls})
+        with caplog.at_level("INFO", logger="creevey_dask"):
+            result = download(frame, tmp_path, http_options=quick, progress=True)
+    assert result["status"].tolist() == ["error", "error"]
+    assert result["url"].tolist() == urls  # the url column stays as given
+    assert result["error"].iloc[0].startswith("ImageTooLargeError: ")
+    assert "127.0.0.1" in result["error"].iloc[0]  # the URL is still named, redacted
+    assert result["error"].iloc[1].startswith("UnsafeSourceError: ")
+    shown = " ".join(result["error"]) + capfd.readouterr().err + caplog.text
+    for secret in ("hunter2", "bobby7", "tok3n", "s1gn4ture", "pa55word", "mallory9", "k3y"):
+        assert secret not in shown, secret
+    assert "token=***" in shown
+    assert "size=2" in shown  # what is not a credential stays
+
+
+def test_redact_url_hides_userinfo_and_credential_parameters() -> None:
+    from creevey_dask.http import redact_url
+
+    url = "https://u:p@h.example:8443/a.jpg?sig=1&Signature=2&password=3&secret=4&w=5#x"
+    assert redact_url(url) == (
+        "https://***@h.example:8443/a.jpg?sig=***&Signature=***&password=***&secret=***&w=5#x"
+    )
+    assert redact_url("https://[::1/a?token=1") == "https://***"
