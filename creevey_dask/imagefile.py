@@ -395,13 +395,30 @@ def decode_image(
     return image
 
 
-def _read_source(path: str, storage_options: Mapping[str, Any], http_options: Any) -> bytes:
-    """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec."""
-    from .http import fetch, is_http_url
+def _read_source(
+    path: str,
+    storage_options: Mapping[str, Any],
+    http_options: Any,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
+) -> bytes:
+    """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec.
 
+    Every source is bounded the same way: a file, like a download, is refused past
+    ``max_bytes`` and ``deadline`` (those of ``http_options`` unless given), and a
+    path that is not a regular file (a FIFO, a device) is refused before any read.
+    """
+    from .http import HttpOptions, fetch, is_http_url
+
+    options = http_options or HttpOptions()
     if is_http_url(path):
-        return fetch(path, http_options).body
-    return storage.read_bytes(path, storage_options)
+        return fetch(path, options).body
+    return storage.read_source(
+        path,
+        storage_options,
+        max_bytes=options.max_bytes if max_bytes is None else max_bytes,
+        deadline=options.deadline if deadline is None else deadline,
+    )
 
 
 class ImageLoader:
@@ -419,6 +436,13 @@ class ImageLoader:
         For http(s) sources: they are fetched with :func:`creevey_dask.http.fetch`
         (address checks, deadline, retries, per-host limits), never through fsspec's
         HTTP filesystem.
+    max_bytes : int, optional
+        The largest file read from a local or fsspec path (default: ``max_bytes`` of
+        ``http_options``, 50 MiB); larger ones are refused by their size.
+    deadline : float, optional
+        Seconds a read of a local or fsspec path may take (default: ``deadline`` of
+        ``http_options``, 60 s). Paths that are not regular files (FIFOs, devices such
+        as ``/dev/zero``) are refused before any read.
 
     Notes
     -----
@@ -435,7 +459,19 @@ class ImageLoader:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         exif_transpose: bool = True,
         http_options: Any = None,
+        max_bytes: int | None = None,
+        deadline: float | None = None,
     ) -> None:
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
+        ):
+            raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+        if deadline is not None and (
+            isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0
+        ):
+            raise ValueError(f"deadline must be seconds > 0 or None, got {deadline!r}")
+        self.max_bytes = max_bytes
+        self.deadline = None if deadline is None else float(deadline)
         if http_options is not None:
             from .http import HttpOptions
 
@@ -455,7 +491,9 @@ class ImageLoader:
     def __call__(self, source: Any, draft: DraftHint = None) -> Image.Image:
         path = os.fspath(source)
         return decode_image(
-            _read_source(path, self.storage_options, self.http_options),
+            _read_source(
+                path, self.storage_options, self.http_options, self.max_bytes, self.deadline
+            ),
             path,
             draft=draft,
             max_pixels=self.max_pixels,

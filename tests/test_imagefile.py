@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 
 import numpy as np
@@ -11,7 +12,14 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageOps
 
-from creevey_dask import ImageDecodeError, ImageTooLargeError, Pipeline, ops
+from creevey_dask import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    Pipeline,
+    ops,
+    resize_multiple_files,
+)
+from creevey_dask.exceptions import DownloadTimeoutError, SizeLimitError, UnsafeSourceError
 from creevey_dask.imagefile import (
     DRAFT_ORIGINAL_SIZE_KEY,
     ImageLoader,
@@ -498,3 +506,54 @@ def test_a_write_cut_short_by_the_disk_is_an_error_row_not_a_truncated_ok(tmp_pa
 def test_a_jpeg_cut_inside_its_header_is_an_image_decode_error(data):
     with pytest.raises(ImageDecodeError, match=r"cannot decode 'cut\.jpg'"):
         decode_image(data, "cut.jpg")
+
+
+# -- every input bounded: file type, size, deadline ---------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_named_like_an_image_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "stuck.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(UnsafeSourceError, match="FIFO"):
+        load_image(str(fifo))
+    result = resize_multiple_files([str(fifo)], (8, 8), tmp_path / "out", progress=False)
+    assert result["status"].tolist() == ["error"]
+    assert result["error"].iloc[0].startswith("UnsafeSourceError: ")
+    assert not (tmp_path / "out" / "stuck.jpg").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.timeout(60)
+def test_a_device_is_refused_by_its_type_before_any_read():
+    with pytest.raises(UnsafeSourceError, match="character device"):
+        load_image("/dev/zero")
+
+
+def test_a_local_file_over_max_bytes_is_refused_by_its_size(tmp_path):
+    sparse = tmp_path / "huge.jpg"
+    with open(sparse, "wb") as f:
+        f.truncate(2 * 2**30)  # 2 GiB, sparse: nothing of it need be read to refuse it
+    with pytest.raises(SizeLimitError, match="max_bytes=52,428,800"):
+        load_image(str(sparse))
+    small = tmp_path / "small.jpg"
+    small.write_bytes(encode(Image.new("RGB", (20, 10))))
+    with pytest.raises(SizeLimitError, match="max_bytes=100"):
+        ImageLoader(max_bytes=100)(str(small))
+    assert ImageLoader(max_bytes=100_000)(str(small)).size == (20, 10)
+
+
+def test_an_fsspec_file_over_max_bytes_is_refused(memfs):
+    memfs.pipe_file("/pics/a.jpg", encode(Image.new("RGB", (20, 10))))
+    with pytest.raises(SizeLimitError, match="max_bytes=10"):
+        ImageLoader(max_bytes=10)("memory://pics/a.jpg")
+    memfs.mkdir("/pics/folder.jpg")
+    with pytest.raises((UnsafeSourceError, FileNotFoundError)):
+        load_image("memory://pics/folder.jpg")
+
+
+def test_a_read_past_the_deadline_stops(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(3 * 2**20))  # three chunks to read
+    with pytest.raises(DownloadTimeoutError, match="deadline of 1e-09 s"):
+        ImageLoader(deadline=1e-9)(str(path))
