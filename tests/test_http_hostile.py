@@ -619,3 +619,47 @@ def test_redact_url_hides_userinfo_and_credential_parameters() -> None:
         "https://***@h.example:8443/a.jpg?sig=***&Signature=***&password=***&secret=***&w=5#x"
     )
     assert redact_url("https://[::1/a?token=1") == "https://***"
+
+
+# -- politeness by address ------------------------------------------------------------------
+
+ONE_SERVER_SPELLINGS = ["127.0.0.1", "localhost", "127.1", "2130706433", "[::ffff:127.0.0.1]"]
+
+
+def test_spellings_of_one_server_share_one_per_host_limit(quick: HttpOptions) -> None:
+    body = _jpeg()
+    lock = threading.Lock()
+    now = {"active": 0, "most": 0}
+
+    def slow(conn: socket.socket) -> None:
+        with lock:
+            now["active"] += 1
+            now["most"] = max(now["most"], now["active"])
+        time.sleep(0.3)
+        with lock:
+            now["active"] -= 1
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+    options = quick.replace(per_host_limit=2)
+    errors: list[BaseException] = []
+
+    def get(url: str) -> None:
+        try:
+            fetch(url, options)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    with RawServer(slow) as server:
+        urls = [server.url(f"/{i}.jpg", host=h) for h in ONE_SERVER_SPELLINGS for i in range(2)]
+        threads = [threading.Thread(target=get, args=(url,)) for url in urls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    assert server.accepted == len(urls)
+    assert now["most"] == 2  # ten requests, five spellings, one server: two at a time

@@ -27,7 +27,7 @@ from ..exceptions import (
     TruncatedBodyError,
     UnsafeSourceError,
 )
-from ._address import check_url
+from ._address import check_url, politeness_key
 from ._options import CREDENTIAL_HEADERS, HttpOptions
 from ._politeness import host_pause, pause_host, robots_opt_out, take_slot
 from ._transport import DeadlineExceededError, budget, pool_manager
@@ -190,7 +190,9 @@ def _attempt(state: _State) -> FetchResult:
             headers = {k: v for k, v in headers.items() if k.lower() not in sensitive}
         host = (parts.hostname or "").lower()
         _wait_for_server(parts.netloc.lower(), state)
-        slot = take_slot(host, options.per_host_limit, options.per_host_rate, state.remaining())
+        slot = take_slot(
+            politeness_key(host), options.per_host_limit, options.per_host_rate, state.remaining()
+        )
         if slot is None:
             raise state.deadline_error(
                 f" while waiting for one of the {options.per_host_limit} request slots "

@@ -1,6 +1,8 @@
 """Politeness: requests in flight and started per host, server-asked pauses, robots tags.
 
-- **Concurrency.** At most ``per_host_limit`` requests in flight per host. In a
+- **Concurrency.** At most ``per_host_limit`` requests in flight per host (keyed by
+  the address the host resolves to, ``_address.politeness_key``, so every spelling of
+  one server shares one limit). In a
   ``dask.distributed`` worker the limit is a ``distributed.Semaphore`` per host, held
   by the scheduler, so it holds across the whole cluster; elsewhere a semaphore per
   process, shared by its threads.
