@@ -39,6 +39,7 @@ from .accessor import register as _register_accessor
 from .exceptions import (
     ArchiveError,
     ColumnError,
+    ContentEncodingError,
     CredentialsError,
     CreeveyError,
     DownloadConnectionError,
@@ -247,6 +248,7 @@ __all__ = [
     "DownloadTimeoutError",
     "TruncatedBodyError",
     "SizeLimitError",
+    "ContentEncodingError",
     "TooManyRedirectsError",
     "RobotsTagError",
     "__version__",

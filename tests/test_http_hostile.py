@@ -7,6 +7,7 @@ would fail the test instead of sending traffic anywhere.
 
 from __future__ import annotations
 
+import gzip
 import io
 import ipaddress
 import socket
@@ -24,6 +25,7 @@ from PIL import Image
 
 from creevey_dask import download, resize_multiple_files
 from creevey_dask.exceptions import (
+    ContentEncodingError,
     DownloadTimeoutError,
     ImageDecodeError,
     ImageTooLargeError,
@@ -663,3 +665,45 @@ def test_spellings_of_one_server_share_one_per_host_limit(quick: HttpOptions) ->
     assert errors == []
     assert server.accepted == len(urls)
     assert now["most"] == 2  # ten requests, five spellings, one server: two at a time
+
+
+# -- an encoding chain is an error of its own kind, fetched once ----------------------------
+
+
+def test_a_stack_of_content_encodings_is_refused_once(quick: HttpOptions) -> None:
+    body = _jpeg()
+    for _ in range(7):
+        body = gzip.compress(body)
+
+    def stacked(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+            + b"Content-Encoding: "
+            + b", ".join([b"gzip"] * 7)
+            + b"\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+    with RawServer(stacked) as server:
+        with pytest.raises(ContentEncodingError, match="stacks 7 Content-Encodings") as info:
+            fetch(server.url(), quick.replace(retries=3))
+        assert server.accepted == 1  # final at once: not retried
+    assert isinstance(info.value, ValueError)
+    assert info.value.attempts == 1
+
+
+def test_two_content_encodings_are_decoded(quick: HttpOptions) -> None:
+    body = _jpeg()
+    wrapped = gzip.compress(gzip.compress(body))
+
+    def two(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+            + b"Content-Encoding: gzip, gzip\r\n"
+            + f"Content-Length: {len(wrapped)}\r\n\r\n".encode()
+            + wrapped
+        )
+
+    with RawServer(two) as server:
+        assert fetch(server.url(), quick).body == body

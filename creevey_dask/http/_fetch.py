@@ -17,6 +17,7 @@ import urllib3
 import urllib3.exceptions as u3
 
 from ..exceptions import (
+    ContentEncodingError,
     DownloadConnectionError,
     DownloadError,
     DownloadTimeoutError,
@@ -38,6 +39,8 @@ __all__ = ["FetchResult", "fetch", "parse_retry_after"]
 _RETRY_STATUSES = frozenset({429, *range(500, 600)})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+#: The most codings a response's ``Content-Encoding`` may stack (``gzip, br`` is two).
+MAX_CONTENT_ENCODINGS = 2
 
 
 @dataclass(frozen=True)
@@ -355,6 +358,7 @@ def _read(response: urllib3.BaseHTTPResponse, final_url: str, state: _State) -> 
             attempts=state.attempts,
             nbytes=0,
         )
+    _check_encodings(response, state)
     chunks: list[bytes] = []
     state.nbytes = 0
     try:
@@ -391,6 +395,23 @@ def _read(response: urllib3.BaseHTTPResponse, final_url: str, state: _State) -> 
         attempts=state.attempts,
         content_type=response.headers.get("Content-Type"),
     )
+
+
+def _check_encodings(response: urllib3.BaseHTTPResponse, state: _State) -> None:
+    """Refuse a body whose ``Content-Encoding`` stacks more than the allowed codings."""
+    values = response.headers.getlist("Content-Encoding")
+    codings = [c.strip().lower() for v in values for c in v.split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if len(codings) > MAX_CONTENT_ENCODINGS:
+        raise ContentEncodingError(
+            f"the response stacks {len(codings)} Content-Encodings "
+            f"({', '.join(codings[:8])}{', ...' if len(codings) > 8 else ''}), more than "
+            f"the {MAX_CONTENT_ENCODINGS} allowed; not decoded",
+            url=state.url,
+            status=response.status,
+            attempts=state.attempts,
+            nbytes=0,
+        )
 
 
 def _truncated(received: int, expected: int, state: _State) -> TruncatedBodyError:
