@@ -32,7 +32,7 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from . import storage
 from .checks import observe_source
 from .exceptions import ImageDecodeError, ImageTooLargeError
-from .rows import record
+from .rows import on_row_end, record
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -253,6 +253,55 @@ def estimate_row_bytes(
     return data_bytes + decoded + converted + encoded
 
 
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 16 * 2**30
+
+
+class _MemoryGate:
+    """The bytes the rows in flight in this process may hold together (their estimates).
+
+    A row reserves its estimate before it decodes and gives it back when it ends
+    (:func:`creevey_dask.rows.on_row_end`); a row that does not fit waits for others
+    to end. A row is always let in when no other holds memory, and a second decode in
+    one row adds to its reservation without waiting, so rows never wait on each other
+    in a circle. Outside a running row nothing is reserved.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._cond = threading.Condition()
+        self._local = threading.local()
+
+    def reserve(self, need: int) -> None:
+        held = getattr(self._local, "held", 0)
+        with self._cond:
+            if not held:
+                while self.in_use and self.in_use + need > self.capacity:
+                    self._cond.wait()
+            self.in_use += need
+        if not held and not on_row_end(self._release):
+            with self._cond:  # not in a row: nothing to hold on to
+                self.in_use -= need
+                self._cond.notify_all()
+            return
+        self._local.held = held + need
+
+    def _release(self) -> None:
+        held, self._local.held = getattr(self._local, "held", 0), 0
+        with self._cond:
+            self.in_use -= held
+            self._cond.notify_all()
+
+
+#: Rows in flight per process are bounded by memory too: their estimates together stay
+#: under half the machine's memory.
+_gate = _MemoryGate(_physical_memory() // 2)
+
+
 def _check_budget(
     image: Image.Image,
     data: bytes,
@@ -260,12 +309,11 @@ def _check_budget(
     max_row_bytes: int | None,
     target: tuple[int, int] | None,
 ) -> None:
-    """Refuse an image whose row would take more than ``max_row_bytes`` (see the estimate)."""
-    if max_row_bytes is None:
-        return
+    """Refuse an image whose row would take more than ``max_row_bytes`` (see the estimate);
+    else reserve its estimate in the process's memory gate (waiting if it is full)."""
     frames = int(getattr(image, "n_frames", 1) or 1) if getattr(image, "is_animated", False) else 1
     need = estimate_row_bytes(image.mode, image.size, target, frames=frames, data_bytes=len(data))
-    if need > max_row_bytes:
+    if max_row_bytes is not None and need > max_row_bytes:
         width, height = image.size
         raise ImageTooLargeError(
             f"refused{where}: decoding, converting and writing its {width} x {height} "
@@ -273,6 +321,7 @@ def _check_budget(
             f"memory budget of a row, max_row_bytes={max_row_bytes:,} "
             f"({max_row_bytes / 2**20:,.0f} MiB); raise max_row_bytes= to allow it"
         )
+    _gate.reserve(need)
 
 
 _ICO_MAGIC = b"\x00\x00\x01\x00"

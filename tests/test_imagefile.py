@@ -10,6 +10,8 @@ import struct
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -674,3 +676,39 @@ def test_8bit_conversion_in_bands_keeps_the_values():
     big = rng.integers(0, 65536, size=(2100, 700), dtype=np.uint16)
     got16 = np.asarray(to_8bit(Image.fromarray(big)))
     np.testing.assert_array_equal(got16, (big >> 8).astype(np.uint8))
+
+
+def test_rows_in_flight_are_bounded_by_memory_too(tmp_path, monkeypatch):
+    """Four rows allowed at once by count, but the process's memory fits two at a time."""
+    from creevey_dask import imagefile
+
+    sources = []
+    for i in range(4):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (300, 200), (i, 0, 0)).save(path)
+        sources.append(str(path))
+    need = max(
+        estimate_row_bytes("RGB", (300, 200), data_bytes=os.path.getsize(s)) for s in sources
+    )
+    monkeypatch.setattr(imagefile, "_gate", imagefile._MemoryGate(2 * need + need // 2))
+    lock = threading.Lock()
+    now = {"active": 0, "most": 0}
+
+    def hold(image):
+        with lock:
+            now["active"] += 1
+            now["most"] = max(now["most"], now["active"])
+        time.sleep(0.3)
+        with lock:
+            now["active"] -= 1
+        return image
+
+    pipeline = Pipeline(load_image, ops=[hold], write_func=ImageWriter("png"))
+    result = pipeline.run(
+        sources, lambda p: p.replace(".png", "-out.png"), n_jobs=4, progress=False
+    )
+    assert result["status"].tolist() == ["ok"] * 4
+    assert now["most"] == 2
+    assert imagefile._gate.in_use == 0  # every row gave its reservation back
+    assert decode_image(Path(sources[0]).read_bytes()).size == (300, 200)  # outside a run
+    assert imagefile._gate.in_use == 0
