@@ -17,6 +17,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pandas as pd
@@ -628,18 +629,12 @@ def test_redact_url_hides_userinfo_and_credential_parameters() -> None:
 ONE_SERVER_SPELLINGS = ["127.0.0.1", "localhost", "127.1", "2130706433", "[::ffff:127.0.0.1]"]
 
 
-def test_spellings_of_one_server_share_one_per_host_limit(quick: HttpOptions) -> None:
+def test_spellings_of_one_server_share_one_per_host_limit(quick: HttpOptions, overlap: Any) -> None:
     body = _jpeg()
-    lock = threading.Lock()
-    now = {"active": 0, "most": 0}
 
     def slow(conn: socket.socket) -> None:
-        with lock:
-            now["active"] += 1
-            now["most"] = max(now["most"], now["active"])
-        time.sleep(0.3)
-        with lock:
-            now["active"] -= 1
+        with overlap:
+            pass
         conn.sendall(
             b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
@@ -664,7 +659,7 @@ def test_spellings_of_one_server_share_one_per_host_limit(quick: HttpOptions) ->
             thread.join(30)
     assert errors == []
     assert server.accepted == len(urls)
-    assert now["most"] == 2  # ten requests, five spellings, one server: two at a time
+    assert overlap.most == 2  # ten requests, five spellings, one server: two at a time
 
 
 # -- an encoding chain is an error of its own kind, fetched once ----------------------------

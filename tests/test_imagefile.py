@@ -10,7 +10,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -678,7 +677,7 @@ def test_8bit_conversion_in_bands_keeps_the_values():
     np.testing.assert_array_equal(got16, (big >> 8).astype(np.uint8))
 
 
-def test_rows_in_flight_are_bounded_by_memory_too(tmp_path, monkeypatch):
+def test_rows_in_flight_are_bounded_by_memory_too(tmp_path, monkeypatch, overlap):
     """Four rows allowed at once by count, but the process's memory fits two at a time."""
     from creevey_dask import imagefile
 
@@ -691,24 +690,17 @@ def test_rows_in_flight_are_bounded_by_memory_too(tmp_path, monkeypatch):
         estimate_row_bytes("RGB", (300, 200), data_bytes=os.path.getsize(s)) for s in sources
     )
     monkeypatch.setattr(imagefile, "_gate", imagefile._MemoryGate(2 * need + need // 2))
-    lock = threading.Lock()
-    now = {"active": 0, "most": 0}
 
     def hold(image):
-        with lock:
-            now["active"] += 1
-            now["most"] = max(now["most"], now["active"])
-        time.sleep(0.3)
-        with lock:
-            now["active"] -= 1
-        return image
+        with overlap:
+            return image
 
     pipeline = Pipeline(load_image, ops=[hold], write_func=ImageWriter("png"))
     result = pipeline.run(
         sources, lambda p: p.replace(".png", "-out.png"), n_jobs=4, progress=False
     )
     assert result["status"].tolist() == ["ok"] * 4
-    assert now["most"] == 2
+    assert overlap.most == 2
     assert imagefile._gate.in_use == 0  # every row gave its reservation back
     assert decode_image(Path(sources[0]).read_bytes()).size == (300, 200)  # outside a run
     assert imagefile._gate.in_use == 0
