@@ -261,6 +261,8 @@ class ImageServer:
     active, max_active : collections.Counter
         Requests being handled now, and at most at once, per ``Host`` header: from a
         request's arrival to the first byte of its answer.
+    max_active_total : int
+        Requests being handled at most at once, whatever their ``Host`` header.
 
     See Also
     --------
@@ -286,6 +288,8 @@ class ImageServer:
         self.headers_seen: dict[str, dict[str, str]] = {}
         self.active: Counter[str] = Counter()
         self.max_active: Counter[str] = Counter()
+        self.max_active_total = 0
+        self._total = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server: _Server | None = None
@@ -364,6 +368,7 @@ class ImageServer:
             self.user_agents.clear()
             self.headers_seen.clear()
             self.max_active = Counter({h: n for h, n in self.active.items() if n > 0})
+            self.max_active_total = self._total
 
     def __enter__(self) -> ImageServer:
         return self.start()
@@ -377,10 +382,13 @@ class ImageServer:
             self.user_agents[user_agent or ""] += 1
             self.active[host] += 1
             self.max_active[host] = max(self.max_active[host], self.active[host])
+            self._total += 1
+            self.max_active_total = max(self.max_active_total, self._total)
 
     def _leave(self, host: str) -> None:
         with self._lock:
             self.active[host] -= 1
+            self._total -= 1
 
 
 def _sample_image(label: str, rng: np.random.Generator) -> Image.Image:

@@ -540,8 +540,10 @@ def test_per_host_limit_holds_through_the_engine(
         progress=False,
     )
     assert (result.status == "ok").all()
-    assert image_server.max_active["127.0.0.1"] == 3
-    assert image_server.max_active["localhost"] == 3
+    # 127.0.0.1 and localhost are one server (one address): one limit for both spellings
+    assert image_server.max_active_total == 3
+    assert image_server.max_active["127.0.0.1"] >= 1
+    assert image_server.max_active["localhost"] >= 1
 
 
 def test_download_to_fsspec_memory(
