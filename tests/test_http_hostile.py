@@ -28,6 +28,7 @@ from creevey_dask import download, resize_multiple_files
 from creevey_dask.exceptions import (
     ContentEncodingError,
     DownloadTimeoutError,
+    HttpError,
     ImageDecodeError,
     ImageTooLargeError,
     UnsafeSourceError,
@@ -702,3 +703,16 @@ def test_two_content_encodings_are_decoded(quick: HttpOptions) -> None:
 
     with RawServer(two) as server:
         assert fetch(server.url(), quick).body == body
+
+
+def test_a_server_asked_pause_holds_for_every_spelling_of_it(
+    fresh_image_server: ImageServer, quick: HttpOptions
+) -> None:
+    server = fresh_image_server
+    options = quick.replace(retry_after_cap=5)
+    with pytest.raises(HttpError, match="HTTP 503"):
+        fetch(server.url("/img/photo.jpg", fail=9, code=503, retry_after=3), options)
+    for host in ("localhost", "127.1", "[::ffff:127.0.0.1]"):
+        with pytest.raises(DownloadTimeoutError, match=r"asked \(Retry-After\) for a pause"):
+            fetch(server.url("/img/icon.png", host=host), options.replace(deadline=1))
+    assert server.hits["/img/icon.png"] == 0

@@ -192,7 +192,7 @@ def _attempt(state: _State) -> FetchResult:
         if _origin(current) != origin:  # left the origin: its credentials stay behind
             headers = {k: v for k, v in headers.items() if k.lower() not in sensitive}
         host = (parts.hostname or "").lower()
-        _wait_for_server(parts.netloc.lower(), state)
+        _wait_for_server(_server(current), state)
         slot = take_slot(
             politeness_key(host), options.per_host_limit, options.per_host_rate, state.remaining()
         )
@@ -220,6 +220,12 @@ def _attempt(state: _State) -> FetchResult:
         status=state.status,
         attempts=state.attempts,
     )
+
+
+def _server(url: str) -> str:
+    """``address:port`` of the server ``url`` names, whatever the host's spelling."""
+    _scheme, host, port = _origin(url)
+    return f"{politeness_key(host)}:{port}"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -316,7 +322,7 @@ def _check_status(response: urllib3.BaseHTTPResponse, final_url: str, state: _St
     if status in _RETRY_STATUSES:
         hint = parse_retry_after(response.headers.get("Retry-After"))
         if hint is not None:
-            pause_host(urlsplit(final_url).netloc.lower(), min(hint, options.retry_after_cap))
+            pause_host(_server(final_url), min(hint, options.retry_after_cap))
         raise _RetryableError(
             HttpError(f"HTTP {status} {reason}".strip(), url=state.url, status=status),
             wait_hint=hint,
