@@ -9,7 +9,8 @@ peak RSS above the process's RSS before the row, and the seconds. Run::
 
 Cases (the worst ones of the hostile review): a 560 KB ``.ico`` holding a 12,000²
 PNG; a CMYK JPEG just under ``max_pixels`` written as PNG; a float (``F``) TIFF
-written as PNG; and, as references a budget must let through, a 6,000 x 4,000 RGB
+written as PNG; 30 small rows alone and behind that icon (16 at once, one partition);
+and, as references a budget must let through, a 6,000 x 4,000 RGB
 JPEG written as PNG and the same resized to 1,024 wide.
 """
 
@@ -23,7 +24,15 @@ import subprocess
 import sys
 import textwrap
 
-CASES = ("ico_png_12000", "cmyk_jpeg_89mp", "float_tiff_9000", "rgb_jpeg_24mp", "rgb_24mp_resized")
+CASES = (
+    "ico_png_12000",
+    "cmyk_jpeg_89mp",
+    "float_tiff_9000",
+    "rgb_jpeg_24mp",
+    "rgb_24mp_resized",
+    "small_rows_behind_ico",
+    "small_rows_alone",
+)
 
 
 def make(case: str, folder: str) -> str:
@@ -33,6 +42,13 @@ def make(case: str, folder: str) -> str:
     import numpy as np
     from PIL import Image, ImageDraw
 
+    if case.startswith("small_rows"):
+        make("ico_png_12000", folder)
+        for i in range(30):
+            small = os.path.join(folder, f"small-{i:02d}.jpg")
+            if not os.path.exists(small):
+                Image.new("RGB", (320, 240), (i * 8, 100, 50)).save(small, "JPEG")
+        return os.path.join(folder, "ico_png_12000.ico")
     ext = {"ico_png_12000": ".ico", "float_tiff_9000": ".tif"}.get(case, ".jpg")
     path = os.path.join(folder, case + ext)
     if os.path.exists(path):
@@ -79,6 +95,7 @@ _ROW = textwrap.dedent(
     """
     import json, os, sys, time
     from creevey_dask import ImageWriter, Pipeline, load_image, ops
+    from creevey_dask.rows import report
     case, source, out = sys.argv[1:4]
     def status(field):  # VmHWM: this process's peak RSS (ru_maxrss survives exec)
         with open("/proc/self/status") as f:
@@ -87,6 +104,21 @@ _ROW = textwrap.dedent(
                     return int(line.split()[1]) * 1024
     before = status("VmRSS")
     op = [ops.resize(shape=(683, 1024))] if case.endswith("resized") else []
+    if case.startswith("small_rows"):  # 30 small rows, alone or behind the hostile icon
+        folder = os.path.dirname(source)
+        smalls = [os.path.join(folder, f"small-{i:02d}.jpg") for i in range(30)]
+        sources = ([source] if case.endswith("behind_ico") else []) + smalls
+        start = time.perf_counter()
+        stamp = report("done_at", lambda im: time.perf_counter() - start, "float64")
+        pipeline = Pipeline(load_image, ops=[stamp], write_func=ImageWriter("png"))
+        result = pipeline.run(sources, lambda p: out + os.path.basename(p) + ".png",
+                              n_jobs=16, npartitions=1, progress=False, skip_existing=False)
+        done = result["done_at"].dropna().sort_values()
+        print(json.dumps({"case": case, "status": "ok" if len(done) == 30 else "error",
+                          "small_rows_median_s": round(float(done.median()), 3),
+                          "small_rows_max_s": round(float(done.max()), 3),
+                          "peak_mb": round((status("VmHWM") - before) / 2**20)}))
+        sys.exit(0)
     pipeline = Pipeline(load_image, ops=op, write_func=ImageWriter("png"))
     start = time.perf_counter()
     result = pipeline.run([source], lambda p: out, n_jobs=1, progress=False,
