@@ -7,7 +7,7 @@ peak RSS above the process's RSS before the row, and the seconds. Run::
 
     python benchmarks/bench_row_memory.py [--workdir /tmp/creevey-row-memory]
 
-Cases (the worst ones of the hostile review): a 560 KB ``.ico`` holding a 12,000²
+Cases (the worst ones of the hostile review): a 0.6 MB ``.ico`` holding a 12,000²
 PNG; a CMYK JPEG just under ``max_pixels`` written as PNG; a float (``F``) TIFF
 written as PNG; 30 small rows alone and behind that icon (16 at once, one partition);
 and, as references a budget must let through, a 6,000 x 4,000 RGB
