@@ -40,6 +40,7 @@ from .accessor import register as _register_accessor
 from .exceptions import (
     ArchiveError,
     ColumnError,
+    ContentEncodingError,
     CredentialsError,
     CreeveyError,
     DownloadConnectionError,
@@ -258,6 +259,7 @@ __all__ = [
     "DownloadTimeoutError",
     "TruncatedBodyError",
     "SizeLimitError",
+    "ContentEncodingError",
     "TooManyRedirectsError",
     "RobotsTagError",
     "__version__",

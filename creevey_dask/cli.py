@@ -10,11 +10,14 @@ one-line message for unusable input.
 from __future__ import annotations
 
 import argparse
-import gzip
+import itertools
 import logging
 import sys
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from ._redact import redact_text
 
 __all__ = ["build_parser", "main", "read_table"]
 
@@ -112,24 +115,75 @@ def read_table(
     if kind == ".json":
         import io
 
-        text = storage.read_bytes(path, options)
-        data = gzip.decompress(text) if gzipped else text
+        data = _read_capped(path, options, compression)
         table = pd.read_json(io.BytesIO(data))
         if list(table.columns) == [0]:  # a JSON list of sources
             table = table.rename(columns={0: column})
         return table
     if kind in (".txt", ".lst", ""):
-        data = storage.read_bytes(path, options)
-        if gzipped:
-            data = gzip.decompress(data)
-        rows = [line.strip() for line in data.decode("utf-8-sig").splitlines()]
-        rows = [r for r in rows if r and not r.startswith("#")]
+        rows = _read_lines(path, options, compression)
         if not rows:
             raise UsageError(f"input {path!r} has no sources (blank lines and #comments only)")
         return pd.DataFrame({column: rows})
     raise UsageError(  # pragma: no cover - every kind is handled above
         f"cannot read {path!r}: use a .txt, .csv, .tsv, .json, .jsonl or .parquet file"
     )
+
+
+#: Bounds on a text or JSON input, checked while it is read (a gzipped input is
+#: inflated as a stream, never whole): the longest line, the most lines, the most bytes.
+MAX_LINE_BYTES = 64 * 1024
+MAX_LINES = 10_000_000
+MAX_JSON_BYTES = 2**30
+
+#: What a damaged or undecodable input raises while it is read.
+_READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error)
+
+
+def _read_lines(path: str, options: dict[str, Any], compression: str | None) -> list[str]:
+    """The sources of a text input, one per line, streamed under the bounds above."""
+    import fsspec
+
+    rows: list[str] = []
+    try:
+        with fsspec.open(path, "rb", compression=compression, **options) as f:
+            for number in itertools.count(1):
+                line = f.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    return rows
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    raise UsageError(
+                        f"cannot read {path!r}: line {number:,} is longer than "
+                        f"{MAX_LINE_BYTES:,} bytes"
+                    )
+                if number > MAX_LINES:
+                    raise UsageError(
+                        f"cannot read {path!r}: it has more than {MAX_LINES:,} lines; "
+                        "split it, or use a CSV or Parquet table (read with --lazy)"
+                    )
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+                if text and not text.startswith("#"):
+                    rows.append(text)
+    except _READ_ERRORS as err:
+        raise UsageError(f"cannot read {path!r}: {type(err).__name__}: {err}") from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_capped(path: str, options: dict[str, Any], compression: str | None) -> bytes:
+    """The bytes of an input (inflated as a stream), refused past :data:`MAX_JSON_BYTES`."""
+    import fsspec
+
+    try:
+        with fsspec.open(path, "rb", compression=compression, **options) as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+    except _READ_ERRORS as err:
+        raise UsageError(f"cannot read {path!r}: {type(err).__name__}: {err}") from None
+    if len(data) > MAX_JSON_BYTES:
+        raise UsageError(
+            f"cannot read {path!r}: it holds more than {MAX_JSON_BYTES:,} bytes of JSON; "
+            "use JSON Lines (read with --lazy) or Parquet"
+        )
+    return bytes(data)
 
 
 def _write_result(result: Any, output: str, storage_options: dict[str, Any]) -> None:
@@ -819,5 +873,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (UsageError, ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        print(f"creevey: error: {err}", file=sys.stderr)
+        print(f"creevey: error: {redact_text(str(err))}", file=sys.stderr)
         return 2

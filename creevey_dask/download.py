@@ -35,7 +35,7 @@ from ._keywords import public_keywords
 from .exceptions import ImageDecodeError, require_columns
 from .http import HttpOptions, fetch
 from .http import http_options as _http_options
-from .imagefile import ImageWriter, decode_image
+from .imagefile import DEFAULT_MAX_ROW_BYTES, ImageWriter, decode_image
 from .naming import check_naming, make_namer
 from .options import NETWORK_JOBS, RunOptions, run_options
 from .pipeline import Pipeline
@@ -89,6 +89,8 @@ class HttpLoader:
     keep_bytes : bool, default False
         Return a :class:`Downloaded` (bytes and image) instead of the image, for
         writing the bytes as received. The image is then decoded at full size.
+    max_row_bytes : int or None, default DEFAULT_MAX_ROW_BYTES (512 MiB)
+        The memory budget of a row (see :func:`creevey_dask.decode_image`).
     """
 
     accepts_draft = True
@@ -98,11 +100,18 @@ class HttpLoader:
         "attempts": "Int64",
     }
 
-    def __init__(self, options: HttpOptions | None = None, keep_bytes: bool = False) -> None:
+    def __init__(
+        self,
+        options: HttpOptions | None = None,
+        keep_bytes: bool = False,
+        *,
+        max_row_bytes: int | None = DEFAULT_MAX_ROW_BYTES,
+    ) -> None:
         if options is not None and not isinstance(options, HttpOptions):
             raise TypeError(f"options must be a creevey_dask.HttpOptions, got {options!r}")
         self.options = options or HttpOptions()
         self.keep_bytes = bool(keep_bytes)
+        self.max_row_bytes = max_row_bytes
 
     def __call__(self, url: Any, draft: Any = None) -> Image.Image | Downloaded:
         try:
@@ -117,7 +126,12 @@ class HttpLoader:
         body = result.body
         record(http_status=result.status, bytes=len(body), attempts=result.attempts)
         try:
-            image = decode_image(body, url, draft=None if self.keep_bytes else draft)
+            image = decode_image(
+                body,
+                url,
+                draft=None if self.keep_bytes else draft,
+                max_row_bytes=self.max_row_bytes,
+            )
         except ImageDecodeError as err:
             if type(err) is not ImageDecodeError:  # a subclass (e.g. ImageTooLargeError) says it
                 raise

@@ -44,6 +44,7 @@ import pandas as pd
 from . import _interrupt, provenance, storage
 from ._dask_types import is_dask_frame, is_dask_series
 from ._progress import RunProgress, local_callback, show_line
+from ._redact import redact_text
 from .exceptions import ColumnError, UpstreamError, require_columns
 from .naming import Outpaths
 from .rows import end_row, start_row
@@ -84,14 +85,18 @@ _MAX_PARTITION_ROWS = 10_000
 
 
 def format_error(err: BaseException) -> str:
-    """``"<ExceptionType>: <message>"`` on one line, at most 500 characters.
+    """``"<ExceptionType>: <message>"`` on one line, at most 500 characters, URLs redacted.
+
+    Every URL in the message has its userinfo and credential-like query values hidden
+    (:func:`creevey_dask._redact.redact_text`), so no secret reaches a row's ``error``,
+    a summary line or a log.
 
     Examples
     --------
     >>> format_error(FileNotFoundError("no\\nsuch file"))
     'FileNotFoundError: no such file'
     """
-    message = " ".join(str(err).split())
+    message = redact_text(" ".join(str(err).split()))
     text = f"{type(err).__name__}: {message}" if message else type(err).__name__
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 

@@ -22,6 +22,7 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
           ├── DownloadTimeoutError(…, TimeoutError)   connect/read timeout or the deadline per URL
           ├── TruncatedBodyError                      body shorter than its Content-Length
           ├── SizeLimitError                          body larger than max_bytes
+          ├── ContentEncodingError(…, ValueError)     more stacked Content-Encodings than allowed
           ├── TooManyRedirectsError                   more hops than max_redirects
           └── RobotsTagError                          X-Robots-Tag opt-out (noai, noindex, ...)
 
@@ -37,6 +38,7 @@ from typing import Any
 
 __all__ = [
     "ColumnError",
+    "ContentEncodingError",
     "CreeveyError",
     "DownloadConnectionError",
     "DownloadError",
@@ -258,6 +260,14 @@ class TruncatedBodyError(DownloadError):
 
 class SizeLimitError(DownloadError):
     """The body is larger than the allowed ``max_bytes``; the download was stopped."""
+
+
+class ContentEncodingError(DownloadError, ValueError):
+    """The response stacks more ``Content-Encoding``s than allowed; it is not decoded.
+
+    Real servers send one coding (``gzip``, ``br``), rarely two; a longer chain only
+    multiplies the work of inflating a body. Final at once: fetched once, not retried.
+    """
 
 
 class TooManyRedirectsError(DownloadError):

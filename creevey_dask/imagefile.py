@@ -32,10 +32,11 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from . import storage
 from .checks import observe_source
 from .exceptions import ImageDecodeError, ImageTooLargeError
-from .rows import record
+from .rows import on_row_end, record
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_ROW_BYTES",
     "DEFAULT_MAX_SCANS",
     "DRAFT_ORIGINAL_SIZE_KEY",
     "ImageLoader",
@@ -43,6 +44,7 @@ __all__ = [
     "convert_for_format",
     "decode_image",
     "draft_scale",
+    "estimate_row_bytes",
     "format_for_path",
     "load_image",
     "to_8bit",
@@ -52,6 +54,13 @@ __all__ = [
 #: The default limit on the pixels an image may declare (Pillow's own warning limit,
 #: about 89 megapixels, e.g. 10,000 x 8,900).
 DEFAULT_MAX_PIXELS = 89_478_485
+
+#: The default memory budget of one row: the peak bytes of decoding, converting and
+#: encoding its image, estimated from the header before any pixel is decoded
+#: (:func:`estimate_row_bytes`). Measured (``benchmarks/bench_row_memory.py``): a
+#: 24-megapixel RGB JPEG written as PNG peaks at about 150 MiB, estimated 170 MiB;
+#: a CMYK JPEG just under ``max_pixels`` written as PNG peaked at about 690 MiB.
+DEFAULT_MAX_ROW_BYTES = 512 * 2**20
 
 #: The default limit on the scans (SOS markers) of a JPEG. Encoders write 1 (baseline)
 #: to about 10-20 (progressive scripts); decoding time grows with the scan count times
@@ -191,6 +200,185 @@ def _open_unchecked(data: bytes) -> Image.Image:
     raise ImageDecodeError(f"not an image format Pillow can read ({_describe(data)})")
 
 
+#: Bytes per pixel of Pillow's in-memory modes: one byte for 1, L and P, two for the
+#: 16-bit greys, four for I and F and for every multi-band mode (stored 4 bytes a pixel).
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I": 4, "F": 4, **dict.fromkeys(_SIXTEEN_BIT, 2)}
+#: Modes every output format stores as they are (no converted copy is made).
+_NO_CONVERSION = frozenset({"1", "L", "RGB"})
+
+
+def estimate_row_bytes(
+    mode: str,
+    size: tuple[int, int],
+    target: tuple[int, int] | None = None,
+    *,
+    frames: int = 1,
+    data_bytes: int = 0,
+) -> int:
+    """The peak bytes one row is expected to take, from an image's header alone.
+
+    The encoded data, plus the decoded image (``mode`` and ``size``; twice that for an
+    animation, whose frames are composited), plus a converted copy for the output
+    format (none for 1, L and RGB; one byte a pixel for the 8-bit grey of 16-bit and
+    float images, four otherwise), plus the encoded output (at most its raw size). The
+    conversion and the encoding are counted at ``target`` size when the next step
+    (a resize) says it needs less.
+
+    Examples
+    --------
+    >>> estimate_row_bytes("RGB", (6000, 4000)) // 2**20  # decoded 4 B/px + PNG <= 3 B/px
+    160
+    >>> estimate_row_bytes("CMYK", (9400, 9400)) // 2**20  # + an RGB copy for PNG
+    1011
+    """
+    width, height = size
+    pixels = width * height
+    decoded = pixels * _BYTES_PER_PIXEL.get(mode, 4) * (2 if frames > 1 else 1)
+    out = pixels
+    if target is not None:
+        out = min(pixels, max(1, target[0]) * max(1, target[1]))
+    if mode in _NO_CONVERSION:
+        converted = 0
+    elif mode in _GRAY:
+        converted = out
+    else:
+        converted = out * 4
+    if target is not None and out < pixels:
+        converted += out * 4  # the resized image
+    try:
+        bands = Image.getmodebands(mode)
+    except (KeyError, ValueError):
+        bands = 4
+    encoded = out * min(bands, 4) * (2 if mode in _SIXTEEN_BIT else 1)
+    return data_bytes + decoded + converted + encoded
+
+
+def _physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return 16 * 2**30
+
+
+class _MemoryGate:
+    """The bytes the rows in flight in this process may hold together (their estimates).
+
+    A row reserves its estimate before it decodes and gives it back when it ends
+    (:func:`creevey_dask.rows.on_row_end`); a row that does not fit waits for others
+    to end. A row is always let in when no other holds memory, and a second decode in
+    one row adds to its reservation without waiting, so rows never wait on each other
+    in a circle. Outside a running row nothing is reserved.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._cond = threading.Condition()
+        self._local = threading.local()
+
+    def reserve(self, need: int) -> None:
+        held = getattr(self._local, "held", 0)
+        with self._cond:
+            if not held:
+                while self.in_use and self.in_use + need > self.capacity:
+                    self._cond.wait()
+            self.in_use += need
+        if not held and not on_row_end(self._release):
+            with self._cond:  # not in a row: nothing to hold on to
+                self.in_use -= need
+                self._cond.notify_all()
+            return
+        self._local.held = held + need
+
+    def _release(self) -> None:
+        held, self._local.held = getattr(self._local, "held", 0), 0
+        with self._cond:
+            self.in_use -= held
+            self._cond.notify_all()
+
+
+#: Rows in flight per process are bounded by memory too: their estimates together stay
+#: under half the machine's memory.
+_gate = _MemoryGate(_physical_memory() // 2)
+
+
+def _check_budget(
+    image: Image.Image,
+    data: bytes,
+    where: str,
+    max_row_bytes: int | None,
+    target: tuple[int, int] | None,
+) -> None:
+    """Refuse an image whose row would take more than ``max_row_bytes`` (see the estimate);
+    else reserve its estimate in the process's memory gate (waiting if it is full)."""
+    frames = int(getattr(image, "n_frames", 1) or 1) if getattr(image, "is_animated", False) else 1
+    need = estimate_row_bytes(image.mode, image.size, target, frames=frames, data_bytes=len(data))
+    if max_row_bytes is not None and need > max_row_bytes:
+        width, height = image.size
+        raise ImageTooLargeError(
+            f"refused{where}: decoding, converting and writing its {width} x {height} "
+            f"{image.mode} image would take about {need / 2**20:,.0f} MiB, more than the "
+            f"memory budget of a row, max_row_bytes={max_row_bytes:,} "
+            f"({max_row_bytes / 2**20:,.0f} MiB); raise max_row_bytes= to allow it"
+        )
+    _gate.reserve(need)
+
+
+_ICO_MAGIC = b"\x00\x00\x01\x00"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _ico_payload_sizes(data: bytes) -> list[tuple[int, int]]:
+    """The sizes the images inside an ICO declare in their own headers (PNG or BMP).
+
+    Pillow decodes an ICO's largest image inside ``Image.open``, so its true size (a
+    PNG payload's may be anything, whatever the directory says) is read here first.
+    """
+    if data[:4] != _ICO_MAGIC or len(data) < 6:
+        return []
+    count = min(int.from_bytes(data[4:6], "little"), 512)
+    sizes = []
+    for i in range(count):
+        entry = 6 + 16 * i
+        if entry + 16 > len(data):
+            break
+        offset = int.from_bytes(data[entry + 12 : entry + 16], "little")
+        head = data[offset : offset + 32]
+        if head[:8] == _PNG_MAGIC and len(head) >= 24:
+            sizes.append((int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")))
+        elif len(head) >= 12:  # a BMP (DIB) header: int32 width, height (doubled: mask)
+            width = abs(int.from_bytes(head[4:8], "little", signed=True))
+            height = abs(int.from_bytes(head[8:12], "little", signed=True)) // 2
+            sizes.append((width, height))
+    return sizes
+
+
+def _precheck_decoded_at_open(
+    data: bytes, where: str, max_pixels: int | None, max_row_bytes: int | None
+) -> None:
+    """Check the formats whose plugin decodes inside ``Image.open`` (ICO) before opening.
+
+    Outside the open lock, so a hostile icon costs one header read, not a decode that
+    holds every other row of the process.
+    """
+    for width, height in _ico_payload_sizes(data):
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLargeError(
+                f"refused{where}: an image inside the ICO declares {width} x {height} = "
+                f"{width * height:,} pixels, more than max_pixels={max_pixels:,} (a possible "
+                "decompression bomb); raise max_pixels= to allow it"
+            )
+        if max_row_bytes is not None:
+            need = estimate_row_bytes("RGBA", (width, height), data_bytes=len(data))
+            if need > max_row_bytes:
+                raise ImageTooLargeError(
+                    f"refused{where}: decoding the {width} x {height} image inside the ICO "
+                    f"would take about {need / 2**20:,.0f} MiB, more than the memory budget "
+                    f"of a row, max_row_bytes={max_row_bytes:,}; raise max_row_bytes= to "
+                    "allow it"
+                )
+
+
 def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
     try:
         with _open_lock, warnings.catch_warnings():
@@ -310,6 +498,7 @@ def decode_image(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     exif_transpose: bool = True,
     max_scans: int | None = DEFAULT_MAX_SCANS,
+    max_row_bytes: int | None = DEFAULT_MAX_ROW_BYTES,
 ) -> Image.Image:
     """Decode ``data`` into a loaded Pillow image, safely.
 
@@ -334,6 +523,11 @@ def decode_image(
     max_scans : int or None, default DEFAULT_MAX_SCANS
         Refuse JPEGs with more scans (SOS markers) than this, before decoding them:
         decoding time grows with the scan count. None removes this limit.
+    max_row_bytes : int or None, default DEFAULT_MAX_ROW_BYTES (512 MiB)
+        The memory budget of the row: refuse an image whose decode, conversion and
+        encode are estimated from its header (:func:`estimate_row_bytes`) to take
+        more, before decoding it. Formats that Pillow decodes while opening (ICO) are
+        checked before opening. None removes this limit.
 
     Returns
     -------
@@ -344,8 +538,8 @@ def decode_image(
     Raises
     ------
     ImageTooLargeError
-        The header declares more than ``max_pixels`` pixels, or a JPEG has more than
-        ``max_scans`` scans.
+        The header declares more than ``max_pixels`` pixels, a JPEG has more than
+        ``max_scans`` scans, or the row would take more than ``max_row_bytes``.
     ImageDecodeError
         The data is empty, truncated, corrupt or not in a format Pillow reads.
 
@@ -364,17 +558,20 @@ def decode_image(
     observe_source(data)  # compute_hash= / verify_hash= of a run (a no-op otherwise)
     if len(data) == 0:
         raise ImageDecodeError(f"cannot decode{where}: the data is empty (0 bytes)")
+    if max_row_bytes is not None and (isinstance(max_row_bytes, bool) or max_row_bytes < 1):
+        raise ValueError(f"max_row_bytes must be a positive int or None, got {max_row_bytes!r}")
+    _precheck_decoded_at_open(data, where, max_pixels, max_row_bytes)
     image = _open(data, where, max_pixels)
     _check_scans(data, image, where, max_scans)
     orientation = _orientation(image) if exif_transpose else 1
-    if draft is not None and image.format in ("JPEG", "MPO"):
-        request = _draft_request(draft, image.size, orientation in _SWAPS_AXES)
-        if request is not None:
-            full = image.size
-            image.draft(image.mode, request)
-            if image.size != full:
-                swap = orientation in _SWAPS_AXES
-                image.info[DRAFT_ORIGINAL_SIZE_KEY] = (full[1], full[0]) if swap else full
+    request = _draft_request(draft, image.size, orientation in _SWAPS_AXES)
+    if request is not None and image.format in ("JPEG", "MPO"):
+        full = image.size
+        image.draft(image.mode, request)
+        if image.size != full:
+            swap = orientation in _SWAPS_AXES
+            image.info[DRAFT_ORIGINAL_SIZE_KEY] = (full[1], full[0]) if swap else full
+    _check_budget(image, data, where, max_row_bytes, request)
     if image.format == "PNG":
         _check_png_crcs(data, where)
     try:
@@ -395,13 +592,30 @@ def decode_image(
     return image
 
 
-def _read_source(path: str, storage_options: Mapping[str, Any], http_options: Any) -> bytes:
-    """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec."""
-    from .http import fetch, is_http_url
+def _read_source(
+    path: str,
+    storage_options: Mapping[str, Any],
+    http_options: Any,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
+) -> bytes:
+    """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec.
 
+    Every source is bounded the same way: a file, like a download, is refused past
+    ``max_bytes`` and ``deadline`` (those of ``http_options`` unless given), and a
+    path that is not a regular file (a FIFO, a device) is refused before any read.
+    """
+    from .http import HttpOptions, fetch, is_http_url
+
+    options = http_options or HttpOptions()
     if is_http_url(path):
-        return fetch(path, http_options).body
-    return storage.read_bytes(path, storage_options)
+        return fetch(path, options).body
+    return storage.read_source(
+        path,
+        storage_options,
+        max_bytes=options.max_bytes if max_bytes is None else max_bytes,
+        deadline=options.deadline if deadline is None else deadline,
+    )
 
 
 class ImageLoader:
@@ -419,6 +633,15 @@ class ImageLoader:
         For http(s) sources: they are fetched with :func:`creevey_dask.http.fetch`
         (address checks, deadline, retries, per-host limits), never through fsspec's
         HTTP filesystem.
+    max_bytes : int, optional
+        The largest file read from a local or fsspec path (default: ``max_bytes`` of
+        ``http_options``, 50 MiB); larger ones are refused by their size.
+    deadline : float, optional
+        Seconds a read of a local or fsspec path may take (default: ``deadline`` of
+        ``http_options``, 60 s). Paths that are not regular files (FIFOs, devices such
+        as ``/dev/zero``) are refused before any read.
+    max_row_bytes : int or None, default DEFAULT_MAX_ROW_BYTES (512 MiB)
+        The memory budget of a row (see :func:`decode_image`).
 
     Notes
     -----
@@ -435,7 +658,27 @@ class ImageLoader:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         exif_transpose: bool = True,
         http_options: Any = None,
+        max_bytes: int | None = None,
+        deadline: float | None = None,
+        max_row_bytes: int | None = DEFAULT_MAX_ROW_BYTES,
     ) -> None:
+        if max_row_bytes is not None and (
+            isinstance(max_row_bytes, bool)
+            or not isinstance(max_row_bytes, int)
+            or max_row_bytes < 1
+        ):
+            raise ValueError(f"max_row_bytes must be a positive int or None, got {max_row_bytes!r}")
+        self.max_row_bytes = max_row_bytes
+        if max_bytes is not None and (
+            isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1
+        ):
+            raise ValueError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+        if deadline is not None and (
+            isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or not deadline > 0
+        ):
+            raise ValueError(f"deadline must be seconds > 0 or None, got {deadline!r}")
+        self.max_bytes = max_bytes
+        self.deadline = None if deadline is None else float(deadline)
         if http_options is not None:
             from .http import HttpOptions
 
@@ -455,11 +698,14 @@ class ImageLoader:
     def __call__(self, source: Any, draft: DraftHint = None) -> Image.Image:
         path = os.fspath(source)
         return decode_image(
-            _read_source(path, self.storage_options, self.http_options),
+            _read_source(
+                path, self.storage_options, self.http_options, self.max_bytes, self.deadline
+            ),
             path,
             draft=draft,
             max_pixels=self.max_pixels,
             exif_transpose=self.exif_transpose,
+            max_row_bytes=self.max_row_bytes,
         )
 
     def __repr__(self) -> str:
@@ -484,6 +730,10 @@ def _as_i16(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.asarray(image).astype(np.uint16))
 
 
+#: Pixels per band of rows in :func:`to_8bit` (8 MiB of float64 temporaries).
+_TILE_PIXELS = 1 << 20
+
+
 def to_8bit(image: Image.Image) -> Image.Image:
     """An 8-bit ``"L"`` image from a 16/32-bit integer or float one, scaled, not clipped.
 
@@ -496,18 +746,40 @@ def to_8bit(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode not in _SIXTEEN_BIT and mode not in ("I", "F"):
         return image
-    array = np.asarray(image)
+    # In bands of rows, so that the full-size temporaries of the arithmetic (a float64
+    # copy is 8 bytes a pixel, and the old whole-image code held several) never exist:
+    # the peak is the image, its 8-bit result and one band's temporaries.
+    width, height = image.size
+    step = max(1, _TILE_PIXELS // max(width, 1))
+    bands = [(top, min(top + step, height)) for top in range(0, height, step)]
+
+    def rows(top: int, bottom: int) -> np.ndarray:
+        return np.asarray(image.crop((0, top, width, bottom)))
+
+    out = np.empty((height, width), dtype=np.uint8)
     if mode in _SIXTEEN_BIT:
-        out = (array.astype(np.uint32) >> 8).astype(np.uint8)
+        for top, bottom in bands:
+            out[top:bottom] = rows(top, bottom) >> 8
     elif mode == "I":
-        top = int(array.max()) if array.size else 0
-        scaled = array if top <= 255 else array // 257
-        out = np.clip(scaled, 0, 255).astype(np.uint8)
+        extrema = image.getextrema()
+        top_value = int(extrema[1]) if width and height else 0  # type: ignore[arg-type,index]
+        for top, bottom in bands:
+            band = rows(top, bottom)
+            scaled = band if top_value <= 255 else band // 257
+            out[top:bottom] = np.clip(scaled, 0, 255)
     else:
-        finite = np.nan_to_num(array.astype(np.float64))
-        peak = float(finite.max()) if finite.size else 0.0
-        scaled = finite * 255.0 if peak <= 1.0 else finite
-        out = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+        peak = 0.0
+        for top, bottom in bands:  # the peak of the finite values (inf counts as huge)
+            finite = np.nan_to_num(rows(top, bottom).astype(np.float64))
+            if finite.size:
+                peak = max(peak, float(finite.max()))
+        factor = 255.0 if peak <= 1.0 else 1.0
+        for top, bottom in bands:
+            finite = np.nan_to_num(rows(top, bottom).astype(np.float64))
+            finite *= factor
+            np.rint(finite, out=finite)
+            np.clip(finite, 0, 255, out=finite)
+            out[top:bottom] = finite
     return Image.fromarray(out)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "check_op",
     "end_row",
     "makes_op",
+    "on_row_end",
     "record",
     "report",
     "result_columns_of",
@@ -53,12 +54,29 @@ def start_row() -> dict[str, Any]:
     """Start recording for a row on this thread; returns the dict its values go into."""
     values: dict[str, Any] = {}
     _row.values = values
+    _row.at_end = []
     return values
 
 
+def on_row_end(callback: Callable[[], None]) -> bool:
+    """Call ``callback`` when the row running on this thread ends, however it ends.
+
+    Returns False (and does nothing) outside a running row.
+    """
+    at_end = getattr(_row, "at_end", None)
+    if at_end is None or getattr(_row, "values", None) is None:
+        return False
+    at_end.append(callback)
+    return True
+
+
 def end_row() -> None:
-    """Stop recording on this thread (values recorded later are ignored)."""
+    """Stop recording on this thread (values recorded later are ignored); run the
+    :func:`on_row_end` callbacks."""
     _row.values = None
+    at_end, _row.at_end = getattr(_row, "at_end", None) or [], None
+    for callback in reversed(at_end):
+        callback()
 
 
 def result_columns_of(stage: object) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from . import storage
 from ._progress import Progress, make_callback
+from ._redact import redact_url
 from .exceptions import CredentialsError, MissingDataError
 from .naming import safe_name
 
@@ -161,7 +162,7 @@ class S3Downloader:
         name = posixpath.basename(self.dest_path)
         callback = make_callback(self.progress, f"download {name}")
         callback.set_size(size)
-        logger.info("downloading %s (%d bytes) to %s", self.url, size, self.dest_path)
+        logger.info("downloading %s (%d bytes) to %s", redact_url(self.url), size, self.dest_path)
         try:
             written = 0
             # only the reads from S3 are translated: a write error is the destination's

@@ -45,6 +45,8 @@ import fsspec
 from fsspec.core import split_protocol, strip_protocol
 from fsspec.implementations.local import LocalFileSystem
 
+from .exceptions import DownloadTimeoutError, SizeLimitError, UnsafeSourceError
+
 __all__ = [
     "MAX_NAME_BYTES",
     "TEMP_SUFFIX",
@@ -59,6 +61,7 @@ __all__ = [
     "local_folder",
     "local_os_path",
     "read_bytes",
+    "read_source",
     "remove_stale_temporaries",
     "sweep",
     "temp_path",
@@ -207,6 +210,102 @@ def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None) -> b
             return f.read()
     fs, fs_path = get_fs(path, storage_options)
     return bytes(fs.cat_file(fs_path))
+
+
+_READ_CHUNK = 1 << 20
+
+
+def read_source(
+    path: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    max_bytes: int,
+    deadline: float,
+) -> bytes:
+    """The bytes of a source file, bounded like a download: size, time and file type.
+
+    A local path is opened without blocking and refused unless it is a regular file
+    (a FIFO, a device such as ``/dev/zero``, a socket or a folder is refused by its
+    type before any byte is read); a file larger than ``max_bytes`` (by its size, then
+    by what is read) is refused; the read stops when ``deadline`` seconds have passed
+    (checked between chunks of 1 MiB: one blocking read of a stalled network
+    filesystem is not interrupted). Other fsspec paths are checked by ``info()``
+    (type and size) and read in chunks under the same bounds.
+
+    Raises
+    ------
+    UnsafeSourceError
+        Not a regular file.
+    SizeLimitError
+        Larger than ``max_bytes``.
+    DownloadTimeoutError
+        The deadline passed.
+    """
+    end = time.monotonic() + deadline
+    local = local_os_path(path)
+    if local is not None:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(local, flags)
+        with open(fd, "rb", buffering=0, closefd=True) as f:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise UnsafeSourceError(
+                    f"{path!r} is {_file_kind(mode)}, not a regular file; refused before reading"
+                )
+            _check_size(path, os.fstat(fd).st_size, max_bytes)
+            return _read_bounded(f, path, max_bytes, end, deadline)
+    fs, fs_path = get_fs(path, storage_options)
+    info = fs.info(fs_path)
+    if info.get("type", "file") != "file":
+        raise UnsafeSourceError(
+            f"{path!r} is a {info.get('type')!r}, not a regular file; refused before reading"
+        )
+    size = info.get("size")
+    if isinstance(size, int):
+        _check_size(path, size, max_bytes)
+    with fs.open(fs_path, "rb") as f:
+        return _read_bounded(f, path, max_bytes, end, deadline)
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _check_size(path: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise SizeLimitError(
+            f"{path!r} holds {size:,} bytes, more than max_bytes={max_bytes:,}", nbytes=0
+        )
+
+
+def _read_bounded(f: Any, path: str, max_bytes: int, end: float, deadline: float) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        if time.monotonic() > end:
+            raise DownloadTimeoutError(
+                f"reading {path!r} took longer than the deadline of {deadline:g} s",
+                nbytes=total,
+            )
+        chunk = f.read(min(_READ_CHUNK, max_bytes + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > max_bytes:
+            raise SizeLimitError(
+                f"{path!r} is larger than max_bytes={max_bytes:,}; stopped after {total:,} bytes",
+                nbytes=total,
+            )
+        chunks.append(chunk)
 
 
 def _cut_utf8(text: str, limit: int) -> str:

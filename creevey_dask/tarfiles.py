@@ -12,7 +12,9 @@ independent layers of protection against hostile archives:
 
 Limits guard against archive bombs (a small ``.tar.gz`` that expands to millions of
 files or terabytes): ``max_members``, ``max_total_bytes`` and ``max_member_bytes`` are
-checked from the archive's headers while its index is read, before anything is written,
+checked from the archive's headers while its index is read, before anything is written;
+``max_header_bytes`` bounds each extended header (PAX, GNU long names) before tarfile
+reads it, and headers count towards ``max_total_bytes``;
 and an archive over a limit is refused with an
 :class:`~creevey_dask.exceptions.UnsafeArchiveError` naming the limit.
 
@@ -58,6 +60,7 @@ from .exceptions import ArchiveError, UnsafeArchiveError
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
+    "MAX_HEADER_BYTES",
     "MAX_MEMBERS",
     "MAX_MEMBER_BYTES",
     "MAX_TOTAL_BYTES",
@@ -74,6 +77,61 @@ ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", "
 MAX_MEMBERS = 1_000_000
 MAX_TOTAL_BYTES = 100 * 2**30
 MAX_MEMBER_BYTES = 20 * 2**30
+#: The default limit on one extended header (a PAX header, a GNU long name or link):
+#: real ones hold a path and a few attributes, a few KiB at most.
+MAX_HEADER_BYTES = 2**20
+
+#: Member types whose data is header text for the next member, read whole by tarfile.
+_HEADER_TYPES = frozenset(
+    {
+        tarfile.GNUTYPE_LONGNAME,
+        tarfile.GNUTYPE_LONGLINK,
+        tarfile.XHDTYPE,
+        tarfile.XGLTYPE,
+        tarfile.SOLARIS_XHDTYPE,
+    }
+)
+
+
+class _HeaderTooLargeError(Exception):
+    """An extended header over a limit, found before tarfile read it."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that checks an extended header's size before tarfile reads it whole.
+
+    tarfile reads a PAX header or a GNU long name into memory in one piece; a 400 MB
+    one costs seconds and a gigabyte before any member limit is looked at. The limits
+    are set on a subclass made per archive (:func:`_bounded_tarinfo`).
+    """
+
+    max_header_bytes = MAX_HEADER_BYTES
+    max_total_bytes = MAX_TOTAL_BYTES
+
+    def _proc_member(self, tarfile: tarfile.TarFile) -> Any:
+        if self.type in _HEADER_TYPES:
+            if self.size > self.max_header_bytes:
+                raise _HeaderTooLargeError(
+                    f"an extended header (PAX or GNU long name) of {self.size:,} bytes, more "
+                    f"than max_header_bytes={self.max_header_bytes:,}"
+                )
+            seen = getattr(tarfile, "_creevey_header_bytes", 0) + self.size
+            tarfile._creevey_header_bytes = seen  # type: ignore[attr-defined]
+            if seen > self.max_total_bytes:
+                raise _HeaderTooLargeError(
+                    f"its headers expand to more than max_total_bytes={self.max_total_bytes:,} "
+                    "bytes"
+                )
+        return super()._proc_member(tarfile)  # type: ignore[misc]
+
+
+def _bounded_tarinfo(max_header_bytes: int, max_total_bytes: int) -> type[tarfile.TarInfo]:
+    return type(
+        "_BoundedTarInfo",
+        (_BoundedTarInfo,),
+        {"max_header_bytes": max_header_bytes, "max_total_bytes": max_total_bytes},
+    )
+
 
 #: Errors by which tarfile and the decompressors report corrupt or truncated data.
 _CORRUPT_DATA_ERRORS = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile)
@@ -176,6 +234,9 @@ class TarfileExtractor:
         The most bytes all its files together may expand to.
     max_member_bytes : int, default 20 GiB
         The most bytes one file may expand to.
+    max_header_bytes : int, default 1 MiB
+        The most bytes one extended header (PAX, GNU long name or link) may hold;
+        checked before it is read. Headers count towards ``max_total_bytes`` too.
 
     Raises
     ------
@@ -205,11 +266,13 @@ class TarfileExtractor:
         max_members: int = MAX_MEMBERS,
         max_total_bytes: int = MAX_TOTAL_BYTES,
         max_member_bytes: int = MAX_MEMBER_BYTES,
+        max_header_bytes: int = MAX_HEADER_BYTES,
     ) -> None:
         for name, value in (
             ("max_members", max_members),
             ("max_total_bytes", max_total_bytes),
             ("max_member_bytes", max_member_bytes),
+            ("max_header_bytes", max_header_bytes),
         ):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be a positive int, got {value!r}")
@@ -218,6 +281,7 @@ class TarfileExtractor:
         self.max_members = max_members
         self.max_total_bytes = max_total_bytes
         self.max_member_bytes = max_member_bytes
+        self.max_header_bytes = max_header_bytes
         path = os.fspath(archive_path)
         if not isinstance(path, str):
             raise TypeError(f"archive_path must be a str or os.PathLike, not {archive_path!r}")
@@ -255,7 +319,8 @@ class TarfileExtractor:
         ------
         UnsafeArchiveError
             If any member is unsafe, or the archive is over a limit (``max_members``,
-            ``max_total_bytes``, ``max_member_bytes``); nothing is extracted.
+            ``max_total_bytes``, ``max_member_bytes``, ``max_header_bytes``); nothing is
+            extracted.
         ArchiveError
             If the archive is corrupt or truncated; nothing is extracted.
         FileExistsError
@@ -307,7 +372,13 @@ class TarfileExtractor:
         """Check every member, then extract them all into ``stage``; return their names."""
         try:
             # not a with-statement: opening errors are mapped here, the with comes next
-            tar = tarfile.open(local_archive, "r:*")  # noqa: SIM115
+            tar = tarfile.open(  # noqa: SIM115
+                local_archive,
+                "r:*",
+                tarinfo=_bounded_tarinfo(self.max_header_bytes, self.max_total_bytes),
+            )
+        except _HeaderTooLargeError as err:
+            raise self._over(str(err)) from None
         except _CORRUPT_DATA_ERRORS as err:
             raise self._corrupt(err) from err
         except OSError as err:
@@ -318,6 +389,8 @@ class TarfileExtractor:
             tar.errorlevel = 2  # raise on every extraction problem, never just log it
             try:
                 members = self._read_index(tar)  # the whole index: finds truncation early
+            except _HeaderTooLargeError as err:
+                raise self._over(str(err)) from None
             except _CORRUPT_DATA_ERRORS as err:
                 raise self._corrupt(err) from err
             except OSError as err:

@@ -109,6 +109,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
         self._counted = True
         owner._enter(self.path, self._host, self.headers.get("User-Agent"))
+        with owner._lock:
+            owner.headers_seen[self.path] = {k.lower(): v for k, v in self.headers.items()}
         try:
             self._route(owner)
         finally:
@@ -254,9 +256,13 @@ class ImageServer:
         Requests received per URL path (with its query string).
     user_agents : collections.Counter
         Requests received per ``User-Agent`` header.
+    headers_seen : dict of str to dict
+        The request headers (names lower-cased) of the last request per URL path.
     active, max_active : collections.Counter
         Requests being handled now, and at most at once, per ``Host`` header: from a
         request's arrival to the first byte of its answer.
+    max_active_total : int
+        Requests being handled at most at once, whatever their ``Host`` header.
 
     See Also
     --------
@@ -279,8 +285,11 @@ class ImageServer:
         self.host = host
         self.hits: Counter[str] = Counter()
         self.user_agents: Counter[str] = Counter()
+        self.headers_seen: dict[str, dict[str, str]] = {}
         self.active: Counter[str] = Counter()
         self.max_active: Counter[str] = Counter()
+        self.max_active_total = 0
+        self._total = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._server: _Server | None = None
@@ -349,7 +358,7 @@ class ImageServer:
             self._thread.join(timeout=5)
 
     def reset_counters(self) -> None:
-        """Forget the hits and User-Agents; restart :attr:`max_active` from what is active now.
+        """Forget hits, User-Agents and headers; restart :attr:`max_active` from what is active.
 
         Requests still in flight (a stalled one from an earlier test, say) stay counted
         in :attr:`active`; use a fresh server where that matters.
@@ -357,7 +366,9 @@ class ImageServer:
         with self._lock:
             self.hits.clear()
             self.user_agents.clear()
+            self.headers_seen.clear()
             self.max_active = Counter({h: n for h, n in self.active.items() if n > 0})
+            self.max_active_total = self._total
 
     def __enter__(self) -> ImageServer:
         return self.start()
@@ -371,10 +382,13 @@ class ImageServer:
             self.user_agents[user_agent or ""] += 1
             self.active[host] += 1
             self.max_active[host] = max(self.max_active[host], self.active[host])
+            self._total += 1
+            self.max_active_total = max(self.max_active_total, self._total)
 
     def _leave(self, host: str) -> None:
         with self._lock:
             self.active[host] -= 1
+            self._total -= 1
 
 
 def _sample_image(label: str, rng: np.random.Generator) -> Image.Image:

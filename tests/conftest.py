@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -226,3 +228,30 @@ def tmpfs_2m(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=False)
+
+
+class Overlap:
+    """Counts how many threads are inside ``with overlap:`` at once (``most``)."""
+
+    def __init__(self, hold: float = 0.3) -> None:
+        self.hold = hold
+        self.active = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Overlap:
+        with self._lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+        time.sleep(self.hold)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.active -= 1
+
+
+@pytest.fixture
+def overlap() -> Overlap:
+    """An :class:`Overlap`: each ``with overlap:`` holds 0.3 s and counts the overlap."""
+    return Overlap()

@@ -566,3 +566,60 @@ def test_split_test_size(tmp_path, capsys):
     assert counts == {"train": 11, "valid": 4, "test": 5}
     assert main([*argv[:-2], "--test-size", "many", "--output", str(out)]) == 2
     assert "--test-size must be a number" in capsys.readouterr().err
+
+
+def test_a_secret_in_the_input_path_is_not_printed(tmp_path, capsys):
+    path = "memory://reader:hunter2@bucket/urls.txt?token=tok3n"
+    assert main(["download", path, "--outdir", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("creevey: error: ")
+    assert "hunter2" not in err
+    assert "tok3n" not in err
+
+
+def _one_line_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("creevey: error: cannot read ")
+    assert "\n" not in err
+    return err
+
+
+def test_a_gzipped_input_of_endless_lines_is_streamed_and_refused(tmp_path, capsys):
+    """More lines than MAX_LINES (here blank ones, as a gzip bomb has): exit 2, one line."""
+    import gzip
+
+    from creevey_dask import cli
+
+    path = tmp_path / "urls.txt.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        block = b"\n" * 2**20
+        for _ in range(cli.MAX_LINES // len(block) + 2):
+            f.write(block)
+        f.write(b"http://127.0.0.1:9/a.jpg\n")
+    assert path.stat().st_size < 200_000
+    err = _one_line_exit_2(["download", str(path), "--outdir", str(tmp_path)], capsys)
+    assert f"more than {cli.MAX_LINES:,} lines" in err
+    assert not (tmp_path / "a.jpg").exists()
+
+
+def test_an_overlong_line_is_refused(tmp_path, capsys):
+    path = tmp_path / "urls.txt"
+    path.write_bytes(b"http://127.0.0.1:9/" + b"a" * 70_000 + b".jpg\n")
+    err = _one_line_exit_2(["download", str(path), "--outdir", str(tmp_path)], capsys)
+    assert "line 1 is longer than 65,536 bytes" in err
+
+
+@pytest.mark.parametrize("damage", ["not-gzip", "truncated", "not-utf8"])
+def test_an_unreadable_input_is_one_line_and_exit_2(tmp_path, capsys, damage):
+    import gzip
+
+    path = tmp_path / "urls.txt.gz"
+    whole = gzip.compress(b"http://127.0.0.1:9/a.jpg\n" * 1000)
+    data = {
+        "not-gzip": b"this is not gzip at all",
+        "truncated": whole[: len(whole) // 2],
+        "not-utf8": gzip.compress(b"\xff\xfe\xfa not text\n"),
+    }[damage]
+    path.write_bytes(data)
+    _one_line_exit_2(["download", str(path), "--outdir", str(tmp_path)], capsys)

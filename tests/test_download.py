@@ -556,8 +556,10 @@ def test_per_host_limit_holds_through_the_engine(
         progress=False,
     )
     assert (result.status == "ok").all()
-    assert image_server.max_active["127.0.0.1"] == 3
-    assert image_server.max_active["localhost"] == 3
+    # 127.0.0.1 and localhost are one server (one address): one limit for both spellings
+    assert image_server.max_active_total == 3
+    assert image_server.max_active["127.0.0.1"] >= 1
+    assert image_server.max_active["localhost"] >= 1
 
 
 def test_download_to_fsspec_memory(
@@ -601,3 +603,13 @@ def test_download_on_a_local_cluster(
     assert len(files_in(tmp_path)) == 21
     # the limit is per worker process; the cluster has 2 of them
     assert image_server.max_active["127.0.0.1"] <= 2 * 2
+
+
+def test_the_http_loader_has_a_memory_budget_per_row(image_server, fast_http):
+    from creevey_dask import ImageTooLargeError
+
+    url = image_server.url("/img/big.jpg")  # 800 x 600 RGB
+    assert HttpLoader(fast_http)(url).size == (800, 600)
+    with pytest.raises(ImageTooLargeError, match="max_row_bytes=1,000,000"):
+        HttpLoader(fast_http, max_row_bytes=1_000_000)(url)
+    assert pickle.loads(pickle.dumps(HttpLoader(max_row_bytes=7))).max_row_bytes == 7

@@ -435,8 +435,10 @@ def test_per_host_limit_holds_across_threads(
     with ThreadPoolExecutor(16) as pool:
         results = list(pool.map(lambda u: fetch(u, options), urls))
     assert all(r.status == 200 for r in results)
-    assert image_server.max_active["127.0.0.1"] == 3
-    assert image_server.max_active["localhost"] == 3
+    # 127.0.0.1 and localhost are one server (one address): one limit for both spellings
+    assert image_server.max_active_total == 3
+    assert image_server.max_active["127.0.0.1"] >= 1
+    assert image_server.max_active["localhost"] >= 1
 
 
 def test_retry_after_pauses_the_whole_server(

@@ -7,22 +7,28 @@ would fail the test instead of sending traffic anywhere.
 
 from __future__ import annotations
 
+import gzip
 import io
 import ipaddress
 import socket
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pandas as pd
 import pytest
 from PIL import Image
 
-from creevey_dask import resize_multiple_files
+from creevey_dask import download, resize_multiple_files
 from creevey_dask.exceptions import (
+    ContentEncodingError,
     DownloadTimeoutError,
+    HttpError,
     ImageDecodeError,
     ImageTooLargeError,
     UnsafeSourceError,
@@ -489,3 +495,224 @@ def test_deadline_bounds_a_stalled_tls_handshake(quick: HttpOptions) -> None:
         for conn in held:
             conn.close()
         listener.close()
+
+
+# -- headers scoped to their origin ---------------------------------------------------------
+
+SECRET_HEADERS = (
+    ("Authorization", "Bearer s3cr3t"),
+    ("Cookie", "session=s3cr3t"),
+    ("Proxy-Authorization", "Basic s3cr3t"),
+    ("X-Api-Key", "s3cr3t"),
+    ("X-Trace", "kept"),
+)
+
+
+@pytest.fixture
+def two_servers() -> Iterator[tuple[ImageServer, ImageServer]]:
+    """Two real image servers on loopback, on different ports (two origins)."""
+    files = {"a.jpg": _jpeg()}
+    with ImageServer(files) as first, ImageServer(files) as second:
+        yield first, second
+
+
+def test_credentials_are_dropped_on_a_redirect_to_another_origin(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    first, second = two_servers
+    options = quick.replace(headers=SECRET_HEADERS, sensitive_headers=("x-api-key",))
+    target = second.url("/img/a.jpg")
+    result = fetch(first.url("/redirect-to", url=target), options)
+    assert result.status == 200
+    assert result.final_url == target
+    sent_first = first.headers_seen["/redirect-to?" + urlencode({"url": target})]
+    assert sent_first["authorization"] == "Bearer s3cr3t"
+    assert sent_first["cookie"] == "session=s3cr3t"
+    assert sent_first["x-api-key"] == "s3cr3t"
+    sent_second = second.headers_seen["/img/a.jpg"]
+    for name in ("authorization", "cookie", "proxy-authorization", "x-api-key"):
+        assert name not in sent_second, name
+    assert sent_second["x-trace"] == "kept"  # a header not marked sensitive travels
+
+
+def test_credentials_are_dropped_when_the_host_spelling_changes(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    """localhost and 127.0.0.1 are two origins to a browser: the secret stays behind."""
+    first, _ = two_servers
+    options = quick.replace(headers=SECRET_HEADERS)
+    target = first.url("/img/a.jpg", host="localhost")
+    fetch(first.url("/redirect-to", url=target), options)
+    assert "authorization" not in first.headers_seen["/img/a.jpg"]
+    assert "cookie" not in first.headers_seen["/img/a.jpg"]
+
+
+def test_credentials_follow_a_redirect_on_the_same_origin(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    first, _ = two_servers
+    fetch(first.url("/redirect/2/a.jpg"), quick.replace(headers=SECRET_HEADERS))
+    assert first.headers_seen["/img/a.jpg"]["authorization"] == "Bearer s3cr3t"
+    assert first.headers_seen["/img/a.jpg"]["cookie"] == "session=s3cr3t"
+
+
+def test_credentials_stay_dropped_after_a_redirect_back(
+    quick: HttpOptions, two_servers: tuple[ImageServer, ImageServer]
+) -> None:
+    """Away to another origin and back: the other origin chose the way back."""
+    first, second = two_servers
+    back = first.url("/img/a.jpg")
+    away = second.url("/redirect-to", url=back)
+    fetch(first.url("/redirect-to", url=away), quick.replace(headers=SECRET_HEADERS))
+    assert "authorization" not in first.headers_seen["/img/a.jpg"]
+
+
+def test_sensitive_headers_are_checked() -> None:
+    with pytest.raises(TypeError, match="sensitive_headers"):
+        HttpOptions(sensitive_headers="X-Api-Key")  # type: ignore[arg-type]
+    assert HttpOptions(sensitive_headers=["X-Api-Key"]).sensitive_headers == ("x-api-key",)
+
+
+# -- no secret in a result, a log or a summary ----------------------------------------------
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A small PNG whose header declares ``width`` x ``height`` (a bomb by its header)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    return bytes(data)
+
+
+def test_no_secret_of_a_url_reaches_the_error_the_summary_or_the_log(
+    quick: HttpOptions,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    files = {"bomb.png": _png_declaring(20_000, 20_000), "a.jpg": _jpeg()}
+    with ImageServer(files) as server:
+        base = f"http://bobby7:hunter2@127.0.0.1:{server.port}"
+        urls = [
+            f"{base}/img/bomb.png?size=2&token=tok3n&X-Amz-Signature=s1gn4ture",
+            # a redirect to a refused scheme: the refused URL is named in the message
+            server.url("/redirect-to", url="ftp://mallory9:pa55word@example.com/a.jpg?api_key=k3y"),
+        ]
+        frame = pd.DataFrame({"url": urls})
+        with caplog.at_level("INFO", logger="creevey_dask"):
+            result = download(frame, tmp_path, http_options=quick, progress=True)
+    assert result["status"].tolist() == ["error", "error"]
+    assert result["url"].tolist() == urls  # the url column stays as given
+    assert result["error"].iloc[0].startswith("ImageTooLargeError: ")
+    assert "127.0.0.1" in result["error"].iloc[0]  # the URL is still named, redacted
+    assert result["error"].iloc[1].startswith("UnsafeSourceError: ")
+    shown = " ".join(result["error"]) + capfd.readouterr().err + caplog.text
+    for secret in ("hunter2", "bobby7", "tok3n", "s1gn4ture", "pa55word", "mallory9", "k3y"):
+        assert secret not in shown, secret
+    assert "token=***" in shown
+    assert "size=2" in shown  # what is not a credential stays
+
+
+def test_redact_url_hides_userinfo_and_credential_parameters() -> None:
+    from creevey_dask.http import redact_url
+
+    url = "https://u:p@h.example:8443/a.jpg?sig=1&Signature=2&password=3&secret=4&w=5#x"
+    assert redact_url(url) == (
+        "https://***@h.example:8443/a.jpg?sig=***&Signature=***&password=***&secret=***&w=5#x"
+    )
+    assert redact_url("https://[::1/a?token=1") == "https://***"
+
+
+# -- politeness by address ------------------------------------------------------------------
+
+ONE_SERVER_SPELLINGS = ["127.0.0.1", "localhost", "127.1", "2130706433", "[::ffff:127.0.0.1]"]
+
+
+def test_spellings_of_one_server_share_one_per_host_limit(quick: HttpOptions, overlap: Any) -> None:
+    body = _jpeg()
+
+    def slow(conn: socket.socket) -> None:
+        with overlap:
+            pass
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+    options = quick.replace(per_host_limit=2)
+    errors: list[BaseException] = []
+
+    def get(url: str) -> None:
+        try:
+            fetch(url, options)
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    with RawServer(slow) as server:
+        urls = [server.url(f"/{i}.jpg", host=h) for h in ONE_SERVER_SPELLINGS for i in range(2)]
+        threads = [threading.Thread(target=get, args=(url,)) for url in urls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert errors == []
+    assert server.accepted == len(urls)
+    assert overlap.most == 2  # ten requests, five spellings, one server: two at a time
+
+
+# -- an encoding chain is an error of its own kind, fetched once ----------------------------
+
+
+def test_a_stack_of_content_encodings_is_refused_once(quick: HttpOptions) -> None:
+    body = _jpeg()
+    for _ in range(7):
+        body = gzip.compress(body)
+
+    def stacked(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+            + b"Content-Encoding: "
+            + b", ".join([b"gzip"] * 7)
+            + b"\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+    with RawServer(stacked) as server:
+        with pytest.raises(ContentEncodingError, match="stacks 7 Content-Encodings") as info:
+            fetch(server.url(), quick.replace(retries=3))
+        assert server.accepted == 1  # final at once: not retried
+    assert isinstance(info.value, ValueError)
+    assert info.value.attempts == 1
+
+
+def test_two_content_encodings_are_decoded(quick: HttpOptions) -> None:
+    body = _jpeg()
+    wrapped = gzip.compress(gzip.compress(body))
+
+    def two(conn: socket.socket) -> None:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+            + b"Content-Encoding: gzip, gzip\r\n"
+            + f"Content-Length: {len(wrapped)}\r\n\r\n".encode()
+            + wrapped
+        )
+
+    with RawServer(two) as server:
+        assert fetch(server.url(), quick).body == body
+
+
+def test_a_server_asked_pause_holds_for_every_spelling_of_it(
+    fresh_image_server: ImageServer, quick: HttpOptions
+) -> None:
+    server = fresh_image_server
+    options = quick.replace(retry_after_cap=5)
+    with pytest.raises(HttpError, match="HTTP 503"):
+        fetch(server.url("/img/photo.jpg", fail=9, code=503, retry_after=3), options)
+    for host in ("localhost", "127.1", "[::ffff:127.0.0.1]"):
+        with pytest.raises(DownloadTimeoutError, match=r"asked \(Retry-After\) for a pause"):
+            fetch(server.url("/img/icon.png", host=host), options.replace(deadline=1))
+    assert server.hits["/img/icon.png"] == 0

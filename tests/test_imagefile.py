@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image, ImageOps
 
-from creevey_dask import ImageDecodeError, ImageTooLargeError, Pipeline, ops
+from creevey_dask import (
+    ImageDecodeError,
+    ImageTooLargeError,
+    Pipeline,
+    ops,
+    resize_multiple_files,
+)
+from creevey_dask.exceptions import DownloadTimeoutError, SizeLimitError, UnsafeSourceError
 from creevey_dask.imagefile import (
     DRAFT_ORIGINAL_SIZE_KEY,
     ImageLoader,
     ImageWriter,
     convert_for_format,
     decode_image,
+    estimate_row_bytes,
     load_image,
+    to_8bit,
 )
 
 ALL_MODES = ("1", "L", "LA", "P", "P+t", "RGB", "RGBA", "CMYK", "I;16", "I", "YCbCr")
@@ -164,11 +179,12 @@ def test_pillow_bomb_warning_never_leaks(png_header_only):
     data = png_header_only(10_000, 10_000)  # 100 M pixels
     with pytest.raises(ImageTooLargeError, match="100,000,000 pixels"):
         decode_image(data)  # filterwarnings=error: a leaked warning would fail differently
-    # allowed explicitly: the header passes, and then the missing pixel data is an error
+    # allowed explicitly (pixels and the row's memory budget): the header passes, and
+    # then the missing pixel data is an error
     with pytest.raises(ImageDecodeError, match="corrupt PNG data"):
-        decode_image(data, max_pixels=None)
+        decode_image(data, max_pixels=None, max_row_bytes=None)
     with pytest.raises(ImageDecodeError, match="corrupt PNG data"):
-        decode_image(png_header_only(20_000, 20_000), max_pixels=500_000_000)
+        decode_image(png_header_only(20_000, 20_000), max_pixels=500_000_000, max_row_bytes=None)
 
 
 def test_unsupported_formats_are_named():
@@ -498,3 +514,193 @@ def test_a_write_cut_short_by_the_disk_is_an_error_row_not_a_truncated_ok(tmp_pa
 def test_a_jpeg_cut_inside_its_header_is_an_image_decode_error(data):
     with pytest.raises(ImageDecodeError, match=r"cannot decode 'cut\.jpg'"):
         decode_image(data, "cut.jpg")
+
+
+# -- every input bounded: file type, size, deadline ---------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_named_like_an_image_is_refused_without_waiting(tmp_path):
+    fifo = tmp_path / "stuck.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(UnsafeSourceError, match="FIFO"):
+        load_image(str(fifo))
+    result = resize_multiple_files([str(fifo)], (8, 8), tmp_path / "out", progress=False)
+    assert result["status"].tolist() == ["error"]
+    assert result["error"].iloc[0].startswith("UnsafeSourceError: ")
+    assert not (tmp_path / "out" / "stuck.jpg").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+@pytest.mark.timeout(60)
+def test_a_device_is_refused_by_its_type_before_any_read():
+    with pytest.raises(UnsafeSourceError, match="character device"):
+        load_image("/dev/zero")
+
+
+def test_a_local_file_over_max_bytes_is_refused_by_its_size(tmp_path):
+    sparse = tmp_path / "huge.jpg"
+    with open(sparse, "wb") as f:
+        f.truncate(2 * 2**30)  # 2 GiB, sparse: nothing of it need be read to refuse it
+    with pytest.raises(SizeLimitError, match="max_bytes=52,428,800"):
+        load_image(str(sparse))
+    small = tmp_path / "small.jpg"
+    small.write_bytes(encode(Image.new("RGB", (20, 10))))
+    with pytest.raises(SizeLimitError, match="max_bytes=100"):
+        ImageLoader(max_bytes=100)(str(small))
+    assert ImageLoader(max_bytes=100_000)(str(small)).size == (20, 10)
+
+
+def test_an_fsspec_file_over_max_bytes_is_refused(memfs):
+    memfs.pipe_file("/pics/a.jpg", encode(Image.new("RGB", (20, 10))))
+    with pytest.raises(SizeLimitError, match="max_bytes=10"):
+        ImageLoader(max_bytes=10)("memory://pics/a.jpg")
+    memfs.mkdir("/pics/folder.jpg")
+    with pytest.raises((UnsafeSourceError, FileNotFoundError)):
+        load_image("memory://pics/folder.jpg")
+
+
+def test_a_read_past_the_deadline_stops(tmp_path):
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(3 * 2**20))  # three chunks to read
+    with pytest.raises(DownloadTimeoutError, match="deadline of 1e-09 s"):
+        ImageLoader(deadline=1e-9)(str(path))
+
+
+# -- a memory budget per row ----------------------------------------------------------------
+
+
+def _ico_around(png: bytes) -> bytes:
+    """An ICO whose one entry (declared 256 x 256, as all may be) holds ``png``."""
+    entry = struct.pack("<BBBBHHII", 0, 0, 0, 0, 1, 32, len(png), 6 + 16)
+    return struct.pack("<HHH", 0, 1, 1) + entry + png
+
+
+def test_an_ico_is_checked_before_pillow_decodes_it_and_outside_the_open_lock(
+    png_header_only,
+):
+    from creevey_dask import imagefile
+
+    data = _ico_around(png_header_only(12_000, 12_000))
+    refused: list[BaseException] = []
+
+    def decode() -> None:
+        try:
+            decode_image(data, "hostile.ico")
+        except ImageTooLargeError as err:
+            refused.append(err)
+
+    with imagefile._open_lock:  # another row holding the lock: this one is not held up
+        thread = threading.Thread(target=decode)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive()
+    assert "inside the ICO declares 12000 x 12000 = 144,000,000 pixels" in str(refused[0])
+    # under max_pixels but over the memory budget: refused by the budget, also before open
+    with pytest.raises(ImageTooLargeError, match="max_row_bytes=536,870,912"):
+        decode_image(_ico_around(png_header_only(9_000, 9_000)))
+
+
+def test_a_row_over_its_memory_budget_is_an_error_row_naming_the_budget(tmp_path):
+    source = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (1000, 1000), (10, 20, 30, 40)).save(source, "JPEG")
+    need = estimate_row_bytes("CMYK", (1000, 1000), data_bytes=source.stat().st_size)
+    with pytest.raises(ImageTooLargeError, match=r"max_row_bytes=5,000,000 \(5 MiB\)"):
+        decode_image(source.read_bytes(), max_row_bytes=5_000_000)
+    assert decode_image(source.read_bytes(), max_row_bytes=need).mode == "CMYK"
+    pipeline = Pipeline(ImageLoader(max_row_bytes=5_000_000), write_func=ImageWriter("png"))
+    result = pipeline.run([str(source)], lambda p: str(tmp_path / "out.png"), progress=False)
+    assert result["status"].tolist() == ["error"]
+    assert result["error"].iloc[0].startswith("ImageTooLargeError: ")
+    assert "max_row_bytes=5,000,000" in result["error"].iloc[0]
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_the_budget_counts_a_resize_at_its_target_size(tmp_path):
+    """With a downscaling first op the conversion and encoding are of the small image."""
+    data = encode(Image.new("RGB", (4000, 3000)))
+    full = estimate_row_bytes("RGB", (4000, 3000), data_bytes=len(data))
+    with pytest.raises(ImageTooLargeError):
+        decode_image(data, max_row_bytes=full - 1)
+    assert decode_image(data, draft=(400, 300), max_row_bytes=full - 1).size == (500, 375)
+
+
+_PEAK = """
+import sys
+import numpy as np
+from PIL import Image
+from creevey_dask.imagefile import to_8bit
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+mode = sys.argv[1]
+side = 4000
+if mode == "F":
+    image = Image.fromarray(np.linspace(0, 1, side * side, dtype=np.float32).reshape(side, side))
+else:
+    image = Image.fromarray(np.arange(side * side, dtype=np.uint16).reshape(side, side))
+image.load()
+before = hwm()
+out = to_8bit(image)
+print((hwm() - before) / (side * side), out.mode)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs /proc (Linux)")
+@pytest.mark.parametrize("mode", ["F", "I;16"])
+def test_8bit_conversion_makes_no_full_size_float_copies(mode):
+    """Peak memory of the conversion above the decoded image, per pixel, in a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, mode], capture_output=True, text=True, check=True
+    )
+    per_pixel, out_mode = proc.stdout.split()
+    assert out_mode == "L"
+    # the 8-bit result is 1 byte a pixel; one float64 copy alone would be 8
+    assert float(per_pixel) < 2.5
+
+
+def test_8bit_conversion_in_bands_keeps_the_values():
+    rng = np.random.default_rng(3)
+    array = rng.uniform(-0.2, 1.0, size=(2100, 700)).astype(np.float32)  # several bands
+    array[5, 5], array[6, 6], array[7, 7] = np.nan, np.inf, -np.inf
+    got = np.asarray(to_8bit(Image.fromarray(array, "F")))
+    # inf (in one band) makes the peak huge, so every band is scaled 0-255, not 0-1
+    finite = np.clip(np.rint(np.nan_to_num(array.astype(np.float64))), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(got, finite)
+    array[6, 6] = array[7, 7] = 0.5
+    expected = np.clip(np.rint(np.nan_to_num(array.astype(np.float64)) * 255), 0, 255)
+    got = np.asarray(to_8bit(Image.fromarray(array, "F")))
+    np.testing.assert_array_equal(got, expected.astype(np.uint8))
+    big = rng.integers(0, 65536, size=(2100, 700), dtype=np.uint16)
+    got16 = np.asarray(to_8bit(Image.fromarray(big)))
+    np.testing.assert_array_equal(got16, (big >> 8).astype(np.uint8))
+
+
+def test_rows_in_flight_are_bounded_by_memory_too(tmp_path, monkeypatch, overlap):
+    """Four rows allowed at once by count, but the process's memory fits two at a time."""
+    from creevey_dask import imagefile
+
+    sources = []
+    for i in range(4):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (300, 200), (i, 0, 0)).save(path)
+        sources.append(str(path))
+    need = max(
+        estimate_row_bytes("RGB", (300, 200), data_bytes=os.path.getsize(s)) for s in sources
+    )
+    monkeypatch.setattr(imagefile, "_gate", imagefile._MemoryGate(2 * need + need // 2))
+
+    def hold(image):
+        with overlap:
+            return image
+
+    pipeline = Pipeline(load_image, ops=[hold], write_func=ImageWriter("png"))
+    result = pipeline.run(
+        sources, lambda p: p.replace(".png", "-out.png"), n_jobs=4, progress=False
+    )
+    assert result["status"].tolist() == ["ok"] * 4
+    assert overlap.most == 2
+    assert imagefile._gate.in_use == 0  # every row gave its reservation back
+    assert decode_image(Path(sources[0]).read_bytes()).size == (300, 200)  # outside a run
+    assert imagefile._gate.in_use == 0

@@ -147,6 +147,7 @@ PINNED: list[str] = [
     "ArchiveError",
     "BaseDataset",
     "ColumnError",
+    "ContentEncodingError",
     "CredentialsError",
     "CreeveyAccessor",
     "CreeveySeriesAccessor",

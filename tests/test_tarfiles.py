@@ -481,3 +481,44 @@ def test_duplicate_members_resolve_deterministically_last_wins(
         assert listing(dest) == sorted(
             ["dups.tar", "d", *expected, *{str(Path(k).parent) for k in expected} - {"d"}]
         )
+
+
+def _tar_with(header: str) -> bytes:
+    """A .tar.gz whose one member has an 8 MiB extended header of kind ``header``."""
+    buffer = io.BytesIO()
+    if header == "pax":
+        with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+            info, data = file_member("a.txt", b"hi")
+            info.pax_headers = {"comment": "x" * 8 * 2**20}
+            tar.addfile(info, io.BytesIO(data))
+    else:  # a GNU long name
+        with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
+            info, data = file_member("a" * 8 * 2**20, b"hi")
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("header", ["pax", "gnu-long-name"])
+def test_a_huge_extended_header_is_refused_before_it_is_read(dest: Path, header: str) -> None:
+    archive = dest / "bomb.tar.gz"
+    archive.write_bytes(_tar_with(header))
+    assert archive.stat().st_size < 100_000  # small on disk, 8 MiB of header inside
+    with pytest.raises(UnsafeArchiveError, match=r"max_header_bytes=1,048,576"):
+        TarfileExtractor(archive, progress=False).extract()
+    assert listing(dest) == ["bomb.tar.gz"]
+
+
+def test_a_raised_header_limit_lets_a_big_pax_header_through(dest: Path) -> None:
+    archive = dest / "big.tar.gz"
+    archive.write_bytes(_tar_with("pax"))
+    paths = TarfileExtractor(archive, progress=False, max_header_bytes=16 * 2**20).extract()
+    assert [Path(p).read_bytes() for p in paths] == [b"hi"]
+
+
+def test_headers_count_towards_the_total(dest: Path) -> None:
+    archive = dest / "bomb.tar.gz"
+    archive.write_bytes(_tar_with("pax"))
+    with pytest.raises(UnsafeArchiveError, match="headers expand to more than max_total_bytes"):
+        TarfileExtractor(
+            archive, progress=False, max_header_bytes=16 * 2**20, max_total_bytes=2**20
+        ).extract()

@@ -9,6 +9,8 @@
                   operation bounded by the fetch's deadline
     _politeness   requests in flight and started per host (cluster-wide on dask
                   workers), Retry-After pauses, X-Robots-Tag
+    redact_url    (from the leaf ``creevey_dask._redact``) a URL with its secrets hidden,
+                  for every message that names one
     _fetch        the attempt loop: retries with backoff, redirects by hand, the body
                   under caps, transport errors mapped to our exceptions by type
 
@@ -29,12 +31,16 @@
   metadata addresses are refused always, private and loopback ones too with
   ``refuse_private=True``: the check runs on the exact addresses a new connection is
   made to, whatever the URL's spelling, before any byte is sent, and fails closed.
+  Credential headers (``Authorization``, ``Cookie``, ``Proxy-Authorization`` and any
+  named in ``sensitive_headers``) go to the URL's origin only: a redirect to another
+  scheme, host or port drops them for the rest of the attempt, as requests does.
   The body is streamed with a cap (``max_bytes``), and a body shorter than its
   ``Content-Length`` is an error, never a short file.
 """
 
 from __future__ import annotations
 
+from .._redact import redact_url
 from ._address import check_address, check_url, is_http_url
 from ._fetch import FetchResult, fetch, parse_retry_after
 from ._options import DEFAULT_USER_AGENT, HttpOptions, http_options
@@ -52,5 +58,6 @@ __all__ = [
     "http_options",
     "is_http_url",
     "parse_retry_after",
+    "redact_url",
     "robots_opt_out",
 ]

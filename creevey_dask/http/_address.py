@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from ..exceptions import UnsafeSourceError
 
@@ -27,6 +29,7 @@ __all__ = [
     "check_address",
     "check_url",
     "is_http_url",
+    "politeness_key",
     "resolve_checked",
 ]
 
@@ -181,3 +184,52 @@ def resolve_checked(host: str, port: int, refuse_private: bool) -> list[AddrInfo
     if not checked:
         raise socket.gaierror(socket.EAI_NONAME, f"no address for {host!r}")
     return checked
+
+
+#: How long a host's politeness key is remembered (seconds): one lookup per host per
+#: minute, not one per request.
+KEY_TTL = 60.0
+_keys: dict[str, tuple[float, str]] = {}
+_keys_lock = threading.Lock()
+
+
+def _canonical(ip: IPAddress) -> IPAddress:
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            ip = ipaddress.IPv6Address(str(ip).split("%")[0])
+        if ip.ipv4_mapped is not None:
+            return ip.ipv4_mapped
+    return ip
+
+
+def politeness_key(host: str) -> str:
+    """The server ``host`` names, for per-host limits: its address, whatever the spelling.
+
+    ``127.0.0.1``, ``localhost``, ``127.1``, ``2130706433`` and ``[::ffff:127.0.0.1]``
+    are one server and get one key: the host is resolved (as a connection would) and
+    the key is its lowest IPv4 address, or its lowest IPv6 one if it has none
+    (IPv4-mapped IPv6 addresses count as the IPv4 address they carry). A name that
+    cannot be resolved keys by its lower-cased spelling (its request fails anyway).
+    Answers are remembered for :data:`KEY_TTL` seconds.
+
+    Examples
+    --------
+    >>> politeness_key("127.1") == politeness_key("[::ffff:127.0.0.1]") == "127.0.0.1"
+    True
+    """
+    name = unquote(host).strip().strip("[]").lower().rstrip(".")
+    now = time.monotonic()
+    cached = _keys.get(name)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    try:
+        infos = socket.getaddrinfo(name, None, 0, socket.SOCK_STREAM)
+        ips = {_canonical(ipaddress.ip_address(str(info[4][0]))) for info in infos}
+    except (OSError, ValueError, UnicodeError):
+        ips = set()
+    v4 = sorted(ip for ip in ips if isinstance(ip, ipaddress.IPv4Address))
+    v6 = sorted(ip for ip in ips if isinstance(ip, ipaddress.IPv6Address))
+    key = str((v4 or v6)[0]) if ips else name
+    with _keys_lock:
+        _keys[name] = (now + KEY_TTL, key)
+    return key

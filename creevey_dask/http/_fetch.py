@@ -17,6 +17,7 @@ import urllib3
 import urllib3.exceptions as u3
 
 from ..exceptions import (
+    ContentEncodingError,
     DownloadConnectionError,
     DownloadError,
     DownloadTimeoutError,
@@ -27,8 +28,8 @@ from ..exceptions import (
     TruncatedBodyError,
     UnsafeSourceError,
 )
-from ._address import check_url
-from ._options import HttpOptions
+from ._address import check_url, politeness_key
+from ._options import CREDENTIAL_HEADERS, HttpOptions
 from ._politeness import host_pause, pause_host, robots_opt_out, take_slot
 from ._transport import DeadlineExceededError, budget, pool_manager
 
@@ -38,6 +39,8 @@ __all__ = ["FetchResult", "fetch", "parse_retry_after"]
 _RETRY_STATUSES = frozenset({429, *range(500, 600)})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+#: The most codings a response's ``Content-Encoding`` may stack (``gzip, br`` is two).
+MAX_CONTENT_ENCODINGS = 2
 
 
 @dataclass(frozen=True)
@@ -181,12 +184,18 @@ def _attempt(state: _State) -> FetchResult:
     manager = pool_manager(options.refuse_private)
     headers = {"User-Agent": options.user_agent, "Accept": "image/*,*/*;q=0.8"}
     headers.update(options.headers)
+    sensitive = CREDENTIAL_HEADERS.union(options.sensitive_headers)
+    origin = _origin(state.url)
     current = state.url
     for _hop in range(options.max_redirects + 1):
         parts = urlsplit(current)
+        if _origin(current) != origin:  # left the origin: its credentials stay behind
+            headers = {k: v for k, v in headers.items() if k.lower() not in sensitive}
         host = (parts.hostname or "").lower()
-        _wait_for_server(parts.netloc.lower(), state)
-        slot = take_slot(host, options.per_host_limit, options.per_host_rate, state.remaining())
+        _wait_for_server(_server(current), state)
+        slot = take_slot(
+            politeness_key(host), options.per_host_limit, options.per_host_rate, state.remaining()
+        )
         if slot is None:
             raise state.deadline_error(
                 f" while waiting for one of the {options.per_host_limit} request slots "
@@ -211,6 +220,23 @@ def _attempt(state: _State) -> FetchResult:
         status=state.status,
         attempts=state.attempts,
     )
+
+
+def _server(url: str) -> str:
+    """``address:port`` of the server ``url`` names, whatever the host's spelling."""
+    _scheme, host, port = _origin(url)
+    return f"{politeness_key(host)}:{port}"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, the default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
 
 
 def _send(
@@ -296,7 +322,7 @@ def _check_status(response: urllib3.BaseHTTPResponse, final_url: str, state: _St
     if status in _RETRY_STATUSES:
         hint = parse_retry_after(response.headers.get("Retry-After"))
         if hint is not None:
-            pause_host(urlsplit(final_url).netloc.lower(), min(hint, options.retry_after_cap))
+            pause_host(_server(final_url), min(hint, options.retry_after_cap))
         raise _RetryableError(
             HttpError(f"HTTP {status} {reason}".strip(), url=state.url, status=status),
             wait_hint=hint,
@@ -338,6 +364,7 @@ def _read(response: urllib3.BaseHTTPResponse, final_url: str, state: _State) -> 
             attempts=state.attempts,
             nbytes=0,
         )
+    _check_encodings(response, state)
     chunks: list[bytes] = []
     state.nbytes = 0
     try:
@@ -374,6 +401,23 @@ def _read(response: urllib3.BaseHTTPResponse, final_url: str, state: _State) -> 
         attempts=state.attempts,
         content_type=response.headers.get("Content-Type"),
     )
+
+
+def _check_encodings(response: urllib3.BaseHTTPResponse, state: _State) -> None:
+    """Refuse a body whose ``Content-Encoding`` stacks more than the allowed codings."""
+    values = response.headers.getlist("Content-Encoding")
+    codings = [c.strip().lower() for v in values for c in v.split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if len(codings) > MAX_CONTENT_ENCODINGS:
+        raise ContentEncodingError(
+            f"the response stacks {len(codings)} Content-Encodings "
+            f"({', '.join(codings[:8])}{', ...' if len(codings) > 8 else ''}), more than "
+            f"the {MAX_CONTENT_ENCODINGS} allowed; not decoded",
+            url=state.url,
+            status=response.status,
+            attempts=state.attempts,
+            nbytes=0,
+        )
 
 
 def _truncated(received: int, expected: int, state: _State) -> TruncatedBodyError:

@@ -11,7 +11,11 @@ import urllib3
 
 from ..options import replace_fields
 
-__all__ = ["DEFAULT_USER_AGENT", "HttpOptions", "http_options"]
+__all__ = ["CREDENTIAL_HEADERS", "DEFAULT_USER_AGENT", "HttpOptions", "http_options"]
+
+#: Request headers that carry credentials: sent to the URL's own origin (scheme, host
+#: and port) only, never on a redirect to another one.
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 
 
 def _package_version() -> str:
@@ -71,7 +75,13 @@ class HttpOptions:
         Also refuse private, loopback and other non-global addresses (link-local and
         cloud-metadata addresses are always refused).
     headers : tuple of (str, str), default ()
-        Extra request headers.
+        Extra request headers. They are sent on every redirect hop, except the
+        credential ones (``Authorization``, ``Cookie``, ``Proxy-Authorization`` and
+        those named in ``sensitive_headers``): those only while the hop stays on the
+        URL's origin (scheme, host as spelled, port). Once a redirect leaves it, they
+        are not sent again in that attempt, even on a way back.
+    sensitive_headers : tuple of str, default ()
+        More header names (any case) to treat as credentials, e.g. ``("X-Api-Key",)``.
 
     Examples
     --------
@@ -95,6 +105,7 @@ class HttpOptions:
     respect_robots_tag: bool = True
     refuse_private: bool = False
     headers: tuple[tuple[str, str], ...] = ()
+    sensitive_headers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -175,6 +186,24 @@ def _validate(options: HttpOptions) -> None:
             f"HttpOptions.headers must be a mapping or pairs of (name, value), got {headers!r}"
         ) from err
     object.__setattr__(options, "headers", headers)
+    sensitive = options.sensitive_headers
+    if isinstance(sensitive, (str, bytes)) or not all(
+        isinstance(name, str) for name in _iterable(sensitive)
+    ):
+        raise TypeError(
+            "HttpOptions.sensitive_headers must be header names (a tuple of str, e.g. "
+            f"('X-Api-Key',)), got {sensitive!r}"
+        )
+    object.__setattr__(
+        options, "sensitive_headers", tuple(name.strip().lower() for name in sensitive)
+    )
+
+
+def _iterable(value: Any) -> tuple[Any, ...]:
+    try:
+        return tuple(value)
+    except TypeError:
+        return (None,)
 
 
 def http_options(

@@ -1,6 +1,8 @@
 """Politeness: requests in flight and started per host, server-asked pauses, robots tags.
 
-- **Concurrency.** At most ``per_host_limit`` requests in flight per host. In a
+- **Concurrency.** At most ``per_host_limit`` requests in flight per host (keyed by
+  the address the host resolves to, ``_address.politeness_key``, so every spelling of
+  one server shares one limit). In a
   ``dask.distributed`` worker the limit is a ``distributed.Semaphore`` per host, held
   by the scheduler, so it holds across the whole cluster; elsewhere a semaphore per
   process, shared by its threads.
@@ -12,7 +14,7 @@
   above (cluster-wide on a worker), the delay measured by the clock of the process that
   took the token, so no clocks need to agree.
 - **Pauses.** A ``Retry-After`` on a 429 or 503 pauses every request of the process to
-  that server (``host:port``).
+  that server (``address:port``, whatever the host's spelling).
 - **Robots.** ``X-Robots-Tag`` opt-outs that apply to our User-Agent.
 """
 
@@ -176,7 +178,7 @@ def take_slot(
 
 # -- pauses asked for by the server ------------------------------------------------------
 
-#: Per server (``host:port``): the monotonic time before which no request may start,
+#: Per server (``address:port``): the monotonic time before which no request may start,
 #: set from a ``Retry-After`` on a 429 or 503 and honoured by every thread of the process.
 _host_pauses: dict[str, float] = {}
 
