@@ -52,9 +52,17 @@ def _suffix(path: str) -> tuple[str, bool]:
 
 
 def read_table(
-    path: str, column: str, *, lazy: bool = False, storage_options: dict[str, Any] | None = None
+    path: str,
+    column: str,
+    *,
+    lazy: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    text_cols: tuple[str, ...] = (),
 ) -> Any:
     """Read the input table at ``path``; a text file becomes one column named ``column``.
+
+    ``text_cols`` of a CSV/TSV are read as text, not numbers (64-bit hashes do not fit a
+    float, which is what a column of integers with a missing value becomes).
 
     Understood, from any fsspec path, by extension: ``.parquet``/``.pq`` (a file or a
     folder), ``.csv``, ``.tsv``, ``.json`` (records or columns), ``.jsonl``/``.ndjson``
@@ -97,7 +105,13 @@ def read_table(
                 blocksize=None if gzipped else "default",
                 storage_options=fsspec_options,
             )
-        return pd.read_csv(path, sep=sep, compression=compression, storage_options=fsspec_options)
+        return pd.read_csv(
+            path,
+            sep=sep,
+            compression=compression,
+            storage_options=fsspec_options,
+            dtype=dict.fromkeys(text_cols, "string") or None,
+        )
     if kind in (".jsonl", ".ndjson"):
         if lazy:
             import dask.dataframe as dd
@@ -558,11 +572,29 @@ def _split(args: argparse.Namespace) -> int:
 
 
 def _dedup(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from .duplicates import duplicates
     from .reports import duplicate_sheet
 
     options = _storage_options(args.storage_option)
-    df = read_table(args.input, args.path_col, storage_options=options)
+    hash_col = args.hash_col or None
+    df = read_table(
+        args.input,
+        args.path_col,
+        storage_options=options,
+        text_cols=(hash_col,) if hash_col else (),
+    )
+    if hash_col in df.columns and df[hash_col].dtype == "string":  # a CSV's decimal digits
+        try:
+            df[hash_col] = pd.array(
+                [None if pd.isna(v) else int(v) for v in df[hash_col]], dtype="UInt64"
+            )
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ValueError(
+                f"the {hash_col!r} column of {args.input!r} must be an integer column of 64-bit "
+                f"hashes, written in decimal: {err}"
+            ) from err
     result = duplicates(
         df,
         hash_col=args.hash_col or None,

@@ -485,6 +485,31 @@ def duplicates(
     return _frame(with_pos, groups, is_dask)
 
 
+def _crossing_pairs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of ``rows`` of one ``dup_group`` in different splits (``row_a < row_b``).
+
+    Built split against split, so memory follows the crossing pairs, not the square of
+    the group (a group of 6,000 copies in one split and a few in another is cheap).
+    """
+    rows = rows.reset_index(drop=True)
+    codes, _ = pd.factorize(rows["split"])
+    keys = pd.DataFrame({"group": rows["dup_group"].to_numpy(), "code": codes})
+    firsts, seconds = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for _, group in keys.groupby("group", sort=False):
+        by_split = [g.index.to_numpy() for _, g in group.groupby("code", sort=True)]
+        for i, a in enumerate(by_split):
+            for b in by_split[i + 1 :]:
+                firsts.append(np.repeat(a, len(b)))
+                seconds.append(np.tile(b, len(a)))
+    pa, pb = np.concatenate(firsts), np.concatenate(seconds)
+    order = rows["row"].to_numpy()
+    swap = order[pa] > order[pb]
+    pa, pb = np.where(swap, pb, pa), np.where(swap, pa, pb)
+    left = rows.iloc[pa].reset_index(drop=True).add_suffix("_a")
+    right = rows.iloc[pb].drop(columns="dup_group").reset_index(drop=True).add_suffix("_b")
+    return pd.concat([left, right], axis=1).rename(columns={"dup_group_a": "dup_group"})
+
+
 def leaks(
     df: pd.DataFrame | dd.DataFrame,
     split_col: str = "split",
@@ -536,6 +561,7 @@ def leaks(
     frame = df[columns]
     groups, with_pos = _plan(frame, spec, is_dask)
     labelled = _frame(with_pos, groups, is_dask, keep_pos=True)
+    labelled = labelled[labelled[split_col].notnull()]  # a row in no split crosses none
     counts = labelled.groupby("dup_group")[split_col].nunique()
     if is_dask:
         counts = counts.compute()
@@ -558,8 +584,7 @@ def leaks(
         ),
         **({"digest": rows[exact_col].to_numpy()} if exact_col is not None else {}),
     )
-    pairs = rows.merge(rows, on="dup_group", suffixes=("_a", "_b"))
-    pairs = pairs[(pairs["row_a"] < pairs["row_b"]) & (pairs["split_a"] != pairs["split_b"])]
+    pairs = _crossing_pairs(rows)
     close = np.zeros(len(pairs), dtype=bool)
     distance = pd.array([None] * len(pairs), dtype="Int64")
     if hash_col is not None:

@@ -592,6 +592,10 @@ def decode_image(
     return image
 
 
+#: The largest local or fsspec file a loader reads unless told otherwise (1 GiB).
+MAX_FILE_BYTES = 1 << 30
+
+
 def _read_source(
     path: str,
     storage_options: Mapping[str, Any],
@@ -601,8 +605,10 @@ def _read_source(
 ) -> bytes:
     """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec.
 
-    Every source is bounded the same way: a file, like a download, is refused past
-    ``max_bytes`` and ``deadline`` (those of ``http_options`` unless given), and a
+    Every source is bounded: a download by ``http_options``; a file, like a download,
+    is refused past ``max_bytes`` (default :data:`MAX_FILE_BYTES`: a user's own files,
+    scans and TIFF stacks, are larger than web images; the row's memory budget still
+    bounds the decode) and ``deadline`` (that of ``http_options`` unless given), and a
     path that is not a regular file (a FIFO, a device) is refused before any read.
     """
     from .http import HttpOptions, fetch, is_http_url
@@ -613,7 +619,7 @@ def _read_source(
     return storage.read_source(
         path,
         storage_options,
-        max_bytes=options.max_bytes if max_bytes is None else max_bytes,
+        max_bytes=MAX_FILE_BYTES if max_bytes is None else max_bytes,
         deadline=options.deadline if deadline is None else deadline,
     )
 
@@ -634,8 +640,8 @@ class ImageLoader:
         (address checks, deadline, retries, per-host limits), never through fsspec's
         HTTP filesystem.
     max_bytes : int, optional
-        The largest file read from a local or fsspec path (default: ``max_bytes`` of
-        ``http_options``, 50 MiB); larger ones are refused by their size.
+        The largest file read from a local or fsspec path (default
+        :data:`MAX_FILE_BYTES`, 1 GiB); larger ones are refused by their size.
     deadline : float, optional
         Seconds a read of a local or fsspec path may take (default: ``deadline`` of
         ``http_options``, 60 s). Paths that are not regular files (FIFOs, devices such

@@ -623,3 +623,20 @@ def test_an_unreadable_input_is_one_line_and_exit_2(tmp_path, capsys, damage):
     }[damage]
     path.write_bytes(data)
     _one_line_exit_2(["download", str(path), "--outdir", str(tmp_path)], capsys)
+
+
+def test_dedup_reads_a_csv_result_table_with_error_rows(tmp_path, capsys):
+    """A CSV of a result table: a null dhash (an error row) and hashes past 2**63 are kept
+    exact (read as decimal text, never as floats)."""
+    big = 2**63 + 5
+    table = pd.DataFrame(
+        {"outpath": ["a", "b", "c", "d"], "dhash": pd.array([big, big, None, 12], dtype="UInt64")}
+    )
+    source = tmp_path / "results.csv"
+    table.to_csv(source, index=False)
+    out = tmp_path / "out.parquet"
+    assert main(["dedup", str(source), "--max-distance", "0", "--output", str(out)]) == 0
+    written = pd.read_parquet(out)
+    assert written["dhash"].tolist()[:2] == [big, big]
+    assert written["dup_group"].tolist() == [0, 0, 2, 3]
+    capsys.readouterr()

@@ -434,3 +434,16 @@ def test_duplicate_sheet_refuses_a_table_without_groups():
         duplicate_sheet(df)
     with pytest.raises(ColumnError, match="dup_group"):
         duplicate_sheet(df.drop(columns="dup_group"))
+
+
+def test_rows_in_no_split_cross_none():
+    """A null split label is no side: no pair with it, in any group."""
+    df = pd.DataFrame(
+        {
+            "dhash": pd.array([1, 1, 2**40, 2**40, 2**40, 2**40], dtype="UInt64"),
+            "split": ["train", None, "train", "valid", None, np.nan],
+        }
+    )
+    found = leaks(df, max_distance=0)
+    assert found[["row_a", "row_b"]].values.tolist() == [[2, 3]]
+    assert set(found.split_a) | set(found.split_b) == {"train", "valid"}
