@@ -574,9 +574,10 @@ def _split(args: argparse.Namespace) -> int:
 def _dedup(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .duplicates import duplicates
+    from .duplicates import check_distance, duplicates
     from .reports import duplicate_sheet
 
+    check_distance(args.max_distance)  # the arguments first, then the table
     options = _storage_options(args.storage_option)
     hash_col = args.hash_col or None
     df = read_table(

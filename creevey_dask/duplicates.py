@@ -117,7 +117,7 @@ def _check_hash_dtype(dtype: Any, hash_col: str) -> None:
         )
 
 
-def _check_distance(max_distance: Any) -> int:
+def check_distance(max_distance: Any) -> int:
     if isinstance(max_distance, bool) or not isinstance(max_distance, numbers.Integral):
         raise TypeError(f"max_distance must be an int, got {max_distance!r}")
     distance = int(max_distance)
@@ -154,7 +154,7 @@ def _spec(
             "give hash_col (a 64-bit perceptual hash such as 'dhash'), exact_col (a byte "
             "digest such as 'sha256'), or both"
         )
-    max_distance = _check_distance(max_distance)
+    max_distance = check_distance(max_distance)
     require_columns(
         df.columns,
         hash_col=hash_col,
