@@ -46,7 +46,7 @@ from ._dask_types import is_dask_frame, is_dask_series
 from ._progress import RunProgress, local_callback, show_line
 from ._redact import redact_text
 from .exceptions import ColumnError, UpstreamError, require_columns
-from .naming import Outpaths
+from .naming import Outpaths, source_key, url_hash
 from .rows import end_row, start_row
 from .schema import (
     DEFAULT_INPATH_COL,
@@ -213,8 +213,9 @@ class PartitionRunner:
                 raise planned
             outpaths = self.outpaths
             first_free = False
+            digest = url_hash(source_key(source))
             if self.skip_existing:
-                existing, first_free = outpaths.probe(source, planned)
+                existing, first_free = outpaths.probe(source, planned, digest)
                 if existing is not None:
                     return existing, "skipped", None, values
             pipeline = self.pipeline
@@ -222,7 +223,7 @@ class PartitionRunner:
             for op in pipeline.ops:
                 image = op(image)
             with _interrupt.current_gate():  # after Ctrl-C, no row starts writing
-                outpath, status = self._write(source, planned, image, first_free)
+                outpath, status = self._write(source, planned, image, first_free, digest)
             return outpath, status, None, values
         except Exception as err:
             return None, "error", format_error(err), values
@@ -230,7 +231,12 @@ class PartitionRunner:
             end_row()
 
     def _write(
-        self, source: Any, planned: str, image: Any, first_free: bool = False
+        self,
+        source: Any,
+        planned: str,
+        image: Any,
+        first_free: bool = False,
+        digest: str | None = None,
     ) -> tuple[str | None, str]:
         """Write ``image`` through the pipeline's writer and commit it: ``(outpath, status)``.
 
@@ -253,7 +259,7 @@ class PartitionRunner:
                 raise ValueError("write_func encoded no bytes: no image is 0 bytes")
             payload: provenance.Payload = provenance.BytesPayload(data)
             outpath, status = outpaths.commit(
-                source, planned, payload, replace=replace, first_free=first_free
+                source, planned, payload, replace=replace, first_free=first_free, digest=digest
             )
         else:
             with provenance.writer_temp(planned) as temp:
@@ -269,7 +275,7 @@ class PartitionRunner:
                     raise ValueError("write_func wrote an empty file: no image is 0 bytes")
                 payload = provenance.FilePayload(temp, written)
                 outpath, status = outpaths.commit(
-                    source, planned, payload, replace=replace, first_free=first_free
+                    source, planned, payload, replace=replace, first_free=first_free, digest=digest
                 )
         committed = getattr(write, "committed", None)  # e.g. the original's write log
         if committed is not None and status == "ok":

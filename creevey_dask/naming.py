@@ -497,7 +497,9 @@ class Outpaths:
         """This source's complete output (a file that proves it), or None."""
         return self.probe(source, planned)[0]
 
-    def probe(self, source: Any, planned: str) -> tuple[str | None, bool]:
+    def probe(
+        self, source: Any, planned: str, digest: str | None = None
+    ) -> tuple[str | None, bool]:
         """:meth:`existing`, and whether the first name to try was found free.
 
         The engine hands the second answer to :meth:`commit`, which then does not look
@@ -505,7 +507,7 @@ class Outpaths:
         """
         if not self.files:
             return None, False
-        digest = url_hash(source_key(source))
+        digest = digest or url_hash(source_key(source))
         loser = self.is_loser(source)
         for i, path in enumerate(self._candidates(source, planned, digest)):
             entry = self._inspect(path)
@@ -523,6 +525,7 @@ class Outpaths:
         *,
         replace: bool,
         first_free: bool = False,
+        digest: str | None = None,
     ) -> tuple[str, str]:
         """Commit ``payload`` under a name ``source`` owns: ``(outpath, status)``.
 
@@ -532,7 +535,8 @@ class Outpaths:
         anything else is passed over. The loser of a race for a free name reads the
         winner's proof: ``skipped`` if it is this source's, the next name if not.
 
-        ``first_free`` says :meth:`probe` found the first name free a moment ago.
+        ``first_free`` says :meth:`probe` found the first name free a moment ago;
+        ``digest`` is the source's (:func:`url_hash`), if the caller has it.
 
         Raises
         ------
@@ -540,7 +544,7 @@ class Outpaths:
             Only if every name for this source belongs to something else (a file placed
             there by someone else, or a 64-bit hash collision).
         """
-        digest = url_hash(source_key(source))
+        digest = digest or url_hash(source_key(source))
         names = []
         options = self.storage_options
         for path in self._candidates(source, planned, digest):

@@ -56,7 +56,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -313,18 +313,24 @@ def _inspect_local(path: str) -> Entry:
     return _entry(text, st.st_size, st.st_mtime_ns)
 
 
-_libc: Any = None
+_renameat2: Any = None  # libc's renameat2, or False where there is none
 _noreplace_ok: dict[int, bool] = {}  # per device: does rename(RENAME_NOREPLACE) work?
 _NO_NOREPLACE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
 
 
 def _rename_noreplace(src: str, dst: str) -> None:
     """``rename`` that fails with ``FileExistsError`` if ``dst`` exists (renameat2)."""
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    func = getattr(_libc, "renameat2", None)
-    if func is None:  # pragma: no cover - old C libraries
+    global _renameat2
+    func: Any = _renameat2
+    if func is None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        func = getattr(libc, "renameat2", False)
+        if func:
+            func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+            func.argtypes += [ctypes.c_uint]
+            func.restype = ctypes.c_int
+        _renameat2 = func
+    if not func:  # pragma: no cover - old C libraries
         raise OSError(errno.ENOSYS, "renameat2 is not available", dst)
     at_fdcwd, noreplace = -100, 1
     if func(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), noreplace) != 0:
@@ -517,7 +523,7 @@ class Payload:
         """
         local = storage.local_os_path(path)
         if local is not None:
-            return self._commit_local(os.path.abspath(local), digest, replace)
+            return self._commit_local(storage.absolute(local), digest, replace)
         return _commit_remote(path, self._data(), digest, replace, storage_options)
 
     def _commit_local(self, final: str, digest: str, replace: bool) -> bool:
@@ -572,7 +578,7 @@ class FilePayload(Payload):
         st = self.st if self.st is not None else os.stat(self.tmp)
         self.st = None  # good for one try: after a lost race the next one stats again
         shared = st.st_nlink > 1  # a writer that linked a file: its proof is not ours to set
-        if not shared and os.path.dirname(final) == os.path.dirname(os.path.abspath(self.tmp)):
+        if not shared and final.rpartition("/")[0] == self.temp.folder:
             self.temp.gone = _commit_local(self.tmp, final, digest, replace, st)
             return self.temp.gone
         with writer_temp(final) as copy:  # a copy of its own, beside the output
@@ -607,46 +613,55 @@ def _remove(path: str) -> None:
 
 
 class Temporary:
-    """A temporary file's ``path``; ``gone`` once a commit has moved it into place."""
+    """A temporary file's ``path`` (in ``folder``); ``gone`` once a commit moved it."""
 
-    __slots__ = ("gone", "path")
+    __slots__ = ("folder", "gone", "path")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, folder: str) -> None:
         self.path = path
+        self.folder = folder
         self.gone = False
 
 
-@contextlib.contextmanager
-def writer_temp(final: str) -> Iterator[Temporary]:
+class writer_temp:  # noqa: N801 - used as a function: with writer_temp(final) as temp
     """A :class:`Temporary` for the output ``final``, removed when the block ends.
 
-    Beside ``final`` on the local filesystem (so the commit is a link or rename), in a
+    Beside ``final`` on the local filesystem (so the commit is a rename or link), in a
     scratch folder otherwise. It keeps ``final``'s extension, so a writer that infers the
     format from the path (``im.save(path)``) writes the right one.
     """
-    local = storage.local_os_path(final)
-    if local is not None:
-        local = os.path.abspath(local)
-        folder = os.path.dirname(local)
-        if folder not in _made_folders:
-            os.makedirs(folder, exist_ok=True)
-            _made_folders.add(folder)
-        temp = Temporary(storage.temp_path(local, keep_ext=True))
-        try:
-            yield temp
-        finally:
-            if not temp.gone:  # a failed unlink costs as much as a write: skip it
-                _remove(temp.path)
-        return
-    # a scratch folder named like a temporary, so that a sweep of the temp folder
-    # (sweep_scratch) removes it once its writer is dead
-    scratch = storage.temp_path(os.path.join(tempfile.gettempdir(), _SCRATCH_PREFIX))
-    os.mkdir(scratch, 0o700)
-    name = final.rstrip("/").rpartition("/")[2]
-    try:
-        yield Temporary(storage.temp_path(os.path.join(scratch, name), keep_ext=True))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+
+    __slots__ = ("scratch", "temp")
+
+    def __init__(self, final: str) -> None:
+        local = storage.local_os_path(final)
+        self.scratch: str | None = None
+        if local is not None:
+            local = storage.absolute(local)
+            folder = local.rpartition("/")[0] or "/"
+            if folder not in _made_folders:
+                os.makedirs(folder, exist_ok=True)
+                _made_folders.add(folder)
+            self.temp = Temporary(storage.temp_path(local, keep_ext=True), folder)
+            return
+        # a scratch folder named like a temporary, so that a sweep of the temp folder
+        # (sweep_scratch) removes it once its writer is dead
+        scratch = storage.temp_path(os.path.join(tempfile.gettempdir(), _SCRATCH_PREFIX))
+        os.mkdir(scratch, 0o700)
+        self.scratch = scratch
+        name = final.rstrip("/").rpartition("/")[2]
+        self.temp = Temporary(
+            storage.temp_path(os.path.join(scratch, name), keep_ext=True), scratch
+        )
+
+    def __enter__(self) -> Temporary:
+        return self.temp
+
+    def __exit__(self, *exc: object) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        elif not self.temp.gone:  # a failed unlink costs as much as a write: skip it
+            _remove(self.temp.path)
 
 
 def sweep_scratch() -> int:

@@ -50,6 +50,7 @@ from .exceptions import DownloadTimeoutError, SizeLimitError, UnsafeSourceError
 __all__ = [
     "MAX_NAME_BYTES",
     "TEMP_SUFFIX",
+    "absolute",
     "atomic_writer",
     "exists",
     "file_state",
@@ -331,13 +332,17 @@ def temp_path(final: str, *, keep_ext: bool = False) -> str:
     >>> temp_path("out/cat.png", keep_ext=True)  # doctest: +ELLIPSIS
     'out/.cat.png....creevey-tmp.png'
     """
-    folder, name = os.path.split(final)
-    ext = os.path.splitext(name)[1] if keep_ext else ""
-    if not _EXT.fullmatch(ext):
-        ext = ""
+    folder, sep, name = final.rpartition(os.sep)  # string work only: it runs per row
+    ext = ""
+    if keep_ext:
+        dot = name.rfind(".")
+        if dot > 0 and _EXT.fullmatch(name[dot:]):
+            ext = name[dot:]
     tag = f".{_HOST}-{os.getpid()}-{_unique()}{TEMP_SUFFIX}{ext}"
-    room = MAX_NAME_BYTES - 1 - len(tag.encode())
-    return os.path.join(folder, f".{_cut_utf8(name, room)}{tag}")
+    room = MAX_NAME_BYTES - 1 - len(tag)  # the tag is ASCII: its length is its bytes
+    if 4 * len(name) > room:  # a name that may not fit: cut by bytes
+        name = _cut_utf8(name, room)
+    return f"{folder}{sep}.{name}{tag}"
 
 
 _counter = itertools.count()
@@ -469,7 +474,20 @@ def file_state(path: str, storage_options: Mapping[str, Any] | None = None) -> s
 def local_folder(path: str) -> str | None:
     """The local folder that holds ``path``, or None if ``path`` is not local."""
     local = local_os_path(path)
-    return None if local is None else os.path.dirname(os.path.abspath(local))
+    return None if local is None else os.path.dirname(absolute(local))
+
+
+def absolute(path: str) -> str:
+    """``os.path.abspath(path)``, without its cost for a path that is already one."""
+    if (
+        path.startswith("/")
+        and "/." not in path
+        and "//" not in path
+        and not path.endswith("/")
+        and os.sep == "/"
+    ):
+        return path
+    return os.path.abspath(path)
 
 
 def _pid_alive(pid: int) -> bool:
