@@ -328,11 +328,12 @@ class PartitionRunner:
     def _sweep(self, planned: list[str | BaseException]) -> None:
         """Before any row runs: remove dead writers' temporaries where rows will write."""
         provenance.forget_folders()  # a folder removed since the last partition is made again
-        paths = [outpath for outpath in planned if isinstance(outpath, str)]
-        folders = {folder for outpath in paths if (folder := storage.local_folder(outpath))}
+        # each distinct folder once: a partition's rows mostly share a few
+        named = {"".join(p.rpartition("/")[:2]) for p in planned if isinstance(p, str)}
+        folders = {folder for name in named if (folder := storage.local_folder(name + "_"))}
         removed = storage.sweep(sorted(folders))
         writes_scratch = not hasattr(self.pipeline.write_func, "encode_for")
-        if writes_scratch and any(not storage.is_local(p) for p in paths):
+        if writes_scratch and any(not storage.is_local(name) for name in named):
             removed += provenance.sweep_scratch()  # dead writers' scratch of remote outputs
         if removed:
             logger.info("removed %d stale temporary file(s) in %s", removed, sorted(folders))
