@@ -391,8 +391,8 @@ class Outpaths:
     outpath_func : callable
         ``outpath_func(source) -> path``: the plain outpath.
     losers : set of str, optional
-        Sources that lost an in-table clash (:func:`find_clashes`); they go straight
-        to their disambiguated name.
+        Sources that lost an in-table clash (:func:`find_clashes`): they plan their
+        disambiguated name, and the engine runs them after every other row.
     storage_options : mapping, optional
         fsspec options for reading proofs and committing outputs.
     """
