@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import sys
 import zlib
 from collections.abc import Callable, Sequence
@@ -574,6 +575,7 @@ def _split(args: argparse.Namespace) -> int:
 def _dedup(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from . import storage
     from .duplicates import check_distance, duplicates
     from .reports import duplicate_sheet
 
@@ -613,6 +615,9 @@ def _dedup(args: argparse.Namespace) -> int:
             save_to=args.sheet,
         )
     written = result[result["dup_keep"]] if args.drop_copies else result
+    folder = storage.local_folder(args.output)
+    if folder is not None:  # as for the sheet: the folder is made
+        os.makedirs(folder, exist_ok=True)
     written.to_parquet(args.output, storage_options=options or None)
     print(
         f"{len(result)} rows: {n_groups} duplicate groups, {n_copies} copies "

@@ -180,14 +180,19 @@ def _spec(
 
 
 def _hash_bits(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """The hashes as uint64 bits (signed ints reinterpreted) and where they are present."""
+    """The hashes as uint64 bits and where they are present.
+
+    A signed int is reinterpreted as the unsigned int of its own width (an int8 ``-1``
+    is ``0xFF``, one bit from ``127``), so a narrow hash keeps its own bits.
+    """
     present = values.notna().to_numpy(dtype=bool)
     dtype = values.dtype
     numpy_dtype = np.dtype(getattr(dtype, "numpy_dtype", dtype))
     raw = values.to_numpy(dtype=numpy_dtype, na_value=0) if not present.all() else None
     raw = values.to_numpy(dtype=numpy_dtype) if raw is None else raw
     if numpy_dtype.kind == "i":
-        return raw.astype(np.int64).view(np.uint64), present
+        unsigned = raw.view(np.dtype(f"u{numpy_dtype.itemsize}"))
+        return unsigned.astype(np.uint64), present
     return raw.astype(np.uint64), present
 
 

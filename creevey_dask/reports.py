@@ -503,7 +503,8 @@ def duplicate_sheet(
     captions: list[list[str]] = []
     for group, size in zip(shown["group"], shown["size"], strict=True):
         members = rows[rows["dup_group"] == group]
-        members = pd.concat([members[members["dup_keep"]], members[~members["dup_keep"]]])
+        keep = members["dup_keep"].astype(bool)  # also as read back from CSV or JSON
+        members = pd.concat([members[keep], members[~keep]])
         kept_hash: Any = members[hash_col].iloc[0] if hash_col else None
         for i in range(ncols):
             if i >= len(members):

@@ -640,3 +640,13 @@ def test_dedup_reads_a_csv_result_table_with_error_rows(tmp_path, capsys):
     assert written["dhash"].tolist()[:2] == [big, big]
     assert written["dup_group"].tolist() == [0, 0, 2, 3]
     capsys.readouterr()
+
+
+def test_dedup_makes_the_folder_of_its_output(tmp_path, capsys):
+    table = pd.DataFrame({"outpath": ["a", "b"], "dhash": pd.array([1, 1], dtype="UInt64")})
+    source = tmp_path / "results.parquet"
+    table.to_parquet(source)
+    out = tmp_path / "new" / "folder" / "out.parquet"
+    assert main(["dedup", str(source), "--output", str(out)]) == 0
+    assert pd.read_parquet(out)["dup_group"].tolist() == [0, 0]
+    capsys.readouterr()

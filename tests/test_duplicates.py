@@ -447,3 +447,9 @@ def test_rows_in_no_split_cross_none():
     found = leaks(df, max_distance=0)
     assert found[["row_a", "row_b"]].values.tolist() == [[2, 3]]
     assert set(found.split_a) | set(found.split_b) == {"train", "valid"}
+
+
+def test_a_narrow_signed_hash_keeps_its_own_bits():
+    """int8 -1 is 0xFF: one bit from 127 (0x7F), not 57 bits as a sign-extended int64."""
+    df = pd.DataFrame({"dhash": np.array([-1, 127, 0], dtype=np.int8)})
+    assert duplicates(df, max_distance=1)["dup_group"].tolist() == [0, 0, 2]
