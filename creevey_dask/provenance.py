@@ -113,10 +113,6 @@ class Entry:
     size: int = 0
     invalid: bool = False
 
-    def proves(self, digest: str) -> bool:
-        """Whether this is a complete output of the source with ``digest``."""
-        return self.kind == "file" and self.digest == digest
-
 
 MISSING = Entry("missing")
 
