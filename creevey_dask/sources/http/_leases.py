@@ -17,9 +17,13 @@ This module owns how a worker process takes them:
   semaphore extension's expiry check that long after the scheduler removes a worker,
   instead of waiting for its periodic check (``lease-validation-interval``, 10 s by
   default). So a killed worker's slots are free again within about
-  ``LEASE_TIMEOUT + REMOTE_WAIT`` seconds. A worker whose event loop is blocked for
-  longer than ``LEASE_TIMEOUT`` can lose its leases the same way (distributed logs
-  it); its next release is then a no-op.
+  ``LEASE_TIMEOUT + REMOTE_WAIT`` seconds.
+- **A stalled worker stops using them.** The heartbeats run on the worker's event
+  loop; when it has not run for :data:`STALL_SECONDS` (a task holding it), the process
+  hands out no more of the leases it holds and gives them back. Requests already in
+  flight keep theirs: if the stall outlasts ``LEASE_TIMEOUT`` the scheduler can give
+  those slots to other workers meanwhile (distributed logs it), so a host may briefly
+  see more than ``per_host_limit`` requests.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "IDLE_SECONDS",
     "LEASE_TIMEOUT",
     "REMOTE_WAIT",
+    "STALL_SECONDS",
     "TURN_SECONDS",
     "LeasePool",
     "ReclaimDeadLeases",
@@ -54,6 +59,10 @@ REMOTE_WAIT = 1.0
 IDLE_SECONDS = 0.1
 #: Seconds a process keeps one lease, however busy, before it goes back to the scheduler.
 TURN_SECONDS = 1.0
+#: Seconds the worker's event loop may go without running before the process stops
+#: handing out the leases it holds: their heartbeats run on that loop, so past
+#: ``LEASE_TIMEOUT`` the scheduler would give them to others.
+STALL_SECONDS = LEASE_TIMEOUT / 2
 #: The name the plugin is registered under (once per scheduler).
 PLUGIN_NAME = "creevey_dask-reclaim-dead-leases"
 
@@ -111,6 +120,34 @@ def _register_plugin(worker: Any) -> None:
         )
 
 
+class _LoopBeat:
+    """When a worker's event loop last ran a callback (it runs one every 0.5 s)."""
+
+    def __init__(self, loop: Any) -> None:
+        from tornado.ioloop import PeriodicCallback
+
+        self.last = time.monotonic()
+        self._callback = PeriodicCallback(self._beat, 500)
+        loop.add_callback(self._callback.start)
+
+    def _beat(self) -> None:
+        self.last = time.monotonic()
+
+    def stalled(self) -> bool:
+        return time.monotonic() - self.last > STALL_SECONDS
+
+
+_beats: dict[int, _LoopBeat] = {}
+
+
+def _beat_of(worker: Any) -> _LoopBeat:
+    with _plugin_lock:
+        beat = _beats.get(id(worker))
+        if beat is None:
+            beat = _beats[id(worker)] = _LoopBeat(worker.loop)
+        return beat
+
+
 class LeasePool:
     """The leases of one ``distributed.Semaphore`` that this worker process holds.
 
@@ -133,6 +170,7 @@ class LeasePool:
         self.max_leases = max_leases
         self._worker = worker
         self._loop = worker.loop
+        self._beat = _beat_of(worker)
         _register_plugin(worker)
         # the semaphore reads its lease timeout (and so its heartbeat) from the config
         # when it is made and registered; a semaphore's first registration sets it
@@ -156,8 +194,12 @@ class LeasePool:
             self._waiting += 1
             try:
                 while True:
-                    if self._free:
+                    if self._free and not self._beat.stalled():
                         return self._free.pop()[0]
+                    if self._free:  # no heartbeat lately: they may have expired
+                        self._held -= len(self._free)
+                        self._loop.add_callback(self._give_back, len(self._free))
+                        self._free.clear()
                     self._ask()
                     left = end - time.monotonic()
                     if left <= 0:
@@ -194,12 +236,16 @@ class LeasePool:
 
     async def _take_one(self) -> None:
         granted = False
+        started = time.monotonic()
         try:
             if not self._closing():
                 granted = bool(await self._semaphore.acquire(timeout=REMOTE_WAIT))
         except Exception as err:  # the scheduler went away: the waiters time out
             logger.debug("acquiring a lease of %s failed: %s", self.name, err)
             await asyncio.sleep(REMOTE_WAIT)
+        if granted and time.monotonic() - started > REMOTE_WAIT + STALL_SECONDS:
+            granted = False  # an answer this late may be of a lease already expired
+            self._loop.add_callback(self._give_back, 1)
         with self._cond:
             self._asking -= 1
             if granted:
