@@ -17,10 +17,11 @@ from typing import Any, cast
 import pandas as pd
 
 from . import ops as _ops
-from ._dask_types import is_dask_frame, is_dask_series
+from ._dask_types import require_frame
 from ._keywords import public_keywords
 from .engine.pipeline import Pipeline
-from .engine.runner import run_pipeline
+from .engine.rows import as_ops
+from .engine.runner import as_frame, run_pipeline
 from .exceptions import require_columns
 from .image.filters import make_filter
 from .image.formats import extension_for, format_name
@@ -226,14 +227,7 @@ def resize(
     )
     fmt = None if format is None else format_name(format)
     reporters, record_sha256 = _reporters(report)
-    if ops is None:
-        user_ops: list[Callable[[Any], Any]] = []
-    elif callable(ops):
-        user_ops = [ops]
-    elif isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
-        raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
-    else:
-        user_ops = list(ops)
+    user_ops = as_ops(ops)
     if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:
         raise TypeError(f"outdir must be a path or URL string, got {outdir!r}")
     opts = run_options(
@@ -269,8 +263,7 @@ def resize(
         write_func=ImageWriter(fmt, quality, storage_options, record_sha256=record_sha256),
     )
 
-    if not (isinstance(df, pd.DataFrame) or is_dask_frame(df)):
-        raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
+    require_frame(df)
     require_columns(df.columns, path_col=path_col)
     check_verify_column(df.columns, verify_hash)
     if outpath_func is None:
@@ -330,14 +323,7 @@ def resize_multiple_files(
     pandas.DataFrame or dask.dataframe.DataFrame
         A column ``path`` with the sources, then the result columns.
     """
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        raise TypeError(f"paths must be a collection of paths, got the single path {paths!r}")
-    if isinstance(paths, pd.Series) or is_dask_series(paths):
-        frame = paths.rename("path").to_frame()
-    else:
-        frame = pd.DataFrame(
-            {"path": [os.fspath(p) if isinstance(p, os.PathLike) else p for p in paths]}
-        )
+    frame, _, _ = as_frame(paths, "path", what="paths", noun="path", param="path_col")
     return resize(
         frame,
         outdir,
