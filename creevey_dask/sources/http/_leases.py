@@ -13,7 +13,7 @@ This module owns how a worker process takes them:
   only once per turn of a lease, not once per request.
 - **A dead worker's slots come back.** Leases expire :data:`LEASE_TIMEOUT` seconds
   after the last heartbeat of the process holding them (the semaphore's own refresh,
-  every fifth of that), and :class:`ReclaimDeadLeases`, a scheduler plugin, runs the
+  every fifth of that), and ``ReclaimDeadLeases``, a scheduler plugin, runs the
   semaphore extension's expiry check that long after the scheduler removes a worker,
   instead of waiting for its periodic check (``lease-validation-interval``, 10 s by
   default). So a killed worker's slots are free again within about
@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
 from typing import Any
 
 import dask
-from distributed import SchedulerPlugin, Semaphore
 
 __all__ = [
     "IDLE_SECONDS",
@@ -45,7 +45,6 @@ __all__ = [
     "STALL_SECONDS",
     "TURN_SECONDS",
     "LeasePool",
-    "ReclaimDeadLeases",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,26 +66,45 @@ STALL_SECONDS = LEASE_TIMEOUT / 2
 PLUGIN_NAME = "creevey_dask-reclaim-dead-leases"
 
 
-class ReclaimDeadLeases(SchedulerPlugin):
-    """Free a removed worker's semaphore leases as soon as they are stale.
+@functools.cache
+def _plugin_class() -> type:
+    """:class:`ReclaimDeadLeases`, made on first use: ``distributed`` is imported then."""
+    from distributed import SchedulerPlugin
 
-    When the scheduler removes a worker, the semaphore extension's own expiry check
-    runs :data:`LEASE_TIMEOUT` seconds later (and again after the worker's last
-    pending acquires could have been granted), so the dead worker's leases, which it
-    no longer refreshes, are released then rather than at the next periodic check.
-    Live holders refresh theirs every ``LEASE_TIMEOUT / 5`` seconds and keep them.
-    """
+    class ReclaimDeadLeases(SchedulerPlugin):  # type: ignore[misc]
+        """Free a removed worker's semaphore leases as soon as they are stale.
 
-    idempotent = True
+        When the scheduler removes a worker, the semaphore extension's own expiry
+        check runs :data:`LEASE_TIMEOUT` seconds later (and again after the worker's
+        last pending acquires could have been granted), so the dead worker's leases,
+        which it no longer refreshes, are released then rather than at the next
+        periodic check. Live holders refresh theirs every ``LEASE_TIMEOUT / 5`` seconds
+        and keep them.
+        """
 
-    def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
-        extension = scheduler.extensions.get("semaphores")
-        check = getattr(extension, "_check_lease_timeout", None)
-        if check is None:  # pragma: no cover - another distributed: its own check runs
-            return
-        loop = asyncio.get_running_loop()
-        for delay in (LEASE_TIMEOUT + 0.2, LEASE_TIMEOUT + REMOTE_WAIT + 0.5):
-            loop.call_later(delay, check)
+        idempotent = True
+
+        def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+            extension = scheduler.extensions.get("semaphores")
+            check = getattr(extension, "_check_lease_timeout", None)
+            if check is None:  # pragma: no cover - another distributed: its own check runs
+                return
+            loop = asyncio.get_running_loop()
+            for delay in (LEASE_TIMEOUT + 0.2, LEASE_TIMEOUT + REMOTE_WAIT + 0.5):
+                loop.call_later(delay, check)
+
+    # pickled by reference, as this module's ReclaimDeadLeases (found by __getattr__)
+    ReclaimDeadLeases.__module__ = __name__
+    ReclaimDeadLeases.__qualname__ = "ReclaimDeadLeases"
+    globals()["ReclaimDeadLeases"] = ReclaimDeadLeases
+    return ReclaimDeadLeases
+
+
+def __getattr__(name: str) -> Any:
+    """``ReclaimDeadLeases`` on demand (PEP 562), so that importing this needs no distributed."""
+    if name == "ReclaimDeadLeases":
+        return _plugin_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _plugin_lock = threading.Lock()
@@ -107,7 +125,7 @@ def _register_plugin(worker: Any) -> None:
         sync(
             worker.loop,
             worker.scheduler.register_scheduler_plugin,
-            plugin=dumps(ReclaimDeadLeases()),
+            plugin=dumps(_plugin_class()()),
             name=PLUGIN_NAME,
             idempotent=True,
         )
@@ -172,6 +190,8 @@ class LeasePool:
         self._loop = worker.loop
         self._beat = _beat_of(worker)
         _register_plugin(worker)
+        from distributed import Semaphore
+
         # the semaphore reads its lease timeout (and so its heartbeat) from the config
         # when it is made and registered; a semaphore's first registration sets it
         with dask.config.set({"distributed.scheduler.locks.lease-timeout": f"{LEASE_TIMEOUT}s"}):

@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ._leases import LeasePool
 from ._options import DEFAULT_USER_AGENT
 
 __all__ = [
@@ -116,8 +117,6 @@ def _slots(kind: str, host: str, leases: int) -> _Slots:
     key = (kind, host.lower(), leases)
     slots = _cluster_slots.get(key)
     if slots is None:
-        from ._leases import LeasePool
-
         with _registry_lock:
             slots = _cluster_slots.get(key)
             if slots is None:
