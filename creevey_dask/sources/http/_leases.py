@@ -142,14 +142,13 @@ class _LoopBeat:
     """When a worker's event loop last ran a callback (it runs one every 0.5 s)."""
 
     def __init__(self, loop: Any) -> None:
-        from tornado.ioloop import PeriodicCallback
-
         self.last = time.monotonic()
-        self._callback = PeriodicCallback(self._beat, 500)
-        loop.add_callback(self._callback.start)
+        self._loop = loop
+        loop.add_callback(self._beat)
 
     def _beat(self) -> None:
         self.last = time.monotonic()
+        self._loop.call_later(0.5, self._beat)
 
     def stalled(self) -> bool:
         return time.monotonic() - self.last > STALL_SECONDS
