@@ -308,3 +308,27 @@ def test_a_killed_worker_costs_no_row(two_process_cluster, tmp_path):
             assert written.format == "PNG"
             assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(served))
     print(f"statuses {result.status.value_counts().to_dict()}; slots free {freed:.1f} s after")
+
+
+def test_a_second_in_process_cluster_gets_slots_of_its_own(tmp_path):
+    # the slots of a closed cluster's worker must not be the next one's (same process)
+    from distributed import Client, LocalCluster
+
+    files = {f"k{i:03d}.jpg": _tiny_jpeg(i) for i in range(8)}
+    with ImageServer(files) as server:
+        urls = pd.DataFrame({"url": [server.url(f"/img/{name}") for name in files]})
+        for run in range(2):
+            with (
+                LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster,
+                Client(cluster) as client,
+                client.as_current(),
+            ):
+                result = download(urls, str(tmp_path / str(run)), timeout=5, progress=False)
+                # this cluster's scheduler holds the host's slots, not the closed one's
+                known = client.run_on_scheduler(_semaphore_names)
+            assert result.status.tolist() == ["ok"] * len(files), result.error.tolist()
+            assert "creevey_dask-limit-8-127.0.0.1" in known
+
+
+def _semaphore_names(dask_scheduler: object) -> list[str]:
+    return sorted(dask_scheduler.extensions["semaphores"].max_leases)  # type: ignore[attr-defined]

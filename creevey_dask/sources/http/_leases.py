@@ -112,8 +112,8 @@ _plugin_schedulers: set[str] = set()
 
 
 def _register_plugin(worker: Any) -> None:
-    """Register :class:`ReclaimDeadLeases` with ``worker``'s scheduler, once per process."""
-    address = str(getattr(worker.scheduler, "address", ""))
+    """Register ``ReclaimDeadLeases`` with ``worker``'s scheduler, once per worker."""
+    address = f"{getattr(worker.scheduler, 'address', '')} {worker.id}"
     with _plugin_lock:
         if address in _plugin_schedulers:
             return
@@ -154,14 +154,14 @@ class _LoopBeat:
         return time.monotonic() - self.last > STALL_SECONDS
 
 
-_beats: dict[int, _LoopBeat] = {}
+_beats: dict[str, _LoopBeat] = {}
 
 
 def _beat_of(worker: Any) -> _LoopBeat:
     with _plugin_lock:
-        beat = _beats.get(id(worker))
+        beat = _beats.get(str(worker.id))
         if beat is None:
-            beat = _beats[id(worker)] = _LoopBeat(worker.loop)
+            beat = _beats[str(worker.id)] = _LoopBeat(worker.loop)
         return beat
 
 
@@ -246,7 +246,7 @@ class LeasePool:
 
     def _ask(self) -> None:
         """Ask the scheduler for the leases the waiting threads need (lock held)."""
-        if self._closing():  # the waiters time out
+        if self.closing():  # the waiters time out
             return
         wanted = min(self._waiting - len(self._free), self.max_leases - self._held) - self._asking
         for _ in range(max(0, wanted)):
@@ -257,7 +257,7 @@ class LeasePool:
         granted = False
         started = time.monotonic()
         try:
-            if not self._closing():
+            if not self.closing():
                 granted = bool(await self._semaphore.acquire(timeout=REMOTE_WAIT))
         except Exception as err:  # the scheduler went away: the waiters time out
             logger.debug("acquiring a lease of %s failed: %s", self.name, err)
@@ -293,12 +293,12 @@ class LeasePool:
             else:
                 self._reaping = False
 
-    def _closing(self) -> bool:
+    def closing(self) -> bool:
         """Whether the worker is shutting down (its leases then expire on the scheduler)."""
         return self._worker.status.name not in ("running", "paused")
 
     async def _give_back(self, count: int) -> None:
-        if self._closing():
+        if self.closing():
             return
         for _ in range(count):
             with contextlib.suppress(Exception):  # expired, or the scheduler is gone

@@ -73,7 +73,7 @@ class _ProcessSlots:
 _Slots = Any
 
 _local_slots: dict[tuple[str, str, int], _ProcessSlots] = {}
-_cluster_slots: dict[tuple[str, str, int], Any] = {}
+_cluster_slots: dict[tuple[str, str, str, int], LeasePool] = {}
 _registry_lock = threading.Lock()
 
 
@@ -114,12 +114,14 @@ def _slots(kind: str, host: str, leases: int) -> _Slots:
     worker = _cluster_worker()
     if worker is None:
         return _process_slots(kind, host, leases)
-    key = (kind, host.lower(), leases)
+    key = (str(worker.id), kind, host.lower(), leases)  # a new worker: pools of its own
     slots = _cluster_slots.get(key)
     if slots is None:
         with _registry_lock:
             slots = _cluster_slots.get(key)
             if slots is None:
+                for old in [k for k, pool in _cluster_slots.items() if pool.closing()]:
+                    del _cluster_slots[old]  # a closed worker's (an in-process cluster's)
                 name = f"creevey_dask-{kind}-{leases}-{host.lower()}"
                 slots = _cluster_slots[key] = LeasePool(worker, name, leases)
     return slots
