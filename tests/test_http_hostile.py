@@ -1,4 +1,4 @@
-"""The HTTP client against servers and URLs that try to talk past it (issue 14).
+"""The HTTP client against servers and URLs that try to talk past it.
 
 Every connection the tests make goes to 127.0.0.1: an audit hook refuses any other
 address, so a spelling of a link-local or metadata address that got past the checks
