@@ -23,9 +23,11 @@ from .engine.pipeline import Pipeline
 from .engine.rows import as_ops
 from .engine.runner import as_frame, run_pipeline
 from .exceptions import require_columns
+from .image.decode import DEFAULT_MAX_PIXELS
+from .image.encode import ImageWriter
 from .image.filters import make_filter
 from .image.formats import extension_for, format_name
-from .image.imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
+from .image.loading import ImageLoader
 from .options import RunOptions, run_options
 from .sinks.shards import Sink
 from .sources.hashing import check_verify_column, with_source_hash

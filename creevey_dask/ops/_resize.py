@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..engine.rows import makes_op
-from ..image.imagefile import DRAFT_ORIGINAL_SIZE_KEY, as_i16, draft_scale
+from ..image.decode import DRAFT_ORIGINAL_SIZE_KEY, as_i16, draft_scale
 
 #: ``resize(mode=...)`` values, for an exact ``shape``:
 #: ``"stretch"`` resizes to the shape, ignoring the aspect ratio (the original creevey);

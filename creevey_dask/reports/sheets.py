@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from .. import ops
 from .._dask_types import require_frame
 from ..exceptions import require_columns
-from ..image.imagefile import ImageWriter
+from ..image.encode import ImageWriter
 from ..storage import fs as storage
 from . import charts as _charts
 from ._common import _BACKGROUND, Frame, _check_int, _root_cause

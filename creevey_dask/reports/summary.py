@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from .._dask_types import require_frame
 from ..exceptions import error_cause, require_columns
-from ..image.imagefile import ImageWriter
+from ..image.encode import ImageWriter
 from ..schema import STATUSES
 from . import charts as _charts
 from ._common import (
