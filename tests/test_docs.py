@@ -1,9 +1,12 @@
 """Every Python block of each docs/*.md page runs as written, in order, in its own namespace.
 
 The pages follow README.md's rules (see tests/test_readme.py, whose block extractor this
-reuses): the blocks of one page share a namespace and run in a temporary working folder;
-a block that cannot run here carries ``<!-- readme-test: skip (why) -->`` on the line
-before its fence. Nothing leaves the machine.
+reuses): the blocks of one page share a namespace whose ``__name__`` is ``"__main__"``, as
+a reader's script would be, and run in a temporary working folder; a block that cannot
+run here carries ``<!-- readme-test: skip (why) -->`` on the line before its fence. A page
+that names ``s3://bucket/`` gets a moto S3 server on 127.0.0.1 with that bucket, reached
+through ``AWS_ENDPOINT_URL`` (inherited by the dask workers a page starts). Nothing leaves
+the machine.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from creevey_dask.storage import fs as storage
 from creevey_dask.testing import ImageServer
 from tests.test_readme import python_blocks
 
@@ -43,11 +47,14 @@ def test_there_are_pages_to_run() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_page_python_blocks_run_as_written(
-    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
-    blocks = python_blocks(page.read_text(encoding="utf-8"))
+    text = page.read_text(encoding="utf-8")
+    blocks = python_blocks(text)
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, Any] = {"__name__": f"__docs_{page.stem}__"}
+    if "s3://bucket/" in text:
+        _serve_s3(request, monkeypatch)
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     try:
         for line, code, reason in blocks:
             if reason is None:
@@ -58,6 +65,18 @@ def test_page_python_blocks_run_as_written(
     check = CHECKS.get(page.name)
     if check is not None:
         check(namespace)
+
+
+def _serve_s3(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A moto server with the bucket ``bucket``, found by s3fs with no storage options."""
+    import s3fs
+
+    s3 = request.getfixturevalue("s3")
+    s3.client.create_bucket(Bucket="bucket")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint_url)  # here and on the workers
+    # filesystems made before the endpoint was set would not see it
+    s3fs.S3FileSystem.clear_instance_cache()
+    monkeypatch.setattr(storage, "_fs_cache", {})
 
 
 def _duplicates_page(namespace: dict[str, Any]) -> None:
