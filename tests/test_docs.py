@@ -25,13 +25,16 @@ from tests.test_readme import python_blocks
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 
-#: What a page may leave behind that is not its own doing, page by page.
+#: Marks of a page: what it starts, and what it may leave behind that is not its own doing.
 MARKS = {
+    "clusters.md": [pytest.mark.cluster],  # starts a LocalCluster of worker processes
     # webdataset's own opener leaves each tar's stream to the garbage collector
-    "shards.md": pytest.mark.filterwarnings(
-        r"ignore:Exception ignored in. <_io.FileIO name='shards/[^']*\.tar'"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
+    "shards.md": [
+        pytest.mark.filterwarnings(
+            r"ignore:Exception ignored in. <_io.FileIO name='shards/[^']*\.tar'"
+            ":pytest.PytestUnraisableExceptionWarning"
+        )
+    ],
 }
 
 
