@@ -36,8 +36,6 @@ import threading
 import time
 from typing import Any
 
-import dask
-
 __all__ = [
     "IDLE_SECONDS",
     "LEASE_TIMEOUT",
@@ -189,6 +187,7 @@ class LeasePool:
         self._loop = worker.loop
         self._beat = _beat_of(worker)
         _register_plugin(worker)
+        import dask
         from distributed import Semaphore
 
         # the semaphore reads its lease timeout (and so its heartbeat) from the config
