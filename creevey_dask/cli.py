@@ -305,6 +305,13 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
         help="redo rows whose output already exists (default: skip them)",
     )
     parser.add_argument(
+        "--no-retry-errors",
+        dest="retry_errors",
+        action="store_false",
+        help="sharded outputs: report the rows whose latest record is an error from their "
+        "records instead of trying them again (default: try them again)",
+    )
+    parser.add_argument(
         "--lazy",
         action="store_true",
         help="read Parquet, CSV/TSV or JSON Lines with dask and stream the result to a "
@@ -408,12 +415,14 @@ _CHECK_OPTIONS = (
 
 
 def _run_options(args: argparse.Namespace) -> Any:
-    """``options=`` for the run: a RunOptions when --result-suffix is given, else None."""
-    if args.result_suffix is None:
+    """``options=`` for the run: a RunOptions when --result-suffix or --no-retry-errors
+    is given, else None."""
+    if args.result_suffix is None and args.retry_errors:
         return None
     from .options import RunOptions
 
-    return RunOptions(result_suffix=args.result_suffix)
+    given = {} if args.result_suffix is None else {"result_suffix": args.result_suffix}
+    return RunOptions(retry_errors=args.retry_errors, **given)
 
 
 def _storage_option_flag(parser: argparse.ArgumentParser) -> None:
