@@ -823,7 +823,7 @@ def test_a_rerun_after_a_retry_reports_the_latest_attempt(
     assert quiet.loc[quiet["status"] == "error", "error"].str.startswith("HttpError").all()
     assert len(_records_of(out)) == 3  # nothing written
     # the same from the command line
-    from creevey_dask.cli import main
+    from creevey_dask.cli.main import main
 
     table = tmp_path / "in.csv"
     df.to_csv(table, index=False)
@@ -1045,7 +1045,7 @@ def test_keys_fed_back_are_validated(image_files: list[str], tmp_path: Path) -> 
     assert all(n.count(".") == 1 for n in names)
     assert not list(Path("/tmp").glob("evil*"))
     # and through the command line
-    from creevey_dask.cli import main
+    from creevey_dask.cli.main import main
 
     table = tmp_path / "in.parquet"
     df.to_parquet(table)
