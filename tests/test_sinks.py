@@ -1141,3 +1141,24 @@ def test_records_index_every_sample_in_its_tar(image_server: Any, tmp_path: Path
                 np.asarray(Image.open(io.BytesIO(image)).convert("RGB")),
                 np.asarray(_source_image(row.url)),
             )
+
+
+def test_a_dask_task_run_twice_finds_its_own_shard(image_files: list[str], tmp_path: Path) -> None:
+    """A partition computed again (as dask does after a worker died) writes nothing new."""
+    import dask.dataframe as dd
+
+    df = _many_rows(image_files, 8)
+    out = tmp_path / "o"
+    lazy = dd.from_pandas(df, npartitions=2).creevey.resize(
+        str(out), shape=(8, 8), output_format="webdataset", shard_size=4, progress=False
+    )
+    first = lazy.partitions[0].compute()
+    assert (first["status"] == "ok").all()
+    committed = _snapshot(out)
+    again = lazy.partitions[0].compute()  # the same task, the same writing
+    assert (again["status"] == "skipped").all()
+    assert again["outpath"].tolist() == first["outpath"].tolist()
+    assert set(_snapshot(out)) == set(committed)
+    rest = lazy.compute()  # the other partition, then the whole: every key once
+    assert (rest["status"] != "error").all()
+    assert sorted(_tar_samples(sorted(str(p) for p in out.glob("*.tar")))) == sorted(rest["key"])
