@@ -26,10 +26,12 @@ Run ``python benchmarks/bench_shards.py`` (``--n 200`` for a quick check).
 ``--memory`` measures instead the peak memory of building one shard of 1,000 samples
 (random-noise 200x160 PNGs, ~96 KB each, that do not compress; read from local files,
 written as PNG, ``n_jobs=4``, one partition), for ``files`` (the baseline: no shard
-buffers), ``webdataset`` and ``parquet``. Each case runs in a fresh subprocess: the
-peak RSS (``ru_maxrss``) above the RSS after a warm-up run, in MB and in units of one
-sample, and the shard's overhead over the files run. ``--code DIR`` runs the cases on
-another checkout (e.g. the main branch, for a before/after).
+buffers), ``webdataset`` and ``parquet``. Each case runs in fresh subprocesses, after
+a warm-up run of 8 rows: the peak RSS (``ru_maxrss``) above the RSS before the run; the
+peak of Python's allocations (``tracemalloc``, in a second run) and of Arrow's memory
+pool; and the shard's own buffers, that Python + Arrow peak above the files run's, in
+units of one sample. ``--code DIR`` runs the cases on another checkout (e.g. the main
+branch, for a before/after); ``--repeats`` runs each case that often (medians).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from creevey_dask.storage import provenance
 from creevey_dask.testing import ImageServer, sample_images
 
 COUNTS: collections.Counter[str] = collections.Counter()
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -163,8 +166,9 @@ def run(n: int, shard_size: int) -> list[dict[str, Any]]:
 
 _MEMORY_CHILD = textwrap.dedent(
     """
-    import json, os, resource, sys
+    import json, os, resource, sys, tracemalloc
     import pandas as pd
+    import pyarrow as pa
     import creevey_dask
 
     folder, fmt, out = sys.argv[1:4]
@@ -187,10 +191,15 @@ _MEMORY_CHILD = textwrap.dedent(
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     before = rss()
+    if sys.argv[4] == "traced":
+        tracemalloc.start()
     result = run(paths, out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    traced = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else None
+    arrow = pa.default_memory_pool().max_memory()
     ok = int((result["status"] == "ok").sum())
-    print(json.dumps({"ok": ok, "peak_above": peak - before}))
+    print(json.dumps({"ok": ok, "peak_above": peak - before, "traced": traced, "arrow": arrow,
+                      "code": creevey_dask.__file__}))
     """
 )
 
@@ -228,28 +237,40 @@ def memory(n: int, code: str | None, workdir: str, repeats: int) -> list[dict[st
         env["PYTHONPATH"] = code
     rows = []
     for fmt in ("files", "webdataset", "parquet"):
-        peaks = []
+        answers: dict[str, list[dict[str, Any]]] = {"rss": [], "traced": []}
         for i in range(repeats):
-            out = os.path.join(workdir, f"out-{fmt}-{i}")
-            for old in (out, out + "-warm"):
-                shutil.rmtree(old, ignore_errors=True)
-            child = subprocess.run(
-                [sys.executable, "-c", _MEMORY_CHILD, folder, fmt, out],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            answer = json.loads(child.stdout.strip().splitlines()[-1])
-            assert answer["ok"] == n, answer
-            peaks.append(answer["peak_above"])
-        peak = statistics.median(peaks)
-        rows.append({"format": fmt, "peak MB": round(peak / 1e6, 1), "samples": peak / sample})
+            for mode in answers:  # RSS without tracemalloc's cost; Python's peak with it
+                out = os.path.join(workdir, f"out-{fmt}-{i}-{mode}")
+                for old in (out, out + "-warm"):
+                    shutil.rmtree(old, ignore_errors=True)
+                child = subprocess.run(
+                    [sys.executable, "-c", _MEMORY_CHILD, folder, fmt, out, mode],
+                    env=env,
+                    cwd=workdir,  # not a checkout: the child imports the code asked for
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                answer = json.loads(child.stdout.strip().splitlines()[-1])
+                assert answer["ok"] == n, answer
+                assert answer["code"].startswith(code or os.path.dirname(_HERE)), answer
+                answers[mode].append(answer)
+        rss = statistics.median(a["peak_above"] for a in answers["rss"])
+        traced = statistics.median(a["traced"] for a in answers["traced"])
+        arrow = statistics.median(a["arrow"] for a in answers["rss"])
+        rows.append(
+            {
+                "format": fmt,
+                "RSS peak MB": round(rss / 1e6, 1),
+                "Python peak MB": round(traced / 1e6, 2),
+                "Arrow peak MB": round(arrow / 1e6, 2),
+                "heap": traced + arrow,
+            }
+        )
         print(rows[-1], flush=True)
-    base = rows[0]["peak MB"] * 1e6
-    for row in rows:
-        row["over files (samples)"] = round((row["peak MB"] * 1e6 - base) / sample, 2)
-        row["samples"] = round(row["samples"], 1)
+    base = rows[0]["heap"]
+    for row in rows:  # the shard's own buffers: Python + Arrow heap above the files run
+        row["over files (samples)"] = round((row.pop("heap") - base) / sample, 2)
     print(f"one sample: {sample / 1e3:.1f} KB; all {n}: {n * sample / 1e6:.1f} MB")
     return rows
 

@@ -826,6 +826,14 @@ class _SinkRunner:
         return out[list(result.columns)]
 
 
+def _escaped(text: str) -> str:
+    """``text`` with what UTF-8 cannot hold escaped: ``\\xff`` for a file name's byte."""
+    try:  # a file name's undecodable bytes (os.fsdecode's surrogates) as their bytes
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates as code points
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _unstorable_rows(records: pd.DataFrame, result: pd.DataFrame, ok: Any) -> None:
     """Make the rows whose text cannot be stored (not valid UTF-8) errors, alone.
 
@@ -833,7 +841,8 @@ def _unstorable_rows(records: pd.DataFrame, result: pd.DataFrame, ok: Any) -> No
     (``backslashreplace``), so the records still list every row.
     """
     for col in records.columns:
-        if records[col].dtype != object:
+        dtype = records[col].dtype
+        if not (dtype == object or isinstance(dtype, pd.StringDtype)):
             continue
         values = records[col].tolist()
         for i, value in enumerate(values):
@@ -842,13 +851,11 @@ def _unstorable_rows(records: pd.DataFrame, result: pd.DataFrame, ok: Any) -> No
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                escaped = value.encode("utf-8", "surrogateescape").decode(
-                    "utf-8", "backslashreplace"
-                )
+                escaped = _escaped(value)
                 records.iat[i, records.columns.get_loc(col)] = escaped
                 message = (
                     f"ValueError: the row cannot be stored in a shard: its {col!r} is not valid "
-                    f"UTF-8 ({escaped!r})"
+                    f"UTF-8: {escaped}"
                 )
                 label = result.index[i]
                 result.loc[label, "status"] = "error"
