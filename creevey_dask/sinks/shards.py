@@ -17,15 +17,15 @@ the engine always has. The sharded formats group the rows still to do into shard
     as its ``Image`` feature. A sample is its row: the reader uses the row position.
 
 The sample index (what readers of shards rely on): the records of a WebDataset shard
-carry, on every ``ok`` row, two ``Int64`` columns,
-``tar_offset``, the byte offset in the tar of the 512-byte header of the sample's first
-member, and ``tar_size``, the bytes from there to the end of its last member's data
-padded to 512. One ranged read of ``[tar_offset, tar_offset + tar_size)`` is a run of
-complete USTAR members, ``{key}.{ext}``, ``{key}.json``, ``{key}.txt`` (if any), in that
-order, with no PAX or long-name header between them (the tar is plain USTAR: keys are
-short, member names ASCII). Non-``ok`` rows have NA there. Every row of a shard that has
-a tar also carries ``shard_digest``, the sha256 (hex) of the whole tar; it is null when
-the shard has no ``ok`` row (and so no tar).
+carry, on every ``ok`` row, two ``Int64`` columns: ``tar_offset``, the byte offset in
+the tar of the 512-byte header of the sample's first member, and ``tar_size``, the
+bytes from there to the end of its last member's data padded to 512. One ranged read
+of ``[tar_offset, tar_offset + tar_size)`` is a run of complete USTAR members,
+``{key}.{ext}``, ``{key}.json``, ``{key}.txt`` (if any), in that order, with no PAX or
+long-name header between them (the tar is plain USTAR: keys are short ASCII names).
+Non-``ok`` rows have NA there. Every row of a shard that has a tar also carries
+``shard_digest``, the sha256 (hex) of the whole tar; it is null when the shard has no
+``ok`` row (and so no tar).
 
 Names and keys. A shard is named ``{writing}-{partition:05d}-{chunk:04d}-{unique}``:
 ``writing`` is the call's UTC start time to the microsecond plus 4 random hex digits, so
@@ -842,7 +842,7 @@ def _unstorable_rows(records: pd.DataFrame, result: pd.DataFrame, ok: Any) -> No
     """
     for col in records.columns:
         dtype = records[col].dtype
-        if not (dtype == object or isinstance(dtype, pd.StringDtype)):
+        if not (dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)):
             continue
         values = records[col].tolist()
         for i, value in enumerate(values):
@@ -1156,7 +1156,8 @@ def _write_parquet_shard(
     """Stream a Parquet shard (records + HF ``Image`` column) to its temporary file.
 
     Row groups hold about :data:`_ROW_GROUP_BYTES` of images (at least one row), read
-    back from the spool one group at a time.
+    back from the spool one group at a time; the image column has no dictionary and no
+    statistics (unique, already compressed bytes), which would only cost memory.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -1173,7 +1174,12 @@ def _write_parquet_shard(
             start, held = i + 1, 0
     if start < len(records) or not groups:
         groups.append((start, len(records)))
-    with storage.atomic_writer(shard, storage_options) as f, pq.ParquetWriter(f, schema) as w:
+    plain = table.column_names  # no dictionary, no min/max statistics for image bytes
+    writer = {"use_dictionary": plain, "write_statistics": plain}
+    with (
+        storage.atomic_writer(shard, storage_options) as f,
+        pq.ParquetWriter(f, schema, **writer) as w,
+    ):
         for a, b in groups:
             images = [
                 _image_cell(spool, samples[i], keys[i]) if ok[i] else None for i in range(a, b)
