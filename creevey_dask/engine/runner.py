@@ -44,6 +44,7 @@ import pandas as pd
 from .._dask_types import is_dask_frame, is_dask_series
 from .._redact import redact_text
 from ..exceptions import ColumnError, UpstreamError, require_columns
+from ..options import LOCAL_JOBS, NETWORK_JOBS
 from ..schema import (
     DEFAULT_INPATH_COL,
     RESULT_COLUMNS,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Inpaths",
     "active_client",
+    "as_frame",
     "compute_result",
     "error_cause",
     "format_error",
@@ -459,8 +461,22 @@ def _coerce(value: Any, dtype: Any, name: str) -> Any:
     return value
 
 
-def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]:
-    """Normalise the input to ``(frame, source column, is_dask)``."""
+def as_frame(
+    inpaths: Inpaths,
+    inpath_col: str | None,
+    *,
+    what: str = "inpaths",
+    noun: str = "source",
+    param: str = "inpath_col",
+) -> tuple[Any, str, bool]:
+    """The one coercion of a run's input to ``(frame, source column, is_dask)``.
+
+    A DataFrame is kept (its source column must exist); a Series becomes a one-column
+    frame named ``inpath_col``, else after the Series; a list or other iterable becomes a
+    column ``inpath_col`` (path-like items as str). ``what`` and ``noun`` name the
+    argument and its items, ``param`` the column's parameter, in the caller's words
+    (``download`` says "urls", "URL" and "url_col").
+    """
     if isinstance(inpaths, pd.DataFrame) or is_dask_frame(inpaths):
         is_dask = is_dask_frame(inpaths)
         columns = list(inpaths.columns)
@@ -471,7 +487,7 @@ def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]
                     "with inpath_col="
                 )
             inpath_col = columns[0]
-        require_columns(columns, inpath_col=inpath_col)
+        require_columns(columns, **{param: inpath_col})
         return inpaths, inpath_col, is_dask
     if isinstance(inpaths, pd.Series) or is_dask_series(inpaths):
         name = inpath_col or (inpaths.name if isinstance(inpaths.name, str) else None)
@@ -479,16 +495,17 @@ def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]
         return inpaths.to_frame(name=name), name, is_dask_series(inpaths)
     if isinstance(inpaths, (str, bytes, os.PathLike)):
         raise TypeError(
-            f"inpaths must be a collection of sources, got the single source {inpaths!r}; "
+            f"{what} must be a collection of {noun}s, got the single {noun} {inpaths!r}; "
             "wrap it in a list"
         )
     if not isinstance(inpaths, Iterable):
         raise TypeError(
-            "inpaths must be an iterable, a pandas/dask Series or a pandas/dask DataFrame, "
+            f"{what} must be an iterable, a pandas/dask Series or a pandas/dask DataFrame, "
             f"got {type(inpaths).__name__}"
         )
     name = inpath_col or DEFAULT_INPATH_COL
-    return pd.DataFrame({name: list(inpaths)}), name, False
+    items = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in inpaths]
+    return pd.DataFrame({name: items}), name, False
 
 
 def _result_dtype_problem(name: str, dtype: Any) -> str | None:
@@ -620,8 +637,6 @@ def default_jobs(sources: Iterable[Any]) -> int:
     :data:`~creevey_dask.options.LOCAL_JOBS` for a local file,
     :data:`~creevey_dask.options.NETWORK_JOBS` for a URL or remote file (network-bound).
     """
-    from ..options import LOCAL_JOBS, NETWORK_JOBS
-
     first = next((s for s in sources if not _is_missing(s)), None)
     if isinstance(first, (str, os.PathLike)) and not storage.is_local(os.fspath(first)):
         return NETWORK_JOBS
@@ -665,7 +680,7 @@ def run_pipeline(
     sink_columns = sink.result_columns(declared) if sink is not None else {}
     result_columns = {**RESULT_COLUMNS, **declared, **sink_columns}
 
-    frame, inpath_col, is_dask = _as_frame(inpaths, inpath_col)
+    frame, inpath_col, is_dask = as_frame(inpaths, inpath_col)
     if sink is not None:
         frame = sink.prepare(frame)
     renamed = source_col_for(inpath_col, frame.columns)

@@ -31,8 +31,10 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..engine.rows import on_row_end, record
 from ..exceptions import ImageDecodeError, ImageTooLargeError
+from ..sources.hashing import observe_source
+from ..sources.http import HttpOptions, fetch, is_http_url
 from ..storage import fs as storage
-from .checks import observe_source
+from .formats import format_for_path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -99,24 +101,6 @@ _KNOWN_UNSUPPORTED = (
     (b"<html", "an HTML page"),
     (b"{", "JSON text"),
 )
-
-
-def format_for_path(path: str) -> str:
-    """The Pillow format name for ``path``'s extension (``"x.jpg"`` → ``"JPEG"``).
-
-    Raises
-    ------
-    ValueError
-        If the extension is missing or not one Pillow can write.
-    """
-    ext = os.path.splitext(str(path).split("?")[0])[1].lower()
-    fmt = Image.registered_extensions().get(ext)
-    if fmt is None or fmt not in Image.SAVE:
-        raise ValueError(
-            f"cannot tell an image format from the extension {ext!r} of {path!r}; "
-            "use an extension such as .png, .jpg or .webp, or pass format="
-        )
-    return fmt
 
 
 def _describe(data: bytes) -> str:
@@ -584,7 +568,7 @@ def decode_image(
     if image.mode in _SIXTEEN_BIT and image.mode != "I;16":
         # big-endian 16-bit pixels (TIFF's I;16B) come out of Pillow 13's resize and
         # other ops garbled: hand on the same values as I;16
-        native = _as_i16(image)
+        native = as_i16(image)
         native.format, native.info = image.format, dict(image.info)
         image = native
     if orientation != 1:
@@ -611,8 +595,6 @@ def _read_source(
     bounds the decode) and ``deadline`` (that of ``http_options`` unless given), and a
     path that is not a regular file (a FIFO, a device) is refused before any read.
     """
-    from ..sources.http import HttpOptions, fetch, is_http_url
-
     options = http_options or HttpOptions()
     if is_http_url(path):
         return fetch(path, options).body
@@ -685,13 +667,10 @@ class ImageLoader:
             raise ValueError(f"deadline must be seconds > 0 or None, got {deadline!r}")
         self.max_bytes = max_bytes
         self.deadline = None if deadline is None else float(deadline)
-        if http_options is not None:
-            from ..sources.http import HttpOptions
-
-            if not isinstance(http_options, HttpOptions):
-                raise TypeError(
-                    f"http_options must be a creevey_dask.HttpOptions, got {http_options!r}"
-                )
+        if http_options is not None and not isinstance(http_options, HttpOptions):
+            raise TypeError(
+                f"http_options must be a creevey_dask.HttpOptions, got {http_options!r}"
+            )
         self.http_options = http_options
         if max_pixels is not None and (
             isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
@@ -725,15 +704,21 @@ class ImageLoader:
 load_image = ImageLoader()
 
 
-def _as_i16(image: Image.Image) -> Image.Image:
-    """A 16-bit grey image (``I;16``, little-endian) from any 16-bit mode, values kept.
+def as_i16(image: Image.Image) -> Image.Image:
+    """A 16-bit grey image (``I;16``, little-endian) from any 16-bit or 32-bit integer mode.
 
-    Pillow's own ``convert("I;16")`` from ``I;16B``/``I;16L``/``I;16N`` garbles the
-    values (Pillow 13), so the pixels go through numpy, which knows the byte order.
+    Values are kept, or clipped into 0-65535 (a resampled ``I`` image); ``info`` is kept.
+    Pillow's own ``convert("I;16")`` from ``I;16B``/``I;16L``/``I;16N`` garbles the values
+    (Pillow 13), so the pixels go through numpy, which knows the byte order.
     """
     if image.mode == "I;16":
         return image
-    return Image.fromarray(np.asarray(image).astype(np.uint16))
+    values = np.asarray(image)
+    if values.dtype.kind != "u" or values.dtype.itemsize != 2:
+        values = np.clip(values, 0, 65535)
+    narrow = Image.fromarray(values.astype(np.uint16))
+    narrow.info = dict(image.info)
+    return narrow
 
 
 #: Pixels per band of rows in :func:`to_8bit` (8 MiB of float64 temporaries).
@@ -819,7 +804,7 @@ def convert_for_format(image: Image.Image, fmt: str) -> Image.Image:
     fmt = fmt.upper()
     allowed = _FORMAT_MODES.get(fmt)
     if image.mode in _SIXTEEN_BIT and image.mode != "I;16":
-        image = _as_i16(image)
+        image = as_i16(image)
     elif image.mode in ("La", "RGBa"):
         image = image.convert("LA" if image.mode == "La" else "RGBA")
     mode = image.mode

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..engine.rows import Reporter, makes_op, record
-from ..image.imagefile import DRAFT_ORIGINAL_SIZE_KEY, draft_scale, to_8bit
+from ..image.imagefile import DRAFT_ORIGINAL_SIZE_KEY, as_i16, draft_scale, to_8bit
 
 __all__ = [
     # resizing
@@ -121,13 +121,6 @@ def _resamplable(image: Image.Image) -> Image.Image:
         wide.info = dict(image.info)
         return wide
     return image
-
-
-def _as_i16(image: Image.Image) -> Image.Image:
-    """A resampled ``I`` image back as ``I;16``: values rounded into 0-65535, info kept."""
-    narrow = Image.fromarray(np.clip(np.asarray(image), 0, 65535).astype(np.uint16))
-    narrow.info = dict(image.info)
-    return narrow
 
 
 class Resize:
@@ -299,7 +292,7 @@ class Resize:
                 padded.info["transparency"] = out.info["transparency"]
             out = padded
         if image.mode.startswith("I;16"):  # 16-bit in, 16-bit (I;16) out, values kept
-            out = _as_i16(out)
+            out = as_i16(out)
         return out
 
     def __eq__(self, other: object) -> bool:

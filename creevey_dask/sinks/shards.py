@@ -95,10 +95,14 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..engine import interrupt as _interrupt
 from ..engine.rows import record, result_columns_of
+from ..engine.runner import format_error
 from ..exceptions import ColumnError
-from ..schema import concat_results, error_type_column
+from ..image.formats import extension_for
+from ..schema import STATUS_DTYPE, STRING_DTYPE, concat_results, error_type_column
 from ..storage import fs as storage
+from ..storage.naming import safe_filename
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -168,9 +172,7 @@ def _check_shard_size(shard_size: Any) -> int:
 
 def _image_ext(fmt: str) -> str:
     """The member extension (no dot) for a Pillow format: ``JPEG`` → ``jpg``."""
-    from ..resize import _extension_for
-
-    return _extension_for(fmt.upper()).lstrip(".")
+    return extension_for(fmt).lstrip(".")
 
 
 def valid_key(key: Any) -> bool:
@@ -282,8 +284,6 @@ class _SampleName:
         self.outdir = outdir
 
     def __call__(self, source: Any) -> str:
-        from ..storage.naming import safe_filename
-
         return storage.join(self.outdir, safe_filename(str(source)))
 
 
@@ -371,7 +371,7 @@ class Sink:
         fsspec options for ``outdir``.
     verify_hash : (column, algorithm), optional
         Bind each partition's expected digests to the loader (see
-        :class:`creevey_dask.image.checks.SourceHash`); works for every format.
+        :class:`creevey_dask.sources.hashing.SourceHash`); works for every format.
     """
 
     def __init__(
@@ -493,8 +493,6 @@ class Sink:
                 storage_options=self.storage_options,
             )
         except OSError as err:
-            from ..engine.runner import format_error
-
             logger.warning("creevey: %s could not be written: %s", STATS_NAME, format_error(err))
 
     def __repr__(self) -> str:
@@ -680,8 +678,6 @@ class _SinkRunner:
             try:
                 self._commit(runner, sub, result, keys, ok, name, spool)
             except Exception as err:  # the rows were done, but their shard could not be stored
-                from ..engine.runner import format_error
-
                 message = f"the shard {sink.shard_path(name)!r} could not be written: "
                 message += format_error(err)
                 logger.warning("creevey: %s", message)
@@ -795,8 +791,6 @@ class _SinkRunner:
 
         ``shards`` holds each row's shard (its ``outpath`` when ``ok``).
         """
-        from ..schema import STATUS_DTYPE, STRING_DTYPE
-
         result = runner(sub.iloc[:0])  # the schema, without running any row
         result = result.drop(columns=[_SAMPLE_COL])
         out = sub.copy(deep=False)
@@ -998,8 +992,6 @@ def _dataset_index(sink: Sink) -> dict[str, _Latest]:
 
 def _interrupted(runner: Any) -> bool:
     """Whether Ctrl-C interrupted the run that ``runner`` belongs to."""
-    from ..engine import interrupt as _interrupt
-
     run_id = getattr(runner, "run_id", None)
     return run_id is not None and _interrupt.is_interrupted(run_id)
 
@@ -1035,8 +1027,6 @@ def _sample_members(
                 caption = _json_value(row.get(caption_col))
                 items.append(("txt", ("" if caption is None else str(caption)).encode()))
         except (TypeError, ValueError, UnicodeError) as err:
-            from ..engine.runner import format_error
-
             message = f"ValueError: the row cannot be stored in a shard: {format_error(err)}"
             result.loc[result.index[i], ["status", "error"]] = ["error", message]
             records.loc[i, ["status", "error"]] = ["error", message]
@@ -1284,13 +1274,11 @@ def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -
     """
     import dask.dataframe as dd
 
-    from ..schema import STATUS_DTYPE
-
     fs, path = storage.get_fs(str(outdir), storage_options)
     files = sorted(p for p in fs.glob(storage.join(path, "*" + _RECORDS_EXT)))
     if not files:
         raise FileNotFoundError(f"no shard records (*.parquet) in {outdir!r}")
-    protocol = storage._protocol(str(outdir))
+    protocol = storage.protocol_of(str(outdir))
     urls = [f"{protocol}://{p}" if protocol else p for p in files]
     frame = dd.read_parquet(urls, storage_options=dict(storage_options or {}) or None)
     if IMAGE_COL in frame.columns:
