@@ -433,7 +433,7 @@ def duplicates(
     ----------
     df : pandas.DataFrame or dask.dataframe.DataFrame
         The table, one row per image, e.g. a result table with ``dhash`` from
-        ``report=["dhash"]`` or ``ops.report_dhash``.
+        ``measure=["dhash"]`` or ``ops.report_dhash``.
     hash_col : str or None, default "dhash"
         A column of 64-bit perceptual hashes: any integer dtype (``UInt64`` as
         :data:`creevey_dask.ops.report_dhash` stores it; a signed ``int64`` is read as

@@ -23,22 +23,24 @@ from .engine.pipeline import Pipeline
 from .engine.rows import as_ops
 from .engine.runner import as_frame, run_pipeline
 from .exceptions import require_columns
+from .image.decode import DEFAULT_MAX_PIXELS
+from .image.encode import ImageWriter
 from .image.filters import make_filter
 from .image.formats import extension_for, format_name
-from .image.imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
+from .image.loading import ImageLoader
 from .options import RunOptions, run_options
 from .sinks.shards import Sink
 from .sources.hashing import check_verify_column, with_source_hash
 from .storage import fs as storage
 from .storage.naming import safe_filename
 
-__all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
+__all__ = ["MEASURES", "KeepFilename", "resize", "resize_multiple_files"]
 
-#: ``resize(report=...)`` values: the result columns to add. ``"size"`` (``width`` and
+#: ``resize(measure=...)`` values: the result columns to add. ``"size"`` (``width`` and
 #: ``height`` of the written image) is always reported; ``"mean_brightness"`` and
 #: ``"dhash"`` measure the written image, ``"sha256"`` adds ``sha256`` and ``out_bytes``
 #: of the written file.
-REPORTS = ("size", "mean_brightness", "dhash", "sha256")
+MEASURES = ("size", "mean_brightness", "dhash", "sha256")
 
 
 class KeepFilename:
@@ -75,20 +77,20 @@ class KeepFilename:
         return f"KeepFilename({self.outdir!r}, {self.extension!r})"
 
 
-def _reporters(report: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]:
-    if isinstance(report, str):
-        report = [report]
-    names = ["size", *report]  # width and height of the written image, always
-    unknown = [n for n in names if n not in REPORTS]
+def _reporters(measure: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]:
+    if isinstance(measure, str):
+        measure = [measure]
+    names = ["size", *measure]  # width and height of the written image, always
+    unknown = [n for n in names if n not in MEASURES]
     if unknown:
-        raise ValueError(f"report {unknown} is not a subset of {list(REPORTS)}")
+        raise ValueError(f"measure {unknown} is not a subset of {list(MEASURES)}")
     table = {
         "size": _ops.report_size,
         "mean_brightness": _ops.report_mean_brightness,
         "dhash": _ops.report_dhash,
     }
     chosen: list[Callable[[Any], Any]] = [
-        cast(Callable[[Any], Any], table[n]) for n in REPORTS if n in names and n in table
+        cast(Callable[[Any], Any], table[n]) for n in MEASURES if n in names and n in table
     ]
     return chosen, "sha256" in names
 
@@ -110,7 +112,7 @@ def resize(
     format: str | None = None,
     quality: int | None = None,
     ops: Sequence[Callable[[Any], Any]] | None = None,
-    report: Iterable[str] = (),
+    measure: Iterable[str] = (),
     outpath_func: Callable[[Any], str] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     n_jobs: int | None = None,
@@ -162,8 +164,8 @@ def resize(
     ops : sequence of ops, optional
         Ops applied to the full image *before* the resize (e.g.
         ``[ops.trim_bottom(100)]``). Any op there turns the reduced decode off.
-    report : iterable of str, default ()
-        More result columns, from :data:`REPORTS`: ``"mean_brightness"``, ``"dhash"``
+    measure : iterable of str, default ()
+        More result columns, from :data:`MEASURES`: ``"mean_brightness"``, ``"dhash"``
         (of the written image) and ``"sha256"`` (``sha256``, ``out_bytes`` of the
         written file). ``"size"`` (``width``, ``height`` of the written image) is always
         reported.
@@ -197,7 +199,7 @@ def resize(
     ------
     ValueError
         For invalid resize arguments (listing what is allowed), an unknown format or
-        report.
+        measure name.
     ColumnError
         If ``path_col`` is missing.
 
@@ -226,7 +228,7 @@ def resize(
         reducing_gap=reducing_gap,
     )
     fmt = None if format is None else format_name(format)
-    reporters, record_sha256 = _reporters(report)
+    reporters, record_sha256 = _reporters(measure)
     user_ops = as_ops(ops)
     if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:
         raise TypeError(f"outdir must be a path or URL string, got {outdir!r}")
@@ -289,7 +291,7 @@ def resize_multiple_files(
     format: str | None = None,
     quality: int | None = None,
     ops: Any = None,
-    report: Iterable[str] = (),
+    measure: Iterable[str] = (),
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     progress: bool | None = None,
     storage_options: Mapping[str, Any] | None = None,
@@ -313,7 +315,7 @@ def resize_multiple_files(
         Leave existing outputs alone.
     min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap, format, quality
         As for :func:`resize`.
-    ops, report, max_pixels
+    ops, measure, max_pixels
         As for :func:`resize`.
     progress, storage_options, parallel_strategy, npartitions, options
         The run settings, as for :func:`resize`.
@@ -339,7 +341,7 @@ def resize_multiple_files(
         format=format,
         quality=quality,
         ops=ops,
-        report=report,
+        measure=measure,
         max_pixels=max_pixels,
         n_jobs=n_jobs,
         skip_existing=skip_existing,

@@ -97,8 +97,7 @@ import pandas as pd
 
 from ..engine import interrupt as _interrupt
 from ..engine.rows import record, result_columns_of
-from ..engine.runner import format_error
-from ..exceptions import ColumnError
+from ..exceptions import ColumnError, format_error
 from ..image.formats import extension_for
 from ..schema import STATUS_DTYPE, STRING_DTYPE, concat_results, error_type_column
 from ..storage import fs as storage
