@@ -1162,3 +1162,16 @@ def test_a_dask_task_run_twice_finds_its_own_shard(image_files: list[str], tmp_p
     rest = lazy.compute()  # the other partition, then the whole: every key once
     assert (rest["status"] != "error").all()
     assert sorted(_tar_samples(sorted(str(p) for p in out.glob("*.tar")))) == sorted(rest["key"])
+
+
+@pytest.mark.parametrize("output_format", ["webdataset", "parquet"])
+def test_write_stats_by_hand_finds_the_format(
+    image_files: list[str], tmp_path: Path, output_format: str
+) -> None:
+    out = tmp_path / "o"
+    df = _many_rows(image_files, 5)
+    df.creevey.resize(str(out), shape=(8, 8), output_format=output_format, progress=False)
+    (out / "_stats.json").unlink()
+    stats = sinks.write_stats(None, str(out))
+    assert stats["status"] == {"ok": 5, "error": 0}
+    assert json.loads((out / "_stats.json").read_text())["shards"] == 1

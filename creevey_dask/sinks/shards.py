@@ -1204,7 +1204,7 @@ def write_stats(
     duration and ``ok`` rows per second. Sharded runs keep it up to date themselves,
     in-memory and dask input alike; call it after changing the folder by hand.
     """
-    fmt = output_format or "webdataset"
+    fmt = output_format or _format_of(outdir, storage_options)
     sink = Sink(fmt, outdir, shard_size or DEFAULT_SHARD_SIZE, storage_options=storage_options)
     for _ in range(5):  # another writer may commit meanwhile: count again until stable
         names = _names(sink)
@@ -1217,6 +1217,19 @@ def write_stats(
         if _names(sink) == names:
             break
     return stats
+
+
+def _format_of(outdir: str, storage_options: Mapping[str, Any] | None) -> str:
+    """The sharded format of ``outdir``: ``"parquet"`` if its first records hold images."""
+    import pyarrow.parquet as pq
+
+    probe = Sink("webdataset", outdir, storage_options=storage_options)
+    for name in _names(probe)[:1]:
+        fs, path = storage.get_fs(probe.records_path(name), storage_options)
+        with fs.open(path, "rb") as f:
+            if IMAGE_COL in pq.read_schema(f).names:
+                return "parquet"
+    return "webdataset"
 
 
 def _stats_of(index: Mapping[str, _Latest], on_disk: int) -> dict[str, Any]:
