@@ -33,6 +33,7 @@ from . import storage
 from .checks import observe_source
 from .exceptions import ImageDecodeError, ImageTooLargeError
 from .rows import on_row_end, record
+from .shard_sources import is_sample, read_sample
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -603,7 +604,9 @@ def _read_source(
     max_bytes: int | None = None,
     deadline: float | None = None,
 ) -> bytes:
-    """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec.
+    """The bytes of ``path``: http(s) through the library's HTTP client, a sample of a
+    shard (``<shard>.tar#<member>``) with one ranged read
+    (:func:`creevey_dask.shard_sources.read_sample`), else fsspec.
 
     Every source is bounded: a download by ``http_options``; a file, like a download,
     is refused past ``max_bytes`` (default :data:`MAX_FILE_BYTES`: a user's own files,
@@ -616,6 +619,10 @@ def _read_source(
     options = http_options or HttpOptions()
     if is_http_url(path):
         return fetch(path, options).body
+    if is_sample(path):
+        return read_sample(
+            path, storage_options, max_bytes=MAX_FILE_BYTES if max_bytes is None else max_bytes
+        )
     return storage.read_source(
         path,
         storage_options,

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw
 
-from . import _charts, ops, storage
+from . import _charts, ops, shard_sources
 from ._charts import Font
 from .engine import error_cause
 from .exceptions import UpstreamError, require_columns
@@ -240,7 +240,7 @@ def _thumbnail(
             return _Placeholder("error", f"{kind}\n{message}".strip(), error=True)
         return _Placeholder("no image", str(status) if status is not None else "")
     try:
-        data = storage.read_bytes(str(path), storage_options)
+        data = shard_sources.read_bytes(str(path), storage_options)
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (thumb_size, thumb_size))
             image.thumbnail((thumb_size, thumb_size))

@@ -824,12 +824,18 @@ def write_stats(
     return stats
 
 
-def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:
+def read_shards(
+    outdir: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    attempts: str = "latest",
+) -> dd.DataFrame:
     """The records of a sharded output as a dask DataFrame (one partition per shard).
 
     Reads every ``{outdir}/*.parquet`` (the per-shard records of ``"webdataset"``
-    output, or the ``"parquet"`` shards without their image column), so a sharded
-    run can be analysed and its failures retried like a files run.
+    output, the ``"parquet"`` shards without their image column, or the shards that
+    img2dataset wrote), so a sharded run can be analysed, retried, and its samples fed
+    to any run like a table of files (see :mod:`creevey_dask.shard_sources`).
 
     Parameters
     ----------
@@ -837,32 +843,26 @@ def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -
         The folder of the shards (local path or fsspec URL).
     storage_options : mapping, optional
         fsspec options (e.g. an S3 ``endpoint_url``).
+    attempts : {"latest", "all"}, default "latest"
+        ``"latest"``: one row per key, its latest attempt: an ``ok`` in a complete
+        shard beats any error, and among the rest a later shard (by name) beats an
+        earlier one. ``"all"``: every row of every shard.
 
     Returns
     -------
     dask.dataframe.DataFrame
         The carried columns, ``key``, the result columns, ``outpath`` and ``status``
-        (categorical: ok, skipped, error).
+        (categorical: ok, skipped, error), and ``sample``: each ``ok`` row's sample
+        source (``<shard>.tar#<key>.<ext>``, ``<shard>.parquet#<key>.<ext>``), which
+        every loader reads with one ranged read (``path_col="sample"``).
 
     Raises
     ------
     FileNotFoundError
         If ``outdir`` holds no shard records.
+    ValueError
+        If ``attempts`` is not one of the above.
     """
-    import dask.dataframe as dd
+    from .shard_records import read_records
 
-    from .schema import STATUS_DTYPE
-
-    fs, path = storage.get_fs(str(outdir), storage_options)
-    files = sorted(p for p in fs.glob(storage.join(path, "*" + _RECORDS_EXT)))
-    if not files:
-        raise FileNotFoundError(f"no shard records (*.parquet) in {outdir!r}")
-    protocol = storage._protocol(str(outdir))
-    urls = [f"{protocol}://{p}" if protocol else p for p in files]
-    frame = dd.read_parquet(urls, storage_options=dict(storage_options or {}) or None)
-    if IMAGE_COL in frame.columns:
-        frame = frame.drop(columns=[IMAGE_COL])
-    frame["status"] = frame["status"].astype(STATUS_DTYPE)
-    if "error_type" in frame.columns:
-        frame["error_type"] = frame["error_type"].astype("category")
-    return frame
+    return read_records(outdir, storage_options, attempts=attempts)
