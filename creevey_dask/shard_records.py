@@ -199,7 +199,7 @@ def _load(shard: _Shard, options: Mapping[str, Any] | None, meta: Any = None) ->
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from .schema import STATUS_DTYPE
+    from .schema import STATUS_DTYPE, error_type_of
 
     with open_file(shard.records, options) as f:
         names = pq.read_schema(f).names
@@ -225,8 +225,11 @@ def _load(shard: _Shard, options: Mapping[str, Any] | None, meta: Any = None) ->
         [None if m is None else sample_source(target, m) for m in members], dtype="string"
     )
     frame["status"] = frame["status"].astype(STATUS_DTYPE)
-    if "error_type" in frame.columns:  # each shard's categories would differ
-        frame["error_type"] = frame["error_type"].astype("string")
+    if "error" not in frame.columns:
+        frame["error"] = pd.Series([None] * len(frame), dtype="string")
+    if "error_type" not in frame.columns:  # img2dataset's records, or older ones
+        frame["error_type"] = [error_type_of(e) for e in frame["error"].tolist()]
+    frame["error_type"] = frame["error_type"].astype("string")  # made categorical once
     if meta is not None:
         frame = _like(frame, meta)
     return frame
