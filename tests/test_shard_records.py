@@ -61,7 +61,8 @@ def test_latest_attempt_per_key_after_a_retry(fresh_image_server: Any, tmp_path:
     assert (second["status"] == "ok").all()
 
     latest = creevey_dask.read_shards(str(out)).compute()
-    assert len(latest) == 8 and latest["key"].is_unique
+    assert len(latest) == 8
+    assert latest["key"].is_unique
     assert (latest["status"] == "ok").all()
     assert latest["error"].isna().all()
     assert latest["sample"].notna().all()
@@ -85,7 +86,8 @@ def test_an_ok_in_a_complete_shard_beats_a_newer_error(image_server: Any, tmp_pa
         out / "99999-9999-ffffffff.parquet"
     )
     latest = creevey_dask.read_shards(str(out)).compute()
-    assert (latest["status"] == "ok").all() and len(latest) == 4
+    assert (latest["status"] == "ok").all()
+    assert len(latest) == 4
     # a cut tar does not count as complete: its keys' other attempts win
     (tar,) = out.glob("0000*.tar")
     tar.write_bytes(tar.read_bytes()[:1000])
@@ -105,11 +107,13 @@ def test_samples_resize_filter_contact_sheet_and_tree(image_server: Any, tmp_pat
         str(tmp_path / "small"), shape=(128, 128), path_col="sample", format="webp",
         progress=False,
     )  # fmt: skip
-    assert (small["status"] == "ok").all() and len(small) == 4
+    assert (small["status"] == "ok").all()
+    assert len(small) == 4
     for row in small.itertuples():
         assert row.outpath.endswith(f"{row.key}.webp")
         with Image.open(row.outpath) as image:
-            assert image.format == "WEBP" and image.size == (128, 128)
+            assert image.format == "WEBP"
+            assert image.size == (128, 128)
             source = Image.open(io.BytesIO(image_server.files[row.url.split("/img/", 1)[1]]))
             assert _close_to(image, source.resize((128, 128)))
     again = picked.creevey.resize(
@@ -133,7 +137,8 @@ def test_samples_resize_filter_contact_sheet_and_tree(image_server: Any, tmp_pat
     )
     for row in manifest.itertuples():
         placed = tmp_path / "tree" / row.path
-        assert placed.is_file() and not placed.is_symlink()  # a copy: links cannot enter a tar
+        assert placed.is_file()
+        assert not placed.is_symlink()
         assert placed.read_bytes() == read_sample(row.source)
 
 
@@ -318,7 +323,8 @@ def test_s3_samples_resize_reshard_filter_and_sheet(image_server: Any, s3: Any) 
         "s3://data/small", shape=(20, 20), path_col="sample", storage_options=options,
         progress=False,
     ).compute()  # fmt: skip
-    assert (small["status"] == "ok").all() and len(small) == 3
+    assert (small["status"] == "ok").all()
+    assert len(small) == 3
     as_parquet = records.creevey.resize(
         "s3://data/pq", shape=(20, 20), path_col="sample", storage_options=options,
         output_format="parquet", shard_size=5, progress=False,

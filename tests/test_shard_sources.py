@@ -15,7 +15,6 @@ import os
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -114,7 +113,7 @@ def test_offsets_in_the_records_are_used_without_reading_the_tar(tmp_path: Path)
     data = tar.read_bytes()
     records = pd.DataFrame(
         {
-            "key": list(spans) + ["lost"],
+            "key": [*list(spans), "lost"],
             "status": ["ok"] * len(spans) + ["error"],
             "tar_offset": pd.array([s[0] for s in spans.values()] + [None], dtype="Int64"),
             "tar_size": pd.array([s[1] for s in spans.values()] + [None], dtype="Int64"),
@@ -254,7 +253,7 @@ def test_parquet_shard_samples(tmp_path: Path) -> None:
     image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
     table = pa.table(
         {
-            "key": list(images) + ["bad"],
+            "key": [*list(images), "bad"],
             "status": ["ok"] * 5 + ["error"],
             "image": pa.array(
                 [{"bytes": b, "path": f"{k}.jpg"} for k, b in images.items()] + [None],
