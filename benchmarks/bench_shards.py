@@ -21,6 +21,14 @@ Reported per run: images/s (ok rows / wall time of the call) and the storage req
 - ``S3 requests``: the HTTP requests the s3fs client sent to the moto server, counted
   with a botocore ``before-send`` hook (PUT, HEAD, GET, LIST, ...).
 
+Then, on each WebDataset output, **random access** (``creevey_dask.shard_sources``): the
+per-sample time of reading every sample's image with one ranged read
+(``read_sample("<shard>.tar#<member>")``, in a shuffled order, the shards' indexes
+loaded) against the bare baseline of reading the whole tars sequentially with
+``tarfile`` and taking each member's bytes; medians of ``--repeats`` runs and their
+ratio (ranged / sequential). A ranged read costs one seek (locally) or one GET (S3) per
+sample, so its overhead per sample is the price of reading only what a selection needs.
+
 Run ``python benchmarks/bench_shards.py`` (``--n 200`` for a quick check).
 """
 
@@ -28,9 +36,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import logging
 import os
+import random
 import shutil
+import statistics
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,10 +51,11 @@ from typing import Any
 import pandas as pd
 
 import creevey_dask
-from creevey_dask import ops, provenance, storage
+from creevey_dask import ops, provenance, shard_records, shard_sources, storage
 from creevey_dask.testing import ImageServer, sample_images
 
 COUNTS: collections.Counter[str] = collections.Counter()
+ACCESS: list[dict[str, Any]] = []  # the random-access rows
 
 
 def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -90,7 +103,49 @@ def _moto() -> tuple[Any, dict[str, str]]:
     return server, options
 
 
-def run(n: int, shard_size: int) -> list[dict[str, Any]]:
+def _sequential(tars: list[str], options: dict[str, Any]) -> int:
+    """The baseline: every member's bytes, reading each whole tar from start to end."""
+    count = 0
+    for tar in tars:
+        with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(tar, options))) as archive:
+            for member in archive:
+                handle = archive.extractfile(member)
+                if handle is not None and not member.name.endswith((".json", ".txt")):
+                    handle.read()
+                    count += 1
+    return count
+
+
+def random_access(
+    target: str, outdir: str, options: dict[str, Any], repeats: int
+) -> dict[str, Any]:
+    """Median seconds per sample: one ranged read each vs whole tars read in sequence."""
+    records = shard_records.read_records(outdir, options).compute()  # indexes the shards
+    sources = records["sample"].dropna().tolist()
+    tars = sorted({shard_sources.split_sample(s)[0] for s in sources})  # type: ignore[index]
+    ranged, sequential = [], []
+    for repeat in range(repeats):
+        random.Random(repeat).shuffle(sources)
+        started = time.perf_counter()
+        for source in sources:
+            shard_sources.read_sample(source, options)
+        ranged.append((time.perf_counter() - started) / len(sources))
+        started = time.perf_counter()
+        count = _sequential(tars, options)
+        sequential.append((time.perf_counter() - started) / count)
+    ranged_us, sequential_us = statistics.median(ranged) * 1e6, statistics.median(sequential) * 1e6
+    row = {
+        "target": target,
+        "samples": len(sources),
+        "ranged us/sample": round(ranged_us, 1),
+        "sequential us/sample": round(sequential_us, 1),
+        "ratio": round(ranged_us / sequential_us, 2),
+    }
+    print(row, flush=True)
+    return row
+
+
+def run(n: int, shard_size: int, repeats: int = 5) -> list[dict[str, Any]]:
     images = sample_images(n, seed=7)
     server, s3_options = _moto()
     fs, _ = storage.get_fs("s3://bench", s3_options)
@@ -141,6 +196,8 @@ def run(n: int, shard_size: int) -> list[dict[str, Any]]:
                         }
                     )
                     print(rows[-1], flush=True)
+                    if fmt == "webdataset":
+                        ACCESS.append(random_access(target, outdir, options, repeats))
     finally:
         server.stop()
         shutil.rmtree(local_root, ignore_errors=True)
@@ -151,12 +208,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=2000, help="how many images")
     parser.add_argument("--shard-size", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=5, help="random-access repeats")
     args = parser.parse_args()
     print(f"creevey_dask {creevey_dask.__version__}; {os.cpu_count()} CPUs; n={args.n}")
-    rows = run(args.n, args.shard_size)
+    rows = run(args.n, args.shard_size, args.repeats)
     table = pd.DataFrame(rows).drop(columns=["by kind"])
     print()
     print(table.to_string(index=False))
+    print()
+    print(pd.DataFrame(ACCESS).to_string(index=False))
 
 
 if __name__ == "__main__":
