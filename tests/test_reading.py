@@ -349,3 +349,30 @@ def test_s3_samples_resize_reshard_filter_and_sheet(image_server: Any, s3: Any) 
         with tarfile.open(fileobj=io.BytesIO(s3.get("data", tar.split("/", 1)[1]))) as archive:
             names += archive.getnames()
     assert sorted(n.split(".")[0] for n in names if n.endswith(".jpg")) == sorted(back["key"])
+
+
+def test_samples_feed_pipelines_duplicates_and_splits(tmp_path: Path) -> None:
+    from creevey_dask.testing import ImageServer, sample_images
+
+    with ImageServer(sample_images(6)) as server:
+        names = list(server.files)
+        urls = [server.url(f"/img/{n}", n=i) for i, n in enumerate(names + names[:2])]
+        df = pd.DataFrame({"url": urls, "label": [f"l{i % 3}" for i in range(8)]})
+        _download(df, tmp_path / "shards")  # two photos twice
+    records = creevey_dask.read_shards(str(tmp_path / "shards")).compute()
+    hashed = records.creevey.resize(
+        str(tmp_path / "h"), max_dim=64, path_col="sample", report=["dhash"], progress=False
+    )
+    groups = hashed.creevey.duplicates()
+    assert groups["dup_group"].nunique() == 6  # each copy found, nothing else
+    split = groups.creevey.split(0.5, groupby="dup_group", random_state=0)
+    assert split.creevey.leaks().empty
+    pipeline = creevey_dask.Pipeline(creevey_dask.load_image, ops=[creevey_dask.ops.grayscale])
+    out = tmp_path / "gray"
+    result = pipeline.run(
+        records["sample"].tolist(), lambda s: str(out / s.rsplit("#", 1)[1]), progress=False
+    )
+    assert (result["status"] == "ok").all()
+    for path in result["outpath"]:
+        with Image.open(path) as image:
+            assert image.mode == "L"

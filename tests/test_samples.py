@@ -15,6 +15,7 @@ import os
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -289,3 +290,26 @@ def test_loaders_hash_and_decode_the_sample_bytes(tmp_path: Path) -> None:
     result = bad.creevey.resize(str(tmp_path / "out2"), shape=(16, 16), progress=False)
     assert result["status"].tolist() == ["error", "error"]
     assert result["error"].str.startswith("MissingDataError").all()
+
+
+def test_threads_reading_a_new_shard_index_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    samples = some_samples(12)
+    tar = tmp_path / "00000.tar"
+    write_tar(tar, samples)
+    builds = []
+    build = shard_sources._build
+
+    def counted(*args: Any) -> Any:
+        builds.append(args[0])
+        time.sleep(0.05)  # long enough for every thread to ask meanwhile
+        return build(*args)
+
+    monkeypatch.setattr(shard_sources, "_build", counted)
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(read_sample, [f"{tar}#{k}.jpg" for k in samples]))
+    assert got == [m["jpg"] for m in samples.values()]
+    assert builds == [str(tar)]

@@ -168,6 +168,7 @@ class ShardIndex:
 
 
 _cache: dict[tuple[str, str], ShardIndex] = {}
+_building: dict[tuple[str, str], threading.Lock] = {}
 _cache_lock = threading.Lock()
 
 
@@ -355,8 +356,25 @@ def tar_index(
         raise MissingDataError(f"the shard {shard!r} does not exist") from err
     with _cache_lock:
         cached = _cache.get(key)
+        building = _building.setdefault(key, threading.Lock())
     if cached is not None and not fresh and cached.stamp == stamp:
         return cached
+    seen = cached
+    with building:  # one pass per shard, however many threads ask for it at once
+        with _cache_lock:
+            cached = _cache.get(key)
+        if cached is not None and cached.stamp == stamp and (not fresh or cached is not seen):
+            return cached  # another thread has just (re)built it
+        return _load_index(key, shard, stamp, storage_options, fresh)
+
+
+def _load_index(
+    key: tuple[str, str],
+    shard: str,
+    stamp: tuple[int, str],
+    storage_options: Mapping[str, Any] | None,
+    fresh: bool,
+) -> ShardIndex:
     found: ShardIndex | None = None
     if shard.lower().endswith(".parquet"):
         found = _parquet_index(shard, stamp, storage_options)
