@@ -376,3 +376,37 @@ def test_samples_feed_pipelines_duplicates_and_splits(tmp_path: Path) -> None:
     for path in result["outpath"]:
         with Image.open(path) as image:
             assert image.mode == "L"
+
+
+def test_records_with_offsets_name_their_samples_without_an_index(tmp_path: Path) -> None:
+    from tests.test_samples import some_samples
+
+    out = tmp_path / "new"
+    out.mkdir()
+    samples = some_samples(4)
+    spans = write_tar(out / "00000-0000-0a0b0c0d.tar", samples)
+    tar = str(out / "00000-0000-0a0b0c0d.tar")
+    pd.DataFrame(
+        {
+            "key": list(spans),
+            "outpath": [tar] * 4,
+            "status": ["ok"] * 4,
+            "error": pd.array([None] * 4, dtype="string"),
+            "tar_offset": [s[0] for s in spans.values()],
+            "tar_size": [s[1] for s in spans.values()],
+        }
+    ).to_parquet(out / "00000-0000-0a0b0c0d.parquet")
+    (out / "00001-0000-deadbeef.parquet").write_bytes(b"PAR1 not really")  # damaged: left out
+    records = creevey_dask.read_shards(str(out)).compute()
+    assert records["sample"].tolist() == [f"{tar}#{k}.jpg" for k in spans]
+    for row in records.itertuples():
+        assert read_sample(row.sample) == samples[row.key]["jpg"]
+    assert not list(out.glob("*.index.json"))  # the records' offsets sufficed
+    # records whose spans run past the tar's end: the shard is not complete
+    with open(tar, "r+b") as f:
+        f.truncate(spans["000000003"][0] + 100)
+    records = creevey_dask.read_shards(str(out)).compute()
+    assert records["sample"].isna().all()
+    assert (records["status"] == "error").all()  # not ok: the sample is not there whole
+    assert (records["error_type"] == "ArchiveError").all()
+    assert records["outpath"].isna().all()

@@ -23,6 +23,8 @@ from ..storage import fs as storage
 from ..storage.samples import (
     IMAGE_COLS,
     KEY_COL,
+    OFFSET_COL,
+    SIZE_COL,
     ShardIndex,
     is_image_ext,
     open_file,
@@ -64,6 +66,8 @@ def _check_attempts(attempts: Any) -> str:
 
 def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, Any, Any]]:
     """Every shard of ``outdir`` in name order, with its keys and statuses."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     fs, path = storage.get_fs(str(outdir), options)
@@ -78,12 +82,16 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
     for name in sorted(n for n in sizes if n.endswith(_RECORDS_EXT) and not n.startswith(".")):
         records = storage.join(base, name) if protocol else os.path.join(base, name)
         records = records if protocol else records.replace(os.sep, "/")
-        with open_file(records, options) as f:
-            schema = pq.read_schema(f)
-            names = schema.names
-            wanted = [c for c in (KEY_COL, "status") if c in names]
-            f.seek(0)
-            table = pq.read_table(f, columns=wanted)
+        try:
+            with open_file(records, options) as f:
+                schema = pq.read_schema(f)
+                names = schema.names
+                wanted = [c for c in (KEY_COL, "status", OFFSET_COL, SIZE_COL) if c in names]
+                f.seek(0)
+                table = pq.read_table(f, columns=wanted)
+        except (OSError, pa.ArrowException) as err:
+            logger.warning("creevey: %s is unreadable (%s); it is left out", records, err)
+            continue
         if KEY_COL not in names or "status" not in names:
             logger.warning("creevey: %s holds no shard records; it is left out", records)
             continue
@@ -101,6 +109,10 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
             whole = size is not None and int(size) > 0
             if whole and noted is not None and int(noted) != int(size or 0):
                 whole = False
+            if whole and {OFFSET_COL, SIZE_COL} <= set(wanted):  # every span inside the tar
+                ends = pc.add(table.column(OFFSET_COL), table.column(SIZE_COL))
+                last = pc.max(ends).as_py()
+                whole = last is None or int(last) <= int(size or 0)
             if not whole and "ok" in statuses:
                 logger.warning("creevey: %s is missing or cut; its samples are not served", tar)
             shard = _Shard(records, tar, whole)
@@ -216,20 +228,27 @@ def _load(shard: _Shard, options: Mapping[str, Any] | None, meta: Any = None) ->
         frame["error"] = frame["error"].astype("string")
     if shard.keep is not None:
         frame = frame.iloc[shard.keep].reset_index(drop=True)
+    if "error" not in frame.columns:
+        frame["error"] = pd.Series([None] * len(frame), dtype="string")
+    if "error_type" not in frame.columns:  # img2dataset's records, or older ones
+        frame["error_type"] = [error_type_of(e) for e in frame["error"].tolist()]
     ok = frame["status"] == "ok"
     target = shard.tar if shard.tar is not None else shard.records
     if "outpath" not in frame.columns:
         frame["outpath"] = pd.Series([target if flag else None for flag in ok], dtype="string")
+    if not shard.complete and ok.any():  # records that say ok for a tar that is not whole
+        frame["status"] = frame["status"].astype(object).where(~ok, "error")
+        frame["error"] = frame["error"].astype(object).where(
+            ~ok, f"ArchiveError: the shard {target!r} is missing or cut; its sample is lost"
+        )
+        frame["error_type"] = frame["error_type"].astype(object).where(~ok, "ArchiveError")
+        frame["outpath"] = frame["outpath"].astype(object).where(~ok, None)
+    frame["error_type"] = frame["error_type"].astype("string")  # made categorical once
     members = _image_members(shard, frame, options)
     frame[SAMPLE_COL] = pd.Series(
         [None if m is None else sample_source(target, m) for m in members], dtype="string"
     )
     frame["status"] = frame["status"].astype(STATUS_DTYPE)
-    if "error" not in frame.columns:
-        frame["error"] = pd.Series([None] * len(frame), dtype="string")
-    if "error_type" not in frame.columns:  # img2dataset's records, or older ones
-        frame["error_type"] = [error_type_of(e) for e in frame["error"].tolist()]
-    frame["error_type"] = frame["error_type"].astype("string")  # made categorical once
     if meta is not None:
         frame = _like(frame, meta)
     return frame
