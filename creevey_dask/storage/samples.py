@@ -470,6 +470,7 @@ def _parquet_sample(index: ShardIndex, member: str, options: Any) -> bytes:
 _groups: OrderedDict[tuple[str, tuple[int, str], int, str], list[Any]] = OrderedDict()
 _groups_lock = threading.Lock()
 _GROUPS_KEPT = 2  # row groups' image columns kept per process (sequential reads hit)
+_GROUPS_MAX_BYTES = 256 << 20  # ... unless they hold more image bytes than this
 
 
 def _row_group_column(index: ShardIndex, group: int, column: str, options: Any) -> list[Any]:
@@ -481,7 +482,10 @@ def _row_group_column(index: ShardIndex, group: int, column: str, options: Any) 
             _groups.move_to_end(key)
             return _groups[key]
     with open_file(index.shard, options) as f:
-        values = pq.ParquetFile(f).read_row_group(group, columns=[column]).column(0).to_pylist()
+        table = pq.ParquetFile(f).read_row_group(group, columns=[column])
+    values = table.column(0).to_pylist()
+    if table.nbytes > _GROUPS_MAX_BYTES:
+        return values  # read again by the next sample of this row group
     with _groups_lock:
         _groups[key] = values
         while len(_groups) > _GROUPS_KEPT:
