@@ -238,8 +238,10 @@ def _load(shard: _Shard, options: Mapping[str, Any] | None, meta: Any = None) ->
         frame["outpath"] = pd.Series([target if flag else None for flag in ok], dtype="string")
     if not shard.complete and ok.any():  # records that say ok for a tar that is not whole
         frame["status"] = frame["status"].astype(object).where(~ok, "error")
-        frame["error"] = frame["error"].astype(object).where(
-            ~ok, f"ArchiveError: the shard {target!r} is missing or cut; its sample is lost"
+        frame["error"] = (
+            frame["error"]
+            .astype(object)
+            .where(~ok, f"ArchiveError: the shard {target!r} is missing or cut; its sample is lost")
         )
         frame["error_type"] = frame["error_type"].astype(object).where(~ok, "ArchiveError")
         frame["outpath"] = frame["outpath"].astype(object).where(~ok, None)
