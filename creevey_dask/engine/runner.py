@@ -44,6 +44,7 @@ import pandas as pd
 from .._dask_types import is_dask_frame, is_dask_series
 from .._redact import redact_text
 from ..exceptions import ColumnError, UpstreamError, require_columns
+from ..options import LOCAL_JOBS, NETWORK_JOBS
 from ..schema import (
     DEFAULT_INPATH_COL,
     RESULT_COLUMNS,
@@ -620,8 +621,6 @@ def default_jobs(sources: Iterable[Any]) -> int:
     :data:`~creevey_dask.options.LOCAL_JOBS` for a local file,
     :data:`~creevey_dask.options.NETWORK_JOBS` for a URL or remote file (network-bound).
     """
-    from ..options import LOCAL_JOBS, NETWORK_JOBS
-
     first = next((s for s in sources if not _is_missing(s)), None)
     if isinstance(first, (str, os.PathLike)) and not storage.is_local(os.fspath(first)):
         return NETWORK_JOBS

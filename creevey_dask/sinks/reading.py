@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..schema import STATUS_DTYPE, error_type_of
 from ..storage import fs as storage
 from ..storage.samples import (
     IMAGE_COLS,
@@ -76,7 +77,7 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
     except (FileNotFoundError, NotADirectoryError):
         entries = []
     sizes = {str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: e.get("size") for e in entries}
-    protocol = storage._protocol(str(outdir))
+    protocol = storage.protocol_of(str(outdir))
     base = str(outdir).rstrip("/")
     planned = []
     for name in sorted(n for n in sizes if n.endswith(_RECORDS_EXT) and not n.startswith(".")):
@@ -210,8 +211,6 @@ def _load(shard: _Shard, options: Mapping[str, Any] | None, meta: Any = None) ->
     """One shard's records as pandas: normalised, with their sample sources, the kept rows."""
     import pandas as pd
     import pyarrow.parquet as pq
-
-    from ..schema import STATUS_DTYPE, error_type_of
 
     with open_file(shard.records, options) as f:
         names = pq.read_schema(f).names
