@@ -78,7 +78,8 @@ if TYPE_CHECKING:
     from .duplicates import duplicates, leaks
     from .engine.pipeline import Pipeline
     from .engine.rows import Reporter, record, report
-    from .engine.runner import compute_result, format_error, summarize
+    from .engine.runner import compute_result, summarize
+    from .exceptions import format_error
     from .image.imagefile import (
         ImageLoader,
         ImageWriter,
@@ -129,7 +130,7 @@ _LAZY: dict[str, str] = {
     "STATUS_DTYPE": "schema",
     "STATUSES": "schema",
     "compute_result": "engine.runner",
-    "format_error": "engine.runner",
+    "format_error": "exceptions",
     "summarize": "engine.runner",
     "UrlListDataset": "datasets.examples",
     "HttpOptions": "sources.http",

@@ -569,7 +569,7 @@ def decode_image(
     if image.mode in _SIXTEEN_BIT and image.mode != "I;16":
         # big-endian 16-bit pixels (TIFF's I;16B) come out of Pillow 13's resize and
         # other ops garbled: hand on the same values as I;16
-        native = _as_i16(image)
+        native = as_i16(image)
         native.format, native.info = image.format, dict(image.info)
         image = native
     if orientation != 1:
@@ -711,15 +711,21 @@ class ImageLoader:
 load_image = ImageLoader()
 
 
-def _as_i16(image: Image.Image) -> Image.Image:
-    """A 16-bit grey image (``I;16``, little-endian) from any 16-bit mode, values kept.
+def as_i16(image: Image.Image) -> Image.Image:
+    """A 16-bit grey image (``I;16``, little-endian) from any 16-bit or 32-bit integer mode.
 
-    Pillow's own ``convert("I;16")`` from ``I;16B``/``I;16L``/``I;16N`` garbles the
-    values (Pillow 13), so the pixels go through numpy, which knows the byte order.
+    Values are kept, or clipped into 0-65535 (a resampled ``I`` image); ``info`` is kept.
+    Pillow's own ``convert("I;16")`` from ``I;16B``/``I;16L``/``I;16N`` garbles the values
+    (Pillow 13), so the pixels go through numpy, which knows the byte order.
     """
     if image.mode == "I;16":
         return image
-    return Image.fromarray(np.asarray(image).astype(np.uint16))
+    values = np.asarray(image)
+    if values.dtype.kind != "u" or values.dtype.itemsize != 2:
+        values = np.clip(values, 0, 65535)
+    narrow = Image.fromarray(values.astype(np.uint16))
+    narrow.info = dict(image.info)
+    return narrow
 
 
 #: Pixels per band of rows in :func:`to_8bit` (8 MiB of float64 temporaries).
@@ -805,7 +811,7 @@ def convert_for_format(image: Image.Image, fmt: str) -> Image.Image:
     fmt = fmt.upper()
     allowed = _FORMAT_MODES.get(fmt)
     if image.mode in _SIXTEEN_BIT and image.mode != "I;16":
-        image = _as_i16(image)
+        image = as_i16(image)
     elif image.mode in ("La", "RGBa"):
         image = image.convert("LA" if image.mode == "La" else "RGBA")
     mode = image.mode

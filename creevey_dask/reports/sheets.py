@@ -30,8 +30,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from .. import ops
-from ..engine.runner import error_cause
-from ..exceptions import UpstreamError, require_columns
+from ..exceptions import UpstreamError, error_cause, require_columns
 from ..image.imagefile import ImageWriter
 from ..schema import STATUSES
 from ..storage.samples import read_bytes as read_source_bytes
