@@ -365,7 +365,7 @@ def test_samples_feed_pipelines_duplicates_and_splits(tmp_path: Path) -> None:
         _download(df, tmp_path / "shards")  # two photos twice
     records = creevey_dask.read_shards(str(tmp_path / "shards")).compute()
     hashed = records.creevey.resize(
-        str(tmp_path / "h"), max_dim=64, path_col="sample", report=["dhash"], progress=False
+        str(tmp_path / "h"), max_dim=64, path_col="sample", measure=["dhash"], progress=False
     )
     groups = hashed.creevey.duplicates()
     assert groups["dup_group"].nunique() == 6  # each copy found, nothing else
