@@ -34,9 +34,10 @@ from .engine.pipeline import Pipeline
 from .engine.rows import as_ops, record
 from .engine.runner import as_frame, run_pipeline
 from .exceptions import ImageDecodeError
+from .image.decode import DEFAULT_MAX_ROW_BYTES, decode_image
+from .image.encode import ImageWriter
 from .image.filters import make_filter
 from .image.formats import extension_for
-from .image.imagefile import DEFAULT_MAX_ROW_BYTES, ImageWriter, decode_image
 from .options import RunOptions, run_options
 from .sinks.shards import Sink
 from .sources.hashing import check_verify_column, with_source_hash

@@ -18,14 +18,16 @@ import pandas as pd
 
 from . import ops as _ops
 from ._dask_types import require_frame
-from ._keywords import public_keywords
+from ._keywords import extends, public_keywords
 from .engine.pipeline import Pipeline
 from .engine.rows import as_ops
 from .engine.runner import as_frame, run_pipeline
 from .exceptions import require_columns
+from .image.decode import DEFAULT_MAX_PIXELS
+from .image.encode import ImageWriter
 from .image.filters import make_filter
 from .image.formats import extension_for, format_name
-from .image.imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
+from .image.loading import ImageLoader
 from .options import RunOptions, run_options
 from .sinks.shards import Sink
 from .sources.hashing import check_verify_column, with_source_hash
@@ -272,32 +274,20 @@ def resize(
 
 
 @public_keywords("resize_multiple_files")
+@extends(resize, exclude=("df", "path_col"))
 def resize_multiple_files(
     paths: Iterable[str] | pd.Series | Any,
     shape: Sequence[int] | None,
     outdir: str,
     n_jobs: int | None = None,
     skip_existing: bool | None = None,
-    *,
-    min_dim: int | None = None,
-    max_dim: int | None = None,
-    mode: str | None = None,
-    only_shrink: bool = False,
-    resample: str = "lanczos",
-    fill: Any = None,
-    reducing_gap: float | None = 2.0,
-    format: str | None = None,
-    quality: int | None = None,
-    ops: Any = None,
-    measure: Iterable[str] = (),
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    progress: bool | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    parallel_strategy: str | None = None,
-    npartitions: int | None = None,
-    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> pd.DataFrame | Any:
     """Resize image files into ``outdir``, keeping their filenames (the original creevey's API).
+
+    The first five parameters are the original creevey's, in its order; every other
+    keyword is :func:`resize`'s (``min_dim=``, ``mode=``, ``format=``, ``ops=``,
+    ``measure=``, ``options=``, ...), with its defaults.
 
     Parameters
     ----------
@@ -311,12 +301,8 @@ def resize_multiple_files(
         Rows in flight per partition.
     skip_existing : bool, default True
         Leave existing outputs alone.
-    min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap, format, quality
-        As for :func:`resize`.
-    ops, measure, max_pixels
-        As for :func:`resize`.
-    progress, storage_options, parallel_strategy, npartitions, options
-        The run settings, as for :func:`resize`.
+    **keywords
+        The other keywords of :func:`resize`.
 
     Returns
     -------
@@ -325,27 +311,5 @@ def resize_multiple_files(
     """
     frame, _, _ = as_frame(paths, "path", what="paths", noun="path", param="path_col")
     return resize(
-        frame,
-        outdir,
-        "path",
-        shape=shape,
-        min_dim=min_dim,
-        max_dim=max_dim,
-        mode=mode,
-        only_shrink=only_shrink,
-        resample=resample,
-        fill=fill,
-        reducing_gap=reducing_gap,
-        format=format,
-        quality=quality,
-        ops=ops,
-        measure=measure,
-        max_pixels=max_pixels,
-        n_jobs=n_jobs,
-        skip_existing=skip_existing,
-        progress=progress,
-        storage_options=storage_options,
-        parallel_strategy=parallel_strategy,
-        npartitions=npartitions,
-        options=options,
+        frame, outdir, "path", shape=shape, n_jobs=n_jobs, skip_existing=skip_existing, **keywords
     )

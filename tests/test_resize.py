@@ -265,7 +265,11 @@ def test_chaining_on_the_outpath_of_an_earlier_run(photos, tmp_path):
     )
     first.loc[1, "outpath"] = None  # as if that download had failed
     second = first.creevey.resize(
-        str(tmp_path / "small"), path_col="outpath", shape=(20, 20), measure=["size"], progress=False
+        str(tmp_path / "small"),
+        path_col="outpath",
+        shape=(20, 20),
+        measure=["size"],
+        progress=False,
     )
     assert list(second.columns) == [
         "path",

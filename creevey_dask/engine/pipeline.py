@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._keywords import public_keywords
-from ..image.imagefile import write_image
+from ..image.encode import write_image
 from ..options import PARALLEL_STRATEGIES, RunOptions, check_parallel_strategy, run_options
 from ..sinks.shards import Sink
 from .rows import Reporter, as_ops, record, report, result_columns_of

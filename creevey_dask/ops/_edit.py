@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..engine.rows import makes_op
-from ..image.imagefile import to_8bit
+from ..image.encode import to_8bit
 from ._resize import _positive_int
 
 

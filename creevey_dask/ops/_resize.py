@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 
 from ..engine.rows import makes_op
-from ..image.imagefile import DRAFT_ORIGINAL_SIZE_KEY, as_i16, draft_scale
+from ..image.decode import DRAFT_ORIGINAL_SIZE_KEY, as_i16, draft_scale
 
 #: ``resize(mode=...)`` values, for an exact ``shape``:
 #: ``"stretch"`` resizes to the shape, ignoring the aspect ratio (the original creevey);
@@ -315,7 +315,7 @@ def resize(
         (``"cover"`` still crops it to at most ``shape``, ``"pad"`` still pads it).
     resample : str or PIL.Image.Resampling, default "lanczos"
         The filter, one of ``RESAMPLE_FILTERS``. Pillow's filters antialias when
-        downscaling. Lanczos (the default since the reduced-decode rule of issue 12)
+        downscaling. Lanczos (the default, which the reduced-decode rule is measured with)
         is the sharpest; after a reduced JPEG decode it keeps full-decode quality,
         where ``"bicubic"`` (a little cheaper to resample) loses ~1 dB on photos.
     fill : None, colour name, tuple or number, default None
