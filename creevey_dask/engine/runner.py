@@ -659,7 +659,11 @@ def run_pipeline(
         result_columns,
         is_dask and not sharded,
     )
-    task = runner if sink is None else sink.bind(runner)
+    task = (
+        runner
+        if sink is None
+        else sink.bind(runner, lazy=is_dask, retry_errors=options.retry_errors)
+    )
     _interrupt.watch_local_schedulers()  # Ctrl-C in a local compute stops the partitions
     if is_dask:
         lazy = frame.map_partitions(task, meta=_lazy_meta(_meta(task, frame._meta)))
@@ -682,7 +686,8 @@ def run_pipeline(
     ):
         for positions in phases:  # rows that lost a clash run after every winner
             rows = frame.iloc[positions] if len(phases) > 1 else frame
-            parts = _split_rows(rows, min(npartitions, len(rows)))
+            split = getattr(task, "split_rows", _split_rows)  # a sink cuts whole shards
+            parts = split(rows, min(npartitions, len(rows)))
             done += _compute(task, parts, strategy, client, progress, runner.run_id)
     result = concat_results(done)
     if len(phases) > 1:  # back to the table's order
@@ -800,8 +805,13 @@ def _compute(
     """
     from dask import compute, delayed
 
+    numbered = getattr(task, "numbered", False)  # wants its part's number, as dask gives
     tasks = [
-        delayed(task, pure=False)(part, dask_key_name=f"creevey-{run_id}-{i}")
+        delayed(task, pure=False)(
+            part,
+            dask_key_name=f"creevey-{run_id}-{i}",
+            **({"partition_info": {"number": i}} if numbered else {}),
+        )
         for i, part in enumerate(parts)
     ]
     sizes = {f"creevey-{run_id}-{i}": len(part) for i, part in enumerate(parts)}

@@ -26,6 +26,7 @@ from ..storage.samples import (
     KEY_COL,
     OFFSET_COL,
     SIZE_COL,
+    TAR_BYTES_META,
     ShardIndex,
     is_image_ext,
     open_file,
@@ -45,7 +46,6 @@ SAMPLE_COL = "sample"
 ATTEMPTS = ("latest", "all")
 
 _RECORDS_EXT = ".parquet"
-_TAR_BYTES_META = b"creevey_tar_bytes"
 _I2D_STATUS = {"success": "ok"}  # img2dataset: success, failed_to_download, failed_to_resize
 
 
@@ -106,7 +106,7 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
             tar_name = name[: -len(_RECORDS_EXT)] + ".tar"
             tar = records[: -len(_RECORDS_EXT)] + ".tar"
             size = sizes.get(tar_name)
-            noted = (schema.metadata or {}).get(_TAR_BYTES_META)
+            noted = (schema.metadata or {}).get(TAR_BYTES_META)
             whole = size is not None and int(size) > 0
             if whole and noted is not None and int(noted) != int(size or 0):
                 whole = False

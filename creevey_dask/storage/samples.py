@@ -53,6 +53,7 @@ __all__ = [
     "OFFSET_COL",
     "SAMPLE_SEP",
     "SIZE_COL",
+    "TAR_BYTES_META",
     "has_sample",
     "index_shard",
     "is_sample",
@@ -78,6 +79,8 @@ OFFSET_COL = "tar_offset"
 SIZE_COL = "tar_size"
 #: ... and the sha256 of the whole tar.
 DIGEST_COL = "shard_digest"
+#: The records' metadata key of the size of the tar they were committed with.
+TAR_BYTES_META = b"creevey_tar_bytes"
 #: The suffix of the index written beside a tar that has no offsets in its records.
 INDEX_SUFFIX = ".index.json"
 
