@@ -21,6 +21,14 @@ Reported per run: images/s (ok rows / wall time of the call) and the storage req
 - ``S3 requests``: the HTTP requests the s3fs client sent to the moto server, counted
   with a botocore ``before-send`` hook (PUT, HEAD, GET, LIST, ...).
 
+Then, on each WebDataset output, **random access** (``creevey_dask.shard_sources``): the
+per-sample time of reading every sample's image with one ranged read
+(``read_sample("<shard>.tar#<member>")``, in a shuffled order, the shards' indexes
+loaded) against the bare baseline of reading the whole tars sequentially with
+``tarfile`` and taking each member's bytes; medians of ``--repeats`` runs and their
+ratio (ranged / sequential). A ranged read costs one seek (locally) or one GET (S3) per
+sample, so its overhead per sample is the price of reading only what a selection needs.
+
 Run ``python benchmarks/bench_shards.py`` (``--n 200`` for a quick check).
 
 ``--memory`` measures instead the peak memory of building one shard of 1,000 samples
@@ -38,12 +46,16 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
 import json
 import logging
 import os
+import random
 import shutil
+import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import textwrap
 import time
@@ -54,11 +66,14 @@ import pandas as pd
 
 import creevey_dask
 from creevey_dask import ops
+from creevey_dask.sinks import reading as shard_records
 from creevey_dask.storage import fs as storage
 from creevey_dask.storage import provenance
+from creevey_dask.storage import samples as shard_sources
 from creevey_dask.testing import ImageServer, sample_images
 
 COUNTS: collections.Counter[str] = collections.Counter()
+ACCESS: list[dict[str, Any]] = []  # the random-access rows
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -107,7 +122,49 @@ def _moto() -> tuple[Any, dict[str, str]]:
     return server, options
 
 
-def run(n: int, shard_size: int) -> list[dict[str, Any]]:
+def _sequential(tars: list[str], options: dict[str, Any]) -> int:
+    """The baseline: every member's bytes, reading each whole tar from start to end."""
+    count = 0
+    for tar in tars:
+        with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(tar, options))) as archive:
+            for member in archive:
+                handle = archive.extractfile(member)
+                if handle is not None and not member.name.endswith((".json", ".txt")):
+                    handle.read()
+                    count += 1
+    return count
+
+
+def random_access(
+    target: str, outdir: str, options: dict[str, Any], repeats: int
+) -> dict[str, Any]:
+    """Median seconds per sample: one ranged read each vs whole tars read in sequence."""
+    records = shard_records.read_records(outdir, options).compute()  # indexes the shards
+    sources = records["sample"].dropna().tolist()
+    tars = sorted({shard_sources.split_sample(s)[0] for s in sources})  # type: ignore[index]
+    ranged, sequential = [], []
+    for repeat in range(repeats):
+        random.Random(repeat).shuffle(sources)
+        started = time.perf_counter()
+        for source in sources:
+            shard_sources.read_sample(source, options)
+        ranged.append((time.perf_counter() - started) / len(sources))
+        started = time.perf_counter()
+        count = _sequential(tars, options)
+        sequential.append((time.perf_counter() - started) / count)
+    ranged_us, sequential_us = statistics.median(ranged) * 1e6, statistics.median(sequential) * 1e6
+    row = {
+        "target": target,
+        "samples": len(sources),
+        "ranged us/sample": round(ranged_us, 1),
+        "sequential us/sample": round(sequential_us, 1),
+        "ratio": round(ranged_us / sequential_us, 2),
+    }
+    print(row, flush=True)
+    return row
+
+
+def run(n: int, shard_size: int, repeats: int = 5) -> list[dict[str, Any]]:
     images = sample_images(n, seed=7)
     server, s3_options = _moto()
     fs, _ = storage.get_fs("s3://bench", s3_options)
@@ -158,6 +215,8 @@ def run(n: int, shard_size: int) -> list[dict[str, Any]]:
                         }
                     )
                     print(rows[-1], flush=True)
+                    if fmt == "webdataset":
+                        ACCESS.append(random_access(target, outdir, options, repeats))
     finally:
         server.stop()
         shutil.rmtree(local_root, ignore_errors=True)
@@ -281,7 +340,9 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=500)
     parser.add_argument("--memory", action="store_true", help="peak memory of one shard")
     parser.add_argument("--code", help="with --memory: the checkout to measure")
-    parser.add_argument("--repeats", type=int, default=3, help="with --memory: runs per case")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per case (--memory) or random-access repeats"
+    )
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "bench_mem"))
     args = parser.parse_args()
     if args.memory:
@@ -291,10 +352,12 @@ def main() -> None:
         print(pd.DataFrame(rows).to_string(index=False))
         return
     print(f"creevey_dask {creevey_dask.__version__}; {os.cpu_count()} CPUs; n={args.n}")
-    rows = run(args.n, args.shard_size)
+    rows = run(args.n, args.shard_size, args.repeats)
     table = pd.DataFrame(rows).drop(columns=["by kind"])
     print()
     print(table.to_string(index=False))
+    print()
+    print(pd.DataFrame(ACCESS).to_string(index=False))
 
 
 if __name__ == "__main__":

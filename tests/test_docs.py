@@ -156,3 +156,31 @@ def _duplicates_page(namespace: dict[str, Any]) -> None:
 
 
 CHECKS = {"duplicates.md": _duplicates_page}
+
+
+def _working_with_shards_page(namespace: dict[str, Any]) -> None:
+    """docs/working-with-shards.md: what its comments say happened."""
+    res, retry = namespace["res"], namespace["retry"]
+    assert (res["status"] == "error").sum() == 2
+    assert (retry["status"] == "ok").all()
+    latest, every = namespace["latest"], namespace["every"]
+    assert len(latest) == 40
+    assert len(every) == 42
+    assert (latest["status"] == "ok").all()
+    thumbs = namespace["thumbs"]
+    assert (thumbs["status"] == "ok").all()
+    assert thumbs["outpath"].str.endswith(".webp").all()
+    assert namespace["data"][:2] == b"\xff\xd8"
+    as_tars = namespace["as_tars"]
+    assert (as_tars["status"] == "ok").sum() == 40
+    assert as_tars["outpath"].value_counts().max() <= 25
+    assert sorted(as_tars["key"]) == sorted(latest["key"])  # the keys are kept
+    theirs = namespace["theirs"]
+    assert theirs["status"].value_counts().to_dict() == {"ok": 4, "error": 1, "skipped": 0}
+    assert namespace["mine"]["status"].value_counts()[["ok", "error"]].tolist() == [4, 1]
+    assert namespace["manifest"]["split"].value_counts().to_dict() == {"train": 30, "valid": 10}
+    assert Path("circles.png").exists()
+    assert Path("tree", "manifest.csv").exists()
+
+
+CHECKS["working-with-shards.md"] = _working_with_shards_page

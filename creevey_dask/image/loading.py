@@ -12,6 +12,7 @@ from PIL import Image
 
 from ..sources.http import HttpOptions, fetch, is_http_url
 from ..storage import fs as storage
+from ..storage.samples import is_sample, read_sample
 from .decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_ROW_BYTES, DraftHint, decode_image
 
 __all__ = [
@@ -31,7 +32,9 @@ def _read_source(
     max_bytes: int | None = None,
     deadline: float | None = None,
 ) -> bytes:
-    """The bytes of ``path``: http(s) through the library's HTTP client, else fsspec.
+    """The bytes of ``path``: http(s) through the library's HTTP client, a sample of a
+    shard (``<shard>.tar#<member>``) with one ranged read
+    (:func:`creevey_dask.storage.samples.read_sample`), else fsspec.
 
     Every source is bounded: a download by ``http_options``; a file, like a download,
     is refused past ``max_bytes`` (default :data:`MAX_FILE_BYTES`: a user's own files,
@@ -42,6 +45,10 @@ def _read_source(
     options = http_options or HttpOptions()
     if is_http_url(path):
         return fetch(path, options).body
+    if is_sample(path):
+        return read_sample(
+            path, storage_options, max_bytes=MAX_FILE_BYTES if max_bytes is None else max_bytes
+        )
     return storage.read_source(
         path,
         storage_options,

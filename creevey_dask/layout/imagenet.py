@@ -32,6 +32,7 @@ from ..options import KEEP_STATUSES
 from ..schema import STRING_DTYPE
 from ..storage import fs as storage
 from ..storage.naming import disambiguate, safe_name
+from ..storage.samples import has_sample, is_sample, read_bytes, split_sample
 from .split import SPLITS, check_size, null_error, split
 
 if TYPE_CHECKING:
@@ -94,6 +95,9 @@ def _label_folders(labels: Iterable[Any]) -> dict[Any, str]:
 
 
 def _basename(source: str) -> str:
+    sample = split_sample(source)
+    if sample is not None and is_sample(source):  # a shard's sample: its member's name
+        return sample[1].rsplit("/", 1)[-1]
     return str(source).rstrip("/").rsplit("/", 1)[-1].rsplit(os.sep, 1)[-1]
 
 
@@ -149,7 +153,7 @@ def _check_sources(
     sources: Sequence[str], link: str, storage_options: Mapping[str, Any] | None
 ) -> None:
     if link == "symlink":
-        remote = [s for s in sources if not storage.is_local(s)]
+        remote = [s for s in sources if not storage.is_local(s) and not is_sample(s)]
         if remote:
             raise ValueError(
                 f"{len(remote)} source(s) are not local files, e.g. {remote[:_SHOWN]}; a "
@@ -168,6 +172,8 @@ def _local(path: str) -> str:
 
 
 def _is_file(path: str, storage_options: Mapping[str, Any] | None) -> bool:
+    if is_sample(path):
+        return has_sample(path, storage_options)
     if storage.is_local(path):
         return os.path.isfile(_local(path))
     fs, fs_path = storage.get_fs(path, storage_options)
@@ -389,7 +395,7 @@ class _Tree:
             self.written.append(path)
 
     def copy(self, source: str, parts: Sequence[str]) -> None:
-        self.write(parts, storage.read_bytes(source, self.options))
+        self.write(parts, read_bytes(source, self.options))
 
     def finish(self) -> None:
         """Put the built tree in place (locally: one rename); refuse if another call won."""
@@ -653,9 +659,16 @@ def imagenet_symlinks(
             for folder in sorted(set(folders.values())):
                 tree.folder(s, folder)
         places = list(zip(row_splits, folder_of, names, strict=True))
-        if link == "symlink":
-            for source, parts in zip(sources, places, strict=True):
-                tree.symlink(source, parts, relative)
+        if link == "symlink":  # a shard's samples are copied: a link cannot point into a tar
+            linked = [not is_sample(source) for source in sources]
+            for source, parts, flag in zip(sources, places, linked, strict=True):
+                if flag:
+                    tree.symlink(source, parts, relative)
+            copied = [
+                (s, p) for s, p, flag in zip(sources, places, linked, strict=True) if not flag
+            ]
+            if copied:
+                _copy_all(tree, [s for s, _ in copied], [p for _, p in copied])
         else:
             _copy_all(tree, sources, places)
         tree.write([MANIFEST_NAME], manifest.to_csv(index=False).encode("utf-8"))

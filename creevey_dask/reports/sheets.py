@@ -32,7 +32,7 @@ from .. import ops
 from .._dask_types import require_frame
 from ..exceptions import require_columns
 from ..image.encode import ImageWriter
-from ..storage import fs as storage
+from ..storage.samples import read_bytes as read_source_bytes
 from . import charts as _charts
 from ._common import _BACKGROUND, Frame, _check_int, _root_cause
 from .charts import Font
@@ -209,7 +209,7 @@ def _thumbnail(
             return _Placeholder("error", f"{kind}\n{message}".strip(), error=True)
         return _Placeholder("no image", str(status) if status is not None else "")
     try:
-        data = storage.read_bytes(str(path), storage_options)
+        data = read_source_bytes(str(path), storage_options)
         with Image.open(io.BytesIO(data)) as image:
             image.draft("RGB", (thumb_size, thumb_size))
             image.thumbnail((thumb_size, thumb_size))

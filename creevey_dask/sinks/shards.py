@@ -102,6 +102,9 @@ from ..image.formats import extension_for
 from ..schema import STATUS_DTYPE, STRING_DTYPE, concat_results, error_type_column
 from ..storage import fs as storage
 from ..storage.naming import safe_filename
+from ..storage.samples import DIGEST_COL, OFFSET_COL, SIZE_COL
+from ..storage.samples import TAR_BYTES_META as _TAR_BYTES_META
+from .reading import read_records
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -133,12 +136,6 @@ DEFAULT_SHARD_SIZE = 1000
 KEY_COL = "key"
 #: The image column of ``output_format="parquet"`` shards (HF ``Image``: bytes, path).
 IMAGE_COL = "image"
-#: The records column of a WebDataset sample's first header's byte offset in its tar.
-OFFSET_COL = "tar_offset"
-#: The records column of a WebDataset sample's bytes in its tar (whole members).
-SIZE_COL = "tar_size"
-#: The records column of the sha256 (hex) of the shard's whole tar.
-DIGEST_COL = "shard_digest"
 #: The name of the dataset summary written into ``outdir`` by sharded runs.
 STATS_NAME = "_stats.json"
 
@@ -148,7 +145,6 @@ _SHARD_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
 _RECORDS_EXT = ".parquet"
 _KEY_HEX = 16
 _KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_TAR_BYTES_META = b"creevey_tar_bytes"  # records metadata: the size of the shard's tar
 _TAR_SHA_META = b"creevey_tar_sha256"  # records metadata: the sha256 of the shard's tar
 _SAMPLE_COLS = (OFFSET_COL, SIZE_COL, DIGEST_COL)
 _BLOCK = tarfile.BLOCKSIZE
@@ -1259,12 +1255,18 @@ def _run_stats(result: pd.DataFrame, seconds: float | None) -> dict[str, Any]:
     }
 
 
-def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:
+def read_shards(
+    outdir: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    attempts: str = "latest",
+) -> dd.DataFrame:
     """The records of a sharded output as a dask DataFrame (one partition per shard).
 
     Reads every ``{outdir}/*.parquet`` (the per-shard records of ``"webdataset"``
-    output, or the ``"parquet"`` shards without their image column), so a sharded
-    run can be analysed and its failures retried like a files run.
+    output, the ``"parquet"`` shards without their image column, or the shards that
+    img2dataset wrote), so a sharded run can be analysed, retried, and its samples fed
+    to any run like a table of files (see :mod:`creevey_dask.storage.samples`).
 
     Parameters
     ----------
@@ -1272,30 +1274,24 @@ def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -
         The folder of the shards (local path or fsspec URL).
     storage_options : mapping, optional
         fsspec options (e.g. an S3 ``endpoint_url``).
+    attempts : {"latest", "all"}, default "latest"
+        ``"latest"``: one row per key, its latest attempt: an ``ok`` in a complete
+        shard beats any error, and among the rest a later shard (by name) beats an
+        earlier one. ``"all"``: every row of every shard.
 
     Returns
     -------
     dask.dataframe.DataFrame
         The carried columns, ``key``, the result columns, ``outpath`` and ``status``
-        (categorical: ok, skipped, error).
+        (categorical: ok, skipped, error), and ``sample``: each ``ok`` row's sample
+        source (``<shard>.tar#<key>.<ext>``, ``<shard>.parquet#<key>.<ext>``), which
+        every loader reads with one ranged read (``path_col="sample"``).
 
     Raises
     ------
     FileNotFoundError
         If ``outdir`` holds no shard records.
+    ValueError
+        If ``attempts`` is not one of the above.
     """
-    import dask.dataframe as dd
-
-    fs, path = storage.get_fs(str(outdir), storage_options)
-    files = sorted(p for p in fs.glob(storage.join(path, "*" + _RECORDS_EXT)))
-    if not files:
-        raise FileNotFoundError(f"no shard records (*.parquet) in {outdir!r}")
-    protocol = storage.protocol_of(str(outdir))
-    urls = [f"{protocol}://{p}" if protocol else p for p in files]
-    frame = dd.read_parquet(urls, storage_options=dict(storage_options or {}) or None)
-    if IMAGE_COL in frame.columns:
-        frame = frame.drop(columns=[IMAGE_COL])
-    frame["status"] = frame["status"].astype(STATUS_DTYPE)
-    if "error_type" in frame.columns:
-        frame["error_type"] = frame["error_type"].astype("category")
-    return frame
+    return read_records(outdir, storage_options, attempts=attempts)

@@ -55,6 +55,7 @@ import pandas as pd
 from ..exceptions import OutpathClashError, UnsafeSourceError
 from . import fs as storage
 from . import provenance
+from .samples import split_sample
 
 __all__ = [
     "NAMINGS",
@@ -153,7 +154,8 @@ def safe_filename(url: str, ext: str | None = None) -> str:
     >>> safe_filename("https://example.com/")
     'image'
     """
-    path = urlsplit(url).path
+    sample = split_sample(url)
+    path = sample[1] if sample is not None else urlsplit(url).path  # a shard's member: its name
     segment = path.rsplit("/", 1)[-1]
     for _ in range(3):  # undo double and triple encoding of ../ tricks
         decoded = unquote(segment)
