@@ -1,2 +1,3 @@
 """Dataset layouts from result tables: train/valid/test splits (``split``) and
-ImageNet-style folder trees (``imagenet``)."""
+ImageNet-style folder trees (``imagenet``; the tree being built and its checks in
+``_tree``)."""
