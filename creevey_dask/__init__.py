@@ -78,7 +78,8 @@ if TYPE_CHECKING:
     from .duplicates import duplicates, leaks
     from .engine.pipeline import Pipeline
     from .engine.rows import Reporter, record, report
-    from .engine.runner import compute_result, summarize
+    from .engine.runner import compute_result
+    from .engine.summary import summarize
     from .exceptions import format_error
     from .image.imagefile import (
         ImageLoader,
@@ -127,7 +128,7 @@ _LAZY: dict[str, str] = {
     "STATUSES": "schema",
     "compute_result": "engine.runner",
     "format_error": "exceptions",
-    "summarize": "engine.runner",
+    "summarize": "engine.summary",
     "UrlListDataset": "datasets.examples",
     "HttpOptions": "sources.http",
     "ImageLoader": "image.imagefile",

@@ -357,7 +357,7 @@ def test_verbose_before_or_after_the_subcommand(where, tmp_path, image_files):
     done = _creevey(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (
-        "INFO creevey_dask.engine.runner: creevey: 2 rows: 2 ok, 0 skipped, 0 error" in done.stderr
+        "INFO creevey_dask.engine.summary: creevey: 2 rows: 2 ok, 0 skipped, 0 error" in done.stderr
     )
     quiet = _creevey(*args[1:] if where == "before" else args[:-1], cwd=tmp_path)
     assert quiet.returncode == 0

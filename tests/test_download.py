@@ -224,7 +224,7 @@ def test_corrupt_image_is_an_error_row(
 
 def test_truncated_downloads_of_any_length_are_one_error(tmp_path: Path) -> None:
     """16 JPEGs cut at 16 lengths: one error text, one error_type, one summary cause."""
-    from creevey_dask.engine.runner import error_causes
+    from creevey_dask.engine.summary import error_causes
     from creevey_dask.testing import ImageServer
     from tests.conftest import encode, make_photo
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, report
-from creevey_dask.engine.runner import format_error
+from creevey_dask.exceptions import format_error
 from creevey_dask.resize import resize
 from creevey_dask.schema import RESULT_COLUMNS, STATUS_DTYPE
 
@@ -603,7 +603,7 @@ def test_a_run_with_progress_ends_with_one_line_on_stderr(image_files, tmp_path,
 
 
 def test_summary_line_counts_root_causes() -> None:
-    from creevey_dask.engine.runner import error_causes, summary_line
+    from creevey_dask.engine.summary import error_causes, summary_line
 
     upstream = "UpstreamError: the previous step failed: "
     errors = [
@@ -719,7 +719,8 @@ def test_dask_partition_clashes_follow_row_order(tmp_path):
 
 
 def test_error_causes_ignore_the_parts_that_vary_between_rows():
-    from creevey_dask.engine.runner import error_cause, error_causes
+    from creevey_dask.engine.summary import error_causes
+    from creevey_dask.exceptions import error_cause
 
     errors = pd.Series(
         [

@@ -33,6 +33,8 @@ LAYERS: list[tuple[str, list[str]]] = [
             "engine.rows",
             "engine.progress",
             "engine.interrupt",
+            "engine.inputs",
+            "engine.summary",
         ],
     ),
     ("storage", ["storage"]),

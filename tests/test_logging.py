@@ -38,7 +38,7 @@ def test_nothing_is_printed_without_a_logging_configuration_but_records_propagat
         """
         import logging, sys
         import pandas as pd
-        from creevey_dask.engine.runner import summarize
+        from creevey_dask.engine.summary import summarize
         failed = pd.DataFrame({"status": ["error"] * 3, "error": ["OSError: boom"] * 3})
         summarize(failed)  # warns: most rows failed
         print("configured", flush=True)
@@ -49,7 +49,7 @@ def test_nothing_is_printed_without_a_logging_configuration_but_records_propagat
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    before, _, after = done.stderr.partition("creevey_dask.engine.runner creevey: 3 rows")
+    before, _, after = done.stderr.partition("creevey_dask.engine.summary creevey: 3 rows")
     assert before == ""  # the first warning went nowhere (no "last resort" handler output)
-    assert "creevey_dask.engine.runner creevey: 3 of 3 rows (100%) failed" in after
+    assert "creevey_dask.engine.summary creevey: 3 of 3 rows (100%) failed" in after
     assert done.stdout == "configured\n"

@@ -200,7 +200,7 @@ def write_result(result: Any, output: str, storage_options: dict[str, Any]) -> N
 
 def print_summary(result: Any, output: str, *, top: int = 5) -> None:
     from .._dask_types import is_dask_frame
-    from ..engine.runner import error_causes
+    from ..engine.summary import error_causes
     from ..schema import STATUSES
 
     if is_dask_frame(result):

@@ -35,19 +35,17 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .._dask_types import is_dask_frame, is_dask_series
-from ..exceptions import ColumnError, UpstreamError, error_cause, format_error, require_columns
+from .._dask_types import is_dask_frame
+from ..exceptions import ColumnError, UpstreamError, error_cause, format_error
 from ..options import LOCAL_JOBS, NETWORK_JOBS
 from ..schema import (
-    DEFAULT_INPATH_COL,
     RESULT_COLUMNS,
     STATUS_DTYPE,
-    STATUSES,
     STRING_DTYPE,
     UPSTREAM_ERROR_COL,
     concat_results,
@@ -57,12 +55,18 @@ from ..storage import fs as storage
 from ..storage import provenance
 from ..storage.naming import Outpaths, source_key, url_hash
 from . import interrupt as _interrupt
+from .inputs import (
+    Inpaths,
+    as_frame,
+    drop_previous_results,
+    release_inputs,
+    source_col_for,
+)
 from .progress import RunProgress, local_callback, show_line
 from .rows import end_row, start_row
+from .summary import summarize, summary_line
 
 if TYPE_CHECKING:
-    import dask.dataframe as dd
-
     from ..options import RunOptions
     from ..sinks.shards import Sink
     from .pipeline import Pipeline
@@ -80,7 +84,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-Inpaths = Union[Iterable[Any], pd.Series, pd.DataFrame, "dd.Series", "dd.DataFrame"]
 
 _MAX_PARTITION_ROWS = 10_000
 
@@ -406,176 +409,6 @@ def _coerce(value: Any, dtype: Any, name: str) -> Any:
     return value
 
 
-def as_frame(
-    inpaths: Inpaths,
-    inpath_col: str | None,
-    *,
-    what: str = "inpaths",
-    noun: str = "source",
-    param: str = "inpath_col",
-) -> tuple[Any, str, bool]:
-    """The one coercion of a run's input to ``(frame, source column, is_dask)``.
-
-    A DataFrame is kept (its source column must exist); a Series becomes a one-column
-    frame named ``inpath_col``, else after the Series; a list or other iterable becomes a
-    column ``inpath_col`` (path-like items as str). ``what`` and ``noun`` name the
-    argument and its items, ``param`` the column's parameter, in the caller's words
-    (``download`` says "urls", "URL" and "url_col").
-    """
-    if isinstance(inpaths, pd.DataFrame) or is_dask_frame(inpaths):
-        is_dask = is_dask_frame(inpaths)
-        columns = list(inpaths.columns)
-        if inpath_col is None:
-            if len(columns) != 1:
-                raise ValueError(
-                    f"the input frame has columns {columns}; say which holds the sources "
-                    "with inpath_col="
-                )
-            inpath_col = columns[0]
-        require_columns(columns, **{param: inpath_col})
-        return inpaths, inpath_col, is_dask
-    if isinstance(inpaths, pd.Series) or is_dask_series(inpaths):
-        name = inpath_col or (inpaths.name if isinstance(inpaths.name, str) else None)
-        name = name or DEFAULT_INPATH_COL
-        return inpaths.to_frame(name=name), name, is_dask_series(inpaths)
-    if isinstance(inpaths, (str, bytes, os.PathLike)):
-        raise TypeError(
-            f"{what} must be a collection of {noun}s, got the single {noun} {inpaths!r}; "
-            "wrap it in a list"
-        )
-    if not isinstance(inpaths, Iterable):
-        raise TypeError(
-            f"{what} must be an iterable, a pandas/dask Series or a pandas/dask DataFrame, "
-            f"got {type(inpaths).__name__}"
-        )
-    name = inpath_col or DEFAULT_INPATH_COL
-    items = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in inpaths]
-    return pd.DataFrame({name: items}), name, False
-
-
-def _result_dtype_problem(name: str, dtype: Any) -> str | None:
-    """Why ``dtype`` is not the result column ``name``'s dtype, or None if it is."""
-    if name == "status":
-        categories = getattr(dtype, "categories", None)
-        if isinstance(dtype, pd.CategoricalDtype) and categories is not None:
-            known = {str(c) for c in categories} - {"__UNKNOWN_CATEGORIES__"}
-            if known <= set(STATUSES):
-                return None
-        return f"'status' is {dtype}, not category {list(STATUSES)}"
-    if pd.api.types.is_string_dtype(dtype) or (
-        name == "error_type" and isinstance(dtype, pd.CategoricalDtype)
-    ):
-        return None
-    return f"{name!r} is {dtype}, not string"
-
-
-#: The temporary name of an input column that has a stage result column's name, while
-#: the run adds that result column (:func:`_hold_inputs`, :func:`_release_inputs`).
-_HOLD = "_creevey_input_"
-
-
-def _drop_previous_results(
-    frame: Any, result_names: Iterable[str], inpath_col: str, suffix: str
-) -> tuple[Any, list[str]]:
-    """Take a previous result frame's results off; keep the user's columns of result names.
-
-    A frame is a previous result frame only when it has every column of
-    :data:`~creevey_dask.schema.RESULT_COLUMNS` with its dtype. Then the result
-    columns of this run are replaced (the earlier ``error`` is kept aside for
-    :class:`UpstreamError` rows), and a source column that is a result column (e.g.
-    ``outpath``) is renamed to ``inpath``. Any other frame with a column named like
-    ``outpath``, ``status``, ``error`` or ``error_type`` is refused with a
-    :class:`ColumnError` that says how to rename. An input column named like a stage's
-    result column (``width`` of a LAION table) is kept: the result's column is named
-    with ``suffix`` (``width_result``). Returns the frame and those held names.
-    """
-    columns = list(frame.columns)
-    present = [c for c in result_names if c in columns]
-    if not present:
-        return frame, []
-    problems = [
-        problem
-        for c in RESULT_COLUMNS
-        if (
-            problem := _result_dtype_problem(c, frame.dtypes[c])
-            if c in columns
-            else f"{c!r} is missing"
-        )
-    ]
-    if problems:
-        core = [c for c in present if c in RESULT_COLUMNS]
-        if core:
-            renames = {c: f"{c}_in" for c in core}
-            raise ColumnError(
-                f"the input has column(s) {core}, which this run's result would overwrite, "
-                f"and it is not a result table of an earlier run ({'; '.join(problems)}); "
-                f"rename them first, e.g. df.rename(columns={renames}), or, for a result "
-                "table read back from a file, restore its dtypes: "
-                "df.astype(creevey_dask.RESULT_COLUMNS)"
-            )
-        return _hold_inputs(frame, present, suffix), present
-    stage = [c for c in present if c not in RESULT_COLUMNS]
-    # an earlier run that kept the user's ``width`` named its own ``width_result``
-    held = [c for c in stage if f"{c}{suffix}" in columns]
-    dropped = [f"{c}{suffix}" for c in held] + [c for c in stage if c not in held]
-    dropped += [c for c in present if c in RESULT_COLUMNS and c not in ("error", inpath_col)]
-    frame = frame.drop(columns=dropped)
-    if inpath_col in present:
-        frame = frame.rename(columns={inpath_col: source_col_for(inpath_col, columns)})
-    return keep_upstream_errors(_hold_inputs(frame, held, suffix)), held
-
-
-def _hold_inputs(frame: Any, names: list[str], suffix: str) -> Any:
-    """``frame`` with its columns ``names`` renamed out of the way of the result's."""
-    if not names:
-        return frame
-    taken = [f"{c}{suffix}" for c in names if f"{c}{suffix}" in frame.columns]
-    if taken:
-        raise ColumnError(
-            f"the input has column(s) {names}, which this run also adds, and the names its "
-            f"results would take instead ({taken}) are taken too; pass another "
-            "result_suffix= (a RunOptions field) or rename the input columns"
-        )
-    return frame.rename(columns={c: _HOLD + c for c in names})
-
-
-def _release_inputs(result: Any, names: list[str], suffix: str) -> Any:
-    """The run's result with the held input columns back under their names."""
-    if not names:
-        return result
-    renames = {c: f"{c}{suffix}" for c in names}
-    renames.update({_HOLD + c: c for c in names})
-    return result.rename(columns=renames)
-
-
-def source_col_for(inpath_col: str, columns: Iterable[Any]) -> str:
-    """The name a source column gets when it is a result column (``outpath`` fed back in).
-
-    ``inpath``, or ``inpath_1``, ``inpath_2``, ... if that is taken (by the earlier
-    run's own source column, say). Identity for any other column.
-    """
-    if inpath_col not in RESULT_COLUMNS:
-        return inpath_col
-    taken = set(columns)
-    name, n = DEFAULT_INPATH_COL, 0
-    while name in taken:
-        n += 1
-        name = f"{DEFAULT_INPATH_COL}_{n}"
-    return name
-
-
-def keep_upstream_errors(frame: Any) -> Any:
-    """Move a result frame's ``error`` column aside, for the rows the next run cannot do.
-
-    A row whose source is null because the earlier step failed then becomes an
-    :class:`UpstreamError` carrying that step's message, instead of a bare "missing
-    source". The column is removed again from the run's result.
-    """
-    if "error" not in frame.columns:
-        return frame
-    return frame.rename(columns={"error": UPSTREAM_ERROR_COL})
-
-
 def default_jobs(sources: Iterable[Any]) -> int:
     """Rows in flight for a partition with ``n_jobs=None``, from its first source.
 
@@ -630,7 +463,7 @@ def run_pipeline(
         frame = sink.prepare(frame)
     renamed = source_col_for(inpath_col, frame.columns)
     suffix = options.result_suffix
-    frame, held = _drop_previous_results(frame, result_columns, inpath_col, suffix)
+    frame, held = drop_previous_results(frame, result_columns, inpath_col, suffix)
     inpath_col = renamed
     if held and sink is not None and sink.sharded:
         raise ColumnError(
@@ -667,13 +500,13 @@ def run_pipeline(
     _interrupt.watch_local_schedulers()  # Ctrl-C in a local compute stops the partitions
     if is_dask:
         lazy = frame.map_partitions(task, meta=_lazy_meta(_meta(task, frame._meta)))
-        return _release_inputs(lazy, held, suffix)
+        return release_inputs(lazy, held, suffix)
 
     index = frame.index
     if isinstance(index, pd.MultiIndex):  # dask has no MultiIndex: run on positions
         frame = frame.reset_index(drop=True)
     if len(frame) == 0:
-        return _release_inputs(_restore_index(_meta(task, frame), index), held, suffix)
+        return release_inputs(_restore_index(_meta(task, frame), index), held, suffix)
     started = time.perf_counter()
     workers = sum(client.nthreads().values()) if client is not None else local_cores()
     if npartitions is None:
@@ -693,7 +526,7 @@ def run_pipeline(
     result = concat_results(done)
     if len(phases) > 1:  # back to the table's order
         result = result.iloc[np.argsort(np.concatenate(phases), kind="stable")]
-    result = _release_inputs(_restore_index(result, index), held, suffix)
+    result = release_inputs(_restore_index(result, index), held, suffix)
     summarize(result)
     seconds = time.perf_counter() - started
     if sink is not None:
@@ -862,95 +695,3 @@ def local_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # pragma: no cover - not on Linux
         return os.cpu_count() or 1
-
-
-def error_causes(errors: pd.Series, top: int = 3) -> list[tuple[str, int]]:
-    """The ``top`` most common causes among error texts, with their counts.
-
-    Errors are grouped by :func:`error_cause`: a row that failed because an earlier
-    step failed counts under that step's error, and messages that differ only in a
-    path, a byte count or a size are one cause. Ties are broken alphabetically, so the
-    answer does not depend on row order.
-
-    Examples
-    --------
-    >>> errors = pd.Series([
-    ...     "HttpError: HTTP 404 Not Found",
-    ...     "UpstreamError: the previous step failed: HttpError: HTTP 404 Not Found",
-    ...     "ImageDecodeError: the response (image/jpeg) is truncated (7 bytes not processed)",
-    ...     "ImageDecodeError: the response (image/jpeg) is truncated (12 bytes not processed)",
-    ...     None,
-    ... ])
-    >>> error_causes(errors)
-    [('HttpError: HTTP 404 Not Found', 2), ('ImageDecodeError: the response (image/jpeg) is truncated (N bytes not processed)', 2)]
-    """  # noqa: E501
-    causes = errors.dropna().astype(str).map(error_cause).value_counts()
-    ranked = sorted(((str(c), int(n)) for c, n in causes.items()), key=lambda cn: (-cn[1], cn[0]))
-    return ranked[:top]
-
-
-def summary_line(result: pd.DataFrame, elapsed: float, *, top: int = 3) -> str:
-    """One line on a finished run: rows by status, images written and per second, top causes.
-
-    Rows and images are told apart: ``images/s`` counts the images this run wrote
-    (``ok`` rows), not the rows it looked at.
-
-    Parameters
-    ----------
-    result : pandas.DataFrame
-        A result table (with ``status`` and ``error``).
-    elapsed : float
-        The run's wall-clock seconds.
-    top : int, default 3
-        How many error causes (see :func:`error_causes`) to name, each cut to 80
-        characters.
-
-    Examples
-    --------
-    >>> result = pd.DataFrame({
-    ...     "status": ["ok", "ok", "ok", "error"],
-    ...     "error": [None, None, None, "HttpError: HTTP 404 Not Found"],
-    ... })
-    >>> summary_line(result, 2.0)
-    'creevey: 4 rows in 2.0 s: 3 ok, 0 skipped, 1 error; 3 images written (1.5 images/s); top errors: 1 x HttpError: HTTP 404 Not Found'
-    """  # noqa: E501
-    counts = result["status"].value_counts()
-    written = int(counts.get("ok", 0))
-    rate = f"{written / elapsed:.1f}" if elapsed > 0 else "-"
-    line = f"creevey: {len(result)} rows in {elapsed:.1f} s: " + ", ".join(
-        f"{int(counts.get(s, 0))} {s}" for s in STATUSES
-    )
-    line += f"; {written} images written ({rate} images/s)"
-    causes = error_causes(result.loc[result["status"] == "error", "error"], top)
-    if causes:
-        shown = [cause if len(cause) <= 80 else cause[:79] + "…" for cause, _ in causes]
-        line += "; top errors: " + "; ".join(
-            f"{n} x {cause}" for cause, (_, n) in zip(shown, causes, strict=True)
-        )
-    return line
-
-
-def summarize(result: pd.DataFrame, *, top: int = 5) -> dict[str, int]:
-    """Log counts by status and the most common error causes (see :func:`error_causes`);
-    warn when most rows failed.
-
-    Returns the counts by status.
-    """
-    counts = {s: int(n) for s, n in result["status"].value_counts().items()}
-    total = len(result)
-    errors = counts.get("error", 0)
-    logger.info(
-        "creevey: %d rows: %s", total, ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
-    )
-    causes = error_causes(result.loc[result["status"] == "error", "error"], top)
-    for cause, n in causes:
-        logger.info("  %6d x %s", n, cause)
-    if total and errors / total > 0.5:
-        logger.warning(
-            "creevey: %d of %d rows (%.0f%%) failed; the most common cause: %s",
-            errors,
-            total,
-            100 * errors / total,
-            causes[0][0],
-        )
-    return counts
