@@ -14,7 +14,9 @@ import numpy as np
 from _images import SETS, ensure_images, mean_psnr, references
 from _runner import Run, run
 
-CONTENDERS = ("bare-draft", "bare-draft2x", "bare-full", "bare-rule", "creevey")
+#: the contenders run by default; ``bare-draft2x``, ``bare-full``, ``creevey-threads`` and
+#: ``creevey-processes`` can be added with ``--contenders``
+CONTENDERS = ("bare-draft", "bare-rule", "creevey")
 #: throughput is compared with this one, PSNR with the next
 SPEED_BAR, QUALITY_BAR = "bare-draft", "bare-full"
 
@@ -155,8 +157,9 @@ def report(results: dict[tuple[int, str], dict], job: str) -> None:
             )
             print(
                 f"creevey / bare-rule (the engine's own cost): throughput "
-                f"{ours['rate'] / rule['rate']:.2f}x, CPU per image "
-                f"{ours['cpu_ms'] / rule['cpu_ms']:.2f}x"
+                f"{ours['rate'] / rule['rate']:.2f}x (goal >= 0.97x), CPU per image "
+                f"{ours['cpu_ms'] / rule['cpu_ms']:.2f}x, peak PSS "
+                f"{ours['pss'] - rule['pss']:+.0f} MiB (goal <= +100)"
                 + (
                     f"; bare-rule / {SPEED_BAR} (the quality rule's cost): "
                     f"{rule['rate'] / bar_rate:.2f}x"
@@ -177,3 +180,27 @@ def report(results: dict[tuple[int, str], dict], job: str) -> None:
         for who in whos:
             a, b = results[(cores[0], who)], results[(cores[-1], who)]
             print(f"  {who:13s} {b['rate'] / a['rate']:.2f}x")
+    if 1 in cores and 2 in cores:
+        project(results, 16)
+
+
+def serial_fraction(rate1: float, rate2: float) -> float:
+    """Amdahl's serial fraction from the rates on 1 and 2 cores: ``2 * r1 / r2 - 1``.
+
+    ``r2 = r1 / (s + (1 - s) / 2)`` solved for ``s``; clipped to [0, 1]. The serial part
+    is whatever did not scale from one core to two: the GIL within a process, the
+    parent's share (scheduling, pickling), start-up, the disk and the server.
+    """
+    return min(1.0, max(0.0, 2 * rate1 / rate2 - 1))
+
+
+def project(results: dict[tuple[int, str], dict], n: int) -> None:
+    """Print each contender's serial fraction and its Amdahl projection to ``n`` cores."""
+    print(f"\n{n}-core projection (Amdahl, serial fraction from the 1 -> 2 core runs):")
+    for who in dict.fromkeys(w for _, w in results):
+        r1, r2 = results[(1, who)]["rate"], results[(2, who)]["rate"]
+        s = serial_fraction(r1, r2)
+        print(
+            f"  {who:13s} serial {100 * s:4.1f}%, {n} cores: "
+            f"{r1 / (s + (1 - s) / n):7.0f} img/s ({1 / (s + (1 - s) / n):.1f}x one core)"
+        )

@@ -296,7 +296,8 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
     parser.add_argument(
         "--processes",
         action="store_true",
-        help="use worker processes instead of threads, for CPU-bound work (default: threads)",
+        help="always use worker processes (default: a process per core for tables of 200 "
+        "rows or more on Linux, else threads)",
     )
     parser.add_argument(
         "--no-skip-existing",
@@ -465,7 +466,7 @@ def _run_download(args: argparse.Namespace) -> Any:
         ops=ops,
         naming=args.naming,
         skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else "threads",
+        parallel_strategy="processes" if args.processes else None,
         progress=args.progress,
         storage_options=options,
         **_given(
@@ -501,7 +502,7 @@ def _run_resize(args: argparse.Namespace) -> Any:
         max_dim=args.max_dim,
         only_shrink=args.only_shrink,
         skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else "threads",
+        parallel_strategy="processes" if args.processes else None,
         storage_options=options,
         progress=args.progress,
         options=_run_options(args),

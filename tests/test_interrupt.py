@@ -78,7 +78,7 @@ def _assert_complete(outdir: Path, expected_size: tuple[int, int]) -> list[Path]
     return files
 
 
-@pytest.mark.parametrize("strategy", ["threads", "processes", "lazy"])
+@pytest.mark.parametrize("strategy", ["threads", "processes", "auto", "lazy"])
 def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
     fresh_image_server: ImageServer, tmp_path: Path, strategy: str
 ) -> None:
