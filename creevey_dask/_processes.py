@@ -34,10 +34,10 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from . import _interrupt
+from .exceptions import WorkerProcessError
 
 __all__ = [
     "MIN_PROCESS_ROWS",
-    "WorkerProcessError",
     "auto_strategy",
     "compute_on_pool",
     "process_pool_works",
@@ -57,14 +57,6 @@ SETTLE_SECONDS = 10.0
 
 _lock = threading.Lock()
 _pool: _Pool | None = None
-
-
-class WorkerProcessError(RuntimeError):
-    """A worker process of the local pool died during a run (killed, out of memory).
-
-    The run stops with this error instead of marking rows as errors: the files already
-    written are complete, and a rerun with ``skip_existing=True`` does the rest.
-    """
 
 
 class _Pool(concurrent.futures.ProcessPoolExecutor):

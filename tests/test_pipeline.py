@@ -27,7 +27,11 @@ def test_defaults():
         ({"ops": 3}, TypeError, "ops must be a callable or a list of callables"),
         ({"ops": "grayscale"}, TypeError, "ops must be a callable or a list of callables"),
         ({"write_func": 1}, TypeError, "write_func must be callable"),
-        ({"parallel_strategy": "gpu"}, ValueError, r"not one of \['auto', 'threads', 'processes'\]"),
+        (
+            {"parallel_strategy": "gpu"},
+            ValueError,
+            r"not one of \['auto', 'threads', 'processes'\]",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

@@ -24,6 +24,7 @@ from PIL import Image
 import creevey_dask as cd
 from creevey_dask import Pipeline, _processes, load_image, report
 from creevey_dask.download import HttpLoader
+from creevey_dask.exceptions import WorkerProcessError
 from creevey_dask.storage import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 from tests.conftest import make_photo
@@ -195,7 +196,7 @@ def test_a_killed_worker_fails_the_run_clearly_and_the_next_run_completes_it(
 
     killer = threading.Thread(target=kill_when_started, daemon=True)
     killer.start()
-    with pytest.raises(_processes.WorkerProcessError, match=r"worker process .* died"):
+    with pytest.raises(WorkerProcessError, match=r"worker process .* died"):
         pipeline.run(many_files, _to(outdir), progress=False, n_jobs=2)
     killer.join(5)
     assert victim not in _processes.worker_pids()
