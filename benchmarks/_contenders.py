@@ -91,7 +91,7 @@ def _bare_one(job: tuple[str, str, str]) -> bool:
 
 def _rule_one(source: str, outpath: str) -> bool:
     from creevey_dask import ops
-    from creevey_dask.imagefile import decode_image
+    from creevey_dask.image.imagefile import decode_image
 
     try:
         op = ops.resize(shape=(TARGET, TARGET), mode="cover")

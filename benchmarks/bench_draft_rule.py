@@ -71,7 +71,7 @@ def decode_resize(
 def library(path: str) -> np.ndarray:
     """creevey_dask's default: its draft rule and ``ops.resize(mode="cover")``."""
     from creevey_dask import ops
-    from creevey_dask.imagefile import decode_image
+    from creevey_dask.image.imagefile import decode_image
 
     op = ops.resize(shape=(TARGET, TARGET), mode="cover")
     with open(path, "rb") as f:

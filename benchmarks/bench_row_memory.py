@@ -95,7 +95,7 @@ _ROW = textwrap.dedent(
     """
     import json, os, sys, time
     from creevey_dask import ImageWriter, Pipeline, load_image, ops
-    from creevey_dask.rows import report
+    from creevey_dask.engine.rows import report
     case, source, out = sys.argv[1:4]
     def status(field):  # VmHWM: this process's peak RSS (ru_maxrss survives exec)
         with open("/proc/self/status") as f:

@@ -13,7 +13,7 @@ shards are full.
 
 Reported per run: images/s (ok rows / wall time of the call) and the storage requests:
 
-- ``storage ops``: calls into ``creevey_dask.storage`` and ``creevey_dask.provenance``
+- ``storage ops``: calls into ``creevey_dask.storage`` and ``creevey_dask.storage.provenance``
   that touch the store (``exists``, ``file_state``, ``read_bytes``,
   ``write_bytes_atomic``, ``provenance.inspect``, a payload's commit), counted by
   wrapping them in this process (a sharded run's skip check, one Parquet open per
@@ -39,7 +39,9 @@ from typing import Any
 import pandas as pd
 
 import creevey_dask
-from creevey_dask import ops, provenance, storage
+from creevey_dask import ops
+from creevey_dask.storage import fs as storage
+from creevey_dask.storage import provenance
 from creevey_dask.testing import ImageServer, sample_images
 
 COUNTS: collections.Counter[str] = collections.Counter()

@@ -1,28 +1,28 @@
 """creevey_dask: image downloading, processing and dataset building over DataFrames.
 
-Architecture, one module per stage::
+The package, by the stages a row goes through (each sub-package's docstring lists its
+modules)::
 
-    naming      outpath functions            storage    fsspec: atomic writes, exists
-    http        sessions, retries, limits    download   download(), download_images_as_png()
-    imagefile   load / encode+write images   pipeline   Pipeline, report(), record()
-    ops         image ops and measurements   resize     bulk resize keeping filenames
-    engine      partitions, thread pool, skip, result columns
-    split       train/valid/test assignment    imagenet   ImageNet-style folder trees
-    duplicates  exact and near-duplicate groups (dup_group, dup_keep); leaks across splits
-    reports     contact sheets and summary figures of result tables (Pillow only)
+    storage/    fs (fsspec paths, atomic writes, sweeps), naming (outpaths), provenance
+                (the proof an output carries, exclusive commits)
+    sources/    http/: sessions, address checks, deadlines, retries, politeness
+    image/      imagefile (load, decode, encode, write), checks (filters, source hashes)
+    ops/        image ops and measurements
+    engine/     pipeline (Pipeline.run), runner (partitions on a thread pool), rows (the
+                row context: report, record), progress, interrupt
+    sinks/      shards: output formats (files, WebDataset/Parquet shards), read_shards
+    download, resize, duplicates     the tasks
+    layout/     split (train/valid/test), imagenet (ImageNet-style trees)
+    reports/    sheets (contact sheets, summary figures), charts (Pillow drawing)
+    datasets/   base (BaseDataset, S3TarfileDataset), s3download, tarfiles, examples
+    cli/        main (the creevey command), demo (its offline demo)
     accessor    df.creevey on pandas and dask DataFrames
-    cluster     start_local_cluster (dashboard link); politeness limits per worker
-    cli, demo   the creevey command line and its offline demo
-    exceptions  the exception tree
-    datasets    BaseDataset (raw → interim → processed), S3TarfileDataset
-    s3download  S3Downloader          tarfiles   TarfileExtractor (safe extraction)
-    sinks       output formats: files, WebDataset/Parquet shards; read_shards
-    checks      size filters and source-byte hashes (compute_hash, verify_hash)
-    examples    UrlListDataset: a worked example dataset (download → resize → train/valid)
+    cluster     start_local_cluster; politeness limits per worker
     testing     ImageServer (loopback, fault routes) and sample_images, for docs and tests
+    exceptions, schema, options    the exception tree, result columns, RunOptions
 
 ``import creevey_dask`` registers the ``df.creevey`` accessor. Each module logs to
-``logging.getLogger(__name__)`` (``creevey_dask.engine``, ``creevey_dask.download``, ...);
+``logging.getLogger(__name__)`` (``creevey_dask.engine.runner``, ``creevey_dask.download``, ...);
 the package logger has a ``NullHandler``, so nothing is printed until the application
 configures logging (e.g. ``logging.basicConfig(level=logging.INFO)``).
 """
@@ -65,24 +65,44 @@ from .exceptions import (
 if TYPE_CHECKING:
     from . import ops, storage
     from .cluster import start_local_cluster
-    from .datasets import BaseDataset, S3TarfileDataset
-    from .download import DOWNLOAD_FORMATS, HttpLoader, download, download_images_as_png
+    from .datasets.base import BaseDataset, S3TarfileDataset
+    from .datasets.examples import UrlListDataset
+    from .datasets.s3download import S3Downloader
+    from .datasets.tarfiles import TarfileExtractor
+    from .download import (
+        DOWNLOAD_FORMATS,
+        HttpLoader,
+        download,
+        download_images_as_png,
+    )
     from .duplicates import duplicates, leaks
-    from .engine import compute_result, format_error, summarize
-    from .examples import UrlListDataset
-    from .http import HttpOptions
-    from .imagefile import ImageLoader, ImageWriter, decode_image, load_image, write_image
-    from .imagenet import create_imagenet_style_symlinks, imagenet_symlinks, safe_label
+    from .engine.pipeline import Pipeline
+    from .engine.rows import Reporter, record, report
+    from .engine.runner import compute_result, format_error, summarize
+    from .image.imagefile import (
+        ImageLoader,
+        ImageWriter,
+        decode_image,
+        load_image,
+        write_image,
+    )
+    from .layout.imagenet import (
+        create_imagenet_style_symlinks,
+        imagenet_symlinks,
+        safe_label,
+    )
+    from .layout.split import split
     from .options import RunOptions
-    from .pipeline import Pipeline
-    from .reports import contact_sheet, duplicate_sheet, summary_figure, summary_table
+    from .reports.sheets import (
+        contact_sheet,
+        duplicate_sheet,
+        summary_figure,
+        summary_table,
+    )
     from .resize import resize_multiple_files
-    from .rows import Reporter, record, report
-    from .s3download import S3Downloader
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
-    from .sinks import OUTPUT_FORMATS, read_shards
-    from .split import split
-    from .tarfiles import TarfileExtractor
+    from .sinks.shards import OUTPUT_FORMATS, read_shards
+    from .sources.http import HttpOptions
 
 # A library logs and never configures logging: each module logs to its own
 # ``getLogger(__name__)`` below the package logger, which gets only a NullHandler (no
@@ -95,45 +115,45 @@ _LAZY: dict[str, str] = {
     "ops": "",
     "storage": "",
     "start_local_cluster": "cluster",
-    "BaseDataset": "datasets",
-    "S3TarfileDataset": "datasets",
+    "BaseDataset": "datasets.base",
+    "S3TarfileDataset": "datasets.base",
     "duplicates": "duplicates",
     "leaks": "duplicates",
     "DOWNLOAD_FORMATS": "download",
     "HttpLoader": "download",
     "download": "download",
     "download_images_as_png": "download",
-    "OUTPUT_FORMATS": "sinks",
-    "read_shards": "sinks",
+    "OUTPUT_FORMATS": "sinks.shards",
+    "read_shards": "sinks.shards",
     "RESULT_COLUMNS": "schema",
     "STATUS_DTYPE": "schema",
     "STATUSES": "schema",
-    "compute_result": "engine",
-    "format_error": "engine",
-    "summarize": "engine",
-    "UrlListDataset": "examples",
-    "HttpOptions": "http",
-    "ImageLoader": "imagefile",
-    "ImageWriter": "imagefile",
-    "decode_image": "imagefile",
-    "load_image": "imagefile",
-    "write_image": "imagefile",
-    "Pipeline": "pipeline",
+    "compute_result": "engine.runner",
+    "format_error": "engine.runner",
+    "summarize": "engine.runner",
+    "UrlListDataset": "datasets.examples",
+    "HttpOptions": "sources.http",
+    "ImageLoader": "image.imagefile",
+    "ImageWriter": "image.imagefile",
+    "decode_image": "image.imagefile",
+    "load_image": "image.imagefile",
+    "write_image": "image.imagefile",
+    "Pipeline": "engine.pipeline",
     "RunOptions": "options",
-    "Reporter": "rows",
-    "record": "rows",
-    "report": "rows",
-    "contact_sheet": "reports",
-    "duplicate_sheet": "reports",
-    "summary_figure": "reports",
-    "summary_table": "reports",
+    "Reporter": "engine.rows",
+    "record": "engine.rows",
+    "report": "engine.rows",
+    "contact_sheet": "reports.sheets",
+    "duplicate_sheet": "reports.sheets",
+    "summary_figure": "reports.sheets",
+    "summary_table": "reports.sheets",
     "resize_multiple_files": "resize",
-    "S3Downloader": "s3download",
-    "create_imagenet_style_symlinks": "imagenet",
-    "imagenet_symlinks": "imagenet",
-    "safe_label": "imagenet",
-    "split": "split",
-    "TarfileExtractor": "tarfiles",
+    "S3Downloader": "datasets.s3download",
+    "create_imagenet_style_symlinks": "layout.imagenet",
+    "imagenet_symlinks": "layout.imagenet",
+    "safe_label": "layout.imagenet",
+    "split": "layout.split",
+    "TarfileExtractor": "datasets.tarfiles",
 }
 
 

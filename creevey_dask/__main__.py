@@ -1,5 +1,5 @@
-"""``python -m creevey_dask``: the command line (see :mod:`creevey_dask.cli`)."""
+"""``python -m creevey_dask``: the command line (see :mod:`creevey_dask.cli.main`)."""
 
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

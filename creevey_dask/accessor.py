@@ -23,11 +23,11 @@ if TYPE_CHECKING:  # imported by the methods that use them, so that import stays
     import pandas as pd
     from PIL import Image
 
-    from .http import HttpOptions
+    from .engine.pipeline import Pipeline
     from .options import RunOptions
-    from .pipeline import Pipeline
+    from .sources.http import HttpOptions
 
-#: ``creevey_dask.imagefile.DEFAULT_MAX_PIXELS``, spelled here so that importing the
+#: ``creevey_dask.image.imagefile.DEFAULT_MAX_PIXELS``, spelled here so that importing the
 #: accessor does not import Pillow (tests/test_accessor.py checks that they agree).
 _DEFAULT_MAX_PIXELS = 89_478_485
 #: ``creevey_dask.duplicates.DEFAULT_MAX_DISTANCE``, for the same reason (numpy, pandas).
@@ -269,7 +269,7 @@ class CreeveyAccessor(_Runs):
             options=options,
         )
 
-    # ---- splits (creevey_dask.split) and ImageNet-style folders (creevey_dask.imagenet) ----
+    # ---- splits (creevey_dask.layout.split) and ImageNet-style folders (layout.imagenet) ----
 
     @public_keywords("df.creevey.split")
     def split(
@@ -288,7 +288,7 @@ class CreeveyAccessor(_Runs):
         ``df.creevey.duplicates().creevey.split(valid_size, groupby="dup_group")``
         (see :meth:`duplicates` and :meth:`leaks`).
         """
-        from .split import split as _split
+        from .layout.split import split as _split
 
         return _split(
             self._obj,
@@ -370,7 +370,7 @@ class CreeveyAccessor(_Runs):
         log; ``keep_status=None`` keeps every row. See
         :func:`creevey_dask.imagenet_symlinks` for the rest; returns the manifest.
         """
-        from .imagenet import imagenet_symlinks
+        from .layout.imagenet import imagenet_symlinks
 
         return imagenet_symlinks(
             self._obj,
@@ -389,7 +389,7 @@ class CreeveyAccessor(_Runs):
             replace=replace,
         )
 
-    # ---- visual reports (creevey_dask.reports) ----
+    # ---- visual reports (creevey_dask.reports.sheets) ----
 
     @public_keywords("df.creevey.contact_sheet")
     def contact_sheet(
@@ -407,10 +407,10 @@ class CreeveyAccessor(_Runs):
     ) -> Image.Image:
         """A grid of captioned thumbnails of a seeded sample of rows.
 
-        See :func:`creevey_dask.reports.contact_sheet`; a dask frame is computed once,
+        See :func:`creevey_dask.reports.sheets.contact_sheet`; a dask frame is computed once,
         each partition reduced to its sample candidates.
         """
-        from .reports import contact_sheet as _contact_sheet
+        from .reports.sheets import contact_sheet as _contact_sheet
 
         return _contact_sheet(
             self._obj,
@@ -440,9 +440,9 @@ class CreeveyAccessor(_Runs):
     ) -> Image.Image:
         """Status counts, error kinds and size histograms drawn as one image.
 
-        See :func:`creevey_dask.reports.summary_figure`.
+        See :func:`creevey_dask.reports.sheets.summary_figure`.
         """
-        from .reports import summary_figure as _summary_figure
+        from .reports.sheets import summary_figure as _summary_figure
 
         return _summary_figure(
             self._obj,
@@ -461,8 +461,8 @@ class CreeveyAccessor(_Runs):
         self, *, top_errors: int = 8, bins: int = 20, columns: Sequence[str] | None = None
     ) -> dict[str, Any]:
         """The numbers behind :meth:`summary_figure`; see
-        :func:`creevey_dask.reports.summary_table`."""
-        from .reports import summary_table as _summary_table
+        :func:`creevey_dask.reports.sheets.summary_table`."""
+        from .reports.sheets import summary_table as _summary_table
 
         return _summary_table(self._obj, top_errors=top_errors, bins=bins, columns=columns)
 

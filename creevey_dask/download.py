@@ -1,7 +1,7 @@
 """Download images from a table of URLs: :func:`download` and :func:`download_images_as_png`.
 
-A download is a :class:`~creevey_dask.pipeline.Pipeline` whose loader is an
-:class:`HttpLoader` (:func:`creevey_dask.http.fetch`, then decode) and whose writer is
+A download is a :class:`~creevey_dask.engine.pipeline.Pipeline` whose loader is an
+:class:`HttpLoader` (:func:`creevey_dask.sources.http.fetch`, then decode) and whose writer is
 a :class:`DownloadWriter` (encode as PNG, JPEG or WebP, or write the bytes as received).
 The result table has, besides ``outpath``/``status``/``error``:
 
@@ -30,17 +30,17 @@ import pandas as pd
 from PIL import Image
 
 from . import ops as _ops
-from . import storage
 from ._dask_types import is_dask_frame, is_dask_series
 from ._keywords import public_keywords
+from .engine.pipeline import Pipeline
+from .engine.rows import record
 from .exceptions import ImageDecodeError, require_columns
-from .http import HttpOptions, fetch
-from .http import http_options as _http_options
-from .imagefile import DEFAULT_MAX_ROW_BYTES, ImageWriter, decode_image
-from .naming import check_naming, make_namer
+from .image.imagefile import DEFAULT_MAX_ROW_BYTES, ImageWriter, decode_image
 from .options import NETWORK_JOBS, RunOptions, run_options
-from .pipeline import Pipeline
-from .rows import record
+from .sources.http import HttpOptions, fetch
+from .sources.http import http_options as _http_options
+from .storage import fs as storage
+from .storage.naming import check_naming, make_namer
 
 __all__ = [
     "DOWNLOAD_FORMATS",
@@ -330,7 +330,7 @@ def download(
         Image ops applied before writing (e.g. from :mod:`creevey_dask.ops`). If the
         first op has a ``draft_size`` method, JPEGs are decoded at a reduced scale.
     naming : {"url", "url_hash", "hash"}, default "url"
-        How outpaths are made; see :mod:`creevey_dask.naming`. A URL whose file name
+        How outpaths are made; see :mod:`creevey_dask.storage.naming`. A URL whose file name
         is taken by a different URL (in this table or by an earlier run into the same
         folder) gets ``<name>_<16 hex digits of its sha256>.<ext>``: never an error
         row, never an overwrite.
@@ -348,7 +348,7 @@ def download(
         ``"files"``: one file per row. ``"webdataset"``: tar shards of up to
         ``shard_size`` samples (image, ``.json``, optional ``.txt``) with a records
         Parquet beside each; ``"parquet"``: Parquet shards with an HF ``Image``
-        column. See :mod:`creevey_dask.sinks` for the layouts, keys and resume.
+        column. See :mod:`creevey_dask.sinks.shards` for the layouts, keys and resume.
     shard_size : int, default 1000
         The most rows per shard.
     carry_cols : list of str, optional
@@ -464,9 +464,9 @@ def _download(
     verify_hash: tuple[str, str] | None = None,
 ) -> Any:
     """Build the download pipeline and run it (the arguments are checked by the caller)."""
-    from .checks import check_verify_column, make_filter, with_source_hash
-    from .engine import run_pipeline
-    from .sinks import Sink
+    from .engine.runner import run_pipeline
+    from .image.checks import check_verify_column, make_filter, with_source_hash
+    from .sinks.shards import Sink
 
     sharded = output_format != "files"
     sink = Sink(
@@ -656,7 +656,7 @@ def download_images_as_png(
         The image URLs (for a DataFrame, in the column ``url_col``).
     outdir : str, optional
         The folder; each file is named after the URL's file name with a ``.png``
-        extension (sanitised; see :func:`creevey_dask.naming.safe_filename`). Must be
+        extension (sanitised; see :func:`creevey_dask.storage.naming.safe_filename`). Must be
         None if ``path_func`` is given. With neither, the working directory.
     path_func : callable, optional
         ``path_func(url) -> outpath``, used instead of ``outdir``.

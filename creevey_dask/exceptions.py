@@ -199,7 +199,7 @@ class WorkerProcessError(CreeveyError, RuntimeError):
 class OutpathClashError(CreeveyError, ValueError):
     """Both names a source can have (plain and hashed) belong to other sources' files.
 
-    Clashes are resolved by a hashed name (:func:`creevey_dask.naming.disambiguate`);
+    Clashes are resolved by a hashed name (:func:`creevey_dask.storage.naming.disambiguate`);
     this error is left only for a file that someone else put at the hashed name too.
     """
 

@@ -120,7 +120,7 @@ class RunOptions:
                 raise TypeError(f"storage_options must be a mapping, got {self.storage_options!r}")
             object.__setattr__(self, "storage_options", dict(self.storage_options))
         if self.parallel_strategy is not None:
-            from .pipeline import PARALLEL_STRATEGIES
+            from .engine.pipeline import PARALLEL_STRATEGIES
 
             if self.parallel_strategy not in PARALLEL_STRATEGIES:
                 raise ValueError(

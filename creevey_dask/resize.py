@@ -3,7 +3,7 @@
 :func:`resize` runs over a pandas or dask DataFrame with a column of image paths
 (``df.creevey.resize(...)`` is the same function); :func:`resize_multiple_files` is the
 original creevey's entry point, over a plain list of paths. Both build a
-:class:`~creevey_dask.pipeline.Pipeline` of: load (with a reduced-scale JPEG decode when
+:class:`~creevey_dask.engine.pipeline.Pipeline` of: load (with a reduced-scale JPEG decode when
 the resize allows it) → ``ops`` → the resize → reporters → write atomically, and return
 the result table.
 """
@@ -18,14 +18,14 @@ import pandas as pd
 from PIL import Image
 
 from . import ops as _ops
-from . import storage
 from ._dask_types import is_dask_frame, is_dask_series
 from ._keywords import public_keywords
+from .engine.pipeline import Pipeline
 from .exceptions import require_columns
-from .imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
-from .naming import safe_filename
+from .image.imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
 from .options import RunOptions, run_options
-from .pipeline import Pipeline
+from .storage import fs as storage
+from .storage.naming import safe_filename
 
 __all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
 
@@ -64,9 +64,9 @@ def _extension_for(fmt: str) -> str:
 class KeepFilename:
     """``outpath_func`` that puts each source's filename into ``outdir``.
 
-    The name is made by :func:`creevey_dask.naming.safe_filename` (sanitised, at most
+    The name is made by :func:`creevey_dask.storage.naming.safe_filename` (sanitised, at most
     255 bytes); two sources with one name are told apart by the engine
-    (:mod:`creevey_dask.naming`).
+    (:mod:`creevey_dask.storage.naming`).
 
     Parameters
     ----------
@@ -202,7 +202,7 @@ def resize(
         All run settings; the shortcuts above, when given, override its fields.
     output_format, shard_size, carry_cols, caption_col
         Write WebDataset or Parquet shards into ``outdir`` instead of files; as for
-        :func:`creevey_dask.download` (see :mod:`creevey_dask.sinks`).
+        :func:`creevey_dask.download` (see :mod:`creevey_dask.sinks.shards`).
     min_image_size, max_image_area, max_aspect_ratio, compute_hash, verify_hash
         Filters on the source image's size and hashes of the source file's bytes;
         as for :func:`creevey_dask.download`.
@@ -269,9 +269,9 @@ def resize(
     )
     storage_options = opts.storage_options
 
-    from .checks import check_verify_column, make_filter, with_source_hash
-    from .engine import run_pipeline
-    from .sinks import Sink
+    from .engine.runner import run_pipeline
+    from .image.checks import check_verify_column, make_filter, with_source_hash
+    from .sinks.shards import Sink
 
     sharded = output_format != "files"
     sink = Sink(

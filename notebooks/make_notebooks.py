@@ -390,7 +390,7 @@ DATASETS: Cells = [
 
 A dataset is a base folder with `raw/` (data as received), `interim/` and `processed/`
 (ready for modelling). `UrlListDataset`, the worked example in
-`creevey_dask.examples`, downloads a table of URLs into `raw/`, resizes the images into
+`creevey_dask.datasets.examples`, downloads a table of URLs into `raw/`, resizes the images into
 `processed/` and lays them out as ImageNet-style `train`/`valid` folders. Its source is
 short: copy it as a starting point for your own datasets.""",
     ),

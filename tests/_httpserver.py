@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from creevey_dask.http import HttpOptions
+from creevey_dask.sources.http import HttpOptions
 from creevey_dask.testing import ImageServer
 
 #: name -> (width, height, format) of the images the server holds.

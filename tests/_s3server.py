@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from creevey_dask import storage
+from creevey_dask.storage import fs as storage
 
 KEY = SECRET = "testing"
 REGION = "us-east-1"

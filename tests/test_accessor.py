@@ -102,8 +102,9 @@ def test_accessor_defaults_agree_with_the_functions():
     """The accessor spells its defaults without importing Pillow; they are the functions'."""
     import inspect
 
-    from creevey_dask import accessor, imagefile
+    from creevey_dask import accessor
     from creevey_dask.duplicates import DEFAULT_MAX_DISTANCE
+    from creevey_dask.image import imagefile
     from creevey_dask.resize import resize
 
     assert accessor._DEFAULT_MAX_PIXELS == imagefile.DEFAULT_MAX_PIXELS

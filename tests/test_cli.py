@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from creevey_dask.cli import main
-from creevey_dask.demo import run_demo
+from creevey_dask.cli.demo import run_demo
+from creevey_dask.cli.main import main
 
 
 @pytest.fixture
@@ -356,14 +356,16 @@ def test_verbose_before_or_after_the_subcommand(where, tmp_path, image_files):
     args = ["-v", *args] if where == "before" else [*args, "-v"]
     done = _creevey(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "INFO creevey_dask.engine: creevey: 2 rows: 2 ok, 0 skipped, 0 error" in done.stderr
+    assert (
+        "INFO creevey_dask.engine.runner: creevey: 2 rows: 2 ok, 0 skipped, 0 error" in done.stderr
+    )
     quiet = _creevey(*args[1:] if where == "before" else args[:-1], cwd=tmp_path)
     assert quiet.returncode == 0
     assert "INFO" not in quiet.stderr
 
 
 def test_verbose_parses_on_either_side() -> None:
-    from creevey_dask.cli import build_parser
+    from creevey_dask.cli.main import build_parser
 
     parser = build_parser()
     base = ["split", "t.csv", "--valid-size", "1"]
@@ -373,7 +375,7 @@ def test_verbose_parses_on_either_side() -> None:
 
 
 def _subcommands() -> dict[str, Any]:
-    from creevey_dask.cli import build_parser
+    from creevey_dask.cli.main import build_parser
 
     parser = build_parser()
     (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
@@ -435,7 +437,7 @@ def test_split_imagenet_dir_honours_stratify_and_output(tmp_path, capsys):
 
 def test_dedup_writes_groups_and_a_sheet(tmp_path, capsys):
     from creevey_dask import duplicates as dup
-    from creevey_dask.cli import DEFAULT_MAX_DISTANCE
+    from creevey_dask.cli.main import DEFAULT_MAX_DISTANCE
     from creevey_dask.duplicates import DEFAULT_MAX_DISTANCE as LIBRARY_DEFAULT
 
     assert DEFAULT_MAX_DISTANCE == LIBRARY_DEFAULT
@@ -589,7 +591,7 @@ def test_a_gzipped_input_of_endless_lines_is_streamed_and_refused(tmp_path, caps
     """More lines than MAX_LINES (here blank ones, as a gzip bomb has): exit 2, one line."""
     import gzip
 
-    from creevey_dask import cli
+    from creevey_dask.cli import main as cli
 
     path = tmp_path / "urls.txt.gz"
     with gzip.open(path, "wb", compresslevel=9) as f:

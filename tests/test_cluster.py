@@ -25,7 +25,7 @@ from PIL import Image
 
 from creevey_dask.download import download
 from creevey_dask.resize import resize
-from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.storage.fs import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 
 ROOT = Path(__file__).resolve().parent.parent

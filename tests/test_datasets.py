@@ -22,9 +22,9 @@ from creevey_dask import (
     MissingDataError,
     S3TarfileDataset,
     UnsafeArchiveError,
-    storage,
 )
-from creevey_dask.datasets import RAW_MARKER
+from creevey_dask.datasets.base import RAW_MARKER
+from creevey_dask.storage import fs as storage
 
 # -- helpers --------------------------------------------------------------------------
 
@@ -412,7 +412,7 @@ def test_missing_object_and_bad_key_name(s3: Any, tmp_path: Path) -> None:
         Pets(str(tmp_path / "ds"), "data", "pets.zip", s3.storage_options)
 
 
-@pytest.mark.parametrize("module", ["datasets", "s3download", "tarfiles"])
+@pytest.mark.parametrize("module", ["datasets.base", "datasets.s3download", "datasets.tarfiles"])
 def test_docstring_examples_run(module: str, memfs: fsspec.AbstractFileSystem) -> None:
     import doctest
     import importlib

@@ -17,8 +17,8 @@ from PIL import Image
 
 import creevey_dask  # noqa: F401  (registers the accessor)
 from creevey_dask import ColumnError, HttpLoader, HttpOptions, download, download_images_as_png
-from creevey_dask.naming import url_hash
-from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.storage.fs import TEMP_SUFFIX
+from creevey_dask.storage.naming import url_hash
 from creevey_dask.testing import ImageServer
 
 RESULT_DTYPES = {
@@ -224,7 +224,7 @@ def test_corrupt_image_is_an_error_row(
 
 def test_truncated_downloads_of_any_length_are_one_error(tmp_path: Path) -> None:
     """16 JPEGs cut at 16 lengths: one error text, one error_type, one summary cause."""
-    from creevey_dask.engine import error_causes
+    from creevey_dask.engine.runner import error_causes
     from creevey_dask.testing import ImageServer
     from tests.conftest import encode, make_photo
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 from creevey_dask import ops
 from creevey_dask.duplicates import duplicates, leaks
 from creevey_dask.exceptions import ColumnError
-from creevey_dask.split import split
+from creevey_dask.layout.split import split
 from creevey_dask.testing import sample_images
 
 # --------------------------------------------------------------------------- brute force
@@ -395,7 +395,7 @@ def _thumb(path, size):
 
 
 def test_duplicate_sheet_draws_a_group_per_row_kept_first(copies_on_disk):
-    from creevey_dask.reports import PADDING, cell_size, duplicate_sheet
+    from creevey_dask.reports.sheets import PADDING, cell_size, duplicate_sheet
 
     out = duplicates(copies_on_disk)
     assert out.groupby("name")["dup_group"].nunique().eq(1).all()  # the copies were found
@@ -427,7 +427,7 @@ def test_duplicate_sheet_draws_a_group_per_row_kept_first(copies_on_disk):
 
 
 def test_duplicate_sheet_refuses_a_table_without_groups():
-    from creevey_dask.reports import duplicate_sheet
+    from creevey_dask.reports.sheets import duplicate_sheet
 
     df = duplicates(pd.DataFrame({"outpath": ["a"], "dhash": pd.array([1], dtype="UInt64")}))
     with pytest.raises(ValueError, match="no duplicate group"):

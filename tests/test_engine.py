@@ -14,7 +14,7 @@ from PIL import Image
 
 import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, report
-from creevey_dask.engine import format_error
+from creevey_dask.engine.runner import format_error
 from creevey_dask.resize import resize
 from creevey_dask.schema import RESULT_COLUMNS, STATUS_DTYPE
 
@@ -546,7 +546,7 @@ def test_a_run_sweeps_temporaries_left_by_killed_writers(image_files, tmp_path):
             check=True,
         ).stdout
     )
-    leftover = outdir / f".img0.png.{cd.storage._HOST}-{dead_pid}-deadbeef.creevey-tmp"
+    leftover = outdir / f".img0.png.{cd.storage.fs._HOST}-{dead_pid}-deadbeef.creevey-tmp"
     leftover.write_bytes(b"half a PNG")
     res = Pipeline(load_image).run(image_files, to_png(outdir), progress=False)
     assert (res.status == "ok").all()
@@ -603,7 +603,7 @@ def test_a_run_with_progress_ends_with_one_line_on_stderr(image_files, tmp_path,
 
 
 def test_summary_line_counts_root_causes() -> None:
-    from creevey_dask.engine import error_causes, summary_line
+    from creevey_dask.engine.runner import error_causes, summary_line
 
     upstream = "UpstreamError: the previous step failed: "
     errors = [
@@ -695,7 +695,7 @@ class _SlowFor:
 
 
 def test_dask_partition_clashes_follow_row_order(tmp_path):
-    from creevey_dask.naming import UrlNamer, disambiguate
+    from creevey_dask.storage.naming import UrlNamer, disambiguate
 
     sources = []
     for folder, colour in (("a", (255, 0, 0)), ("b", (0, 0, 255))):
@@ -719,7 +719,7 @@ def test_dask_partition_clashes_follow_row_order(tmp_path):
 
 
 def test_error_causes_ignore_the_parts_that_vary_between_rows():
-    from creevey_dask.engine import error_cause, error_causes
+    from creevey_dask.engine.runner import error_cause, error_causes
 
     errors = pd.Series(
         [

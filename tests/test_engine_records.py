@@ -23,9 +23,9 @@ from PIL import Image
 
 import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, ops
-from creevey_dask.naming import disambiguate, url_hash
 from creevey_dask.schema import RESULT_COLUMNS
-from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.storage.fs import TEMP_SUFFIX
+from creevey_dask.storage.naming import disambiguate, url_hash
 from creevey_dask.testing import ImageServer
 
 
@@ -62,7 +62,7 @@ def _stale_temporary(folder: Path, name: str) -> Path:
         text=True,
         check=True,
     )
-    path = folder / f".{name}.{cd.storage._HOST}-{int(dead.stdout)}-deadbeef{TEMP_SUFFIX}"
+    path = folder / f".{name}.{cd.storage.fs._HOST}-{int(dead.stdout)}-deadbeef{TEMP_SUFFIX}"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"half a file")
     return path
@@ -259,7 +259,7 @@ def test_a_rerun_that_writes_nothing_still_sweeps(tmp_path: Path, image_files, r
     to_png = lambda s: str(outdir / (Path(s).stem + ".png"))  # noqa: E731
     Pipeline(load_image).run(image_files, to_png, progress=False)
     stale = _stale_temporary(outdir, "img0.png")
-    live = outdir / f".img1.png.{cd.storage._HOST}-{os.getpid()}-cafecafe{TEMP_SUFFIX}"
+    live = outdir / f".img1.png.{cd.storage.fs._HOST}-{os.getpid()}-cafecafe{TEMP_SUFFIX}"
     live.write_bytes(b"being written")
     if rerun == "skips every row":
         again = Pipeline(load_image).run(image_files, to_png, progress=False)

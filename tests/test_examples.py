@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import creevey_dask.examples
-from creevey_dask import ColumnError, UrlListDataset, storage
-from creevey_dask.datasets import RAW_MARKER
-from creevey_dask.http import HttpOptions
+import creevey_dask.datasets.examples
+from creevey_dask import ColumnError, UrlListDataset
+from creevey_dask.datasets.base import RAW_MARKER
+from creevey_dask.sources.http import HttpOptions
+from creevey_dask.storage import fs as storage
 from creevey_dask.testing import ImageServer
 
 GOOD = [f"many/{i:03d}.jpg" for i in range(10)]
@@ -189,6 +190,6 @@ def test_missing_column_in_a_file_fails_get_raw_without_a_marker(tmp_path: Path)
 
 
 def test_docstring_example_runs() -> None:
-    result = doctest.testmod(creevey_dask.examples, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(creevey_dask.datasets.examples, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0

@@ -1,4 +1,4 @@
-"""creevey_dask.http against a real loopback server: retries, limits, safety, options."""
+"""creevey_dask.sources.http against a real loopback server: retries, limits, safety, options."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from creevey_dask import http
 from creevey_dask.exceptions import (
     DownloadConnectionError,
     DownloadError,
@@ -21,7 +20,8 @@ from creevey_dask.exceptions import (
     TruncatedBodyError,
     UnsafeSourceError,
 )
-from creevey_dask.http import (
+from creevey_dask.sources import http
+from creevey_dask.sources.http import (
     HttpOptions,
     _transport,
     fetch,

@@ -33,8 +33,8 @@ from creevey_dask.exceptions import (
     ImageTooLargeError,
     UnsafeSourceError,
 )
-from creevey_dask.http import HttpOptions, fetch
-from creevey_dask.imagefile import decode_image
+from creevey_dask.image.imagefile import decode_image
+from creevey_dask.sources.http import HttpOptions, fetch
 from creevey_dask.testing import ImageServer
 
 # -- a guard: no connection leaves loopback ----------------------------------------------
@@ -329,7 +329,7 @@ def test_many_scans_are_refused_before_decoding() -> None:
 
 
 def test_a_single_scan_jpeg_is_not_counted_and_extra_scans_are_refused_by_the_decoder() -> None:
-    from creevey_dask.imagefile import _one_scan_only
+    from creevey_dask.image.imagefile import _one_scan_only
 
     baseline, progressive = _jpeg((64, 48)), _jpeg((64, 48), progressive=True)
     assert _one_scan_only(baseline)  # sequential, every component in the first scan
@@ -616,7 +616,7 @@ def test_no_secret_of_a_url_reaches_the_error_the_summary_or_the_log(
 
 
 def test_redact_url_hides_userinfo_and_credential_parameters() -> None:
-    from creevey_dask.http import redact_url
+    from creevey_dask.sources.http import redact_url
 
     url = "https://u:p@h.example:8443/a.jpg?sig=1&Signature=2&password=3&secret=4&w=5#x"
     assert redact_url(url) == (

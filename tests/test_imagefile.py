@@ -25,7 +25,7 @@ from creevey_dask import (
     resize_multiple_files,
 )
 from creevey_dask.exceptions import DownloadTimeoutError, SizeLimitError, UnsafeSourceError
-from creevey_dask.imagefile import (
+from creevey_dask.image.imagefile import (
     DRAFT_ORIGINAL_SIZE_KEY,
     ImageLoader,
     ImageWriter,
@@ -471,7 +471,7 @@ def test_a_write_cut_short_by_the_disk_is_an_error_row_not_a_truncated_ok(tmp_pa
         import numpy as np
         from PIL import Image
         from creevey_dask import Pipeline, load_image
-        from creevey_dask.imagefile import ImageWriter
+        from creevey_dask.image.imagefile import ImageWriter
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         rng = np.random.default_rng(0)
@@ -579,7 +579,7 @@ def _ico_around(png: bytes) -> bytes:
 def test_an_ico_is_checked_before_pillow_decodes_it_and_outside_the_open_lock(
     png_header_only,
 ):
-    from creevey_dask import imagefile
+    from creevey_dask.image import imagefile
 
     data = _ico_around(png_header_only(12_000, 12_000))
     refused: list[BaseException] = []
@@ -629,7 +629,7 @@ _PEAK = """
 import sys
 import numpy as np
 from PIL import Image
-from creevey_dask.imagefile import to_8bit
+from creevey_dask.image.imagefile import to_8bit
 def hwm():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -679,7 +679,7 @@ def test_8bit_conversion_in_bands_keeps_the_values():
 
 def test_rows_in_flight_are_bounded_by_memory_too(tmp_path, monkeypatch, overlap):
     """Four rows allowed at once by count, but the process's memory fits two at a time."""
-    from creevey_dask import imagefile
+    from creevey_dask.image import imagefile
 
     sources = []
     for i in range(4):

@@ -1,4 +1,4 @@
-"""ImageNet-style folder trees (creevey_dask.imagenet)."""
+"""ImageNet-style folder trees (creevey_dask.layout.imagenet)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from PIL import Image
 
 import creevey_dask
 from creevey_dask.exceptions import ColumnError
-from creevey_dask.imagenet import (
+from creevey_dask.layout.imagenet import (
     MANIFEST_NAME,
     create_imagenet_style_symlinks,
     imagenet_symlinks,
@@ -480,7 +480,7 @@ def test_failure_midway_removes_what_was_created(
     outdir_exists: bool,
 ) -> None:
     # Fault injection: the 6th file fails as a full disk or a vanished source would.
-    from creevey_dask.imagenet import _Tree
+    from creevey_dask.layout.imagenet import _Tree
 
     calls = {"n": 0}
     lock = threading.Lock()
@@ -511,7 +511,7 @@ def test_failure_midway_removes_what_was_created(
 def test_failure_midway_in_memory_removes_what_was_created(
     labelled: pd.DataFrame, memfs: fsspec.AbstractFileSystem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from creevey_dask.imagenet import _Tree
+    from creevey_dask.layout.imagenet import _Tree
 
     calls = {"n": 0}
     lock = threading.Lock()
@@ -586,7 +586,7 @@ TREE_CHILD = """
 import sys, time
 from pathlib import Path
 import pandas as pd
-from creevey_dask.imagenet import create_imagenet_style_symlinks
+from creevey_dask.layout.imagenet import create_imagenet_style_symlinks
 
 frame, outdir, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 df = pd.read_csv(frame)
@@ -678,7 +678,7 @@ def test_a_killed_calls_building_folder_is_swept_by_the_next_call(
     import subprocess
     import sys
 
-    from creevey_dask import storage
+    from creevey_dask.storage import fs as storage
 
     # a building folder left by a call whose process is gone (a real, finished pid)
     with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
@@ -699,29 +699,6 @@ def test_a_killed_calls_building_folder_is_swept_by_the_next_call(
 def _others(folder: Path) -> list[str]:
     """Entries of ``folder`` that are neither trees nor temporaries (the sources)."""
     return [n for n in os.listdir(folder) if n != "tree" and not n.startswith(".")]
-
-
-def test_old_import_paths_still_work() -> None:
-    """The tree's names moved from creevey_dask.split to creevey_dask.imagenet."""
-    import importlib
-
-    imagenet = importlib.import_module("creevey_dask.imagenet")
-    split_module = importlib.import_module("creevey_dask.split")  # the attribute is the function
-
-    for name in (
-        "create_imagenet_style_symlinks",
-        "imagenet_symlinks",
-        "safe_label",
-        "MANIFEST_NAME",
-        "LINK_MODES",
-        "KEEP_STATUSES",
-    ):
-        assert getattr(split_module, name) is getattr(imagenet, name)
-    from creevey_dask.split import create_imagenet_style_symlinks as old
-
-    assert old is creevey_dask.create_imagenet_style_symlinks
-    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
-        split_module.nope  # noqa: B018
 
 
 def test_the_same_call_run_again_finds_its_tree(labelled: pd.DataFrame, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 import creevey_dask as cd
-from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.storage.fs import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 
 N_URLS = 200

@@ -54,7 +54,7 @@ def test_accessor_registers_when_pandas_came_first():
 
 def test_function_names_win_over_their_modules():
     import creevey_dask.download
-    import creevey_dask.split
+    import creevey_dask.layout.split
 
     assert callable(creevey_dask.download)
     assert creevey_dask.download.__name__ == "download"

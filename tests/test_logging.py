@@ -19,13 +19,15 @@ def test_every_module_logs_to_its_own_logger() -> None:
         if not m.name.endswith("__main__")
     ]
     with_logger = []
-    for name in modules:  # subpackages (creevey_dask.http) included
+    for name in modules:  # subpackages (creevey_dask.sources.http) included
         module = importlib.import_module(name)
         for value in vars(module).values():
             if isinstance(value, logging.Logger) and value.name.startswith("creevey_dask"):
                 assert value.name == name, f"{name} logs to {value.name!r}"
                 with_logger.append(name.removeprefix("creevey_dask."))
-    assert {"engine", "download", "split", "cli", "datasets"} <= set(with_logger)
+    assert {"engine.runner", "download", "layout.split", "cli.main", "datasets.base"} <= set(
+        with_logger
+    )
     package = logging.getLogger("creevey_dask")
     assert any(isinstance(h, logging.NullHandler) for h in package.handlers)
 
@@ -36,7 +38,7 @@ def test_nothing_is_printed_without_a_logging_configuration_but_records_propagat
         """
         import logging, sys
         import pandas as pd
-        from creevey_dask.engine import summarize
+        from creevey_dask.engine.runner import summarize
         failed = pd.DataFrame({"status": ["error"] * 3, "error": ["OSError: boom"] * 3})
         summarize(failed)  # warns: most rows failed
         print("configured", flush=True)
@@ -47,7 +49,7 @@ def test_nothing_is_printed_without_a_logging_configuration_but_records_propagat
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
-    before, _, after = done.stderr.partition("creevey_dask.engine creevey: 3 rows")
+    before, _, after = done.stderr.partition("creevey_dask.engine.runner creevey: 3 rows")
     assert before == ""  # the first warning went nowhere (no "last resort" handler output)
-    assert "creevey_dask.engine creevey: 3 of 3 rows (100%) failed" in after
+    assert "creevey_dask.engine.runner creevey: 3 of 3 rows (100%) failed" in after
     assert done.stdout == "configured\n"

@@ -1,4 +1,4 @@
-"""creevey_dask.naming: safe file names, hashed names, and clash detection."""
+"""creevey_dask.storage.naming: safe file names, hashed names, and clash detection."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pickle
 import pandas as pd
 import pytest
 
-from creevey_dask import storage
-from creevey_dask.naming import (
+from creevey_dask.storage import fs as storage
+from creevey_dask.storage.naming import (
     HashNamer,
     Outpaths,
     UrlNamer,
@@ -21,7 +21,7 @@ from creevey_dask.naming import (
     safe_name,
     url_hash,
 )
-from creevey_dask.provenance import BytesPayload
+from creevey_dask.storage.provenance import BytesPayload
 
 HOSTILE = [
     "https://e.com/../../etc/passwd",

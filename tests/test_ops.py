@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from creevey_dask import Pipeline, load_image, ops
-from creevey_dask.imagefile import ImageWriter, decode_image
+from creevey_dask.image.imagefile import ImageWriter, decode_image
 
 LANCZOS = Image.Resampling.LANCZOS  # ops.resize's default filter
 ALL_MODES = ("1", "L", "LA", "P", "P+t", "RGB", "RGBA", "CMYK", "I;16", "I", "YCbCr")

@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 import creevey_dask as cd
-from creevey_dask._progress import RunProgress, display_kind
+from creevey_dask.engine.progress import RunProgress, display_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -131,7 +131,7 @@ def test_a_notebook_without_ipywidgets_gets_a_text_bar_with_a_client(image_files
         f"""
         import pandas as pd
         import creevey_dask
-        from creevey_dask._progress import display_kind
+        from creevey_dask.engine.progress import display_kind
         from distributed import Client
         client = Client(processes=False, n_workers=1, threads_per_worker=2,
                         dashboard_address=":0")
@@ -251,7 +251,7 @@ def _kernel_sees(code: str, tmp_path: Path) -> Any:
 
 
 def test_in_a_kernel_the_display_follows_ipywidgets(tmp_path):
-    code = "from creevey_dask._progress import display_kind, in_notebook\n"
+    code = "from creevey_dask.engine.progress import display_kind, in_notebook\n"
     code += "print(in_notebook(), display_kind())"
     try:
         import ipywidgets  # noqa: F401

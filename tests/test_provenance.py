@@ -21,9 +21,11 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from creevey_dask import Pipeline, download, load_image, provenance, storage
-from creevey_dask.naming import UrlNamer, disambiguate, url_hash
+from creevey_dask import Pipeline, download, load_image
 from creevey_dask.resize import resize as resize_frame
+from creevey_dask.storage import fs as storage
+from creevey_dask.storage import provenance
+from creevey_dask.storage.naming import UrlNamer, disambiguate, url_hash
 from creevey_dask.testing import ImageServer
 from tests.conftest import make_photo
 

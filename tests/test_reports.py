@@ -12,8 +12,9 @@ import pytest
 from PIL import Image, ImageFont
 
 import creevey_dask as cd
-from creevey_dask import Pipeline, load_image, report, reports
-from creevey_dask.reports import (
+from creevey_dask import Pipeline, load_image, report
+from creevey_dask.reports import sheets as reports
+from creevey_dask.reports.sheets import (
     CAPTION_GAP,
     PADDING,
     cell_size,
@@ -155,7 +156,7 @@ def test_long_captions_are_cut_to_the_cell(results):
     cell = cell_size(40, 1, FONT)
     gutter = np.asarray(sheet.crop((0, cell[1] - LINE, PADDING, cell[1])))
     assert (gutter == 255).all()  # nothing spills into the padding left of the first cell
-    from creevey_dask._charts import fit_text
+    from creevey_dask.reports.charts import fit_text
 
     cut = fit_text("a very long label " * 10, FONT, 40)
     assert cut.endswith("…")

@@ -16,10 +16,10 @@ from PIL import Image, ImageOps
 
 import creevey_dask  # noqa: F401  (registers df.creevey)
 from creevey_dask import RunOptions, ops, resize_multiple_files
-from creevey_dask.imagefile import decode_image
-from creevey_dask.naming import disambiguate
+from creevey_dask.image.imagefile import decode_image
 from creevey_dask.resize import KeepFilename, resize
-from creevey_dask.storage import TEMP_SUFFIX
+from creevey_dask.storage.fs import TEMP_SUFFIX
+from creevey_dask.storage.naming import disambiguate
 
 
 def load(path):

@@ -1,4 +1,5 @@
-"""Sharded outputs (creevey_dask.sinks): WebDataset and Parquet shards, read by real consumers.
+"""Sharded outputs (creevey_dask.sinks.shards): WebDataset and Parquet shards, read by real
+consumers.
 
 Every test runs real downloads against the loopback image server and checks the shards
 with the libraries users read them with: ``webdataset``, Hugging Face ``datasets``,
@@ -25,9 +26,9 @@ import pytest
 from PIL import Image
 
 import creevey_dask
-from creevey_dask import sinks
 from creevey_dask.exceptions import ColumnError
-from creevey_dask.http import HttpOptions
+from creevey_dask.sinks import shards as sinks
+from creevey_dask.sources.http import HttpOptions
 from tests._httpserver import served_files
 
 MANY = [f"many/{i:03d}.jpg" for i in range(40)]
@@ -287,7 +288,7 @@ def test_shards_to_s3(image_server: Any, s3: Any) -> None:
 _CHILD = textwrap.dedent(
     """
     import sys, pandas as pd, creevey_dask
-    from creevey_dask.http import HttpOptions
+    from creevey_dask.sources.http import HttpOptions
     df = pd.read_csv(sys.argv[1])
     df.creevey.download(sys.argv[2], format="png", output_format="webdataset", shard_size=4,
                         npartitions=6, n_jobs=2, http_options=HttpOptions(retries=0),
@@ -477,7 +478,7 @@ def test_row_keys_are_unique_and_dot_free() -> None:
 
 
 def test_command_line_writes_shards(image_server: Any, tmp_path: Path) -> None:
-    from creevey_dask.cli import main
+    from creevey_dask.cli.main import main
 
     df = _frame(image_server, MANY[:7])
     table = tmp_path / "in.csv"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from creevey_dask import storage
+from creevey_dask.storage import fs as storage
 
 
 def test_atomic_local_write_creates_folders_and_leaves_no_temporary(tmp_path):

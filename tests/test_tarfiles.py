@@ -13,7 +13,7 @@ import fsspec
 import pytest
 from fsspec.callbacks import Callback
 
-import creevey_dask.tarfiles as tarfiles
+import creevey_dask.datasets.tarfiles as tarfiles
 from creevey_dask import ArchiveError, TarfileExtractor, UnsafeArchiveError
 
 COMPRESSIONS = {".tar": "w", ".tar.gz": "w:gz", ".tar.bz2": "w:bz2", ".tar.xz": "w:xz"}

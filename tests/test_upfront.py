@@ -12,7 +12,7 @@ from PIL import Image
 
 import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, ops
-from creevey_dask.cli import main
+from creevey_dask.cli.main import main
 
 
 def _frame(image_files: list[str]) -> pd.DataFrame:

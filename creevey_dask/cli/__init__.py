@@ -1,0 +1,1 @@
+"""The ``creevey`` command line (``main``) and its offline demo (``demo``)."""

@@ -1,0 +1,266 @@
+"""The pipeline contract: load → ops → write, and reporters that add result columns.
+
+A :class:`Pipeline` is a recipe for one row: ``load_func(source)`` gives an image,
+each op maps ``image → image``, and ``write_func(image, outpath)`` stores the result.
+The engine (:mod:`creevey_dask.engine.runner`) runs the recipe over every row of a pandas or
+dask DataFrame and records what happened.
+
+Stages add result columns: they declare them (a ``result_columns`` attribute) and
+record values while a row runs (:func:`~creevey_dask.engine.rows.record`); see
+:mod:`creevey_dask.engine.rows`, which also holds :class:`Reporter` and :func:`report`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._keywords import public_keywords
+from ..options import RunOptions, run_options
+from .rows import Reporter, check_op, record, report, result_columns_of
+from .runner import Inpaths, run_pipeline
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "PARALLEL_STRATEGIES",
+    "Pipeline",
+    "Reporter",
+    "record",
+    "report",
+    "result_columns_of",
+]
+
+#: The allowed values of ``Pipeline(parallel_strategy=...)``: ``"auto"`` (the default:
+#: worker processes where they win, else threads) or one of dask's local schedulers.
+PARALLEL_STRATEGIES = ("auto", "threads", "processes")
+
+
+def _check_callable(what: str, value: object) -> None:
+    if not callable(value):
+        raise TypeError(f"{what} must be callable, got {value!r} ({type(value).__name__})")
+
+
+class Pipeline:
+    """Load each source, apply ops, write the result; run over a table of sources.
+
+    Parameters
+    ----------
+    load_func : callable
+        ``load_func(source) -> image``. Raise to mark the row as an error.
+    ops : callable or sequence of callables, optional
+        Each ``op(image) -> image``, applied in order; a single callable is a one-op
+        list. Reporters (see :func:`report`) add result columns.
+    write_func : callable, optional
+        ``write_func(image, path)``: write ``image`` as a file at ``path``. Defaults to
+        :func:`creevey_dask.image.imagefile.write_image`, which picks the format from the
+        extension. See *Writers* below.
+    parallel_strategy : {"auto", "threads", "processes"}, default "auto"
+        How in-memory input runs when no ``dask.distributed`` Client is active.
+        ``"auto"``: the scheduler of the user's ``dask.config`` if one is set, else a
+        warm pool of worker processes (a process per core, each with its row threads;
+        forked once, on the first such run, and reused) for a table of at least
+        :data:`~creevey_dask._processes.MIN_PROCESS_ROWS` rows on a machine with
+        several cores, on Linux, when no output is ``memory://`` and the pipeline
+        pickles; dask's threaded scheduler in this process otherwise. ``"threads"`` and
+        ``"processes"`` (the same warm pool) force one. Dask input stays lazy: it runs
+        on whatever scheduler computes it. See ``docs/performance.md``.
+
+    Notes
+    -----
+    **Writers.** The engine owns the commit of every output, whoever writes it. A
+    ``write_func`` is called with a *temporary local path* beside the output (in a
+    scratch folder for remote outputs) that keeps the output's extension, so
+    ``image.save(path)`` still infers the format; it writes that path and returns. The
+    engine then commits the file: on a local disk an exclusive link (or rename) to the
+    outpath, elsewhere one upload, with the proof of its source on the output itself
+    (:mod:`creevey_dask.storage.provenance`). A writer that raises, or is interrupted, leaves
+    nothing at the outpath and the row is an error naming the cause; a writer that
+    returns without writing the path gives an ``ok`` row with no ``outpath`` (a run kept
+    for its reporters). A writer with an ``encode_for(image, outpath) -> (bytes,
+    format)`` method (the library's :class:`~creevey_dask.ImageWriter`) hands over its
+    bytes instead, which the engine commits in one write or PUT. Writers never need
+    :mod:`creevey_dask.storage`'s atomic helpers; those stay for code outside a run.
+
+    **Processes.** A ``load_func`` with limits per process (the HTTP loader's per-host
+    limits) has a ``for_processes(n, exact=)`` method giving the loader each of ``n``
+    worker processes runs, so that ``n`` of them together keep the limits (or None when
+    they cannot, ``exact=True``, and the run then stays on threads).
+
+    Examples
+    --------
+    >>> from creevey_dask import Pipeline, load_image
+    >>> from creevey_dask import ops
+    >>> pipeline = Pipeline(load_image, ops=[ops.grayscale])
+    """
+
+    def __init__(
+        self,
+        load_func: Callable[[Any], Any],
+        ops: Iterable[Callable[[Any], Any]] | None = None,
+        write_func: Callable[[Any, str], Any] | None = None,
+        parallel_strategy: str = "auto",
+    ) -> None:
+        from ..image.imagefile import write_image
+
+        _check_callable("load_func", load_func)
+        if ops is None:
+            ops_list: list[Callable[[Any], Any]] = []
+        elif callable(ops):  # one op, as the original creevey allowed
+            ops_list = [ops]
+        elif isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
+            raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
+        else:
+            ops_list = list(ops)
+        for i, op in enumerate(ops_list):
+            check_op(f"ops[{i}]", op)
+        write_func = write_image if write_func is None else write_func
+        _check_callable("write_func", write_func)
+        if parallel_strategy not in PARALLEL_STRATEGIES:
+            raise ValueError(
+                f"parallel_strategy {parallel_strategy!r} is not one of {list(PARALLEL_STRATEGIES)}"
+            )
+        self.load_func = load_func
+        self.ops = ops_list
+        self.write_func = write_func
+        self.parallel_strategy = parallel_strategy
+
+    @property
+    def result_columns(self) -> dict[str, Any]:
+        """The columns the stages declare, in stage order, mapped to their dtypes."""
+        columns: dict[str, Any] = {}
+        owners: dict[str, object] = {}
+        for stage in [self.load_func, *self.ops, self.write_func]:
+            for name, dtype in result_columns_of(stage).items():
+                if name in columns and columns[name] != dtype:
+                    raise ValueError(
+                        f"result column {name!r} is declared as {columns[name]!r} by "
+                        f"{owners[name]!r} and as {dtype!r} by {stage!r}; give one another name"
+                    )
+                columns[name] = dtype
+                owners[name] = stage
+        return columns
+
+    def load(self, source: Any) -> Any:
+        """Load ``source`` with ``load_func``, passing it a reduced-decode hint if it takes one.
+
+        A loader that declares ``accepts_draft = True`` is called as
+        ``load_func(source, draft=hint)``, where ``hint`` is the first op's
+        ``draft_size`` method (or None): ``draft_size((width, height)) -> (w, h) | None``
+        gives the smallest size that op needs from an input of that size, so the loader
+        may decode a JPEG at reduced scale (``Image.draft``) without losing quality.
+        """
+        if getattr(self.load_func, "accepts_draft", False):
+            first = self.ops[0] if self.ops else None
+            draft_aware: Callable[..., Any] = self.load_func
+            return draft_aware(source, draft=getattr(first, "draft_size", None))
+        return self.load_func(source)
+
+    @public_keywords("Pipeline.run")
+    def run(
+        self,
+        inpaths: Inpaths,
+        outpath_func: Callable[[Any], str] | str,
+        n_jobs: int | None = None,
+        skip_existing: bool | None = None,
+        inpath_col: str | None = None,
+        *,
+        progress: bool | None = None,
+        npartitions: int | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        output_format: str = "files",
+        shard_size: int = 1000,
+        carry_cols: Iterable[str] | None = None,
+        caption_col: str | None = None,
+        options: RunOptions | None = None,
+    ) -> pd.DataFrame | Any:
+        """Run the pipeline over every source and return the result table.
+
+        Parameters
+        ----------
+        inpaths : iterable, pandas/dask Series or pandas/dask DataFrame
+            The sources. For a DataFrame, ``inpath_col`` names the source column.
+        outpath_func : callable
+            ``outpath_func(source) -> str``, the output path (local or fsspec URL).
+        n_jobs : int, optional
+            Rows in flight at once in each partition's thread pool. By default 2 for
+            local files and 16 for URLs and remote files (see
+            :class:`~creevey_dask.RunOptions`).
+        skip_existing : bool, default True
+            Rows whose own output (from the same source, a complete file; see
+            :mod:`creevey_dask.storage.naming`) already exists are ``"skipped"``: nothing is
+            loaded or written, and ``outpath`` names the existing file. False rewrites a
+            row's own output, never another source's file.
+        inpath_col : str, optional
+            The source column of a DataFrame input (required when it has several
+            columns). For other inputs, the name given to the source column in the
+            result (default ``"inpath"``, or the Series' name).
+        progress : bool, default True
+            Show a progress bar of rows on stderr (a widget in a notebook with
+            ipywidgets; on a cluster too) and end with a one-line summary.
+        npartitions : int, optional
+            For in-memory input, how many dask partitions to cut it into.
+        storage_options : mapping, optional
+            fsspec options for the skip checks and commits on ``outpath`` (and shards).
+        output_format : {"files", "webdataset", "parquet"}, default "files"
+            ``"files"`` writes one file per row with ``write_func``. The sharded
+            formats (see :mod:`creevey_dask.sinks.shards`) encode each image with
+            ``write_func.encode_for`` (an :class:`~creevey_dask.ImageWriter` has it) and
+            store up to ``shard_size`` rows per shard in the folder given as
+            ``outpath_func`` (a str). The image format is ``write_func``'s, or the
+            source's extension's.
+        shard_size : int, default 1000
+            The most rows per shard.
+        carry_cols : list of str, optional
+            The input columns stored with each sample; default: all.
+        caption_col : str, optional
+            The column written as each WebDataset sample's ``{key}.txt``.
+        options : RunOptions, optional
+            All the run knobs in one object; the shortcuts above, when given, override
+            its fields.
+
+        Returns
+        -------
+        pandas.DataFrame or dask.dataframe.DataFrame
+            The input columns followed by ``outpath``, ``status``, ``error`` and the
+            stages' result columns (sharded formats add ``key``, ``width`` and
+            ``height``; ``outpath`` is then the shard). In-memory input gives a pandas
+            frame; dask input a lazy dask frame.
+        """
+        from ..sinks.shards import Sink
+
+        opts = run_options(
+            options,
+            n_jobs=n_jobs,
+            skip_existing=skip_existing,
+            progress=progress,
+            npartitions=npartitions,
+            storage_options=storage_options,
+        )
+        sink = None
+        if output_format != "files" or carry_cols is not None or caption_col is not None:
+            outdir = outpath_func if isinstance(outpath_func, str) else None
+            if outdir is None and output_format != "files":
+                raise TypeError(
+                    f"output_format={output_format!r} writes shards into a folder: pass it "
+                    f"as outpath_func (a str), got {outpath_func!r}"
+                )
+            sink = Sink(
+                output_format, outdir, shard_size, carry_cols, caption_col, opts.storage_options
+            )
+            outpath_func = sink.sample_namer(outpath_func)
+        return run_pipeline(
+            self,
+            inpaths,
+            outpath_func,  # type: ignore[arg-type]
+            inpath_col,
+            options=opts,
+            sink=sink,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Pipeline(load_func={self.load_func!r}, ops={self.ops!r}, "
+            f"write_func={self.write_func!r}, parallel_strategy={self.parallel_strategy!r})"
+        )

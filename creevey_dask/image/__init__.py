@@ -1,0 +1,2 @@
+"""Images: loading, decoding, encoding and writing (``imagefile``); filters and source
+hashes (``checks``)."""

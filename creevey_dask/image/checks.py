@@ -1,0 +1,298 @@
+"""Row checks: image-size filters and hashes of the source bytes.
+
+Two kinds of checks that img2dataset users rely on, each turning a row into an error row
+whose ``error`` names the check:
+
+* :class:`ImageFilter`, an op placed first in a pipeline, refuses images by their
+  *source* size: ``min_image_size`` (the smaller side), ``max_image_area`` (width x
+  height) and ``max_aspect_ratio`` (longer side / shorter side). After a reduced-scale
+  JPEG decode the full size is read from the image's info, so the filter and the
+  reduced decode work together.
+* :class:`SourceHash` wraps a loader. ``compute_hash="sha256"`` (or ``"md5"``) records
+  the hex digest of the bytes the loader decodes in a ``source_sha256`` (``source_md5``)
+  column; ``verify_hash=(col, "sha256")`` makes a row whose bytes do not have the
+  digest in its column ``col`` an error row (:class:`~creevey_dask.exceptions.HashMismatchError`)
+  before anything is written. Rows with no expected digest are not checked.
+
+The loaders hand their bytes over in :func:`creevey_dask.image.imagefile.decode_image`, which
+calls :func:`observe_source`; outside a :class:`SourceHash` call that does nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..engine.rows import record, result_columns_of
+from ..exceptions import ColumnError, HashMismatchError, ImageFilteredError
+
+__all__ = [
+    "HASH_ALGORITHMS",
+    "ImageFilter",
+    "SourceHash",
+    "check_verify_column",
+    "hash_column",
+    "make_filter",
+    "observe_source",
+    "with_source_hash",
+]
+
+#: The allowed values of ``compute_hash=`` and of the algorithm in ``verify_hash=``.
+HASH_ALGORITHMS = ("sha256", "md5")
+
+_current = threading.local()
+
+
+def hash_column(algorithm: str) -> str:
+    """The result column that ``compute_hash=algorithm`` adds (``"source_sha256"``)."""
+    return f"source_{algorithm}"
+
+
+def _check_algorithm(algorithm: Any, what: str) -> str:
+    if algorithm not in HASH_ALGORITHMS:
+        raise ValueError(f"{what} {algorithm!r} is not one of {list(HASH_ALGORITHMS)}")
+    return str(algorithm)
+
+
+def _check_verify(verify_hash: Any) -> tuple[str, str] | None:
+    if verify_hash is None:
+        return None
+    if (
+        not isinstance(verify_hash, (tuple, list))
+        or len(verify_hash) != 2
+        or not isinstance(verify_hash[0], str)
+    ):
+        raise TypeError(
+            f"verify_hash must be a (column, algorithm) pair such as ('sha256', 'sha256'), "
+            f"got {verify_hash!r}"
+        )
+    column, algorithm = verify_hash
+    return column, _check_algorithm(algorithm, "the verify_hash algorithm")
+
+
+def check_verify_column(columns: Iterable[str], verify_hash: Any) -> None:
+    """Refuse ``verify_hash=(col, algo)`` up front when the frame has no column ``col``."""
+    checked = _check_verify(verify_hash)
+    columns = list(columns)
+    if checked is not None and checked[0] not in columns:
+        raise ColumnError(
+            f"verify_hash names the column {checked[0]!r}, which the frame does not have "
+            f"(its columns: {columns}); pass the column of expected digests"
+        )
+
+
+def observe_source(data: bytes | bytearray | memoryview) -> None:
+    """Hash the source bytes of the row being loaded, if a :class:`SourceHash` asked to.
+
+    Called by :func:`~creevey_dask.image.imagefile.decode_image` with the bytes it decodes;
+    only the first call of a row counts (the source, not anything decoded later).
+
+    Raises
+    ------
+    HashMismatchError
+        If the row expects another digest.
+    """
+    spec = getattr(_current, "spec", None)
+    if spec is None:
+        return
+    _current.spec = None
+    compute, verify, expected = spec
+    digests = {name: hashlib.new(name, data).hexdigest() for name in {compute, verify} if name}
+    if compute:
+        record(**{hash_column(compute): digests[compute]})
+    if verify and expected:
+        found = digests[verify]
+        if len(expected) > 1:
+            raise HashMismatchError(
+                f"the source appears in several rows with different expected {verify} "
+                f"digests ({sorted(expected)}); its bytes have {found}"
+            )
+        (wanted,) = expected
+        if found != wanted:
+            raise HashMismatchError(
+                f"the source bytes have {verify} {found}, but the row expects {wanted}"
+            )
+
+
+class SourceHash:
+    """A loader that hashes (and optionally verifies) the bytes its inner loader decodes.
+
+    Parameters
+    ----------
+    loader : callable
+        The loader to wrap (e.g. an :class:`~creevey_dask.download.HttpLoader`).
+    compute_hash : {"sha256", "md5"}, optional
+        Record the digest in the column ``source_<algorithm>``.
+    verify_hash : (column, algorithm), optional
+        The column of expected hex digests and their algorithm. The digests of a
+        partition's rows are bound with :meth:`with_expected` by the run.
+    """
+
+    def __init__(
+        self,
+        loader: Callable[..., Any],
+        compute_hash: str | None = None,
+        verify_hash: tuple[str, str] | None = None,
+        expected: Mapping[Any, frozenset[str]] | None = None,
+    ) -> None:
+        self.loader = loader
+        self.compute_hash = (
+            None if compute_hash is None else _check_algorithm(compute_hash, "compute_hash")
+        )
+        self.verify_hash = _check_verify(verify_hash)
+        self.expected = dict(expected or {})
+
+    @property
+    def accepts_draft(self) -> bool:
+        return bool(getattr(self.loader, "accepts_draft", False))
+
+    @property
+    def result_columns(self) -> dict[str, Any]:
+        columns = result_columns_of(self.loader)
+        if self.compute_hash:
+            columns[hash_column(self.compute_hash)] = "string"
+        return columns
+
+    def with_expected(self, sources: Iterable[Any], digests: Iterable[Any]) -> SourceHash:
+        """A copy that expects ``digests`` (hex, any case) for the matching ``sources``."""
+        expected: dict[Any, set[str]] = {}
+        for source, digest in zip(sources, digests, strict=True):
+            if isinstance(digest, str) and digest.strip():
+                expected.setdefault(source, set()).add(digest.strip().lower())
+        clone = copy.copy(self)
+        clone.expected = {k: frozenset(v) for k, v in expected.items()}
+        return clone
+
+    def __call__(self, source: Any, draft: Any = None) -> Any:
+        verify = self.verify_hash[1] if self.verify_hash else None
+        expected = self.expected.get(source) if verify else None
+        _current.spec = (self.compute_hash, verify, expected)
+        try:
+            image = self.loader(source, draft=draft) if self.accepts_draft else self.loader(source)
+            if getattr(_current, "spec", None) is not None and expected:
+                raise HashMismatchError(
+                    f"cannot verify the {verify} digest: the loader {self.loader!r} does not "
+                    "decode through creevey_dask.decode_image, so its bytes are not seen"
+                )
+            return image
+        finally:
+            _current.spec = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SourceHash({self.loader!r}, compute_hash={self.compute_hash!r}, "
+            f"verify_hash={self.verify_hash!r})"
+        )
+
+
+def with_source_hash(
+    loader: Callable[..., Any], compute_hash: str | None, verify_hash: Any
+) -> Callable[..., Any]:
+    """``loader`` wrapped in a :class:`SourceHash` if a hash is asked for, else itself."""
+    if compute_hash is None and verify_hash is None:
+        return loader
+    return SourceHash(loader, compute_hash, verify_hash)
+
+
+def _positive(value: Any, name: str, kind: type | tuple[type, ...]) -> Any:
+    if value is None:
+        return None
+    number: float = value
+    if isinstance(value, bool) or not isinstance(value, kind) or not number > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
+
+
+class ImageFilter:
+    """An op that refuses images by their source size; place it first.
+
+    Parameters
+    ----------
+    min_image_size : int, optional
+        Refuse images whose smaller side is below this many pixels.
+    max_image_area : int, optional
+        Refuse images of more than this many pixels (width x height).
+    max_aspect_ratio : float, optional
+        Refuse images whose longer side is more than this many times the shorter.
+    then : op, optional
+        The op that follows; its ``draft_size`` is passed on, so a reduced-scale JPEG
+        decode still happens (the filter reads the full size from the image's info).
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> ImageFilter(min_image_size=50)(Image.new("RGB", (80, 40)))
+    Traceback (most recent call last):
+    ...
+    creevey_dask.exceptions.ImageFilteredError: min_image_size=50: the image is 80 x 40, ...
+    """
+
+    def __init__(
+        self,
+        min_image_size: int | None = None,
+        max_image_area: int | None = None,
+        max_aspect_ratio: float | None = None,
+        then: Any = None,
+    ) -> None:
+        self.min_image_size: int | None = _positive(min_image_size, "min_image_size", int)
+        self.max_image_area: int | None = _positive(max_image_area, "max_image_area", int)
+        self.max_aspect_ratio: float | None = _positive(
+            max_aspect_ratio, "max_aspect_ratio", (int, float)
+        )
+        self.then = then
+        if self.max_aspect_ratio is not None and self.max_aspect_ratio < 1:
+            raise ValueError(
+                f"max_aspect_ratio is longer side / shorter side, so at least 1; "
+                f"got {max_aspect_ratio!r}"
+            )
+
+    def draft_size(self, size: tuple[int, int]) -> tuple[int, int] | None:
+        hint = getattr(self.then, "draft_size", None)
+        return hint(size) if hint is not None else None
+
+    def __call__(self, image: Any) -> Any:
+        from .imagefile import DRAFT_ORIGINAL_SIZE_KEY
+
+        info = getattr(image, "info", None) or {}  # a Downloaded (format="original") has none
+        width, height = info.get(DRAFT_ORIGINAL_SIZE_KEY, image.size)
+        shorter, longer = sorted((width, height))
+        if self.min_image_size is not None and shorter < self.min_image_size:
+            raise ImageFilteredError(
+                f"min_image_size={self.min_image_size}: the image is {width} x {height}, "
+                f"its smaller side {shorter} < {self.min_image_size}"
+            )
+        if self.max_image_area is not None and width * height > self.max_image_area:
+            raise ImageFilteredError(
+                f"max_image_area={self.max_image_area}: the image is {width} x {height} = "
+                f"{width * height} pixels"
+            )
+        if self.max_aspect_ratio is not None and longer > self.max_aspect_ratio * max(shorter, 1):
+            raise ImageFilteredError(
+                f"max_aspect_ratio={self.max_aspect_ratio}: the image is {width} x {height}, "
+                f"an aspect ratio of {longer / max(shorter, 1):.3g}"
+            )
+        return image
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageFilter(min_image_size={self.min_image_size!r}, "
+            f"max_image_area={self.max_image_area!r}, "
+            f"max_aspect_ratio={self.max_aspect_ratio!r})"
+        )
+
+
+def make_filter(
+    ops: Iterable[Any],
+    min_image_size: int | None = None,
+    max_image_area: int | None = None,
+    max_aspect_ratio: float | None = None,
+) -> list[Any]:
+    """``ops`` with an :class:`ImageFilter` in front when a filter is set (arguments checked)."""
+    ops = list(ops)
+    if min_image_size is None and max_image_area is None and max_aspect_ratio is None:
+        return ops
+    first = ops[0] if ops else None
+    return [ImageFilter(min_image_size, max_image_area, max_aspect_ratio, then=first), *ops]

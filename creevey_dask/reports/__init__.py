@@ -1,0 +1,2 @@
+"""Visual reports of result tables: contact sheets and summary figures (``sheets``),
+drawn with Pillow only (``charts``)."""

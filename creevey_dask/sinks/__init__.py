@@ -1,0 +1,1 @@
+"""Output formats: files, WebDataset and Parquet shards (``shards``)."""

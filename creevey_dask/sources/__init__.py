@@ -1,0 +1,1 @@
+"""Where a row's bytes come from: HTTP (the ``http`` package)."""
