@@ -22,15 +22,17 @@ import pytest
 from PIL import Image
 
 import creevey_dask as cd
-from creevey_dask import Pipeline, _processes, load_image, report
+from creevey_dask import Pipeline, load_image, report
 from creevey_dask.download import HttpLoader
+from creevey_dask.engine import processes as _processes
+from creevey_dask.engine.runner import local_cores
 from creevey_dask.exceptions import WorkerProcessError
 from creevey_dask.storage import TEMP_SUFFIX
 from creevey_dask.testing import ImageServer
 from tests.conftest import make_photo
 
 pytestmark = pytest.mark.skipif(
-    not _processes.process_pool_works() or cd.engine.local_cores() < 2,
+    not _processes.process_pool_works() or local_cores() < 2,
     reason="the default picks processes only on Linux with 2 or more cores",
 )
 
@@ -71,7 +73,7 @@ def test_a_large_local_run_goes_to_the_warm_pool_and_equals_the_threaded_run(
 ) -> None:
     auto = _pid_pipeline().run(many_files, _to(tmp_path / "auto"), progress=False)
     workers = set(_processes.worker_pids())
-    assert len(workers) == cd.engine.local_cores()
+    assert len(workers) == local_cores()
     assert _pids(auto) <= workers
     assert len(_pids(auto)) >= 2
     assert os.getpid() not in _pids(auto)
@@ -183,7 +185,7 @@ def test_a_killed_worker_fails_the_run_clearly_and_the_next_run_completes_it(
 ) -> None:
     outdir = tmp_path / "out"
     pipeline = _pid_pipeline(_slow)
-    _processes.warm_pool(cd.engine.local_cores())
+    _processes.warm_pool(local_cores())
     victim = _processes.worker_pids()[0]
 
     def kill_when_started() -> None:
@@ -220,7 +222,7 @@ CHILD = """
 import sys, time
 from pathlib import Path
 import creevey_dask as cd
-from creevey_dask import _processes
+from creevey_dask.engine import processes as _processes
 
 sources, outdir, stall = sys.argv[1].split(","), Path(sys.argv[2]), float(sys.argv[3])
 
@@ -281,7 +283,7 @@ def test_a_default_call_in_a_script_reuses_its_pool_and_exits_cleanly(
     lines = out.decode().splitlines()
     assert lines[0] == "POOL []"  # the tiny first call ran on threads
     pids = [int(p) for p in lines[1].split("[")[1].rstrip("]").split(",")]
-    assert len(pids) == cd.engine.local_cores()
+    assert len(pids) == local_cores()
     assert not [p for p in pids if _alive(p)]  # the workers ended with the script
     assert len(list(outdir.glob("*.png"))) == N_ROWS
 

@@ -61,7 +61,7 @@ class Pipeline:
         ``"auto"``: the scheduler of the user's ``dask.config`` if one is set, else a
         warm pool of worker processes (a process per core, each with its row threads;
         forked once, on the first such run, and reused) for a table of at least
-        :data:`~creevey_dask._processes.MIN_PROCESS_ROWS` rows on a machine with
+        :data:`~creevey_dask.engine.processes.MIN_PROCESS_ROWS` rows on a machine with
         several cores, on Linux, when no output is ``memory://`` and the pipeline
         pickles; dask's threaded scheduler in this process otherwise. ``"threads"`` and
         ``"processes"`` (the same warm pool) force one. Dask input stays lazy: it runs

@@ -394,12 +394,12 @@ def _local_strategy(
     """The local scheduler of an in-memory run, and the pipeline each of its processes runs.
 
     ``"auto"`` (the default) follows the user's ``dask.config`` scheduler if one is set
-    (None: dask's configured scheduler), else :func:`creevey_dask._processes.auto_strategy`.
+    (None: dask's configured scheduler), else :func:`creevey_dask.engine.processes.auto_strategy`.
     With processes, a loader with a ``for_processes(n, exact=)`` method (the HTTP
     loader) is given its share of the per-host limits; ``"auto"`` keeps threads when
     they cannot be shared exactly.
     """
-    from . import _processes
+    from . import processes as _processes
 
     if strategy == "auto":
         import dask
@@ -917,7 +917,7 @@ def _compute(
     """Run ``task`` on every part as one dask task each; the results in order.
 
     On the active Client if there is one, else on dask's local ``strategy`` scheduler
-    (``"processes"``: the warm pool of :mod:`creevey_dask._processes`; None: the
+    (``"processes"``: the warm pool of :mod:`creevey_dask.engine.processes`; None: the
     scheduler of the user's ``dask.config``).
     The graph is built with ``dask.delayed``, not ``dask.dataframe``, so that a run
     over a pandas frame does not import ``dask.dataframe`` (half a second). The task
@@ -926,7 +926,7 @@ def _compute(
     """
     from dask import compute, delayed
 
-    from ._processes import compute_on_pool, process_pool_works, warm_pool
+    from .processes import compute_on_pool, process_pool_works, warm_pool
 
     tasks = [
         delayed(task, pure=False)(part, dask_key_name=f"creevey-{run_id}-{i}")

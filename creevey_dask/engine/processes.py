@@ -33,8 +33,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from . import _interrupt
-from .exceptions import WorkerProcessError
+from ..exceptions import WorkerProcessError
+from . import interrupt as _interrupt
 
 __all__ = [
     "MIN_PROCESS_ROWS",
