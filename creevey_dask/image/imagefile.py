@@ -16,6 +16,7 @@ size of the bytes it wrote as result columns.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -596,6 +597,14 @@ def decode_image(
 MAX_FILE_BYTES = 1 << 30
 
 
+@functools.cache
+def _default_http_options() -> Any:
+    """One ``HttpOptions()`` (frozen) for every row without its own: made once, not per row."""
+    from ..sources.http import HttpOptions
+
+    return HttpOptions()
+
+
 def _read_source(
     path: str,
     storage_options: Mapping[str, Any],
@@ -611,9 +620,9 @@ def _read_source(
     bounds the decode) and ``deadline`` (that of ``http_options`` unless given), and a
     path that is not a regular file (a FIFO, a device) is refused before any read.
     """
-    from ..sources.http import HttpOptions, fetch, is_http_url
+    from ..sources.http import fetch, is_http_url
 
-    options = http_options or HttpOptions()
+    options = http_options or _default_http_options()
     if is_http_url(path):
         return fetch(path, options).body
     return storage.read_source(
