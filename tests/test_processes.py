@@ -101,6 +101,28 @@ def test_a_large_local_run_goes_to_the_warm_pool_and_equals_the_threaded_run(
     assert _pids(again) <= workers
 
 
+def test_clashing_names_settle_as_on_threads(many_files: list[str], tmp_path: Path) -> None:
+    # the same file names in two folders: the first row of each name keeps it, the other
+    # row runs in the second phase and takes the hashed name, on processes as on threads
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    for source in many_files[:60]:
+        (copies / Path(source).name).write_bytes(Path(source).read_bytes())
+    sources = [*many_files, *sorted(str(p) for p in copies.iterdir())]
+    runs = {}
+    for strategy in ("auto", "threads"):
+        outdir = tmp_path / strategy
+        runs[strategy] = _pid_pipeline(parallel_strategy=strategy).run(
+            sources, _to(outdir), progress=False
+        )
+        assert (runs[strategy]["status"] == "ok").all()
+    assert os.getpid() not in _pids(runs["auto"])
+    names = {k: [Path(p).name for p in r["outpath"]] for k, r in runs.items()}
+    assert names["auto"] == names["threads"]
+    assert len(set(names["auto"])) == len(sources)  # every row its own file
+    assert names["auto"][:N_ROWS] == [Path(s).stem + ".png" for s in many_files]
+
+
 def test_the_default_resize_call_uses_the_pool(many_files: list[str], tmp_path: Path) -> None:
     result = pd.DataFrame({"path": many_files}).creevey.resize(
         tmp_path / "out", path_col="path", shape=(16, 16), progress=False

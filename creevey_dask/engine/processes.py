@@ -29,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -141,8 +142,12 @@ def warm_pool(workers: int) -> _Pool:
             _pool = None
         if _pool is None:
             _pool = _Pool(workers)
-            # start the workers now, before the run opens threads (a progress bar)
-            list(_pool.map(_pid, range(workers)))
+            # start the workers now, before the run opens threads (a progress bar); a
+            # caller with threads already (a notebook kernel) is told by Python 3.12+
+            # that fork may deadlock the child: these children only run the pool's loop
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded")
+                list(_pool.map(_pid, range(workers)))
         return _pool
 
 
