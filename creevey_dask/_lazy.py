@@ -3,6 +3,7 @@
 ``import creevey_dask`` must register ``df.creevey`` on pandas and dask DataFrames
 without importing pandas or dask itself (together about a second of start-up): the
 registration runs when the user's code imports them, or at once if it already has.
+The finder that watches for them leaves ``sys.meta_path`` once every hook has run.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class _Loader(importlib.abc.Loader):
         self._loader.exec_module(module)
         with _lock:
             hooks = _hooks.pop(self._name, [])
+            if not _hooks:  # its work done, the finder leaves the import system
+                sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _Finder)]
         for hook in hooks:
             hook(module)
 
@@ -63,9 +66,8 @@ class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        with _lock:
-            if fullname not in _hooks:
-                return None
+        if fullname not in _hooks:  # every other import: one dict lookup, no lock
+            return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue

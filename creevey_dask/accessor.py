@@ -1,7 +1,9 @@
 """The ``creevey`` accessor on pandas and dask DataFrames and Series.
 
-Registered by ``import creevey_dask``. The accessor is thin glue: each method calls a
-library function with the frame and returns a new frame. It keeps no state and never
+Registered by ``import creevey_dask``. The accessor is thin glue: each method is a
+library function called with the frame, and takes that function's parameters and
+docstring (:class:`_FrameMethod`, as dask derives its methods), so no parameter list is
+written twice. It keeps no state and never
 computes, because pandas and dask may construct it several times per attribute access.
 On a Series of URLs or paths (``urls.creevey.download(...)``) the Series becomes the
 source column of a one-column frame, named after the Series (or ``"url"``/``"path"``).
@@ -9,31 +11,111 @@ source column of a one-column frame, named after the Series (or ``"url"``/``"pat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import importlib
+import inspect
+import types
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._keywords import public_keywords
+from ._keywords import public_keywords, unknown_keyword
 from ._lazy import when_imported
 from .exceptions import require_columns
-from .options import KEEP_STATUSES
 
 if TYPE_CHECKING:  # imported by the methods that use them, so that import stays cheap
     import dask.dataframe as dd
     import pandas as pd
-    from PIL import Image
 
     from .engine.pipeline import Pipeline
     from .options import RunOptions
-    from .sources.http import HttpOptions
-
-#: ``creevey_dask.image.imagefile.DEFAULT_MAX_PIXELS``, spelled here so that importing the
-#: accessor does not import Pillow (tests/test_accessor.py checks that they agree).
-_DEFAULT_MAX_PIXELS = 89_478_485
-#: ``creevey_dask.duplicates.DEFAULT_MAX_DISTANCE``, for the same reason (numpy, pandas).
-_DEFAULT_MAX_DISTANCE = 4
 
 __all__ = ["CreeveyAccessor", "CreeveySeriesAccessor"]
+
+
+def _without_first_parameter(doc: str) -> str:
+    """A numpydoc docstring without the entry of its first parameter (the frame)."""
+    lines = doc.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}:
+            first = i + 2
+            entry_indent = len(lines[first]) - len(lines[first].lstrip())
+            end = first + 1
+            while end < len(lines) and (
+                not lines[end].strip() or len(lines[end]) - len(lines[end].lstrip()) > entry_indent
+            ):
+                end += 1
+            return "\n".join([*lines[:first], *lines[end:]])
+    return doc
+
+
+class _FrameMethod:
+    """An accessor method made from the library function it calls, as dask derives its
+    methods: the function's parameters after the first (the frame), and its docstring.
+
+    The function is imported on first use of the method (``import creevey_dask`` stays
+    cheap). ``source`` names the function's source-column parameter and the column a
+    Series becomes; a DataFrame's default is the function's own.
+    """
+
+    def __init__(self, module: str, name: str, source: tuple[str, str] | None = None) -> None:
+        self._module = module
+        self._name = name
+        self._source = source
+        self._attr = name
+        self._built: dict[type, Callable[..., Any]] = {}
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self._attr = attr
+
+    def function(self) -> Callable[..., Any]:
+        """The library function this method calls."""
+        module = importlib.import_module(f"creevey_dask.{self._module}")
+        return getattr(module, self._name)  # type: ignore[no-any-return]
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        cls = objtype if objtype is not None else type(obj)
+        method = self._built.get(cls)
+        if method is None:
+            method = self._built[cls] = self._build(cls)
+        return method if obj is None else types.MethodType(method, obj)
+
+    def _build(self, cls: type) -> Callable[..., Any]:
+        func = self.function()
+        signature = inspect.signature(func)
+        parameters = list(signature.parameters.values())[1:]
+        owner = "series" if issubclass(cls, CreeveySeriesAccessor) else "df"
+        public_name = f"{owner}.creevey.{self._attr}"
+        names = [p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
+        known = frozenset(names)
+        bare = signature.replace(parameters=parameters)
+        source = self._source
+
+        def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
+            for name in kwargs:
+                if name not in known:
+                    raise unknown_keyword(public_name, name, names)
+            if source is None:
+                return func(accessor._obj, *args, **kwargs)
+            param, default = source
+            bound = bare.bind_partial(*args, **kwargs)
+            frame, col = accessor._source(bound.arguments.get(param), default)
+            bound.arguments[param] = col
+            return func(frame, *bound.args, **bound.kwargs)
+
+        self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[self_param, *parameters]
+        )
+        method.__name__ = self._attr
+        method.__qualname__ = f"{cls.__name__}.{self._attr}"
+        method.__module__ = __name__
+        intro = f"``{public_name}(...)`` is :func:`creevey_dask.{self._name}` called on this " + (
+            "Series (a one-column frame)." if owner == "series" else "frame."
+        )
+        method.__doc__ = (
+            intro + "\n\n" + _without_first_parameter(inspect.cleandoc(func.__doc__ or ""))
+        )
+        return method
 
 
 class _Runs:
@@ -47,174 +129,8 @@ class _Runs:
         require_columns(self._obj.columns, **{f"{default}_col": col})
         return self._obj, col
 
-    @public_keywords("df.creevey.download")
-    def download(
-        self,
-        outdir: str | None,
-        url_col: str | None = None,
-        format: str = "jpeg",
-        ops: Any = None,
-        naming: str = "url",
-        *,
-        outpath_func: Callable[[str], str] | None = None,
-        quality: int | None = 95,
-        timeout: float | tuple[float, float] | None = None,
-        retries: int | None = None,
-        per_host_limit: int | None = None,
-        user_agent: str | None = None,
-        http_options: HttpOptions | None = None,
-        output_format: str = "files",
-        shard_size: int = 1000,
-        carry_cols: Iterable[str] | None = None,
-        caption_col: str | None = None,
-        min_image_size: int | None = None,
-        max_image_area: int | None = None,
-        max_aspect_ratio: float | None = None,
-        compute_hash: str | None = None,
-        verify_hash: tuple[str, str] | None = None,
-        n_jobs: int | None = None,
-        skip_existing: bool | None = None,
-        progress: bool | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        parallel_strategy: str | None = None,
-        npartitions: int | None = None,
-        options: RunOptions | None = None,
-    ) -> pd.DataFrame | dd.DataFrame:
-        """Download the images at ``url_col`` (default ``"url"``) into ``outdir``.
-
-        The parameters are those of :func:`creevey_dask.download`, except that the
-        files are JPEGs at quality 95 unless ``format=`` (``"png"``, ``"webp"``,
-        ``"original"``) or ``quality=`` say otherwise. Returns the frame
-        with the result columns (``outpath``, ``status``, ``error``, ``http_status``,
-        ``bytes``, ``attempts``, ``width``, ``height``): pandas for pandas, a lazy dask
-        frame for dask.
-        """
-        from .download import download
-
-        frame, url_col = self._source(url_col, "url")
-        return download(
-            frame,
-            outdir,
-            url_col,
-            format,
-            ops,
-            naming,
-            outpath_func=outpath_func,
-            quality=quality,
-            timeout=timeout,
-            retries=retries,
-            per_host_limit=per_host_limit,
-            user_agent=user_agent,
-            http_options=http_options,
-            output_format=output_format,
-            shard_size=shard_size,
-            carry_cols=carry_cols,
-            caption_col=caption_col,
-            min_image_size=min_image_size,
-            max_image_area=max_image_area,
-            max_aspect_ratio=max_aspect_ratio,
-            compute_hash=compute_hash,
-            verify_hash=verify_hash,
-            n_jobs=n_jobs,
-            skip_existing=skip_existing,
-            progress=progress,
-            storage_options=storage_options,
-            parallel_strategy=parallel_strategy,
-            npartitions=npartitions,
-            options=options,
-        )
-
-    @public_keywords("df.creevey.resize")
-    def resize(
-        self,
-        outdir: str,
-        path_col: str | None = None,
-        *,
-        shape: Sequence[int] | int | None = None,
-        min_dim: int | None = None,
-        max_dim: int | None = None,
-        mode: str | None = None,
-        only_shrink: bool = False,
-        resample: str = "lanczos",
-        fill: Any = None,
-        reducing_gap: float | None = 2.0,
-        format: str | None = None,
-        quality: int | None = None,
-        ops: Any = None,
-        report: Iterable[str] = (),
-        outpath_func: Callable[[Any], str] | None = None,
-        max_pixels: int | None = _DEFAULT_MAX_PIXELS,
-        n_jobs: int | None = None,
-        skip_existing: bool | None = None,
-        progress: bool | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        parallel_strategy: str | None = None,
-        npartitions: int | None = None,
-        output_format: str = "files",
-        shard_size: int = 1000,
-        carry_cols: Iterable[str] | None = None,
-        caption_col: str | None = None,
-        min_image_size: int | None = None,
-        max_image_area: int | None = None,
-        max_aspect_ratio: float | None = None,
-        compute_hash: str | None = None,
-        verify_hash: tuple[str, str] | None = None,
-        options: RunOptions | None = None,
-    ) -> pd.DataFrame | dd.DataFrame:
-        """Resize the images in ``path_col`` (default ``"path"``) into ``outdir``.
-
-        Give one of ``shape=(height, width)``, ``min_dim=`` or ``max_dim=``; the
-        parameters are those of :func:`creevey_dask.resize.resize`. To resize the
-        files of a download, pass ``path_col="outpath"``: that column is kept as
-        ``inpath``.
-
-        Examples
-        --------
-        >>> import pandas as pd, creevey_dask
-        >>> df = pd.DataFrame({"path": ["a.jpg"]})
-        >>> df.creevey.resize("out", shape=(0, 10))
-        Traceback (most recent call last):
-        ...
-        ValueError: shape[0] (height) must be a positive int, got 0
-        """
-        from .resize import resize
-
-        frame, path_col = self._source(path_col, "path")
-        return resize(
-            frame,
-            outdir,
-            path_col,
-            shape=shape,
-            min_dim=min_dim,
-            max_dim=max_dim,
-            mode=mode,
-            only_shrink=only_shrink,
-            resample=resample,
-            fill=fill,
-            reducing_gap=reducing_gap,
-            format=format,
-            quality=quality,
-            ops=ops,
-            report=report,
-            outpath_func=outpath_func,
-            max_pixels=max_pixels,
-            n_jobs=n_jobs,
-            skip_existing=skip_existing,
-            progress=progress,
-            storage_options=storage_options,
-            parallel_strategy=parallel_strategy,
-            npartitions=npartitions,
-            output_format=output_format,
-            shard_size=shard_size,
-            carry_cols=carry_cols,
-            caption_col=caption_col,
-            min_image_size=min_image_size,
-            max_image_area=max_image_area,
-            max_aspect_ratio=max_aspect_ratio,
-            compute_hash=compute_hash,
-            verify_hash=verify_hash,
-            options=options,
-        )
+    download = _FrameMethod("download", "download", source=("url_col", "url"))
+    resize = _FrameMethod("resize", "resize", source=("path_col", "path"))
 
 
 class CreeveyAccessor(_Runs):
@@ -269,202 +185,14 @@ class CreeveyAccessor(_Runs):
             options=options,
         )
 
-    # ---- splits (creevey_dask.layout.split) and ImageNet-style folders (layout.imagenet) ----
-
-    @public_keywords("df.creevey.split")
-    def split(
-        self,
-        valid_size: int | float,
-        groupby: str | None = None,
-        stratify: str | None = None,
-        test_size: int | float | None = None,
-        random_state: Any = None,
-    ) -> pd.DataFrame | dd.DataFrame:
-        """Add a ``split`` column (train/valid/test); see :func:`creevey_dask.split`.
-
-        Rows sharing a ``groupby`` value land in one split; the same ``random_state``
-        gives the same answer for pandas and any partitioning of a dask frame. For a
-        split where no copy of an image crosses sides, group on the duplicate groups:
-        ``df.creevey.duplicates().creevey.split(valid_size, groupby="dup_group")``
-        (see :meth:`duplicates` and :meth:`leaks`).
-        """
-        from .layout.split import split as _split
-
-        return _split(
-            self._obj,
-            valid_size,
-            groupby=groupby,
-            stratify=stratify,
-            test_size=test_size,
-            random_state=random_state,
-        )
-
-    # ---- duplicate groups and leak checks (creevey_dask.duplicates) ----
-
-    def duplicates(
-        self,
-        hash_col: str | None = "dhash",
-        max_distance: int = _DEFAULT_MAX_DISTANCE,
-        exact_col: str | None = None,
-        *,
-        width_col: str | None = None,
-        height_col: str | None = None,
-    ) -> pd.DataFrame | dd.DataFrame:
-        """Add ``dup_group`` and ``dup_keep``; see :func:`creevey_dask.duplicates`.
-
-        ``df[df.dup_keep]`` is the deduplicated table, and ``split(...,
-        groupby="dup_group")`` keeps every group of copies on one side.
-        """
-        from .duplicates import duplicates
-
-        return duplicates(
-            self._obj,
-            hash_col=hash_col,
-            max_distance=max_distance,
-            exact_col=exact_col,
-            width_col=width_col,
-            height_col=height_col,
-        )
-
-    def leaks(
-        self,
-        split_col: str = "split",
-        hash_col: str | None = "dhash",
-        max_distance: int = _DEFAULT_MAX_DISTANCE,
-        exact_col: str | None = None,
-    ) -> pd.DataFrame:
-        """The duplicate pairs whose rows sit in different splits (empty: no leak);
-        see :func:`creevey_dask.leaks`."""
-        from .duplicates import leaks
-
-        return leaks(
-            self._obj,
-            split_col=split_col,
-            hash_col=hash_col,
-            max_distance=max_distance,
-            exact_col=exact_col,
-        )
-
-    @public_keywords("df.creevey.imagenet_symlinks")
-    def imagenet_symlinks(
-        self,
-        outdir: str,
-        *,
-        label_col: str,
-        valid_size: int | float,
-        path_col: str = "outpath",
-        groupby: str | None = None,
-        stratify: str | None = None,
-        test_size: int | float | None = None,
-        random_state: Any = None,
-        link: str = "symlink",
-        relative: bool = True,
-        keep_status: Sequence[str] | None = KEEP_STATUSES,
-        storage_options: Mapping[str, Any] | None = None,
-        replace: bool = False,
-    ) -> pd.DataFrame:
-        """Lay the result table's images out as ``outdir/{train,valid}/<label>/``.
-
-        Rows whose ``status`` is not in ``keep_status`` (by default: neither ``"ok"``
-        nor ``"skipped"``, so a rerun's rows count) are left out and counted in the
-        log; ``keep_status=None`` keeps every row. See
-        :func:`creevey_dask.imagenet_symlinks` for the rest; returns the manifest.
-        """
-        from .layout.imagenet import imagenet_symlinks
-
-        return imagenet_symlinks(
-            self._obj,
-            outdir,
-            label_col=label_col,
-            valid_size=valid_size,
-            path_col=path_col,
-            groupby=groupby,
-            stratify=stratify,
-            test_size=test_size,
-            random_state=random_state,
-            link=link,
-            relative=relative,
-            keep_status=keep_status,
-            storage_options=storage_options,
-            replace=replace,
-        )
-
-    # ---- visual reports (creevey_dask.reports.sheets) ----
-
-    @public_keywords("df.creevey.contact_sheet")
-    def contact_sheet(
-        self,
-        path_col: str = "outpath",
-        caption_cols: Any = ("status",),
-        n: int = 36,
-        ncols: int = 6,
-        thumb_size: int = 128,
-        random_state: int | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        font: Any = None,
-        *,
-        save_to: str | None = None,
-    ) -> Image.Image:
-        """A grid of captioned thumbnails of a seeded sample of rows.
-
-        See :func:`creevey_dask.reports.sheets.contact_sheet`; a dask frame is computed once,
-        each partition reduced to its sample candidates.
-        """
-        from .reports.sheets import contact_sheet as _contact_sheet
-
-        return _contact_sheet(
-            self._obj,
-            path_col=path_col,
-            caption_cols=caption_cols,
-            n=n,
-            ncols=ncols,
-            thumb_size=thumb_size,
-            random_state=random_state,
-            storage_options=storage_options,
-            font=font,
-            save_to=save_to,
-        )
-
-    @public_keywords("df.creevey.summary_figure")
-    def summary_figure(
-        self,
-        *,
-        top_errors: int = 8,
-        bins: int = 20,
-        columns: Sequence[str] | None = None,
-        size: tuple[int, int] = (960, 640),
-        font: Any = None,
-        title: str | None = None,
-        save_to: str | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-    ) -> Image.Image:
-        """Status counts, error kinds and size histograms drawn as one image.
-
-        See :func:`creevey_dask.reports.sheets.summary_figure`.
-        """
-        from .reports.sheets import summary_figure as _summary_figure
-
-        return _summary_figure(
-            self._obj,
-            top_errors=top_errors,
-            bins=bins,
-            columns=columns,
-            size=size,
-            font=font,
-            title=title,
-            save_to=save_to,
-            storage_options=storage_options,
-        )
-
-    @public_keywords("df.creevey.summary_table")
-    def summary_table(
-        self, *, top_errors: int = 8, bins: int = 20, columns: Sequence[str] | None = None
-    ) -> dict[str, Any]:
-        """The numbers behind :meth:`summary_figure`; see
-        :func:`creevey_dask.reports.sheets.summary_table`."""
-        from .reports.sheets import summary_table as _summary_table
-
-        return _summary_table(self._obj, top_errors=top_errors, bins=bins, columns=columns)
+    # ---- splits, ImageNet-style folders, duplicate groups and visual reports ----
+    split = _FrameMethod("layout.split", "split")
+    imagenet_symlinks = _FrameMethod("layout.imagenet", "imagenet_symlinks")
+    duplicates = _FrameMethod("duplicates", "duplicates")
+    leaks = _FrameMethod("duplicates", "leaks")
+    contact_sheet = _FrameMethod("reports.sheets", "contact_sheet")
+    summary_figure = _FrameMethod("reports.sheets", "summary_figure")
+    summary_table = _FrameMethod("reports.sheets", "summary_table")
 
 
 class CreeveySeriesAccessor(_Runs):

@@ -34,9 +34,14 @@ from ._dask_types import is_dask_frame, is_dask_series
 from ._keywords import public_keywords
 from .engine.pipeline import Pipeline
 from .engine.rows import record
+from .engine.runner import run_pipeline
 from .exceptions import ImageDecodeError, require_columns
+from .image.filters import make_filter
+from .image.formats import extension_for
 from .image.imagefile import DEFAULT_MAX_ROW_BYTES, ImageWriter, decode_image
 from .options import NETWORK_JOBS, RunOptions, run_options
+from .sinks.shards import Sink
+from .sources.hashing import check_verify_column, with_source_hash
 from .sources.http import HttpOptions, fetch
 from .sources.http import http_options as _http_options
 from .storage import fs as storage
@@ -56,7 +61,6 @@ logger = logging.getLogger(__name__)
 
 #: The allowed values of ``format=``; ``"original"`` writes the bytes as received.
 DOWNLOAD_FORMATS = ("png", "jpeg", "webp", "original")
-_EXTENSIONS = {"png": ".png", "jpeg": ".jpg", "webp": ".webp", "original": None}
 #: Rows in flight per partition for downloads (network-bound, so more than CPUs).
 DEFAULT_DOWNLOAD_JOBS = NETWORK_JOBS
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
@@ -464,10 +468,6 @@ def _download(
     verify_hash: tuple[str, str] | None = None,
 ) -> Any:
     """Build the download pipeline and run it (the arguments are checked by the caller)."""
-    from .engine.runner import run_pipeline
-    from .image.checks import check_verify_column, make_filter, with_source_hash
-    from .sinks.shards import Sink
-
     sharded = output_format != "files"
     sink = Sink(
         output_format,
@@ -487,7 +487,9 @@ def _download(
             "pick format='png', 'jpeg' or 'webp' to apply ops"
         )
     if path_func is None:
-        namer: Callable[[Any], str] = make_namer(naming, cast(str, outdir), _EXTENSIONS[fmt])
+        namer: Callable[[Any], str] = make_namer(
+            naming, cast(str, outdir), None if fmt == "original" else extension_for(fmt)
+        )
     elif not callable(path_func):
         raise TypeError(f"the outpath function must be callable, got {path_func!r}")
     else:

@@ -22,9 +22,23 @@ __all__ = [
     "KEEP_STATUSES",
     "LOCAL_JOBS",
     "NETWORK_JOBS",
+    "PARALLEL_STRATEGIES",
     "RunOptions",
+    "check_parallel_strategy",
     "run_options",
 ]
+
+#: The allowed values of ``parallel_strategy``: ``"auto"`` (the default: worker processes
+#: where they win, else threads; see :class:`~creevey_dask.Pipeline`) or one of dask's
+#: local schedulers.
+PARALLEL_STRATEGIES = ("auto", "threads", "processes")
+
+
+def check_parallel_strategy(value: object) -> None:
+    """Refuse a ``parallel_strategy`` that is not one of :data:`PARALLEL_STRATEGIES`."""
+    if value not in PARALLEL_STRATEGIES:
+        raise ValueError(f"parallel_strategy {value!r} is not one of {list(PARALLEL_STRATEGIES)}")
+
 
 _Options = TypeVar("_Options", bound="DataclassInstance")
 
@@ -120,13 +134,7 @@ class RunOptions:
                 raise TypeError(f"storage_options must be a mapping, got {self.storage_options!r}")
             object.__setattr__(self, "storage_options", dict(self.storage_options))
         if self.parallel_strategy is not None:
-            from .engine.pipeline import PARALLEL_STRATEGIES
-
-            if self.parallel_strategy not in PARALLEL_STRATEGIES:
-                raise ValueError(
-                    f"parallel_strategy {self.parallel_strategy!r} is not one of "
-                    f"{list(PARALLEL_STRATEGIES)}"
-                )
+            check_parallel_strategy(self.parallel_strategy)
 
     def replace(self, **changes: Any) -> RunOptions:
         """A copy with ``changes`` applied (field names as in the constructor)."""

@@ -15,15 +15,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import pandas as pd
-from PIL import Image
 
 from . import ops as _ops
 from ._dask_types import is_dask_frame, is_dask_series
 from ._keywords import public_keywords
 from .engine.pipeline import Pipeline
+from .engine.runner import run_pipeline
 from .exceptions import require_columns
+from .image.filters import make_filter
+from .image.formats import extension_for, format_name
 from .image.imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
 from .options import RunOptions, run_options
+from .sinks.shards import Sink
+from .sources.hashing import check_verify_column, with_source_hash
 from .storage import fs as storage
 from .storage.naming import safe_filename
 
@@ -34,31 +38,6 @@ __all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
 #: ``"dhash"`` measure the written image, ``"sha256"`` adds ``sha256`` and ``out_bytes``
 #: of the written file.
 REPORTS = ("size", "mean_brightness", "dhash", "sha256")
-
-_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "GIF": ".gif"}
-
-
-def _format_name(format: str | None) -> str | None:
-    if format is None:
-        return None
-    if not isinstance(format, str):
-        raise TypeError(f"format must be a str such as 'jpeg', got {format!r}")
-    fmt = {"JPG": "JPEG", "TIF": "TIFF"}.get(format.upper(), format.upper())
-    Image.init()
-    if fmt not in Image.SAVE:
-        raise ValueError(
-            f"format {format!r} is not one Pillow can write; choose from {sorted(Image.SAVE)}"
-        )
-    return fmt
-
-
-def _extension_for(fmt: str) -> str:
-    if fmt in _EXTENSIONS:
-        return _EXTENSIONS[fmt]
-    for ext, name in Image.registered_extensions().items():
-        if name == fmt:
-            return ext
-    return "." + fmt.lower()  # pragma: no cover - every writable format has an extension
 
 
 class KeepFilename:
@@ -246,7 +225,7 @@ def resize(
         fill=fill,
         reducing_gap=reducing_gap,
     )
-    fmt = _format_name(format)
+    fmt = None if format is None else format_name(format)
     reporters, record_sha256 = _reporters(report)
     if ops is None:
         user_ops: list[Callable[[Any], Any]] = []
@@ -268,10 +247,6 @@ def resize(
         npartitions=npartitions,
     )
     storage_options = opts.storage_options
-
-    from .engine.runner import run_pipeline
-    from .image.checks import check_verify_column, make_filter, with_source_hash
-    from .sinks.shards import Sink
 
     sharded = output_format != "files"
     sink = Sink(
@@ -300,7 +275,7 @@ def resize(
     require_columns(df.columns, path_col=path_col)
     check_verify_column(df.columns, verify_hash)
     if outpath_func is None:
-        outpath_func = KeepFilename(os.fspath(outdir), None if fmt is None else _extension_for(fmt))
+        outpath_func = KeepFilename(os.fspath(outdir), None if fmt is None else extension_for(fmt))
     return run_pipeline(pipeline, df, outpath_func, path_col, options=opts, sink=sink)
 
 

@@ -98,26 +98,60 @@ def cd_options(**fields):
     return creevey_dask.RunOptions(**fields)
 
 
-def test_accessor_defaults_agree_with_the_functions():
-    """The accessor spells its defaults without importing Pillow; they are the functions'."""
+ACCESSOR_FUNCTIONS = [
+    ("download", "download"),
+    ("resize", "resize.resize"),
+    ("split", "split"),
+    ("imagenet_symlinks", "imagenet_symlinks"),
+    ("duplicates", "duplicates"),
+    ("leaks", "leaks"),
+    ("contact_sheet", "contact_sheet"),
+    ("summary_figure", "summary_figure"),
+    ("summary_table", "summary_table"),
+]
+
+
+def _function(dotted: str):
+    import importlib
+
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(f"creevey_dask.{module}".rstrip(".")), name)
+
+
+@pytest.mark.parametrize(("method", "function"), ACCESSOR_FUNCTIONS)
+def test_accessor_methods_take_the_functions_parameters_and_docs(method, function):
+    """No parameter list is written twice: a method is its function minus the frame."""
     import inspect
 
-    from creevey_dask import accessor
-    from creevey_dask.duplicates import DEFAULT_MAX_DISTANCE
-    from creevey_dask.image import imagefile
+    func = _function(function)
+    for accessor in (creevey_dask.CreeveyAccessor, creevey_dask.CreeveySeriesAccessor):
+        if not hasattr(accessor, method):
+            continue
+        mine = list(inspect.signature(getattr(accessor, method)).parameters.values())
+        theirs = list(inspect.signature(func).parameters.values())
+        assert mine[0].name == "self"
+        assert mine[1:] == theirs[1:], (accessor, method)
+        doc = getattr(accessor, method).__doc__
+        assert inspect.cleandoc(func.__doc__).splitlines()[0] in doc
+        first = theirs[0].name
+        assert f"\n{first} :" not in doc  # the frame's entry is dropped
+
+
+def test_a_typo_names_the_public_method():
+    df = pd.DataFrame({"url": ["http://127.0.0.1:9/a.jpg"]})
+    with pytest.raises(TypeError, match=r"df\.creevey\.download\(\).*'url_col'"):
+        df.creevey.download("out", url_column="url")
+    with pytest.raises(TypeError, match=r"series\.creevey\.resize\(\).*'shape'"):
+        df["url"].creevey.resize("out", shap=5)
+
+
+def test_the_seed_resize_keeps_resize_defaults():
+    import inspect
+
     from creevey_dask.resize import resize
 
-    assert accessor._DEFAULT_MAX_PIXELS == imagefile.DEFAULT_MAX_PIXELS
-    assert accessor._DEFAULT_MAX_DISTANCE == DEFAULT_MAX_DISTANCE
-    for method, function in (
-        (creevey_dask.CreeveyAccessor.duplicates, creevey_dask.duplicates),
-        (creevey_dask.CreeveyAccessor.leaks, creevey_dask.leaks),
-        (creevey_dask.CreeveyAccessor.resize, resize),
-        (creevey_dask.resize_multiple_files, resize),
-        (creevey_dask.CreeveyAccessor.download, creevey_dask.download),
-    ):
-        mine = inspect.signature(method).parameters
-        theirs = inspect.signature(function).parameters
-        for name, param in mine.items():
-            if name in theirs and name not in ("self", "path_col", "url_col", "shape"):
-                assert param.default == theirs[name].default, (function, name)
+    mine = inspect.signature(creevey_dask.resize_multiple_files).parameters
+    theirs = inspect.signature(resize).parameters
+    for name, param in mine.items():
+        if name in theirs and name not in ("path_col", "shape"):
+            assert param.default == theirs[name].default, name

@@ -1,4 +1,4 @@
-"""Size filters and source hashes (creevey_dask.image.checks), on real downloads and files."""
+"""Size filters (creevey_dask.image.filters) and source hashes (sources.hashing), on real files."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from creevey_dask.exceptions import ColumnError
-from creevey_dask.image.checks import ImageFilter, make_filter
+from creevey_dask.image.filters import ImageFilter, make_filter
 from tests._httpserver import SERVED_IMAGES, served_files
 
 NAMES = ["photo.jpg", "wide.jpg", "big.jpg", "icon.png"]  # 64x48, 320x120, 800x600, 30x20

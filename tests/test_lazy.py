@@ -36,9 +36,26 @@ def test_import_loads_no_heavy_library_and_registers_the_accessor_later():
         import dask.dataframe as dd
         ddf = dd.from_pandas(pd.DataFrame({"a": [1]}), npartitions=1)
         print(type(ddf.creevey).__name__)
+        print([type(f).__name__ for f in sys.meta_path if type(f).__module__.startswith("creevey")])
         """
     )
-    assert out.splitlines() == ["[]", "CreeveyAccessor", "CreeveyAccessor"]
+    assert out.splitlines() == ["[]", "CreeveyAccessor", "CreeveyAccessor", "[]"]
+
+
+def test_the_import_hook_leaves_once_both_libraries_are_registered():
+    out = _run(
+        """
+        import sys
+        import creevey_dask
+        ours = lambda: [f for f in sys.meta_path if type(f).__module__ == "creevey_dask._lazy"]
+        print(len(ours()))
+        import pandas
+        print(len(ours()))  # still waiting for dask.dataframe
+        import dask.dataframe
+        print(len(ours()), hasattr(dask.dataframe.DataFrame, "creevey"))
+        """
+    )
+    assert out.splitlines() == ["1", "1", "0 True"]
 
 
 def test_accessor_registers_when_pandas_came_first():

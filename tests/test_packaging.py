@@ -100,6 +100,20 @@ def test_the_declared_dependencies_are_those_imported():
     assert unused == set(), "declared but never imported"
 
 
+def test_every_dependency_has_a_lower_bound_that_is_installed():
+    """A fresh install takes the newest release; the bound says what the code needs."""
+    from importlib.metadata import version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[.*?\])?>=([0-9][0-9.]*)", requirement)
+        assert match, f"{requirement!r}: a dependency is 'name>=lower bound', without a cap"
+        name, _, bound = match.groups()
+        installed = tuple(int(p) for p in re.findall(r"\d+", version(name))[:3])
+        wanted = tuple(int(p) for p in bound.split("."))
+        assert installed >= wanted, (name, version(name), bound)
+
+
 def test_environment_yml_matches_pyproject():
     assert _conda_names() == _pyproject_names()
 

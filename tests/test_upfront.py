@@ -89,7 +89,11 @@ def test_a_keyword_typo_names_the_public_function_and_the_nearest_keyword(image_
             "caption_col",
         ),
         (lambda: df.creevey.resize(str(tmp_path), shap=(8, 8)), "df.creevey.resize", "shape"),
-        (lambda: df.path.creevey.download(str(tmp_path), n_job=2), "df.creevey.download", "n_jobs"),
+        (
+            lambda: df.path.creevey.download(str(tmp_path), n_job=2),
+            "series.creevey.download",
+            "n_jobs",
+        ),
         (lambda: cd.download(df, str(tmp_path), url_column="path"), "download", "url_col"),
         (
             lambda: Pipeline(load_image).run(df, str, inpath_column="path"),

@@ -57,7 +57,7 @@ import pandas as pd
 from ..engine.progress import Progress
 from ..exceptions import MissingDataError
 from ..storage import fs as storage
-from .s3download import S3Downloader, _dest_options
+from .s3download import S3Downloader, dest_options
 from .tarfiles import (
     ARCHIVE_SUFFIXES,
     MAX_MEMBER_BYTES,
@@ -414,7 +414,7 @@ class S3TarfileDataset(BaseDataset):
         base = os.fspath(_one_of("base_dir", base_dir, "data_dir", data_dir))
         if s3_bucket is None or s3_key is None:
             raise TypeError("S3TarfileDataset needs s3_bucket and s3_key")
-        super().__init__(base, _dest_options(base, storage_options, base_storage_options))
+        super().__init__(base, dest_options(base, storage_options, base_storage_options))
         if not str(s3_key).lower().endswith(ARCHIVE_SUFFIXES):
             if str(s3_bucket).lower().endswith(ARCHIVE_SUFFIXES):
                 raise ValueError(

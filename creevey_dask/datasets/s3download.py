@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 _DEFAULT_CHUNK_SIZE = 8 * 2**20
 
 
-def _dest_options(
+def dest_options(
     data_dir: str,
     storage_options: Mapping[str, Any] | None,
     data_dir_storage_options: Mapping[str, Any] | None,
@@ -105,7 +105,7 @@ class S3Downloader:
         self.s3_key = s3_key.lstrip("/")
         self.data_dir = str(data_dir).rstrip("/") or str(data_dir)
         self.storage_options = dict(storage_options or {})
-        self.data_dir_storage_options = _dest_options(
+        self.data_dir_storage_options = dest_options(
             self.data_dir, storage_options, data_dir_storage_options
         )
         self.progress = progress

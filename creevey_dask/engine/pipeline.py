@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._keywords import public_keywords
-from ..options import RunOptions, run_options
+from ..image.imagefile import write_image
+from ..options import PARALLEL_STRATEGIES, RunOptions, check_parallel_strategy, run_options
+from ..sinks.shards import Sink
 from .rows import Reporter, check_op, record, report, result_columns_of
 from .runner import Inpaths, run_pipeline
 
@@ -31,10 +33,6 @@ __all__ = [
     "report",
     "result_columns_of",
 ]
-
-#: The allowed values of ``Pipeline(parallel_strategy=...)``: ``"auto"`` (the default:
-#: worker processes where they win, else threads) or one of dask's local schedulers.
-PARALLEL_STRATEGIES = ("auto", "threads", "processes")
 
 
 def _check_callable(what: str, value: object) -> None:
@@ -102,8 +100,6 @@ class Pipeline:
         write_func: Callable[[Any, str], Any] | None = None,
         parallel_strategy: str = "auto",
     ) -> None:
-        from ..image.imagefile import write_image
-
         _check_callable("load_func", load_func)
         if ops is None:
             ops_list: list[Callable[[Any], Any]] = []
@@ -117,10 +113,7 @@ class Pipeline:
             check_op(f"ops[{i}]", op)
         write_func = write_image if write_func is None else write_func
         _check_callable("write_func", write_func)
-        if parallel_strategy not in PARALLEL_STRATEGIES:
-            raise ValueError(
-                f"parallel_strategy {parallel_strategy!r} is not one of {list(PARALLEL_STRATEGIES)}"
-            )
+        check_parallel_strategy(parallel_strategy)
         self.load_func = load_func
         self.ops = ops_list
         self.write_func = write_func
@@ -228,8 +221,6 @@ class Pipeline:
             ``height``; ``outpath`` is then the shard). In-memory input gives a pandas
             frame; dask input a lazy dask frame.
         """
-        from ..sinks.shards import Sink
-
         opts = run_options(
             options,
             n_jobs=n_jobs,

@@ -44,6 +44,7 @@ import pandas as pd
 from .._dask_types import is_dask_frame, is_dask_series
 from .._redact import redact_text
 from ..exceptions import ColumnError, UpstreamError, require_columns
+from ..options import LOCAL_JOBS, NETWORK_JOBS
 from ..schema import (
     DEFAULT_INPATH_COL,
     RESULT_COLUMNS,
@@ -58,6 +59,7 @@ from ..storage import fs as storage
 from ..storage import provenance
 from ..storage.naming import Outpaths, source_key, url_hash
 from . import interrupt as _interrupt
+from . import processes as _processes
 from .progress import RunProgress, local_callback, show_line
 from .rows import end_row, start_row
 
@@ -399,8 +401,6 @@ def _local_strategy(
     loader) is given its share of the per-host limits; ``"auto"`` keeps threads when
     they cannot be shared exactly.
     """
-    from . import processes as _processes
-
     if strategy == "auto":
         import dask
 
@@ -696,8 +696,6 @@ def default_jobs(sources: Iterable[Any]) -> int:
     :data:`~creevey_dask.options.LOCAL_JOBS` for a local file,
     :data:`~creevey_dask.options.NETWORK_JOBS` for a URL or remote file (network-bound).
     """
-    from ..options import LOCAL_JOBS, NETWORK_JOBS
-
     first = next((s for s in sources if not _is_missing(s)), None)
     if isinstance(first, (str, os.PathLike)) and not storage.is_local(os.fspath(first)):
         return NETWORK_JOBS
@@ -926,22 +924,20 @@ def _compute(
     """
     from dask import compute, delayed
 
-    from .processes import compute_on_pool, process_pool_works, warm_pool
-
     tasks = [
         delayed(task, pure=False)(part, dask_key_name=f"creevey-{run_id}-{i}")
         for i, part in enumerate(parts)
     ]
     sizes = {f"creevey-{run_id}-{i}": len(part) for i, part in enumerate(parts)}
     pool = None
-    if client is None and strategy == "processes" and process_pool_works():
-        pool = warm_pool(local_cores())  # forked before the bar starts a thread
+    if client is None and strategy == "processes" and _processes.process_pool_works():
+        pool = _processes.warm_pool(local_cores())  # forked before the bar starts a thread
     with RunProgress(sum(sizes.values()), enabled=progress) as bar:
         if client is not None:
             return _gather(client, client.compute(tasks), sizes, bar)
         if pool is not None:
             with local_callback(bar, sizes):
-                return compute_on_pool(tasks, pool)
+                return _processes.compute_on_pool(tasks, pool)
         with local_callback(bar, sizes):
             if strategy is None:
                 return list(compute(*tasks))

@@ -32,8 +32,10 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..engine.rows import on_row_end, record
 from ..exceptions import ImageDecodeError, ImageTooLargeError
+from ..sources.hashing import observe_source
+from ..sources.http import HttpOptions, fetch, is_http_url
 from ..storage import fs as storage
-from .checks import observe_source
+from .formats import format_for_path
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -100,24 +102,6 @@ _KNOWN_UNSUPPORTED = (
     (b"<html", "an HTML page"),
     (b"{", "JSON text"),
 )
-
-
-def format_for_path(path: str) -> str:
-    """The Pillow format name for ``path``'s extension (``"x.jpg"`` → ``"JPEG"``).
-
-    Raises
-    ------
-    ValueError
-        If the extension is missing or not one Pillow can write.
-    """
-    ext = os.path.splitext(str(path).split("?")[0])[1].lower()
-    fmt = Image.registered_extensions().get(ext)
-    if fmt is None or fmt not in Image.SAVE:
-        raise ValueError(
-            f"cannot tell an image format from the extension {ext!r} of {path!r}; "
-            "use an extension such as .png, .jpg or .webp, or pass format="
-        )
-    return fmt
 
 
 def _describe(data: bytes) -> str:
@@ -598,10 +582,8 @@ MAX_FILE_BYTES = 1 << 30
 
 
 @functools.cache
-def _default_http_options() -> Any:
+def _default_http_options() -> HttpOptions:
     """One ``HttpOptions()`` (frozen) for every row without its own: made once, not per row."""
-    from ..sources.http import HttpOptions
-
     return HttpOptions()
 
 
@@ -620,8 +602,6 @@ def _read_source(
     bounds the decode) and ``deadline`` (that of ``http_options`` unless given), and a
     path that is not a regular file (a FIFO, a device) is refused before any read.
     """
-    from ..sources.http import fetch, is_http_url
-
     options = http_options or _default_http_options()
     if is_http_url(path):
         return fetch(path, options).body
@@ -694,13 +674,10 @@ class ImageLoader:
             raise ValueError(f"deadline must be seconds > 0 or None, got {deadline!r}")
         self.max_bytes = max_bytes
         self.deadline = None if deadline is None else float(deadline)
-        if http_options is not None:
-            from ..sources.http import HttpOptions
-
-            if not isinstance(http_options, HttpOptions):
-                raise TypeError(
-                    f"http_options must be a creevey_dask.HttpOptions, got {http_options!r}"
-                )
+        if http_options is not None and not isinstance(http_options, HttpOptions):
+            raise TypeError(
+                f"http_options must be a creevey_dask.HttpOptions, got {http_options!r}"
+            )
         self.http_options = http_options
         if max_pixels is not None and (
             isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1

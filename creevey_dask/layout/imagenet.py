@@ -32,7 +32,7 @@ from ..options import KEEP_STATUSES
 from ..schema import STRING_DTYPE
 from ..storage import fs as storage
 from ..storage.naming import disambiguate, safe_name
-from .split import SPLITS, _check_size, _null_error, split
+from .split import SPLITS, check_size, null_error, split
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -127,7 +127,7 @@ def _check_rows(frame: pd.DataFrame, label_col: str, path_col: str, group_col: s
             continue
         nulls = frame[column].isna()
         if nulls.any():
-            raise _null_error(column, role, int(nulls.sum()), _examples(frame.index, nulls))
+            raise null_error(column, role, int(nulls.sum()), _examples(frame.index, nulls))
     paths = frame[path_col]
     not_text = ~paths.map(lambda p: isinstance(p, str) and p != "").astype(bool)
     if not_text.any():
@@ -581,8 +581,8 @@ def imagenet_symlinks(
             f"stratify takes a column name (or None), not {stratify!r}; to stratify on the "
             f"labels pass stratify={label_col!r}"
         )
-    _check_size("valid_size", valid_size, allow_none=False)
-    _check_size("test_size", test_size, allow_none=True)
+    check_size("valid_size", valid_size, allow_none=False)
+    check_size("test_size", test_size, allow_none=True)
     if not isinstance(df, pd.DataFrame) and not is_dask_frame(df):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
     require_columns(

@@ -51,16 +51,6 @@ if TYPE_CHECKING:
 __all__ = ["SPLITS", "split"]
 
 
-# The tree's names (imagenet.__all__) stay importable from here, as before imagenet.py
-# was split off; lazily, because imagenet imports this module.
-def __getattr__(name: str) -> Any:
-    from . import imagenet
-
-    if name in imagenet.__all__:
-        return getattr(imagenet, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 logger = logging.getLogger(__name__)
 
 #: The values of the ``split`` column, in the order units are dealt to them.
@@ -75,7 +65,7 @@ _SHOWN = 5  # how many offending values an error message shows
 # --------------------------------------------------------------------------- sizes
 
 
-def _check_size(name: str, size: Any, *, allow_none: bool) -> None:
+def check_size(name: str, size: Any, *, allow_none: bool) -> None:
     """Type and range checks that do not need the number of units."""
     if size is None and allow_none:
         return
@@ -255,7 +245,7 @@ def _compute(is_dask: bool, *objs: Any) -> tuple[Any, ...]:
     return dask.compute(*objs)
 
 
-def _null_error(column: str, role: str, n_null: int, examples: Sequence[Any]) -> ValueError:
+def null_error(column: str, role: str, n_null: int, examples: Sequence[Any]) -> ValueError:
     shown = f", e.g. at index {list(examples)[:_SHOWN]}" if len(examples) else ""
     return ValueError(
         f"{n_null} row(s) have no {role} (null in column {column!r}){shown}; drop or fill "
@@ -308,7 +298,7 @@ def _row_plan(
     else:
         if labels.isna().any():
             examples = list(labels.index[labels.isna().to_numpy()][:_SHOWN])
-            raise _null_error(str(stratify), "stratify label", int(labels.isna().sum()), examples)
+            raise null_error(str(stratify), "stratify label", int(labels.isna().sum()), examples)
         labels = labels.reset_index(drop=True)
         strata = pd.Index(_sorted_unique(labels))
         which = strata.get_indexer(labels)
@@ -361,11 +351,11 @@ def _group_plan(
         table, n_null, n_null_l = _compute(is_dask, sizes, n_null_groups, n_null_labels)
         if int(n_null_l):
             examples = _null_examples(df, stratify)
-            raise _null_error(stratify, "stratify label", int(n_null_l), examples)
+            raise null_error(stratify, "stratify label", int(n_null_l), examples)
         table = table.rename("n").reset_index()
         uniques = table[groupby]
     if int(n_null):
-        raise _null_error(groupby, "group", int(n_null), _null_examples(df, groupby))
+        raise null_error(groupby, "group", int(n_null), _null_examples(df, groupby))
     groups = _sorted_unique(pd.Series(uniques))
     n_groups = len(groups)
     if n_groups == 0:
@@ -501,8 +491,8 @@ def split(
     >>> int((out.drop_duplicates("patient")["split"] == "valid").sum())
     1
     """
-    _check_size("valid_size", valid_size, allow_none=False)
-    _check_size("test_size", test_size, allow_none=True)
+    check_size("valid_size", valid_size, allow_none=False)
+    check_size("test_size", test_size, allow_none=True)
     if not isinstance(df, pd.DataFrame) and not is_dask_frame(df):
         raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
     require_columns(df.columns, groupby=groupby, stratify=stratify)

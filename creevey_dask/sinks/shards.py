@@ -58,10 +58,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..engine import interrupt as _interrupt
 from ..engine.rows import record, result_columns_of
+from ..engine.runner import format_error
 from ..exceptions import ColumnError
-from ..schema import concat_results, error_type_column
+from ..image.formats import extension_for
+from ..schema import (
+    STATUS_DTYPE,
+    STRING_DTYPE,
+    UPSTREAM_ERROR_COL,
+    concat_results,
+    error_type_column,
+)
 from ..storage import fs as storage
+from ..storage.naming import safe_filename
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -114,9 +124,7 @@ def _check_shard_size(shard_size: Any) -> int:
 
 def _image_ext(fmt: str) -> str:
     """The member extension (no dot) for a Pillow format: ``JPEG`` → ``jpg``."""
-    from ..resize import _extension_for
-
-    return _extension_for(fmt.upper()).lstrip(".")
+    return extension_for(fmt).lstrip(".")
 
 
 def row_keys(labels: Iterable[Any], sources: Iterable[Any]) -> list[str]:
@@ -184,8 +192,6 @@ class _SampleName:
         self.outdir = outdir
 
     def __call__(self, source: Any) -> str:
-        from ..storage.naming import safe_filename
-
         return storage.join(self.outdir, safe_filename(str(source)))
 
 
@@ -225,7 +231,7 @@ class Sink:
         fsspec options for ``outdir``.
     verify_hash : (column, algorithm), optional
         Bind each partition's expected digests to the loader (see
-        :class:`creevey_dask.image.checks.SourceHash`); works for every format.
+        :class:`creevey_dask.sources.hashing.SourceHash`); works for every format.
     """
 
     def __init__(
@@ -338,8 +344,6 @@ class Sink:
                 storage_options=self.storage_options,
             )
         except OSError as err:
-            from ..engine.runner import format_error
-
             logger.warning("creevey: %s could not be written: %s", STATS_NAME, format_error(err))
 
     def __repr__(self) -> str:
@@ -425,8 +429,6 @@ class _SinkRunner:
         whose key is ``ok`` in any complete shard of ``outdir`` are skipped (their
         ``outpath`` is that shard) and only the others go to a new shard.
         """
-        from ..schema import UPSTREAM_ERROR_COL
-
         base = _shard_name(number, chunk, keys)
         fed_back = UPSTREAM_ERROR_COL in sub.columns
         if not self.runner.skip_existing:
@@ -482,8 +484,6 @@ class _SinkRunner:
         try:
             self._commit(runner, sub, result, keys, ok, name)
         except Exception as err:  # the rows were done, but their shard could not be stored
-            from ..engine.runner import format_error
-
             message = f"the shard {sink.shard_path(name)!r} could not be written: "
             message += format_error(err)
             logger.warning("creevey: %s", message)
@@ -589,8 +589,6 @@ class _SinkRunner:
 
         ``shards`` holds each row's shard (its ``outpath`` when ``ok``).
         """
-        from ..schema import STATUS_DTYPE, STRING_DTYPE
-
         result = runner(sub.iloc[:0])  # the schema, without running any row
         result = result.drop(columns=[_SAMPLE_COL])
         out = sub.copy(deep=False)
@@ -700,8 +698,6 @@ def _done_keys(sink: Sink) -> dict[str, str]:
 
 def _interrupted(runner: Any) -> bool:
     """Whether Ctrl-C interrupted the run that ``runner`` belongs to."""
-    from ..engine import interrupt as _interrupt
-
     run_id = getattr(runner, "run_id", None)
     return run_id is not None and _interrupt.is_interrupted(run_id)
 
@@ -851,13 +847,11 @@ def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -
     """
     import dask.dataframe as dd
 
-    from ..schema import STATUS_DTYPE
-
     fs, path = storage.get_fs(str(outdir), storage_options)
     files = sorted(p for p in fs.glob(storage.join(path, "*" + _RECORDS_EXT)))
     if not files:
         raise FileNotFoundError(f"no shard records (*.parquet) in {outdir!r}")
-    protocol = storage._protocol(str(outdir))
+    protocol = storage.protocol_of(str(outdir))
     urls = [f"{protocol}://{p}" if protocol else p for p in files]
     frame = dd.read_parquet(urls, storage_options=dict(storage_options or {}) or None)
     if IMAGE_COL in frame.columns:

@@ -99,7 +99,8 @@ def _host_tag() -> str:
 _HOST = _host_tag()
 
 
-def _protocol(path: str) -> str | None:
+def protocol_of(path: str) -> str | None:
+    """The fsspec protocol a path names (``"s3"``), or None for a plain local path."""
     if "://" not in path and "::" not in path:  # the common case, without fsspec's parser
         return None
     protocol, _ = split_protocol(path)
@@ -114,7 +115,7 @@ def local_os_path(path: str) -> str | None:
     >>> local_os_path("out/a.png"), local_os_path("s3://bucket/a.png")
     ('out/a.png', None)
     """
-    protocol = _protocol(path)
+    protocol = protocol_of(path)
     if protocol is None:
         return path
     if protocol in _LOCAL_PROTOCOLS:
@@ -124,7 +125,7 @@ def local_os_path(path: str) -> str | None:
 
 def is_local(path: str) -> bool:
     """Whether ``path`` is on the local filesystem (no protocol, or ``file://``)."""
-    return _protocol(str(path)) in _LOCAL_PROTOCOLS
+    return protocol_of(str(path)) in _LOCAL_PROTOCOLS
 
 
 #: Protocols whose files live in one process's memory: another process cannot see them.
@@ -142,7 +143,7 @@ def is_process_local(path: str) -> bool:
     >>> is_process_local("memory://out/a.png"), is_process_local("s3://b/a.png")
     (True, False)
     """
-    return _protocol(str(path)) in _PROCESS_LOCAL_PROTOCOLS
+    return protocol_of(str(path)) in _PROCESS_LOCAL_PROTOCOLS
 
 
 def get_fs(
@@ -165,7 +166,7 @@ def get_fs(
     ValueError
         If the protocol is not known to fsspec; the message names it.
     """
-    protocol = _protocol(path) or "file"
+    protocol = protocol_of(path) or "file"
     options = dict(storage_options or {})
     key = (protocol, tuple(sorted((k, repr(v)) for k, v in options.items())))
     fs = _fs_cache.get(key)
