@@ -23,7 +23,6 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import contextlib
-import logging
 import multiprocessing
 import os
 import signal
@@ -46,8 +45,6 @@ __all__ = [
     "warm_pool",
     "worker_pids",
 ]
-
-logger = logging.getLogger(__name__)
 
 #: The fewest rows an in-memory table needs before the default runs it in worker
 #: processes: below this a threaded run in the caller is done before processes pay off.
@@ -196,7 +193,9 @@ def compute_on_pool(tasks: Sequence[Any], pool: _Pool) -> list[Any]:
             dask.compute(*tasks, scheduler=dask.multiprocessing.get, pool=pool, chunksize=1)
         )
     except KeyboardInterrupt:
-        _interrupt.interrupt_children()  # in case the signal reached only this process
+        for pid in pool.pids():  # in case the signal reached only this process
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGINT)
         pool.settle(SETTLE_SECONDS)
         raise
     except BrokenProcessPool as err:
