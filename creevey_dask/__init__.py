@@ -13,7 +13,7 @@ modules)::
     sinks/      shards: output formats (files, WebDataset/Parquet shards), read_shards
     download, resize, duplicates     the tasks
     layout/     split (train/valid/test), imagenet (ImageNet-style trees)
-    reports/    sheets (contact sheets, summary figures), charts (Pillow drawing)
+    reports/    sheets (contact sheets), summary (tables and figures), charts (drawing)
     datasets/   base (BaseDataset, S3TarfileDataset), s3download, tarfiles, examples
     cli/        main (the creevey command), demo (its offline demo)
     accessor    df.creevey on pandas and dask DataFrames
@@ -78,7 +78,8 @@ if TYPE_CHECKING:
     from .duplicates import duplicates, leaks
     from .engine.pipeline import Pipeline
     from .engine.rows import Reporter, record, report
-    from .engine.runner import compute_result, format_error, summarize
+    from .engine.runner import compute_result, summarize
+    from .exceptions import format_error
     from .image.imagefile import (
         ImageLoader,
         ImageWriter,
@@ -93,12 +94,8 @@ if TYPE_CHECKING:
     )
     from .layout.split import split
     from .options import RunOptions
-    from .reports.sheets import (
-        contact_sheet,
-        duplicate_sheet,
-        summary_figure,
-        summary_table,
-    )
+    from .reports.sheets import contact_sheet, duplicate_sheet
+    from .reports.summary import summary_figure, summary_table
     from .resize import resize_multiple_files
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
     from .sinks.shards import OUTPUT_FORMATS, read_shards
@@ -129,7 +126,7 @@ _LAZY: dict[str, str] = {
     "STATUS_DTYPE": "schema",
     "STATUSES": "schema",
     "compute_result": "engine.runner",
-    "format_error": "engine.runner",
+    "format_error": "exceptions",
     "summarize": "engine.runner",
     "UrlListDataset": "datasets.examples",
     "HttpOptions": "sources.http",
@@ -145,8 +142,8 @@ _LAZY: dict[str, str] = {
     "report": "engine.rows",
     "contact_sheet": "reports.sheets",
     "duplicate_sheet": "reports.sheets",
-    "summary_figure": "reports.sheets",
-    "summary_table": "reports.sheets",
+    "summary_figure": "reports.summary",
+    "summary_table": "reports.summary",
     "resize_multiple_files": "resize",
     "S3Downloader": "datasets.s3download",
     "create_imagenet_style_symlinks": "layout.imagenet",

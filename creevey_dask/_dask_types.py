@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 if TYPE_CHECKING:
     import dask.dataframe as dd
 
-__all__ = ["is_dask_frame", "is_dask_series"]
+__all__ = ["is_dask_frame", "is_dask_series", "require_frame"]
 
 
 def _module() -> Any | None:
@@ -31,3 +31,10 @@ def is_dask_series(obj: Any) -> TypeGuard[dd.Series]:
     """Whether ``obj`` is a ``dask.dataframe.Series``."""
     dd = _module()
     return dd is not None and isinstance(obj, dd.Series)
+
+
+def require_frame(obj: Any, what: str = "df") -> None:
+    """Raise TypeError unless ``obj`` is a pandas or dask DataFrame (the one wording)."""
+    pandas = sys.modules.get("pandas")
+    if not ((pandas is not None and isinstance(obj, pandas.DataFrame)) or is_dask_frame(obj)):
+        raise TypeError(f"{what} must be a pandas or dask DataFrame, got {type(obj).__name__}")

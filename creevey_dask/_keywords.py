@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["public_keywords", "unknown_keyword"]
+__all__ = ["extends", "public_keywords", "unknown_keyword"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -57,5 +57,30 @@ def public_keywords(public_name: str) -> Callable[[_F], _F]:
             return func(*args, **kwargs)
 
         return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def extends(base: Callable[..., Any], *, exclude: tuple[str, ...] = ()) -> Callable[[_F], _F]:
+    """Give a function that forwards ``**options`` to ``base`` the rest of ``base``'s
+    signature: its own parameters first, then ``base``'s other keywords (keyword-only),
+    so that no parameter list is written twice and ``help()`` shows every option.
+
+    ``exclude`` names parameters of ``base`` the function does not take (the ones it
+    fills itself).
+    """
+
+    def decorate(func: _F) -> _F:
+        own = inspect.signature(func)
+        kept = [p for p in own.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        taken = {p.name for p in kept} | set(exclude)
+        tail = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+            for p in inspect.signature(base).parameters.values()
+            if p.name not in taken
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        ]
+        func.__signature__ = own.replace(parameters=[*kept, *tail])  # type: ignore[attr-defined]
+        return func
 
     return decorate

@@ -191,8 +191,8 @@ class CreeveyAccessor(_Runs):
     duplicates = _FrameMethod("duplicates", "duplicates")
     leaks = _FrameMethod("duplicates", "leaks")
     contact_sheet = _FrameMethod("reports.sheets", "contact_sheet")
-    summary_figure = _FrameMethod("reports.sheets", "summary_figure")
-    summary_table = _FrameMethod("reports.sheets", "summary_table")
+    summary_figure = _FrameMethod("reports.summary", "summary_figure")
+    summary_table = _FrameMethod("reports.summary", "summary_table")
 
 
 class CreeveySeriesAccessor(_Runs):

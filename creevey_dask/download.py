@@ -30,16 +30,16 @@ import pandas as pd
 from PIL import Image
 
 from . import ops as _ops
-from ._dask_types import is_dask_frame, is_dask_series
 from ._keywords import public_keywords
 from .engine.pipeline import Pipeline
-from .engine.rows import record
-from .engine.runner import run_pipeline
-from .exceptions import ImageDecodeError, require_columns
+from .engine.rows import as_ops, record
+from .engine.runner import as_frame, run_pipeline
+from .exceptions import ImageDecodeError
+from .image.decode import DEFAULT_MAX_ROW_BYTES, decode_image
+from .image.encode import ImageWriter
 from .image.filters import make_filter
 from .image.formats import extension_for
-from .image.imagefile import DEFAULT_MAX_ROW_BYTES, ImageWriter, decode_image
-from .options import NETWORK_JOBS, RunOptions, run_options
+from .options import RunOptions, run_options
 from .sinks.shards import Sink
 from .sources.hashing import check_verify_column, with_source_hash
 from .sources.http import HttpOptions, fetch
@@ -49,7 +49,6 @@ from .storage.naming import check_naming, make_namer
 
 __all__ = [
     "DOWNLOAD_FORMATS",
-    "DEFAULT_DOWNLOAD_JOBS",
     "DownloadWriter",
     "Downloaded",
     "HttpLoader",
@@ -61,8 +60,6 @@ logger = logging.getLogger(__name__)
 
 #: The allowed values of ``format=``; ``"original"`` writes the bytes as received.
 DOWNLOAD_FORMATS = ("png", "jpeg", "webp", "original")
-#: Rows in flight per partition for downloads (network-bound, so more than CPUs).
-DEFAULT_DOWNLOAD_JOBS = NETWORK_JOBS
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 #: Pillow's count of what a truncated file lacked: one cause, whatever the count.
 _UNPROCESSED = re.compile(r" \(\d+ bytes not processed\)")
@@ -264,24 +261,6 @@ def _resize_op(shape: Any) -> _ops.Resize:
     return _ops.resize(shape=(int(shape[0]), int(shape[1])))
 
 
-def _as_url_frame(urls: Any, url_col: str) -> Any:
-    if isinstance(urls, pd.DataFrame) or is_dask_frame(urls):
-        require_columns(urls.columns, url_col=url_col)
-        return urls
-    if isinstance(urls, pd.Series) or is_dask_series(urls):
-        return urls.to_frame(name=url_col)
-    if isinstance(urls, (str, bytes)):
-        raise TypeError(
-            f"urls must be a collection of URLs, got the single URL {urls!r}; wrap it in a list"
-        )
-    if not isinstance(urls, Iterable):
-        raise TypeError(
-            "urls must be a list, a pandas/dask Series or a DataFrame of URLs, "
-            f"got {type(urls).__name__}"
-        )
-    return pd.DataFrame({url_col: list(urls)})
-
-
 @public_keywords("download")
 def download(
     df: Any,
@@ -478,9 +457,7 @@ def _download(
         opts.storage_options,
         verify_hash,
     )
-    if isinstance(ops, (str, bytes)):
-        raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
-    ops_list = [ops] if callable(ops) else (list(ops) if ops is not None else None)
+    ops_list = as_ops(ops)
     if fmt == "original" and ops_list:
         raise ValueError(
             "format='original' writes the downloaded bytes unchanged, so it takes no ops; "
@@ -494,8 +471,6 @@ def _download(
         raise TypeError(f"the outpath function must be callable, got {path_func!r}")
     else:
         namer = path_func
-    if opts.n_jobs is None:
-        opts = opts.replace(n_jobs=DEFAULT_DOWNLOAD_JOBS)
     loader: Callable[..., Any] = with_source_hash(
         HttpLoader(http, keep_bytes=fmt == "original"), compute_hash, verify_hash
     )
@@ -508,7 +483,7 @@ def _download(
     all_ops = make_filter(ops_list or [], min_image_size, max_image_area, max_aspect_ratio)
     pipeline = Pipeline(loader, ops=all_ops, write_func=writer)
 
-    frame = _as_url_frame(df, url_col)
+    frame, _, _ = as_frame(df, url_col, what="urls", noun="URL", param="url_col")
     check_verify_column(frame.columns, verify_hash)
     result = run_pipeline(pipeline, frame, namer, url_col, options=opts, sink=sink)
     if isinstance(result, pd.DataFrame):

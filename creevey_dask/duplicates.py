@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ._dask_types import is_dask_frame
+from ._dask_types import is_dask_frame, require_frame
 from .exceptions import ColumnError, require_columns
 
 if TYPE_CHECKING:
@@ -147,8 +147,7 @@ def _spec(
     width_col: str | None,
     height_col: str | None,
 ) -> _Spec:
-    if not isinstance(df, pd.DataFrame) and not is_dask_frame(df):
-        raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
+    require_frame(df)
     if hash_col is None and exact_col is None:
         raise ValueError(
             "give hash_col (a 64-bit perceptual hash such as 'dhash'), exact_col (a byte "
@@ -434,7 +433,7 @@ def duplicates(
     ----------
     df : pandas.DataFrame or dask.dataframe.DataFrame
         The table, one row per image, e.g. a result table with ``dhash`` from
-        ``report=["dhash"]`` or ``ops.report_dhash``.
+        ``measure=["dhash"]`` or ``ops.report_dhash``.
     hash_col : str or None, default "dhash"
         A column of 64-bit perceptual hashes: any integer dtype (``UInt64`` as
         :data:`creevey_dask.ops.report_dhash` stores it; a signed ``int64`` is read as

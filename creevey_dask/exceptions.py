@@ -27,14 +27,18 @@ and also from the builtin it means, so ``except ValueError`` keeps working::
           └── RobotsTagError                          X-Robots-Tag opt-out (noai, noindex, ...)
 
 Per-row failures never escape a run: they become ``status="error"`` rows whose ``error``
-column reads ``"<ExceptionType>: <message>"``. These classes exist so that those rows,
-and the up-front argument checks, name their cause precisely.
+column reads ``"<ExceptionType>: <message>"`` (:func:`format_error`, the one wording;
+:func:`error_cause` groups the rows that failed the same way). These classes exist so
+that those rows and the up-front argument checks name their cause precisely.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
+
+from ._redact import redact_text
 
 __all__ = [
     "ColumnError",
@@ -285,3 +289,60 @@ class TooManyRedirectsError(DownloadError):
 
 class RobotsTagError(DownloadError):
     """The server opted the image out with ``X-Robots-Tag`` (``noai``, ``noindex``, ...)."""
+
+
+# ---- how an exception reads in a row's ``error`` column -----------------------------
+
+_MAX_ERROR_CHARS = 500
+
+
+def format_error(err: BaseException) -> str:
+    """``"<ExceptionType>: <message>"`` on one line, at most 500 characters, URLs redacted.
+
+    Every URL in the message has its userinfo and credential-like query values hidden
+    (:func:`creevey_dask._redact.redact_text`), so no secret reaches a row's ``error``,
+    a summary line or a log.
+
+    Examples
+    --------
+    >>> format_error(FileNotFoundError("no\\nsuch file"))
+    'FileNotFoundError: no such file'
+    """
+    message = redact_text(" ".join(str(err).split()))
+    text = f"{type(err).__name__}: {message}" if message else type(err).__name__
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
+
+
+#: The parts of a message that vary between rows of one cause: a quoted path or URL (a
+#: port, a file name), a port ("127.0.0.1:43567", "port=43567"), a count with its unit
+#: ("2768 bytes", "(7 bytes not processed)", "1.5 s") and a size ("640x480").
+_VARIABLE_PARTS = (
+    (re.compile(r"'[^']*'|\"[^\"]*\""), "'…'"),
+    (re.compile(r"(?<=[\w\]]):\d{1,5}\b"), ":N"),
+    (re.compile(r"\bport=\d+"), "port=N"),
+    (re.compile(r"\b\d+( ?)x\1\d+\b"), r"N\1x\1N"),
+    (re.compile(r"\b\d+(?:\.\d+)?(?= ?(?:bytes?|B|kB|MB|px|pixels?|s|seconds?|scans?)\b)"), "N"),
+)
+
+
+def error_cause(error: str) -> str:
+    """The cause of a row's ``error``, the same for every row that failed the same way.
+
+    The root cause (an :class:`UpstreamError` gives the earlier step's error), with
+    the parts that vary between rows replaced: quoted paths and URLs by ``'…'``, ports
+    by ``:N``, counts of bytes, pixels or seconds by ``N``, sizes such as ``640x480``
+    or ``40 x 30`` by ``NxN`` / ``N x N``. HTTP
+    statuses and other bare numbers are kept (a 404 is not a 503).
+
+    Examples
+    --------
+    >>> error_cause("ImageDecodeError: cannot decode '/data/a.jpg': truncated JPEG data: "
+    ...             "image file is truncated (7 bytes not processed)")
+    "ImageDecodeError: cannot decode '…': truncated JPEG data: image file is truncated (N bytes not processed)"
+    >>> error_cause("DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=43567)")
+    'DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=N)'
+    """  # noqa: E501
+    cause = UpstreamError.root_cause(" ".join(error.split()))
+    for pattern, replacement in _VARIABLE_PARTS:
+        cause = pattern.sub(replacement, cause)
+    return cause

@@ -17,27 +17,30 @@ from typing import Any, cast
 import pandas as pd
 
 from . import ops as _ops
-from ._dask_types import is_dask_frame, is_dask_series
-from ._keywords import public_keywords
+from ._dask_types import require_frame
+from ._keywords import extends, public_keywords
 from .engine.pipeline import Pipeline
-from .engine.runner import run_pipeline
+from .engine.rows import as_ops
+from .engine.runner import as_frame, run_pipeline
 from .exceptions import require_columns
+from .image.decode import DEFAULT_MAX_PIXELS
+from .image.encode import ImageWriter
 from .image.filters import make_filter
 from .image.formats import extension_for, format_name
-from .image.imagefile import DEFAULT_MAX_PIXELS, ImageLoader, ImageWriter
+from .image.loading import ImageLoader
 from .options import RunOptions, run_options
 from .sinks.shards import Sink
 from .sources.hashing import check_verify_column, with_source_hash
 from .storage import fs as storage
 from .storage.naming import safe_filename
 
-__all__ = ["REPORTS", "KeepFilename", "resize", "resize_multiple_files"]
+__all__ = ["MEASURES", "KeepFilename", "resize", "resize_multiple_files"]
 
-#: ``resize(report=...)`` values: the result columns to add. ``"size"`` (``width`` and
+#: ``resize(measure=...)`` values: the result columns to add. ``"size"`` (``width`` and
 #: ``height`` of the written image) is always reported; ``"mean_brightness"`` and
 #: ``"dhash"`` measure the written image, ``"sha256"`` adds ``sha256`` and ``out_bytes``
 #: of the written file.
-REPORTS = ("size", "mean_brightness", "dhash", "sha256")
+MEASURES = ("size", "mean_brightness", "dhash", "sha256")
 
 
 class KeepFilename:
@@ -74,20 +77,20 @@ class KeepFilename:
         return f"KeepFilename({self.outdir!r}, {self.extension!r})"
 
 
-def _reporters(report: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]:
-    if isinstance(report, str):
-        report = [report]
-    names = ["size", *report]  # width and height of the written image, always
-    unknown = [n for n in names if n not in REPORTS]
+def _reporters(measure: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool]:
+    if isinstance(measure, str):
+        measure = [measure]
+    names = ["size", *measure]  # width and height of the written image, always
+    unknown = [n for n in names if n not in MEASURES]
     if unknown:
-        raise ValueError(f"report {unknown} is not a subset of {list(REPORTS)}")
+        raise ValueError(f"measure {unknown} is not a subset of {list(MEASURES)}")
     table = {
         "size": _ops.report_size,
         "mean_brightness": _ops.report_mean_brightness,
         "dhash": _ops.report_dhash,
     }
     chosen: list[Callable[[Any], Any]] = [
-        cast(Callable[[Any], Any], table[n]) for n in REPORTS if n in names and n in table
+        cast(Callable[[Any], Any], table[n]) for n in MEASURES if n in names and n in table
     ]
     return chosen, "sha256" in names
 
@@ -109,7 +112,7 @@ def resize(
     format: str | None = None,
     quality: int | None = None,
     ops: Sequence[Callable[[Any], Any]] | None = None,
-    report: Iterable[str] = (),
+    measure: Iterable[str] = (),
     outpath_func: Callable[[Any], str] | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     n_jobs: int | None = None,
@@ -161,8 +164,8 @@ def resize(
     ops : sequence of ops, optional
         Ops applied to the full image *before* the resize (e.g.
         ``[ops.trim_bottom(100)]``). Any op there turns the reduced decode off.
-    report : iterable of str, default ()
-        More result columns, from :data:`REPORTS`: ``"mean_brightness"``, ``"dhash"``
+    measure : iterable of str, default ()
+        More result columns, from :data:`MEASURES`: ``"mean_brightness"``, ``"dhash"``
         (of the written image) and ``"sha256"`` (``sha256``, ``out_bytes`` of the
         written file). ``"size"`` (``width``, ``height`` of the written image) is always
         reported.
@@ -197,7 +200,7 @@ def resize(
     ------
     ValueError
         For invalid resize arguments (listing what is allowed), an unknown format or
-        report.
+        measure name.
     ColumnError
         If ``path_col`` is missing.
 
@@ -226,15 +229,8 @@ def resize(
         reducing_gap=reducing_gap,
     )
     fmt = None if format is None else format_name(format)
-    reporters, record_sha256 = _reporters(report)
-    if ops is None:
-        user_ops: list[Callable[[Any], Any]] = []
-    elif callable(ops):
-        user_ops = [ops]
-    elif isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
-        raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
-    else:
-        user_ops = list(ops)
+    reporters, record_sha256 = _reporters(measure)
+    user_ops = as_ops(ops)
     if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:
         raise TypeError(f"outdir must be a path or URL string, got {outdir!r}")
     opts = run_options(
@@ -270,8 +266,7 @@ def resize(
         write_func=ImageWriter(fmt, quality, storage_options, record_sha256=record_sha256),
     )
 
-    if not (isinstance(df, pd.DataFrame) or is_dask_frame(df)):
-        raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
+    require_frame(df)
     require_columns(df.columns, path_col=path_col)
     check_verify_column(df.columns, verify_hash)
     if outpath_func is None:
@@ -280,32 +275,20 @@ def resize(
 
 
 @public_keywords("resize_multiple_files")
+@extends(resize, exclude=("df", "path_col"))
 def resize_multiple_files(
     paths: Iterable[str] | pd.Series | Any,
     shape: Sequence[int] | None,
     outdir: str,
     n_jobs: int | None = None,
     skip_existing: bool | None = None,
-    *,
-    min_dim: int | None = None,
-    max_dim: int | None = None,
-    mode: str | None = None,
-    only_shrink: bool = False,
-    resample: str = "lanczos",
-    fill: Any = None,
-    reducing_gap: float | None = 2.0,
-    format: str | None = None,
-    quality: int | None = None,
-    ops: Any = None,
-    report: Iterable[str] = (),
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    progress: bool | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    parallel_strategy: str | None = None,
-    npartitions: int | None = None,
-    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> pd.DataFrame | Any:
     """Resize image files into ``outdir``, keeping their filenames (the original creevey's API).
+
+    The first five parameters are the original creevey's, in its order; every other
+    keyword is :func:`resize`'s (``min_dim=``, ``mode=``, ``format=``, ``ops=``,
+    ``measure=``, ``options=``, ...), with its defaults.
 
     Parameters
     ----------
@@ -319,48 +302,15 @@ def resize_multiple_files(
         Rows in flight per partition.
     skip_existing : bool, default True
         Leave existing outputs alone.
-    min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap, format, quality
-        As for :func:`resize`.
-    ops, report, max_pixels
-        As for :func:`resize`.
-    progress, storage_options, parallel_strategy, npartitions, options
-        The run settings, as for :func:`resize`.
+    **keywords
+        The other keywords of :func:`resize`.
 
     Returns
     -------
     pandas.DataFrame or dask.dataframe.DataFrame
         A column ``path`` with the sources, then the result columns.
     """
-    if isinstance(paths, (str, bytes, os.PathLike)):
-        raise TypeError(f"paths must be a collection of paths, got the single path {paths!r}")
-    if isinstance(paths, pd.Series) or is_dask_series(paths):
-        frame = paths.rename("path").to_frame()
-    else:
-        frame = pd.DataFrame(
-            {"path": [os.fspath(p) if isinstance(p, os.PathLike) else p for p in paths]}
-        )
+    frame, _, _ = as_frame(paths, "path", what="paths", noun="path", param="path_col")
     return resize(
-        frame,
-        outdir,
-        "path",
-        shape=shape,
-        min_dim=min_dim,
-        max_dim=max_dim,
-        mode=mode,
-        only_shrink=only_shrink,
-        resample=resample,
-        fill=fill,
-        reducing_gap=reducing_gap,
-        format=format,
-        quality=quality,
-        ops=ops,
-        report=report,
-        max_pixels=max_pixels,
-        n_jobs=n_jobs,
-        skip_existing=skip_existing,
-        progress=progress,
-        storage_options=storage_options,
-        parallel_strategy=parallel_strategy,
-        npartitions=npartitions,
-        options=options,
+        frame, outdir, "path", shape=shape, n_jobs=n_jobs, skip_existing=skip_existing, **keywords
     )

@@ -152,7 +152,7 @@ thumbs = res.creevey.resize(
     path_col="outpath",
     shape=(96, 128),
     mode="cover",
-    report=["size", "dhash"],
+    measure=["size", "dhash"],
     progress=False,
 )
 thumbs[["inpath", "label", "status", "width", "height"]].head()""",
@@ -171,7 +171,7 @@ thumbs.creevey.contact_sheet(
         "duplicates-md",
         """\
 The three flaky URLs served the same images as three others: copies, which would leak
-between train and valid. `report=["dhash"]` gave each thumbnail a 64-bit perceptual hash;
+between train and valid. `measure=["dhash"]` gave each thumbnail a 64-bit perceptual hash;
 `duplicates()` groups the rows whose hashes are at most 4 bits apart (`dup_group`) and
 marks one row per group to keep (`dup_keep`). The largest groups, one per row:""",
     ),
@@ -275,7 +275,7 @@ partition is one task, which runs its rows through a small thread pool on a work
         """\
 downloaded = ddf.creevey.download(str(workdir / "images"), retries=1)
 resized = downloaded.creevey.resize(
-    str(workdir / "thumbs"), path_col="outpath", max_dim=128, report=["size"]
+    str(workdir / "thumbs"), path_col="outpath", max_dim=128, measure=["size"]
 )
 resized""",
     ),

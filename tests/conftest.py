@@ -101,7 +101,7 @@ def local_cluster_client(_session_cluster_client: object) -> Iterator[object]:
 
 
 # ---------------------------------------------------------------------------------------
-# Image ops and resizing (issue 4): images in every mode, bad image files, PSNR.
+# Image ops and resizing: images in every mode, bad image files, PSNR.
 
 
 def _make_mode_image(mode: str, width: int = 40, height: int = 30, seed: int = 0) -> Image.Image:

@@ -591,7 +591,7 @@ def test_a_gzipped_input_of_endless_lines_is_streamed_and_refused(tmp_path, caps
     """More lines than MAX_LINES (here blank ones, as a gzip bomb has): exit 2, one line."""
     import gzip
 
-    from creevey_dask.cli import main as cli
+    from creevey_dask.cli import tables as cli
 
     path = tmp_path / "urls.txt.gz"
     with gzip.open(path, "wb", compresslevel=9) as f:

@@ -1,4 +1,4 @@
-"""Every row's record is true (issue 11): names, skips, atomic writes and clean-up.
+"""Every row's record is true: names, skips, atomic writes and clean-up.
 
 Each test reproduces one finding with real parts (a tmpfs, two processes, a loopback
 server, real files) and checks the files on disk: every ``ok``/``skipped`` row's file

@@ -1,4 +1,4 @@
-"""The HTTP client against servers and URLs that try to talk past it (issue 14).
+"""The HTTP client against servers and URLs that try to talk past it.
 
 Every connection the tests make goes to 127.0.0.1: an audit hook refuses any other
 address, so a spelling of a link-local or metadata address that got past the checks
@@ -329,7 +329,7 @@ def test_many_scans_are_refused_before_decoding() -> None:
 
 
 def test_a_single_scan_jpeg_is_not_counted_and_extra_scans_are_refused_by_the_decoder() -> None:
-    from creevey_dask.image.imagefile import _one_scan_only
+    from creevey_dask.image.decode import _one_scan_only
 
     baseline, progressive = _jpeg((64, 48)), _jpeg((64, 48), progressive=True)
     assert _one_scan_only(baseline)  # sequential, every component in the first scan

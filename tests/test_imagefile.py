@@ -579,7 +579,7 @@ def _ico_around(png: bytes) -> bytes:
 def test_an_ico_is_checked_before_pillow_decodes_it_and_outside_the_open_lock(
     png_header_only,
 ):
-    from creevey_dask.image import imagefile
+    from creevey_dask.image import decode as imagefile
 
     data = _ico_around(png_header_only(12_000, 12_000))
     refused: list[BaseException] = []
@@ -679,7 +679,7 @@ def test_8bit_conversion_in_bands_keeps_the_values():
 
 def test_rows_in_flight_are_bounded_by_memory_too(tmp_path, monkeypatch, overlap):
     """Four rows allowed at once by count, but the process's memory fits two at a time."""
-    from creevey_dask.image import imagefile
+    from creevey_dask.image import decode as imagefile
 
     sources = []
     for i in range(4):

@@ -356,7 +356,7 @@ def test_draft_size():
     assert ops.resize(max_dim=100, only_shrink=True).draft_size((80, 60)) is None
 
 
-# -- the reduced-decode rule (issue 12): draft to 1.25 x the output, then one Lanczos -----
+# -- the reduced-decode rule: draft to 1.25 x the output, then one Lanczos -----
 def _line_art(width: int, height: int, seed: int) -> Image.Image:
     """Black 1-3 px strokes and text on white, like a diagram or a scanned drawing."""
     from PIL import ImageDraw, ImageFont

@@ -43,6 +43,20 @@ def python_blocks(text: str) -> list[tuple[int, str, str | None]]:
     return blocks
 
 
+def test_readme_is_a_front_door() -> None:
+    """At most 12 KiB: the rest of the documentation is in docs/, and the README links it."""
+    assert README.stat().st_size <= 12_288
+    text = README.read_text(encoding="utf-8")
+    for page in sorted((README.parent / "docs").glob("*.md")):
+        if page.name != "index.md":
+            assert f"docs/{page.name}" in text or page.name in _index_text(), page.name
+    assert "docs/index.md" in text
+
+
+def _index_text() -> str:
+    return (README.parent / "docs" / "index.md").read_text(encoding="utf-8")
+
+
 def test_the_extractor_finds_blocks_and_skip_markers() -> None:
     text = (
         "intro\n```python\na = 1\n```\n\n```bash\nls\n```\n"

@@ -13,16 +13,10 @@ from PIL import Image, ImageFont
 
 import creevey_dask as cd
 from creevey_dask import Pipeline, load_image, report
+from creevey_dask.reports import _common
 from creevey_dask.reports import sheets as reports
-from creevey_dask.reports.sheets import (
-    CAPTION_GAP,
-    PADDING,
-    cell_size,
-    contact_sheet,
-    sample_rows,
-    summary_figure,
-    summary_table,
-)
+from creevey_dask.reports.sheets import CAPTION_GAP, PADDING, cell_size, contact_sheet, sample_rows
+from creevey_dask.reports.summary import summary_figure, summary_table
 from tests.conftest import encode, make_photo
 
 THUMB_BG = (242, 242, 242)
@@ -357,22 +351,22 @@ def test_summary_figure_panels(results):
     assert figure.size == (960, 640)
     assert figure.mode == "RGB"
     top, bottom = (0, 0, 960, 320), (0, 320, 960, 640)
-    assert _has_color(figure, top, reports._STATUS_COLORS["ok"]) > 100
-    assert _has_color(figure, top, reports._STATUS_COLORS["error"]) > 100
-    assert _has_color(figure, top, reports._ERROR_BARS) > 100
-    assert _has_color(figure, bottom, reports._HIST_BARS) > 100
+    assert _has_color(figure, top, _common._STATUS_COLORS["ok"]) > 100
+    assert _has_color(figure, top, _common._STATUS_COLORS["error"]) > 100
+    assert _has_color(figure, top, _common._ERROR_BARS) > 100
+    assert _has_color(figure, bottom, _common._HIST_BARS) > 100
     # two histograms side by side: bars in both halves
-    assert _has_color(figure, (0, 320, 480, 640), reports._HIST_BARS) > 100
-    assert _has_color(figure, (480, 320, 960, 640), reports._HIST_BARS) > 100
+    assert _has_color(figure, (0, 320, 480, 640), _common._HIST_BARS) > 100
+    assert _has_color(figure, (480, 320, 960, 640), _common._HIST_BARS) > 100
 
 
 def test_summary_figure_without_errors_or_sizes(tmp_path, image_files):
     res = Pipeline(load_image).run(image_files, to_png(str(tmp_path / "out")), progress=False)
     figure = summary_figure(res, size=(400, 300), title="five images")
     assert figure.size == (400, 300)
-    assert _has_color(figure, (0, 0, 400, 300), reports._STATUS_COLORS["ok"]) > 50
-    assert _has_color(figure, (0, 0, 400, 300), reports._HIST_BARS) == 0
-    assert _has_color(figure, (0, 0, 400, 300), reports._ERROR_BARS) == 0
+    assert _has_color(figure, (0, 0, 400, 300), _common._STATUS_COLORS["ok"]) > 50
+    assert _has_color(figure, (0, 0, 400, 300), _common._HIST_BARS) == 0
+    assert _has_color(figure, (0, 0, 400, 300), _common._ERROR_BARS) == 0
 
 
 def test_summary_figure_draws_bars_far_below_the_peak():
@@ -419,9 +413,15 @@ def test_accessor_methods(results):
 
 
 def test_public_names():
-    for name in ("contact_sheet", "summary_figure", "summary_table"):
+    from creevey_dask.reports import summary
+
+    for name, module in (
+        ("contact_sheet", reports),
+        ("summary_figure", summary),
+        ("summary_table", summary),
+    ):
         assert name in cd.__all__
-        assert getattr(cd, name) is getattr(reports, name)
+        assert getattr(cd, name) is getattr(module, name)
 
 
 # --- bad arguments --------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_resize_multiple_files_keeps_filenames(photos, tmp_path, psnr):
 def test_accessor_resize_sizes_and_formats(photos, tmp_path, fmt, kwargs, size_of):
     df = pd.DataFrame({"path": photos, "label": range(len(photos))})
     result = df.creevey.resize(
-        str(tmp_path / "out"), format=fmt, quality=80, progress=False, report=["size"], **kwargs
+        str(tmp_path / "out"), format=fmt, quality=80, progress=False, measure=["size"], **kwargs
     )
     assert list(result.columns) == [
         "path",
@@ -127,7 +127,7 @@ def test_report_columns_and_sha256(photos, tmp_path):
         shape=(32, 32),
         mode="cover",
         format="png",
-        report=["size", "mean_brightness", "dhash", "sha256"],
+        measure=["size", "mean_brightness", "dhash", "sha256"],
         progress=False,
     )
     dtypes = {
@@ -161,7 +161,7 @@ def test_ops_run_before_the_resize(tmp_path, photo):
         str(tmp_path / "out"),
         min_dim=50,
         ops=[ops.trim_bottom(50), ops.grayscale],
-        report=["size"],
+        measure=["size"],
         progress=False,
     )
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (100, 50)
@@ -220,7 +220,7 @@ def test_exif_rotated_inputs_are_upright(tmp_path, photo):
         pd.DataFrame({"path": [str(source)]}),
         str(tmp_path / "out"),
         max_dim=60,
-        report=["size"],
+        measure=["size"],
         progress=False,
     )
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (40, 60)
@@ -239,7 +239,7 @@ def test_dask_frame_on_memory_filesystem(memfs, photo):
     paths = [f"memory://in/img{i}.jpg" for i in range(4)] + ["memory://in/broken.jpg"]
     ddf = dd.from_pandas(pd.DataFrame({"path": paths, "i": range(5)}), npartitions=2)
     lazy = ddf.creevey.resize(
-        "memory://out", shape=(32, 48), mode="cover", format="png", report=["size", "sha256"]
+        "memory://out", shape=(32, 48), mode="cover", format="png", measure=["size", "sha256"]
     )
     assert isinstance(lazy, dd.DataFrame)
     assert not memfs.exists("/out")  # lazy: nothing ran yet
@@ -260,12 +260,16 @@ def test_chaining_on_the_outpath_of_an_earlier_run(photos, tmp_path):
         str(tmp_path / "big"),
         max_dim=200,
         format="png",
-        report=["size"],
+        measure=["size"],
         progress=False,
     )
     first.loc[1, "outpath"] = None  # as if that download had failed
     second = first.creevey.resize(
-        str(tmp_path / "small"), path_col="outpath", shape=(20, 20), report=["size"], progress=False
+        str(tmp_path / "small"),
+        path_col="outpath",
+        shape=(20, 20),
+        measure=["size"],
+        progress=False,
     )
     assert list(second.columns) == [
         "path",
@@ -301,7 +305,7 @@ def test_width_and_height_are_those_of_the_written_image_after_a_download(
             path_col="outpath",
             shape=(128, 128),
             mode="cover",
-            report=report,
+            measure=report,
             progress=False,
         )
         assert list(thumbs.columns).count("width") == 1
@@ -334,7 +338,7 @@ def test_processes_strategy(photos, tmp_path):
         ({"shape": (10, 10), "resample": "sinc"}, ValueError, r"is not one of \['bicubic'"),
         ({"shape": (10, 10), "format": "heic"}, ValueError, "choose from"),
         ({"shape": (10, 10), "quality": 101}, ValueError, "quality must be an int from 1 to 100"),
-        ({"shape": (10, 10), "report": ["exif"]}, ValueError, r"is not a subset of \['size'"),
+        ({"shape": (10, 10), "measure": ["exif"]}, ValueError, r"is not a subset of \['size'"),
         ({"shape": (10, 10), "ops": "grayscale"}, TypeError, "ops must be a callable or a list"),
         ({"shape": (10, 10), "path_col": "file"}, ValueError, "no column"),
         ({"shape": (10, 10), "parallel_strategy": "gpu"}, ValueError, "parallel_strategy"),
@@ -354,7 +358,7 @@ def test_clashing_output_names_get_distinct_names(tmp_path, photo):
     df = pd.DataFrame(
         {"path": [str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png")]}
     )
-    res = resize(df, str(tmp_path / "out"), max_dim=10, progress=False, report=["size"])
+    res = resize(df, str(tmp_path / "out"), max_dim=10, progress=False, measure=["size"])
     assert res.status.tolist() == ["ok", "ok"]
     assert res.outpath.iloc[0] == str(tmp_path / "out" / "same.png")
     assert res.outpath.iloc[1] == disambiguate(res.outpath.iloc[0], df.path.iloc[1])
@@ -386,7 +390,7 @@ def test_trim_padding_in_a_resize(tmp_path, photo):
         str(tmp_path / "out"),
         max_dim=300,
         ops=[ops.trim_padding(operator.gt, 0.95)],
-        report=["size"],
+        measure=["size"],
         progress=False,
     )
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (300, 200)

@@ -134,9 +134,10 @@ def test_sample_images_are_seeded_labelled_jpegs() -> None:
 
 
 def test_public_docs_import_no_private_module() -> None:
-    """Docstrings, the README, the notebooks and the demo use only public modules."""
+    """Docstrings, the README, the docs, the notebooks and the demo use only public modules."""
     private = re.compile(r"(from|import)\s+creevey_dask\._\w+|from \._testserver")
-    sources = [ROOT / "README.md", *sorted((ROOT / "notebooks").glob("*.py"))]
+    sources = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    sources += sorted((ROOT / "notebooks").glob("*.py"))
     sources += sorted((ROOT / "notebooks").glob("*.ipynb"))
     sources += sorted((ROOT / "creevey_dask").glob("*.py"))
     offenders = [str(p.relative_to(ROOT)) for p in sources if private.search(p.read_text())]

@@ -10,240 +10,29 @@ one-line message for unusable input.
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
-import os
 import sys
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .._redact import redact_text
+from .commands import (
+    dedup_command,
+    demo_command,
+    pipeline_command,
+    run_download,
+    run_resize,
+    split_command,
+)
+from .tables import UsageError
 
-__all__ = ["build_parser", "main", "read_table"]
+__all__ = ["build_parser", "main"]
 
 logger = logging.getLogger(__name__)
 
 #: ``creevey_dask.duplicates.DEFAULT_MAX_DISTANCE``, spelled here so that building the
 #: parser imports neither numpy nor pandas (tests/test_cli.py checks that they agree).
 DEFAULT_MAX_DISTANCE = 4
-
-
-class UsageError(Exception):
-    """Unusable input: printed as ``creevey: error: ...`` with exit code 2."""
-
-
-# ----------------------------------------------------------------------------- input/output
-
-
-#: Input kinds by extension (each may also end in ``.gz``, except Parquet).
-_KINDS = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".txt", ".lst")
-
-
-def _suffix(path: str) -> tuple[str, bool]:
-    """``(kind, gzipped)`` of ``path`` from its name: ``("csv", True)`` for ``a.csv.gz``."""
-    name = path.rstrip("/").rsplit("/", 1)[-1].lower()
-    gzipped = name.endswith(".gz")
-    if gzipped:
-        name = name[: -len(".gz")]
-    for ext in _KINDS:
-        if name.endswith(ext):
-            return ext, gzipped
-    return "", gzipped
-
-
-def read_table(
-    path: str,
-    column: str,
-    *,
-    lazy: bool = False,
-    storage_options: dict[str, Any] | None = None,
-    text_cols: tuple[str, ...] = (),
-) -> Any:
-    """Read the input table at ``path``; a text file becomes one column named ``column``.
-
-    ``text_cols`` of a CSV/TSV are read as text, not numbers (64-bit hashes do not fit a
-    float, which is what a column of integers with a missing value becomes).
-
-    Understood, from any fsspec path, by extension: ``.parquet``/``.pq`` (a file or a
-    folder), ``.csv``, ``.tsv``, ``.json`` (records or columns), ``.jsonl``/``.ndjson``
-    (one JSON object per line) and ``.txt``/``.lst`` or no extension (one source per
-    line; blank lines and lines starting with ``#`` are skipped); all but Parquet may be
-    gzipped (``.csv.gz``, ``.txt.gz``, ...). With ``lazy``, Parquet, CSV/TSV and JSON
-    Lines are read as dask frames (a gzipped file as one partition).
-    """
-    import pandas as pd
-
-    from ..storage import fs as storage
-
-    options = storage_options or {}
-    try:
-        exists = storage.exists(path, options)
-    except (ValueError, ImportError) as err:
-        raise UsageError(str(err)) from err
-    if not exists:
-        raise UsageError(f"input {path!r} does not exist")
-    kind, gzipped = _suffix(path)
-    compression = "gzip" if gzipped else None
-    fsspec_options = options or None
-    if kind in (".parquet", ".pq"):
-        if gzipped:
-            raise UsageError(f"cannot read {path!r}: Parquet is compressed inside; drop the .gz")
-        if lazy:
-            import dask.dataframe as dd
-
-            return dd.read_parquet(path, storage_options=fsspec_options)
-        return pd.read_parquet(path, storage_options=fsspec_options)
-    if kind in (".csv", ".tsv"):
-        sep = "\t" if kind == ".tsv" else ","
-        if lazy:
-            import dask.dataframe as dd
-
-            return dd.read_csv(
-                path,
-                sep=sep,
-                compression=compression,
-                blocksize=None if gzipped else "default",
-                storage_options=fsspec_options,
-            )
-        return pd.read_csv(
-            path,
-            sep=sep,
-            compression=compression,
-            storage_options=fsspec_options,
-            dtype=dict.fromkeys(text_cols, "string") or None,
-        )
-    if kind in (".jsonl", ".ndjson"):
-        if lazy:
-            import dask.dataframe as dd
-
-            return dd.read_json(
-                path,
-                lines=True,
-                compression=compression,
-                blocksize=None if gzipped else 2**26,
-                storage_options=fsspec_options,
-            )
-        return pd.read_json(
-            path, lines=True, compression=compression, storage_options=fsspec_options
-        )
-    if kind == ".json":
-        import io
-
-        data = _read_capped(path, options, compression)
-        table = pd.read_json(io.BytesIO(data))
-        if list(table.columns) == [0]:  # a JSON list of sources
-            table = table.rename(columns={0: column})
-        return table
-    if kind in (".txt", ".lst", ""):
-        rows = _read_lines(path, options, compression)
-        if not rows:
-            raise UsageError(f"input {path!r} has no sources (blank lines and #comments only)")
-        return pd.DataFrame({column: rows})
-    raise UsageError(  # pragma: no cover - every kind is handled above
-        f"cannot read {path!r}: use a .txt, .csv, .tsv, .json, .jsonl or .parquet file"
-    )
-
-
-#: Bounds on a text or JSON input, checked while it is read (a gzipped input is
-#: inflated as a stream, never whole): the longest line, the most lines, the most bytes.
-MAX_LINE_BYTES = 64 * 1024
-MAX_LINES = 10_000_000
-MAX_JSON_BYTES = 2**30
-
-#: What a damaged or undecodable input raises while it is read.
-_READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error)
-
-
-def _read_lines(path: str, options: dict[str, Any], compression: str | None) -> list[str]:
-    """The sources of a text input, one per line, streamed under the bounds above."""
-    import fsspec
-
-    rows: list[str] = []
-    try:
-        with fsspec.open(path, "rb", compression=compression, **options) as f:
-            for number in itertools.count(1):
-                line = f.readline(MAX_LINE_BYTES + 1)
-                if not line:
-                    return rows
-                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    raise UsageError(
-                        f"cannot read {path!r}: line {number:,} is longer than "
-                        f"{MAX_LINE_BYTES:,} bytes"
-                    )
-                if number > MAX_LINES:
-                    raise UsageError(
-                        f"cannot read {path!r}: it has more than {MAX_LINES:,} lines; "
-                        "split it, or use a CSV or Parquet table (read with --lazy)"
-                    )
-                text = line.decode("utf-8-sig" if number == 1 else "utf-8").strip()
-                if text and not text.startswith("#"):
-                    rows.append(text)
-    except _READ_ERRORS as err:
-        raise UsageError(f"cannot read {path!r}: {type(err).__name__}: {err}") from None
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _read_capped(path: str, options: dict[str, Any], compression: str | None) -> bytes:
-    """The bytes of an input (inflated as a stream), refused past :data:`MAX_JSON_BYTES`."""
-    import fsspec
-
-    try:
-        with fsspec.open(path, "rb", compression=compression, **options) as f:
-            data = f.read(MAX_JSON_BYTES + 1)
-    except _READ_ERRORS as err:
-        raise UsageError(f"cannot read {path!r}: {type(err).__name__}: {err}") from None
-    if len(data) > MAX_JSON_BYTES:
-        raise UsageError(
-            f"cannot read {path!r}: it holds more than {MAX_JSON_BYTES:,} bytes of JSON; "
-            "use JSON Lines (read with --lazy) or Parquet"
-        )
-    return bytes(data)
-
-
-def _write_result(result: Any, output: str, storage_options: dict[str, Any]) -> None:
-    """Write a pandas result, or stream a lazy dask one, to Parquet."""
-    result.to_parquet(output, storage_options=storage_options or None)
-
-
-def _print_summary(result: Any, output: str, *, top: int = 5) -> None:
-    from .._dask_types import is_dask_frame
-    from ..engine.runner import error_causes
-    from ..schema import STATUSES
-
-    if is_dask_frame(result):
-        import dask.dataframe as dd
-
-        result = dd.read_parquet(output, columns=["status", "error"]).compute()
-    counts = result["status"].value_counts()
-    print(f"\n{len(result)} rows: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES))
-    causes = error_causes(result.loc[result["status"] == "error", "error"], top)
-    if causes:
-        print("most common errors (root causes):")
-        for cause, n in causes:
-            print(f"  {n:6d}  {cause if len(cause) <= 110 else cause[:109] + '…'}")
-    print(f"result table: {output}")
-
-
-def _storage_options(pairs: Sequence[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--storage-option takes KEY=VALUE, got {pair!r}")
-        options[key] = {"true": True, "false": False}.get(value.lower(), value)
-    return options
-
-
-def _shape(text: str) -> tuple[int, int]:
-    parts = text.lower().replace("x", ",").split(",")
-    try:
-        height, width = (int(p) for p in parts) if len(parts) == 2 else (int(parts[0]),) * 2
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a shape: use HEIGHTxWIDTH (e.g. 224x224) or one number"
-        ) from None
-    return height, width
 
 
 # ----------------------------------------------------------------------------- subcommands
@@ -399,24 +188,6 @@ def _verify_hash(text: str) -> tuple[str, str]:
 
 
 #: The options of size filters and hashes (see creevey_dask.image.checks), for download and resize.
-_CHECK_OPTIONS = (
-    "min_image_size",
-    "max_image_area",
-    "max_aspect_ratio",
-    "compute_hash",
-    "verify_hash",
-)
-
-
-def _run_options(args: argparse.Namespace) -> Any:
-    """``options=`` for the run: a RunOptions when --result-suffix is given, else None."""
-    if args.result_suffix is None:
-        return None
-    from ..options import RunOptions
-
-    return RunOptions(result_suffix=args.result_suffix)
-
-
 def _storage_option_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage-option",
@@ -439,223 +210,15 @@ def _verbose_flag(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 #: The options of sharded outputs (see creevey_dask.sinks.shards), for download and resize.
-_SINK_OPTIONS = ("output_format", "shard_size", "caption_col", "carry_cols")
-
-
-def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
-    """The options among ``names`` given on the command line (None: the library's default)."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-
-
-def _run_download(args: argparse.Namespace) -> Any:
-    from ..download import download
-
-    options = _storage_options(args.storage_option)
-    df = read_table(args.input, args.column, lazy=args.lazy, storage_options=options)
-    ops = []
-    if args.resize is not None:
-        from ..ops import resize
-
-        ops.append(resize(shape=args.resize, only_shrink=args.only_shrink, **_given(args, "mode")))
-    elif args.only_shrink:
-        raise UsageError("--only-shrink applies to --resize; give --resize HxW too")
-    return download(
-        df,
-        args.outdir,
-        url_col=args.column,
-        ops=ops,
-        naming=args.naming,
-        skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else None,
-        progress=args.progress,
-        storage_options=options,
-        **_given(
-            args,
-            "format",
-            "quality",
-            "timeout",
-            "retries",
-            "per_host_limit",
-            "user_agent",
-            "n_jobs",
-            "npartitions",
-            *_SINK_OPTIONS,
-            *_CHECK_OPTIONS,
-        ),
-        options=_run_options(args),
-    )
-
-
-def _run_resize(args: argparse.Namespace) -> Any:
-    from ..resize import resize
-
-    options = _storage_options(args.storage_option)
-    if sum(x is not None for x in (args.shape, args.min_dim, args.max_dim)) != 1:
-        raise UsageError("give exactly one of --shape, --min-dim and --max-dim")
-    df = read_table(args.input, args.column, lazy=args.lazy, storage_options=options)
-    return resize(
-        df,
-        args.outdir,
-        path_col=args.column,
-        shape=args.shape,
-        min_dim=args.min_dim,
-        max_dim=args.max_dim,
-        only_shrink=args.only_shrink,
-        skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else None,
-        storage_options=options,
-        progress=args.progress,
-        options=_run_options(args),
-        **_given(
-            args,
-            "mode",
-            "format",
-            "quality",
-            "n_jobs",
-            "npartitions",
-            *_SINK_OPTIONS,
-            *_CHECK_OPTIONS,
-        ),
-    )
-
-
-def _size(flag: str, text: str) -> float:
-    """A split size: an int count, or a float proportion if it has a point."""
+def _shape(text: str) -> tuple[int, int]:
+    parts = text.lower().replace("x", ",").split(",")
     try:
-        return float(text) if "." in text else int(text)
+        height, width = (int(p) for p in parts) if len(parts) == 2 else (int(parts[0]),) * 2
     except ValueError:
-        raise UsageError(f"{flag} must be a number, got {text!r}") from None
-
-
-def _split(args: argparse.Namespace) -> int:
-    from ..layout.imagenet import KEEP_STATUSES, imagenet_symlinks
-    from ..layout.split import split
-
-    options = _storage_options(args.storage_option)
-    df = read_table(args.input, args.path_col, storage_options=options)
-    valid_size = _size("--valid-size", args.valid_size)
-    test_size = None if args.test_size is None else _size("--test-size", args.test_size)
-    if args.imagenet_dir:
-        # a result table: link only the rows whose file exists, unless --all-rows
-        manifest = imagenet_symlinks(
-            df,
-            args.imagenet_dir,
-            label_col=args.label_col,
-            path_col=args.path_col,
-            valid_size=valid_size,
-            test_size=test_size,
-            groupby=args.groupby,
-            stratify=args.stratify,
-            random_state=args.seed,
-            link=args.link,
-            relative=not args.absolute,
-            keep_status=None if args.all_rows else KEEP_STATUSES,
-            storage_options=options,
-        )
-        manifest.to_parquet(args.output, storage_options=options or None)
-        counts = manifest["split"].value_counts()
-        print(
-            ", ".join(f"{int(n)} {s}" for s, n in counts.items())
-            + f" in {args.imagenet_dir}; manifest: {args.output}"
-        )
-        return 0
-    result = split(
-        df,
-        valid_size,
-        groupby=args.groupby,
-        stratify=args.stratify,
-        test_size=test_size,
-        random_state=args.seed,
-    )
-    result.to_parquet(args.output, storage_options=options or None)
-    counts = result["split"].value_counts()
-    print(", ".join(f"{int(n)} {s}" for s, n in counts.items()) + f"; result table: {args.output}")
-    return 0
-
-
-def _dedup(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from ..duplicates import check_distance, duplicates
-    from ..reports.sheets import duplicate_sheet
-    from ..storage import fs as storage
-
-    check_distance(args.max_distance)  # the arguments first, then the table
-    options = _storage_options(args.storage_option)
-    hash_col = args.hash_col or None
-    df = read_table(
-        args.input,
-        args.path_col,
-        storage_options=options,
-        text_cols=(hash_col,) if hash_col else (),
-    )
-    if hash_col in df.columns and df[hash_col].dtype == "string":  # a CSV's decimal digits
-        try:
-            df[hash_col] = pd.array(
-                [None if pd.isna(v) else int(v) for v in df[hash_col]], dtype="UInt64"
-            )
-        except (TypeError, ValueError, OverflowError) as err:
-            raise ValueError(
-                f"the {hash_col!r} column of {args.input!r} must be an integer column of 64-bit "
-                f"hashes, written in decimal: {err}"
-            ) from err
-    result = duplicates(
-        df,
-        hash_col=args.hash_col or None,
-        max_distance=args.max_distance,
-        exact_col=args.exact_col,
-    )
-    sizes = result["dup_group"].value_counts()
-    n_groups, n_copies = int((sizes > 1).sum()), int(len(result) - len(sizes))
-    if args.sheet and n_groups:
-        duplicate_sheet(
-            result,
-            path_col=args.path_col,
-            hash_col=args.hash_col or None,
-            storage_options=options,
-            save_to=args.sheet,
-        )
-    written = result[result["dup_keep"]] if args.drop_copies else result
-    folder = storage.local_folder(args.output)
-    if folder is not None:  # as for the sheet: the folder is made
-        os.makedirs(folder, exist_ok=True)
-    written.to_parquet(args.output, storage_options=options or None)
-    print(
-        f"{len(result)} rows: {n_groups} duplicate groups, {n_copies} copies "
-        f"({'dropped' if args.drop_copies else 'dup_keep is False'}); result table: {args.output}"
-        + (f"; sheet: {args.sheet}" if args.sheet and n_groups else "")
-    )
-    return 0
-
-
-def _with_client(args: argparse.Namespace, run: Callable[[argparse.Namespace], Any]) -> Any:
-    if not args.scheduler:
-        return run(args)
-    from distributed import Client
-
-    with Client(args.scheduler) as client:
-        print(f"running on the cluster at {args.scheduler}; dashboard: {client.dashboard_link}")
-        return run(args)
-
-
-def _pipeline_command(
-    run: Callable[[argparse.Namespace], Any],
-) -> Callable[[argparse.Namespace], int]:
-    def command(args: argparse.Namespace) -> int:
-        result = _with_client(args, run)
-        options = _storage_options(args.storage_option)
-        _write_result(result, args.output, options)
-        _print_summary(result, args.output)
-        return 0
-
-    return command
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    run_demo(args.outdir, n_images=args.n_images)
-    return 0
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a shape: use HEIGHTxWIDTH (e.g. 224x224) or one number"
+        ) from None
+    return height, width
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -739,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the User-Agent header (default: creevey_dask/<version> (...))",
     )
-    download.set_defaults(func=_pipeline_command(_run_download))
+    download.set_defaults(func=pipeline_command(run_download))
 
     resize = command(
         "resize", "resize image files", "Resize the images listed in INPUT into OUTDIR."
@@ -781,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="JPEG/WebP quality, 1-100 (default: Pillow's, 75)",
     )
-    resize.set_defaults(func=_pipeline_command(_run_resize))
+    resize.set_defaults(func=pipeline_command(run_resize))
 
     split = command(
         "split",
@@ -844,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         "manifest)",
     )
     _storage_option_flag(split)
-    split.set_defaults(func=_split)
+    split.set_defaults(func=split_command)
 
     dedup = command(
         "dedup",
@@ -886,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", default="dedup.parquet", help="where to write the result table as Parquet"
     )
     _storage_option_flag(dedup)
-    dedup.set_defaults(func=_dedup)
+    dedup.set_defaults(func=dedup_command)
 
     demo = command(
         "demo",
@@ -896,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--outdir", default="creevey-demo-output", help="where to write")
     demo.add_argument("--n-images", type=int, default=24, help="how many sample images")
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=demo_command)
     return parser
 
 

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._keywords import public_keywords
-from ..image.imagefile import write_image
+from ..image.encode import write_image
 from ..options import PARALLEL_STRATEGIES, RunOptions, check_parallel_strategy, run_options
 from ..sinks.shards import Sink
-from .rows import Reporter, check_op, record, report, result_columns_of
+from .rows import Reporter, as_ops, record, report, result_columns_of
 from .runner import Inpaths, run_pipeline
 
 if TYPE_CHECKING:
@@ -101,16 +101,7 @@ class Pipeline:
         parallel_strategy: str = "auto",
     ) -> None:
         _check_callable("load_func", load_func)
-        if ops is None:
-            ops_list: list[Callable[[Any], Any]] = []
-        elif callable(ops):  # one op, as the original creevey allowed
-            ops_list = [ops]
-        elif isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
-            raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
-        else:
-            ops_list = list(ops)
-        for i, op in enumerate(ops_list):
-            check_op(f"ops[{i}]", op)
+        ops_list = as_ops(ops)
         write_func = write_image if write_func is None else write_func
         _check_callable("write_func", write_func)
         check_parallel_strategy(parallel_strategy)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 _Factory = TypeVar("_Factory", bound=Callable[..., Any])
@@ -134,6 +134,24 @@ def makes_op(factory: _Factory) -> _Factory:
     """
     factory.makes_op = True  # type: ignore[attr-defined]
     return factory
+
+
+def as_ops(ops: Any) -> list[Callable[[Any], Any]]:
+    """The list of ops that ``ops=`` stands for: None is none, one callable is one.
+
+    Each op is checked by :func:`check_op`; a str, bytes or non-iterable is refused.
+    """
+    if ops is None:
+        return []
+    if callable(ops):  # one op, as the original creevey allowed
+        ops_list = [ops]
+    elif isinstance(ops, (str, bytes)) or not isinstance(ops, Iterable):
+        raise TypeError(f"ops must be a callable or a list of callables, got {ops!r}")
+    else:
+        ops_list = list(ops)
+    for i, op in enumerate(ops_list):
+        check_op(f"ops[{i}]", op)
+    return ops_list
 
 
 def check_op(what: str, op: Any) -> None:

@@ -31,7 +31,6 @@ import itertools
 import logging
 import math
 import os
-import re
 import stat
 import sys
 import time
@@ -42,8 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .._dask_types import is_dask_frame, is_dask_series
-from .._redact import redact_text
-from ..exceptions import ColumnError, UpstreamError, require_columns
+from ..exceptions import ColumnError, UpstreamError, error_cause, format_error, require_columns
 from ..options import LOCAL_JOBS, NETWORK_JOBS
 from ..schema import (
     DEFAULT_INPATH_COL,
@@ -73,6 +71,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Inpaths",
     "active_client",
+    "as_frame",
     "compute_result",
     "error_cause",
     "format_error",
@@ -84,60 +83,7 @@ logger = logging.getLogger(__name__)
 
 Inpaths = Union[Iterable[Any], pd.Series, pd.DataFrame, "dd.Series", "dd.DataFrame"]
 
-_MAX_ERROR_CHARS = 500
 _MAX_PARTITION_ROWS = 10_000
-
-
-def format_error(err: BaseException) -> str:
-    """``"<ExceptionType>: <message>"`` on one line, at most 500 characters, URLs redacted.
-
-    Every URL in the message has its userinfo and credential-like query values hidden
-    (:func:`creevey_dask._redact.redact_text`), so no secret reaches a row's ``error``,
-    a summary line or a log.
-
-    Examples
-    --------
-    >>> format_error(FileNotFoundError("no\\nsuch file"))
-    'FileNotFoundError: no such file'
-    """
-    message = redact_text(" ".join(str(err).split()))
-    text = f"{type(err).__name__}: {message}" if message else type(err).__name__
-    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
-
-
-#: The parts of a message that vary between rows of one cause: a quoted path or URL (a
-#: port, a file name), a port ("127.0.0.1:43567", "port=43567"), a count with its unit
-#: ("2768 bytes", "(7 bytes not processed)", "1.5 s") and a size ("640x480").
-_VARIABLE_PARTS = (
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "'…'"),
-    (re.compile(r"(?<=[\w\]]):\d{1,5}\b"), ":N"),
-    (re.compile(r"\bport=\d+"), "port=N"),
-    (re.compile(r"\b\d+( ?)x\1\d+\b"), r"N\1x\1N"),
-    (re.compile(r"\b\d+(?:\.\d+)?(?= ?(?:bytes?|B|kB|MB|px|pixels?|s|seconds?|scans?)\b)"), "N"),
-)
-
-
-def error_cause(error: str) -> str:
-    """The cause of a row's ``error``, the same for every row that failed the same way.
-
-    The root cause (an :class:`UpstreamError` gives the earlier step's error), with
-    the parts that vary between rows replaced: quoted paths and URLs by ``'…'``, ports
-    by ``:N``, counts of bytes, pixels or seconds by ``N``, sizes such as ``640x480``
-    or ``40 x 30`` by ``NxN`` / ``N x N``. HTTP
-    statuses and other bare numbers are kept (a 404 is not a 503).
-
-    Examples
-    --------
-    >>> error_cause("ImageDecodeError: cannot decode '/data/a.jpg': truncated JPEG data: "
-    ...             "image file is truncated (7 bytes not processed)")
-    "ImageDecodeError: cannot decode '…': truncated JPEG data: image file is truncated (N bytes not processed)"
-    >>> error_cause("DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=43567)")
-    'DownloadConnectionError: HTTPConnectionPool(host=127.0.0.1, port=N)'
-    """  # noqa: E501
-    cause = UpstreamError.root_cause(" ".join(error.split()))
-    for pattern, replacement in _VARIABLE_PARTS:
-        cause = pattern.sub(replacement, cause)
-    return cause
 
 
 def active_client() -> Any | None:
@@ -535,8 +481,22 @@ def _coerce(value: Any, dtype: Any, name: str) -> Any:
     return value
 
 
-def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]:
-    """Normalise the input to ``(frame, source column, is_dask)``."""
+def as_frame(
+    inpaths: Inpaths,
+    inpath_col: str | None,
+    *,
+    what: str = "inpaths",
+    noun: str = "source",
+    param: str = "inpath_col",
+) -> tuple[Any, str, bool]:
+    """The one coercion of a run's input to ``(frame, source column, is_dask)``.
+
+    A DataFrame is kept (its source column must exist); a Series becomes a one-column
+    frame named ``inpath_col``, else after the Series; a list or other iterable becomes a
+    column ``inpath_col`` (path-like items as str). ``what`` and ``noun`` name the
+    argument and its items, ``param`` the column's parameter, in the caller's words
+    (``download`` says "urls", "URL" and "url_col").
+    """
     if isinstance(inpaths, pd.DataFrame) or is_dask_frame(inpaths):
         is_dask = is_dask_frame(inpaths)
         columns = list(inpaths.columns)
@@ -547,7 +507,7 @@ def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]
                     "with inpath_col="
                 )
             inpath_col = columns[0]
-        require_columns(columns, inpath_col=inpath_col)
+        require_columns(columns, **{param: inpath_col})
         return inpaths, inpath_col, is_dask
     if isinstance(inpaths, pd.Series) or is_dask_series(inpaths):
         name = inpath_col or (inpaths.name if isinstance(inpaths.name, str) else None)
@@ -555,16 +515,17 @@ def _as_frame(inpaths: Inpaths, inpath_col: str | None) -> tuple[Any, str, bool]
         return inpaths.to_frame(name=name), name, is_dask_series(inpaths)
     if isinstance(inpaths, (str, bytes, os.PathLike)):
         raise TypeError(
-            f"inpaths must be a collection of sources, got the single source {inpaths!r}; "
+            f"{what} must be a collection of {noun}s, got the single {noun} {inpaths!r}; "
             "wrap it in a list"
         )
     if not isinstance(inpaths, Iterable):
         raise TypeError(
-            "inpaths must be an iterable, a pandas/dask Series or a pandas/dask DataFrame, "
+            f"{what} must be an iterable, a pandas/dask Series or a pandas/dask DataFrame, "
             f"got {type(inpaths).__name__}"
         )
     name = inpath_col or DEFAULT_INPATH_COL
-    return pd.DataFrame({name: list(inpaths)}), name, False
+    items = [os.fspath(p) if isinstance(p, os.PathLike) else p for p in inpaths]
+    return pd.DataFrame({name: items}), name, False
 
 
 def _result_dtype_problem(name: str, dtype: Any) -> str | None:
@@ -739,7 +700,7 @@ def run_pipeline(
     sink_columns = sink.result_columns(declared) if sink is not None else {}
     result_columns = {**RESULT_COLUMNS, **declared, **sink_columns}
 
-    frame, inpath_col, is_dask = _as_frame(inpaths, inpath_col)
+    frame, inpath_col, is_dask = as_frame(inpaths, inpath_col)
     if sink is not None:
         frame = sink.prepare(frame)
     renamed = source_col_for(inpath_col, frame.columns)

@@ -1,2 +1,3 @@
-"""Images: loading, decoding, encoding and writing (``imagefile``); filters and source
-hashes (``checks``)."""
+"""Images: decoding under limits (``decode``), loading a row's source (``loading``),
+encoding and writing (``encode``), the format table (``formats``), size filters
+(``filters``); ``imagefile`` gathers the public names."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..exceptions import ImageFilteredError
-from .imagefile import DRAFT_ORIGINAL_SIZE_KEY
+from .decode import DRAFT_ORIGINAL_SIZE_KEY
 
 __all__ = ["ImageFilter", "make_filter"]
 

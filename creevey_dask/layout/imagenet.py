@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import pandas as pd
 
-from .._dask_types import is_dask_frame
+from .._dask_types import is_dask_frame, require_frame
 from .._keywords import public_keywords
 from ..exceptions import require_columns
 from ..options import KEEP_STATUSES
@@ -583,8 +583,7 @@ def imagenet_symlinks(
         )
     check_size("valid_size", valid_size, allow_none=False)
     check_size("test_size", test_size, allow_none=True)
-    if not isinstance(df, pd.DataFrame) and not is_dask_frame(df):
-        raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
+    require_frame(df)
     require_columns(
         df.columns, label_col=label_col, path_col=path_col, groupby=groupby, stratify=stratify
     )

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._dask_types import is_dask_frame
+from .._dask_types import is_dask_frame, require_frame
 from .._keywords import public_keywords
 from ..exceptions import ColumnError, require_columns
 from ..schema import STRING_DTYPE
@@ -493,8 +493,7 @@ def split(
     """
     check_size("valid_size", valid_size, allow_none=False)
     check_size("test_size", test_size, allow_none=True)
-    if not isinstance(df, pd.DataFrame) and not is_dask_frame(df):
-        raise TypeError(f"df must be a pandas or dask DataFrame, got {type(df).__name__}")
+    require_frame(df)
     require_columns(df.columns, groupby=groupby, stratify=stratify)
     if "split" in df.columns:
         raise ColumnError(

@@ -1,2 +1,2 @@
-"""Visual reports of result tables: contact sheets and summary figures (``sheets``),
-drawn with Pillow only (``charts``)."""
+"""Visual reports of result tables, drawn with Pillow only: contact sheets (``sheets``),
+summary tables and figures (``summary``), the drawing helpers (``charts``)."""

@@ -60,8 +60,7 @@ import pandas as pd
 
 from ..engine import interrupt as _interrupt
 from ..engine.rows import record, result_columns_of
-from ..engine.runner import format_error
-from ..exceptions import ColumnError
+from ..exceptions import ColumnError, format_error
 from ..image.formats import extension_for
 from ..schema import (
     STATUS_DTYPE,

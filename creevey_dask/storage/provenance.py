@@ -38,6 +38,11 @@ a file whose size changed since its commit) is never taken for done and never
 overwritten. :class:`Entry` says what is at a path; :func:`inspect` reads it and
 :class:`Payload` commits a writer's output to a path, exclusively unless told to
 replace.
+
+This module is longer than most (about 740 lines) on purpose: for each store the commit
+that writes a proof and the inspection that reads it sit side by side (``_commit_local``
+and ``_inspect_local``, ``_commit_s3`` and ``_inspect_s3``, ...), so each proof's format
+has one owner and a change to one side is seen beside the other.
 """
 
 from __future__ import annotations
