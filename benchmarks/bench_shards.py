@@ -22,16 +22,30 @@ Reported per run: images/s (ok rows / wall time of the call) and the storage req
   with a botocore ``before-send`` hook (PUT, HEAD, GET, LIST, ...).
 
 Run ``python benchmarks/bench_shards.py`` (``--n 200`` for a quick check).
+
+``--memory`` measures instead the peak memory of building one shard of 1,000 samples
+(random-noise 200x160 PNGs, ~96 KB each, that do not compress; read from local files,
+written as PNG, ``n_jobs=4``, one partition), for ``files`` (the baseline: no shard
+buffers), ``webdataset`` and ``parquet``. Each case runs in fresh subprocesses, after
+a warm-up run of 8 rows: the peak RSS (``ru_maxrss``) above the RSS before the run; the
+peak of Python's allocations (``tracemalloc``, in a second run) and of Arrow's memory
+pool; and the shard's own buffers, that Python + Arrow peak above the files run's, in
+units of one sample. ``--code DIR`` runs the cases on another checkout (e.g. the main
+branch, for a before/after); ``--repeats`` runs each case that often (medians).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +59,7 @@ from creevey_dask.storage import provenance
 from creevey_dask.testing import ImageServer, sample_images
 
 COUNTS: collections.Counter[str] = collections.Counter()
+_HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _counted(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
@@ -149,11 +164,132 @@ def run(n: int, shard_size: int) -> list[dict[str, Any]]:
     return rows
 
 
+_MEMORY_CHILD = textwrap.dedent(
+    """
+    import json, os, resource, sys, tracemalloc
+    import pandas as pd
+    import pyarrow as pa
+    import creevey_dask
+
+    folder, fmt, out = sys.argv[1:4]
+    paths = sorted(os.path.join(folder, n) for n in os.listdir(folder))
+    pipeline = creevey_dask.Pipeline(creevey_dask.load_image)
+
+    def run(rows, target):
+        df = pd.DataFrame({"path": rows})
+        if fmt == "files":
+            namer = lambda p: os.path.join(target, os.path.basename(p))
+            return pipeline.run(df, namer, inpath_col="path", n_jobs=4, npartitions=1,
+                                progress=False)
+        return pipeline.run(df, target, inpath_col="path", output_format=fmt,
+                            shard_size=len(rows), n_jobs=4, npartitions=1, progress=False)
+
+    run(paths[:8], out + "-warm")
+
+    def rss():
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    before = rss()
+    if sys.argv[4] == "traced":
+        tracemalloc.start()
+    result = run(paths, out)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    traced = tracemalloc.get_traced_memory()[1] if tracemalloc.is_tracing() else None
+    arrow = pa.default_memory_pool().max_memory()
+    ok = int((result["status"] == "ok").sum())
+    print(json.dumps({"ok": ok, "peak_above": peak - before, "traced": traced, "arrow": arrow,
+                      "code": creevey_dask.__file__}))
+    """
+)
+
+
+def _noise_folder(folder: str, n: int) -> int:
+    """``n`` noise PNGs in ``folder`` (made once); their mean size in bytes."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(3)
+    sizes = []
+    for i in range(n):
+        path = os.path.join(folder, f"noise-{i:04d}.png")
+        if not os.path.exists(path):
+            buffer = io.BytesIO()
+            pixels = rng.integers(0, 255, (160, 200, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(buffer, "PNG")
+            with open(path, "wb") as f:
+                f.write(buffer.getvalue())
+        sizes.append(os.path.getsize(path))
+    return int(sum(sizes) / len(sizes))
+
+
+def memory(n: int, code: str | None, workdir: str, repeats: int) -> list[dict[str, Any]]:
+    """Peak RSS of building one shard of ``n`` samples, per format (median of repeats)."""
+    import statistics
+
+    folder = os.path.join(workdir, "inputs")
+    sample = _noise_folder(folder, n)
+    env = dict(os.environ)
+    if code:
+        env["PYTHONPATH"] = code
+    rows = []
+    for fmt in ("files", "webdataset", "parquet"):
+        answers: dict[str, list[dict[str, Any]]] = {"rss": [], "traced": []}
+        for i in range(repeats):
+            for mode in answers:  # RSS without tracemalloc's cost; Python's peak with it
+                out = os.path.join(workdir, f"out-{fmt}-{i}-{mode}")
+                for old in (out, out + "-warm"):
+                    shutil.rmtree(old, ignore_errors=True)
+                child = subprocess.run(
+                    [sys.executable, "-c", _MEMORY_CHILD, folder, fmt, out, mode],
+                    env=env,
+                    cwd=workdir,  # not a checkout: the child imports the code asked for
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                answer = json.loads(child.stdout.strip().splitlines()[-1])
+                assert answer["ok"] == n, answer
+                assert answer["code"].startswith(code or os.path.dirname(_HERE)), answer
+                answers[mode].append(answer)
+        rss = statistics.median(a["peak_above"] for a in answers["rss"])
+        traced = statistics.median(a["traced"] for a in answers["traced"])
+        arrow = statistics.median(a["arrow"] for a in answers["rss"])
+        rows.append(
+            {
+                "format": fmt,
+                "RSS peak MB": round(rss / 1e6, 1),
+                "Python peak MB": round(traced / 1e6, 2),
+                "Arrow peak MB": round(arrow / 1e6, 2),
+                "heap": traced + arrow,
+            }
+        )
+        print(rows[-1], flush=True)
+    base = rows[0]["heap"]
+    for row in rows:  # the shard's own buffers: Python + Arrow heap above the files run
+        row["over files (samples)"] = round((row.pop("heap") - base) / sample, 2)
+    print(f"one sample: {sample / 1e3:.1f} KB; all {n}: {n * sample / 1e6:.1f} MB")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--n", type=int, default=2000, help="how many images")
     parser.add_argument("--shard-size", type=int, default=500)
+    parser.add_argument("--memory", action="store_true", help="peak memory of one shard")
+    parser.add_argument("--code", help="with --memory: the checkout to measure")
+    parser.add_argument("--repeats", type=int, default=3, help="with --memory: runs per case")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "bench_mem"))
     args = parser.parse_args()
+    if args.memory:
+        n = 1000 if args.n == 2000 else args.n
+        rows = memory(n, args.code, args.workdir, args.repeats)
+        print()
+        print(pd.DataFrame(rows).to_string(index=False))
+        return
     print(f"creevey_dask {creevey_dask.__version__}; {os.cpu_count()} CPUs; n={args.n}")
     rows = run(args.n, args.shard_size)
     table = pd.DataFrame(rows).drop(columns=["by kind"])

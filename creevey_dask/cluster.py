@@ -6,7 +6,9 @@ local cluster with sensible defaults for image work and tells the user where its
 dashboard is.
 
 Politeness limits (``per_host_limit`` and ``per_host_rate`` of downloads) hold across
-the whole cluster: the workers share a ``distributed.Semaphore`` per host.
+the whole cluster: the workers share a ``distributed.Semaphore`` per host, leased in
+batches by each worker process; a dead worker's slots come back within seconds
+(``creevey_dask.sources.http._leases``; docs/clusters.md).
 """
 
 from __future__ import annotations

@@ -92,6 +92,9 @@ class RunOptions:
         column is then named with this suffix (``width_result``). ``outpath``,
         ``status``, ``error`` and ``error_type`` are never renamed: an input with one of
         them must be a result table of an earlier run, or be renamed.
+    retry_errors : bool, default True
+        Sharded outputs: with ``skip_existing``, a rerun retries the rows whose latest
+        record in the shards is an error; False reports them from their records instead.
 
     Examples
     --------
@@ -111,6 +114,7 @@ class RunOptions:
     storage_options: Mapping[str, Any] | None = None
     parallel_strategy: str | None = None
     result_suffix: str = DEFAULT_RESULT_SUFFIX
+    retry_errors: bool = True
 
     def __post_init__(self) -> None:
         for name in ("n_jobs", "npartitions"):
@@ -121,7 +125,7 @@ class RunOptions:
                 raise TypeError(f"{name} must be a positive int, got {value!r}")
             if value < 1:
                 raise ValueError(f"{name} must be at least 1 (a positive int), got {value}")
-        for name in ("skip_existing", "progress"):
+        for name in ("skip_existing", "retry_errors", "progress"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if not isinstance(self.result_suffix, str) or not self.result_suffix.strip():
@@ -161,7 +165,7 @@ def run_options(options: RunOptions | None = None, /, **shortcuts: Any) -> RunOp
     Examples
     --------
     >>> run_options(RunOptions(n_jobs=2), n_jobs=None, progress=False)
-    RunOptions(n_jobs=2, skip_existing=True, progress=False, npartitions=None, storage_options=None, parallel_strategy=None, result_suffix='_result')
+    RunOptions(n_jobs=2, skip_existing=True, progress=False, npartitions=None, storage_options=None, parallel_strategy=None, result_suffix='_result', retry_errors=True)
     """  # noqa: E501
     if options is None:
         options = RunOptions()

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,3 +222,113 @@ def test_a_worker_killed_mid_run(cli_cluster, server, tmp_path):
         f"killed {victim_name} (pid {victim_pid}); statuses: "
         f"{result.status.value_counts().to_dict()}"
     )
+
+
+# -- a killed worker costs nothing: its politeness slots come back -----------------------
+
+N_KILL = 400
+KILL_STALL = 0.08  # seconds each answer waits: 400 URLs over 8 slots last ~4 s
+
+
+def _tiny_jpeg(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, size=(12, 16, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def two_process_cluster() -> Iterator[object]:
+    """A LocalCluster of 2 worker processes (with nannies), 1 dask thread each."""
+    from creevey_dask.cluster import start_local_cluster
+
+    client = start_local_cluster(2, 1, dashboard=False, quiet=True)
+    try:
+        yield client
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+
+
+def _semaphore_leases(dask_scheduler: object) -> int:
+    """Leases held on the scheduler across creevey_dask's per-host semaphores."""
+    leases = dask_scheduler.extensions["semaphores"].leases  # type: ignore[attr-defined]
+    return sum(len(v) for k, v in leases.items() if k.startswith("creevey_dask-"))
+
+
+def test_a_killed_worker_costs_no_row(two_process_cluster, tmp_path):
+    client = two_process_cluster
+    files = {f"k{i:03d}.jpg": _tiny_jpeg(i) for i in range(N_KILL)}
+    outdir = tmp_path / "out"
+    with ImageServer(files) as server:
+        urls = [server.url(f"/img/k{i:03d}.jpg", stall=KILL_STALL) for i in range(N_KILL)]
+        frame = pd.DataFrame({"url": urls})
+        pids = client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        done: dict[str, object] = {}
+
+        def run() -> None:
+            with client.as_current():  # the current Client is per thread
+                done["result"] = download(frame, str(outdir), format="png", progress=False)
+                done["workers"] = client.run(os.getpid)
+
+        runner = threading.Thread(target=run)
+        runner.start()
+        deadline = time.monotonic() + 60
+        while len(list(outdir.glob("*.png"))) < N_KILL // 10:
+            assert runner.is_alive(), "the run ended before a worker could be killed"
+            assert time.monotonic() < deadline, "no files in 60 s"
+            time.sleep(0.01)
+        os.kill(victim, signal.SIGKILL)
+        killed = time.monotonic()
+        runner.join(timeout=240)
+        assert not runner.is_alive(), "the run did not end"
+        # the dead worker's leases (never given back) expire within seconds, not
+        # the 30 s + 10 s of distributed's defaults
+        freed = None
+        while time.monotonic() < killed + 20:
+            if client.run_on_scheduler(_semaphore_leases) == 0:
+                freed = time.monotonic() - killed
+                break
+            time.sleep(0.1)
+    assert victim not in done["workers"].values()  # type: ignore[attr-defined]
+    assert server.hits  # the workers downloaded: every file was fetched
+    result = done["result"]
+    assert isinstance(result, pd.DataFrame)
+    errors = result.error.dropna().unique().tolist()
+    assert set(result.status) <= {"ok", "skipped"}, errors[:3]
+    assert freed is not None, "the dead worker's request slots were still held 20 s later"
+    # exactly one decodable file per row, and it is that row's image
+    assert sorted(p.name for p in outdir.iterdir()) == sorted(Path(p).name for p in result.outpath)
+    assert len(set(result.outpath)) == N_KILL
+    for url, outpath in zip(result.url, result.outpath, strict=True):
+        name = url.split("/img/")[1].split("?")[0]
+        with Image.open(io.BytesIO(files[name])) as served, Image.open(outpath) as written:
+            assert written.format == "PNG"
+            assert np.array_equal(np.asarray(written.convert("RGB")), np.asarray(served))
+    print(f"statuses {result.status.value_counts().to_dict()}; slots free {freed:.1f} s after")
+
+
+def test_a_second_in_process_cluster_gets_slots_of_its_own(tmp_path):
+    # the slots of a closed cluster's worker must not be the next one's (same process)
+    from distributed import Client, LocalCluster
+
+    files = {f"k{i:03d}.jpg": _tiny_jpeg(i) for i in range(8)}
+    with ImageServer(files) as server:
+        urls = pd.DataFrame({"url": [server.url(f"/img/{name}") for name in files]})
+        for run in range(2):
+            with (
+                LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster,
+                Client(cluster) as client,
+                client.as_current(),
+            ):
+                result = download(urls, str(tmp_path / str(run)), timeout=5, progress=False)
+                # this cluster's scheduler holds the host's slots, not the closed one's
+                known = client.run_on_scheduler(_semaphore_names)
+            assert result.status.tolist() == ["ok"] * len(files), result.error.tolist()
+            assert "creevey_dask-limit-8-127.0.0.1" in known
+
+
+def _semaphore_names(dask_scheduler: object) -> list[str]:
+    return sorted(dask_scheduler.extensions["semaphores"].max_leases)  # type: ignore[attr-defined]

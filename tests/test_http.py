@@ -441,6 +441,39 @@ def test_per_host_limit_holds_across_threads(
     assert image_server.max_active["localhost"] >= 1
 
 
+def test_the_wait_for_a_slot_is_not_charged_to_the_deadline(
+    fresh_image_server: ImageServer, fast_http: HttpOptions
+) -> None:
+    # one slot, four requests of 0.4 s each: the last waits 1.2 s, past its 1 s deadline
+    options = fast_http.replace(per_host_limit=1, deadline=1.0, read_timeout=1.0, retries=0)
+    urls = [fresh_image_server.url(f"/img/many/{i:03d}.jpg", stall=0.4) for i in range(4)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda u: fetch(u, options), urls))
+    assert time.monotonic() - started >= 1.6  # they really queued for the one slot
+    assert [r.status for r in results] == [200] * 4
+    assert fresh_image_server.max_active_total == 1
+
+
+def test_a_wait_for_a_slot_past_slot_wait_names_the_host_and_the_bound(
+    fresh_image_server: ImageServer, fast_http: HttpOptions
+) -> None:
+    options = fast_http.replace(per_host_limit=1, slot_wait=0.3, read_timeout=3.0, retries=0)
+    holder = fresh_image_server.url("/img/photo.jpg", stall=1.5)
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(fetch, holder, options)
+        time.sleep(0.3)  # the holder has the one slot
+        with pytest.raises(DownloadTimeoutError) as info:
+            fetch(fresh_image_server.url("/img/wide.jpg"), options)
+        assert held.result().status == 200
+    message = str(info.value)
+    assert message == (
+        "no request slot for '127.0.0.1' within slot_wait=0.3 s (per_host_limit=1): "
+        "other requests to the host held them all"
+    )
+    assert "\n" not in message
+
+
 def test_retry_after_pauses_the_whole_server(
     fresh_image_server: ImageServer, fast_http: HttpOptions
 ) -> None:

@@ -3,7 +3,8 @@
 The child downloads many slow loopback URLs (each answer stalls) in two large
 partitions. Once some files are on disk, the test sends it a real SIGINT and checks that
 it exits with ``KeyboardInterrupt`` within a bound, that no temporary is left, that every
-file on disk is complete, and that a rerun completes the rest.
+file on disk is complete, and that a rerun completes the rest. On a cluster (the
+session's LocalCluster, which outlives the child) the workers must also stop writing.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def path_func(url):
     return str(Path(outdir) / (url.rsplit("=", 1)[1] + ".png"))
 
 if __name__ == "__main__":
+    if strategy.startswith("tcp://"):  # a cluster's scheduler: the run goes there
+        from distributed import Client
+
+        client = Client(strategy)
+        strategy = "threads"
     options = dict(n_jobs={n_jobs}, progress=False, per_host_limit=64, path_func=path_func)
     if strategy == "lazy":  # dask input: the caller computes the lazy result itself
         import dask.dataframe as dd
@@ -78,20 +84,15 @@ def _assert_complete(outdir: Path, expected_size: tuple[int, int]) -> list[Path]
     return files
 
 
-@pytest.mark.parametrize("strategy", ["threads", "processes", "auto", "lazy"])
-def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
-    fresh_image_server: ImageServer, tmp_path: Path, strategy: str
-) -> None:
-    server = fresh_image_server
-    outdir = tmp_path / "out"
+def _interrupt_child(source: str, tmp_path: Path, args: list[str]) -> None:
+    """Run ``source`` in a child, SIGINT it once some files exist; check it stopped at once."""
+    outdir = Path(args[1])
     script = tmp_path / "child.py"
     script.write_text(
-        textwrap.dedent(CHILD.format(stall=STALL, n=N_URLS, n_jobs=N_JOBS)), encoding="utf-8"
+        textwrap.dedent(source.format(stall=STALL, n=N_URLS, n_jobs=N_JOBS)), encoding="utf-8"
     )
     child = subprocess.Popen(
-        [sys.executable, str(script), str(server.port), str(outdir), strategy],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 60
@@ -115,6 +116,15 @@ def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
     assert b"FINISHED" not in out
     assert elapsed < EXIT_BOUND, f"the child took {elapsed:.1f} s to stop after SIGINT"
 
+
+@pytest.mark.parametrize("strategy", ["threads", "processes", "auto", "lazy"])
+def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
+    fresh_image_server: ImageServer, tmp_path: Path, strategy: str
+) -> None:
+    server = fresh_image_server
+    outdir = tmp_path / "out"
+    _interrupt_child(CHILD, tmp_path, [str(server.port), str(outdir), strategy])
+
     photo_size = Image.open(__import__("io").BytesIO(server.files["photo.jpg"])).size
     done = _assert_complete(outdir, photo_size)
     # it stopped: two partitions of N_JOBS threads, STALL s per row, no more than
@@ -137,3 +147,23 @@ def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
     files = _assert_complete(outdir, photo_size)
     assert sorted(p.name for p in files) == sorted(f"{i}.png" for i in range(N_URLS))
     assert sorted(result["outpath"]) == sorted(str(p) for p in files)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_sigint_on_a_cluster_stops_the_running_partitions(
+    local_cluster_client: object, fresh_image_server: ImageServer, tmp_path: Path
+) -> None:
+    server = fresh_image_server
+    outdir = tmp_path / "out"
+    scheduler = local_cluster_client.scheduler.address  # type: ignore[attr-defined]
+    _interrupt_child(CHILD, tmp_path, [str(server.port), str(outdir), scheduler])
+    # the workers, still running, stopped the two partitions: the rows loading at the
+    # interrupt (each answer stalls STALL s) write nothing, and no row starts again
+    time.sleep(STALL + 0.5)
+    stopped = [p.name for p in _files(outdir)]
+    time.sleep(3 * STALL)
+    assert [p.name for p in _files(outdir)] == stopped, "the workers kept writing"
+    photo_size = Image.open(__import__("io").BytesIO(server.files["photo.jpg"])).size
+    done = _assert_complete(outdir, photo_size)
+    assert N_JOBS <= len(done) < N_URLS // 2, len(done)

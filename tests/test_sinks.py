@@ -129,8 +129,13 @@ def test_webdataset_shards_read_by_webdataset(image_server: Any, tmp_path: Path)
     for tar in tars:
         assert os.path.exists(tar[: -len(".tar")] + ".parquet")
     stats = json.loads((out / "_stats.json").read_text())
-    assert stats["status"] == {"ok": 23, "skipped": 0, "error": 3}
+    assert stats["rows"] == 26
+    assert stats["status"] == {"ok": 23, "error": 3}
     assert stats["errors_by_type"] == {"HttpError": 3}
+    assert stats["last_run"]["status"] == {"ok": 23, "skipped": 0, "error": 3}
+    # the rows are cut into whole shards: only the call's last shard is short
+    sizes = sorted(len(pd.read_parquet(p)) for p in out.glob("*.parquet"))
+    assert sizes == [1, 5, 5, 5, 5, 5]
 
     # the webdataset package iterates the shards and decodes every image
     by_key = ok.set_index("key")
@@ -424,7 +429,9 @@ def test_local_cluster_writes_the_same_samples(
             _tar_samples([str(p) for p in tars]),
             result.reset_index(drop=True),
         )
-    assert outputs["cluster"][0] == outputs["local"][0]
+    # names are unique to their writing; the partition and chunk parts are the same
+    parts = {w: [n.split("-")[2:4] for n in names] for w, (names, _, _) in outputs.items()}
+    assert parts["cluster"] == parts["local"]
     assert outputs["cluster"][1] == outputs["local"][1]
     pd.testing.assert_frame_equal(
         outputs["cluster"][2].drop(columns="outpath"), outputs["local"][2].drop(columns="outpath")
@@ -504,35 +511,6 @@ def test_command_line_writes_shards(image_server: Any, tmp_path: Path) -> None:
                              "attempts", "width", "height", "sha256"}  # fmt: skip
         assert samples[key]["txt"].decode() == caption
         Image.open(io.BytesIO(samples[key]["jpg"])).load()
-
-
-def test_a_failed_shard_fed_back_goes_to_a_new_generation(
-    fresh_image_server: Any, tmp_path: Path
-) -> None:
-    df = _frame(fresh_image_server, MANY[:2])
-    df["url"] = [u + "?fail=1" for u in df["url"]]  # each fails once, then works
-    out = tmp_path / "out"
-    kwargs: dict[str, Any] = {
-        "output_format": "webdataset",
-        "shard_size": 2,
-        "npartitions": 1,
-        "http_options": HttpOptions(retries=0),
-        "progress": False,
-    }
-    first = df.creevey.download(str(out), **kwargs)
-    assert (first["status"] == "error").all()
-    (records,) = out.glob("*.parquet")  # a shard of errors only: records, no tar
-    assert not list(out.glob("*.tar"))
-    # a plain rerun of the same input skips the committed shard, errors and all
-    assert (df.creevey.download(str(out), **kwargs)["status"] == "error").all()
-    # fed back (here from its records) the rows keep their keys and go to a new shard
-    failed = creevey_dask.read_shards(str(out)).compute()
-    retried = failed.creevey.download(str(out), **kwargs)
-    assert (retried["status"] == "ok").all()
-    assert sorted(retried["key"]) == sorted(first["key"])
-    (tar,) = out.glob("*.tar")
-    assert tar.name == records.name.replace(".parquet", "-1.tar")
-    assert sorted(_tar_samples([str(tar)])) == sorted(first["key"])
 
 
 def _noise_pngs(n: int, seed: int = 2) -> dict[str, bytes]:
@@ -633,12 +611,14 @@ def test_a_missing_empty_or_cut_shard_is_redone(image_server: Any, tmp_path: Pat
         f.truncate(os.path.getsize(tars[2]) // 2)
     intact = _snapshot(out)[Path(tars[3]).name]
     again = df.creevey.download(str(out), npartitions=1, **kwargs)
-    redone = again["outpath"].isin(tars[:3])
+    redone = first["outpath"].isin(tars[:3]).to_numpy()
     assert (again.loc[redone, "status"] == "ok").all()
+    assert not again.loc[redone, "outpath"].isin(tars).any()  # into new shards
+    assert again.loc[redone, "outpath"].nunique() == 3  # of 4 rows each
     assert (again.loc[~redone, "status"] == "skipped").all()
     assert int(redone.sum()) == 12
     assert _snapshot(out)[Path(tars[3]).name] == intact  # the complete shard untouched
-    samples = _tar_samples(sorted(str(p) for p in out.glob("*.tar")))
+    samples = _tar_samples(sorted(str(p) for p in again["outpath"].unique()))
     assert set(samples) == set(first["key"])
     for key, url in zip(again["key"], again["url"], strict=True):
         assert samples[key]["jpg"] == served_files()[url.split("/img/", 1)[1]]
@@ -652,9 +632,12 @@ def test_an_empty_parquet_shard_is_redone(image_server: Any, tmp_path: Path) -> 
     shards = sorted(first["outpath"].unique())
     Path(shards[0]).write_bytes(b"")
     again = df.creevey.download(str(out), npartitions=1, format="original", **kwargs)
-    assert (again.loc[again["outpath"] == shards[0], "status"] == "ok").sum() == 4
-    assert (again.loc[again["outpath"] == shards[1], "status"] == "skipped").sum() == 4
-    records = pd.read_parquet(shards[0])
+    redone = (first["outpath"] == shards[0]).to_numpy()
+    assert (again.loc[redone, "status"] == "ok").sum() == 4
+    assert (again.loc[~redone, "status"] == "skipped").sum() == 4
+    (new,) = again.loc[redone, "outpath"].unique()
+    assert new not in shards
+    records = pd.read_parquet(new)
     for key, image in zip(records["key"], records["image"], strict=True):
         url = first.loc[first["key"] == key, "url"].item()
         assert image["bytes"] == served_files()[url.split("/img/", 1)[1]]
@@ -773,3 +756,422 @@ def test_a_full_disk_before_the_run_gives_error_rows_not_a_crash(tmpfs_2m: Path)
     assert (result["status"] == "error").all()
     assert result["error"].str.contains("No space left").all()
     assert sorted(os.listdir(tmpfs_2m)) == ["filler"]  # no shard, no temporary
+
+
+# ---- the dataset: latest attempt wins, stats, shard sizes --------------------------------
+
+
+def _records_of(out: Path) -> dict[str, pd.DataFrame]:
+    return {p.name: pd.read_parquet(p) for p in sorted(out.glob("*.parquet"))}
+
+
+def test_a_rerun_after_a_retry_reports_the_latest_attempt(
+    fresh_image_server: Any, tmp_path: Path
+) -> None:
+    """Retried rows stay ok in a rerun of the full table; other errors are tried again."""
+    server = fresh_image_server
+    df = _frame(server, MANY[:20], missing=3)  # 3 rows are 404 for ever
+    flaky = [2, 7, 11, 15, 19]
+    df.loc[flaky, "url"] = [u + "?fail=1" for u in df.loc[flaky, "url"]]  # fail once
+    out = tmp_path / "out"
+    kwargs: dict[str, Any] = {
+        "output_format": "webdataset",
+        "shard_size": 1000,
+        "http_options": HttpOptions(retries=0),
+        "progress": False,
+    }
+    first = df.creevey.download(str(out), **kwargs)
+    assert (first["status"] == "error").sum() == 8
+    assert len(_records_of(out)) == 1  # 23 rows, shard_size=1000: one shard
+    stats = json.loads((out / "_stats.json").read_text())
+    assert (stats["rows"], stats["status"]) == (23, {"ok": 15, "error": 8})
+
+    # retry the failed rows from the shards' records: 5 now work, into one new shard
+    failed = creevey_dask.read_shards(str(out)).compute()
+    failed = failed[failed["status"] == "error"]
+    retried = failed.creevey.download(str(out), **kwargs)
+    assert sorted(retried.loc[retried["status"] == "ok", "key"]) == sorted(first.loc[flaky, "key"])
+    assert len(_records_of(out)) == 2
+    stats = json.loads((out / "_stats.json").read_text())
+    assert (stats["rows"], stats["status"]) == (23, {"ok": 20, "error": 3})  # the dataset
+    assert stats["errors_by_type"] == {"HttpError": 3}
+    assert stats["last_run"]["status"] == {"ok": 5, "skipped": 0, "error": 3}
+
+    # a rerun of the full table: the retried rows are skipped (ok), the 404s tried again
+    missing = [server.url(f"/img/missing-{i}.jpg").split("127.0.0.1", 1)[1] for i in range(3)]
+    missing = ["/" + m.split("/", 1)[1] for m in missing]
+    before = {m: server.hits[m] for m in missing}
+    rerun = df.creevey.download(str(out), **kwargs)
+    assert (rerun.loc[flaky, "status"] == "skipped").all()
+    assert (
+        rerun.loc[flaky, "outpath"].tolist()
+        == retried.set_index("key").loc[first.loc[flaky, "key"], "outpath"].tolist()
+    )
+    assert (rerun["status"] == "skipped").sum() == 20
+    assert (rerun["status"] == "error").sum() == 3
+    assert {m: server.hits[m] for m in missing} == {m: before[m] + 1 for m in missing}
+    assert len(_records_of(out)) == 3  # the 3 retried errors: one more (short) shard
+    tars = sorted(str(p) for p in out.glob("*.tar"))
+    assert sorted(_tar_samples(tars)) == sorted(first["key"][:20])  # every ok key once
+
+    # retry_errors=False: the recorded errors are reported, not tried
+    before = {m: server.hits[m] for m in missing}
+    opts = creevey_dask.RunOptions(retry_errors=False)
+    quiet = df.creevey.download(str(out), options=opts, **kwargs)
+    assert {m: server.hits[m] for m in missing} == before
+    assert (quiet["status"] == "error").sum() == 3
+    assert quiet.loc[quiet["status"] == "error", "error"].str.startswith("HttpError").all()
+    assert len(_records_of(out)) == 3  # nothing written
+    # the same from the command line
+    from creevey_dask.cli.main import main
+
+    table = tmp_path / "in.csv"
+    df.to_csv(table, index=False)
+    code = main(
+        ["download", str(table), "--outdir", str(out), "--output", str(tmp_path / "r.parquet"),
+         "--output-format", "webdataset", "--shard-size", "1000", "--retries", "0",
+         "--no-retry-errors", "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    assert {m: server.hits[m] for m in missing} == before
+    assert (pd.read_parquet(tmp_path / "r.parquet")["status"] == "skipped").sum() == 20
+
+
+def _many_rows(image_files: list[str], n: int) -> pd.DataFrame:
+    """``n`` rows over the five image files (each row its own key: its index label)."""
+    return pd.DataFrame({"path": [image_files[i % 5] for i in range(n)], "n": np.arange(n)})
+
+
+def test_shard_size_is_honoured(image_files: list[str], tmp_path: Path) -> None:
+    import dask.dataframe as dd
+
+    df = _many_rows(image_files, 300)
+    kwargs: dict[str, Any] = {"shape": (8, 8), "output_format": "webdataset", "progress": False}
+    out = tmp_path / "pandas"
+    result = df.creevey.resize(str(out), shard_size=1000, **kwargs)
+    assert (result["status"] == "ok").all()
+    assert [len(r) for r in _records_of(out).values()] == [300]  # one shard, not 9
+    out = tmp_path / "pandas_cut"
+    df.creevey.resize(str(out), shard_size=40, npartitions=3, **kwargs)
+    sizes = [len(r) for r in _records_of(out).values()]
+    assert sorted(sizes) == [20] + [40] * 7  # whole shards; only the call's last is short
+    # dask input: shards of shard_size rows but the last of each partition
+    out = tmp_path / "dask"
+    lazy = dd.from_pandas(df, npartitions=3).creevey.resize(str(out), shard_size=40, **kwargs)
+    result = lazy.compute()
+    assert (result["status"] == "ok").all()
+    by_partition: dict[str, list[int]] = {}
+    for name, records in _records_of(out).items():
+        by_partition.setdefault(name.split("-")[2], []).append(len(records))
+    assert sorted(sorted(v) for v in by_partition.values()) == [[20, 40, 40]] * 3
+    stats = json.loads((out / "_stats.json").read_text())  # written by the dask run itself
+    assert (stats["rows"], stats["status"], stats["shards"]) == (300, {"ok": 300, "error": 0}, 9)
+
+
+def test_shard_names_are_unique_and_sort_by_call(image_files: list[str], tmp_path: Path) -> None:
+    df = _many_rows(image_files, 6)
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"shape": (8, 8), "output_format": "webdataset", "progress": False}
+    first = df.creevey.resize(str(out), shard_size=2, skip_existing=False, **kwargs)
+    second = df.creevey.resize(str(out), shard_size=2, skip_existing=False, **kwargs)
+    names1 = sorted(Path(p).stem for p in first["outpath"].unique())
+    names2 = sorted(Path(p).stem for p in second["outpath"].unique())
+    assert len(names1) == len(names2) == 3
+    assert not set(names1) & set(names2)  # the same rows, written twice: other names
+    assert max(names1) < min(names2)  # ordered by call
+    for name in names1 + names2:
+        parts = name.split("-")
+        assert [len(p) for p in parts] == [21, 4, 5, 4, 8]
+    # both writings are whole; a rerun finds each key once, in the latest writing
+    again = df.creevey.resize(str(out), shard_size=2, **kwargs)
+    assert (again["status"] == "skipped").all()
+    assert again["outpath"].tolist() == second["outpath"].tolist()
+    assert first["outpath"].map(os.path.exists).all()  # never removed
+
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, pandas as pd, creevey_dask
+    from creevey_dask.http import HttpOptions
+    df = pd.read_csv(sys.argv[1])
+    result = df.creevey.download(sys.argv[2], format="png", output_format="webdataset",
+                                 shard_size=4, npartitions=2, n_jobs=4,
+                                 http_options=HttpOptions(retries=0), progress=False)
+    result.to_parquet(sys.argv[3])
+    """
+)
+
+
+def test_two_writers_never_replace_each_others_shards(
+    fresh_image_server: Any, tmp_path: Path
+) -> None:
+    df = _frame(fresh_image_server, MANY[:16])
+    df["url"] = [u + f"?stall=0.05&fail={i % 2}" for i, u in enumerate(df["url"])]
+    csv = tmp_path / "in.csv"
+    df.to_csv(csv, index=False)
+    out = tmp_path / "out"
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    results = [tmp_path / f"r{i}.parquet" for i in range(2)]
+    writers = [
+        subprocess.Popen([sys.executable, str(script), str(csv), str(out), str(r)]) for r in results
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    for path in results:
+        result = pd.read_parquet(path)
+        ok = result[result["status"] == "ok"]
+        assert len(ok)
+        for shard, rows in ok.groupby("outpath"):  # each ok row is in the shard it names
+            samples = _tar_samples([str(shard)])
+            assert set(rows["key"]) <= set(samples)
+            for key, url in zip(rows["key"], rows["url"], strict=True):
+                image = Image.open(io.BytesIO(samples[key]["png"])).convert("RGB")
+                expected = _source_image(url.split("?")[0])
+                assert np.array_equal(np.asarray(image), np.asarray(expected))
+    # a rerun: every key ok once (the latest writing), the rest retried
+    again = df.creevey.download(
+        str(out), format="png", output_format="webdataset", shard_size=4, progress=False
+    )
+    assert (again["status"] != "error").all()
+    assert again["key"].is_unique
+
+
+# ---- commits that cannot lie -----------------------------------------------------------
+
+
+def _small_table(image_files: list[str], tmp_path: Path) -> tuple[pd.DataFrame, Path, Any]:
+    """Five rows, their output folder and the arguments of a one-shard resize."""
+    kwargs: dict[str, Any] = {"shape": (8, 8), "output_format": "webdataset", "progress": False}
+    return _many_rows(image_files, 5), tmp_path / "o", kwargs
+
+
+def test_a_rewrite_whose_records_fail_keeps_the_committed_shard(
+    image_files: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """skip_existing=False on a disk that takes the tar but not its records."""
+    import errno
+
+    from creevey_dask.storage import fs as storage
+
+    df, out, kwargs = _small_table(image_files, tmp_path)
+    first = df.creevey.resize(str(out), **kwargs)
+    committed = _snapshot(out)
+    real = storage.write_bytes_atomic
+
+    def full_disk(path: str, data: Any, storage_options: Any = None) -> None:
+        if path.endswith(".parquet"):
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real(path, data, storage_options)
+
+    monkeypatch.setattr(storage, "write_bytes_atomic", full_disk)
+    again = df.creevey.resize(str(out), skip_existing=False, **kwargs)
+    assert (again["status"] == "error").all()
+    assert again["error"].str.contains("could not be written: OSError").all()
+    assert _snapshot(out) == committed  # the previous shard whole; the new tar taken back
+    monkeypatch.setattr(storage, "write_bytes_atomic", real)
+    rerun = df.creevey.resize(str(out), **kwargs)
+    assert (rerun["status"] == "skipped").all()
+    assert rerun["outpath"].tolist() == first["outpath"].tolist()
+
+
+_KILLED_AFTER_TAR = textwrap.dedent(
+    """
+    import os, sys, pandas as pd, creevey_dask
+    from creevey_dask.storage import fs as storage
+    real = storage.write_bytes_atomic
+    def killed(path, data, storage_options=None):
+        if path.endswith(".parquet"):
+            os._exit(9)  # killed between the tar's rename and the records' rename
+        real(path, data, storage_options)
+    storage.write_bytes_atomic = killed
+    df = pd.read_csv(sys.argv[1])
+    df.creevey.resize(sys.argv[2], shape=(8, 8), output_format="webdataset",
+                      skip_existing=sys.argv[3] == "skip", progress=False)
+    """
+)
+
+
+def test_records_vouch_only_for_their_own_tar(image_files: list[str], tmp_path: Path) -> None:
+    """A kill after the new tar's rename, a replaced tar of the same size: no lie."""
+    df = _many_rows(image_files, 5)
+    csv = tmp_path / "in.csv"
+    df.to_csv(csv, index=False)
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"shape": (8, 8), "output_format": "webdataset", "progress": False}
+    first = pd.read_csv(csv).creevey.resize(str(out), **kwargs)
+    (tar,) = first["outpath"].unique()
+    os.remove(image_files[4])  # a source vanishes, then a refresh is killed mid-commit
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_AFTER_TAR)
+    code = subprocess.run([sys.executable, str(script), str(csv), str(out), "refresh"]).returncode
+    assert code == 9
+    tars = sorted(str(p) for p in out.glob("*.tar"))
+    assert len(tars) == 2  # the old shard and an orphan tar without records
+    orphan = next(t for t in tars if t != tar)
+    assert not os.path.exists(orphan[: -len(".tar")] + ".parquet")
+    again = pd.read_csv(csv).creevey.resize(str(out), **kwargs)
+    assert (again["status"] == "skipped").all()  # the old records describe the old tar
+    assert (again["outpath"] == tar).all()
+    assert sorted(_tar_samples([tar])) == sorted(first["key"])
+
+    # a tar replaced after its records by another of the same size: it does not count
+    other = Path(orphan).read_bytes()  # 4 samples: a valid tar, padded to the old size
+    assert len(other) <= os.path.getsize(tar)
+    time.sleep(0.02)
+    Path(tar).write_bytes(other + b"\0" * (os.path.getsize(tar) - len(other)))
+    redone = pd.read_csv(csv).creevey.resize(str(out), **kwargs)
+    assert (redone.iloc[:4]["status"] == "ok").all()
+    assert redone.iloc[4]["status"] == "error"  # its source is gone; no old record vouches
+    assert not redone["outpath"].isin([tar]).any()
+
+
+def test_keys_fed_back_are_validated(image_files: list[str], tmp_path: Path) -> None:
+    hostile = ["../../../../tmp/evil", "/etc/cron.d/x", "a.b.c", "dup", "dup", "good_key-1"]
+    kwargs: dict[str, Any] = {"shape": (8, 8), "output_format": "webdataset", "progress": False}
+    df = _many_rows(image_files, 6).creevey.resize(str(tmp_path / "first"), **kwargs)
+    df["key"] = pd.Series(hostile, dtype="string")  # a result frame fed back, keys edited
+    out = tmp_path / "o"
+    result = df.creevey.resize(str(out), shape=(8, 8), output_format="webdataset", progress=False)
+    assert (result["status"] == "ok").all()
+    keys = result["key"].tolist()
+    assert [keys[3], keys[5]] == ["dup", "good_key-1"]  # valid and first: kept
+    assert len(set(keys)) == 6
+    assert all(sinks.valid_key(k) for k in keys)
+    (tar,) = out.glob("*.tar")
+    with tarfile.open(tar) as archive:
+        names = archive.getnames()
+    assert all("/" not in n for n in names)
+    assert all(n.count(".") == 1 for n in names)
+    assert not list(Path("/tmp").glob("evil*"))
+    # and through the command line
+    from creevey_dask.cli.main import main
+
+    table = tmp_path / "in.parquet"
+    df.to_parquet(table)
+    cli_out = tmp_path / "cli"
+    code = main(
+        ["resize", str(table), "--outdir", str(cli_out), "--output", str(tmp_path / "r.csv"),
+         "--shape", "8x8", "--output-format", "webdataset", "--no-progress"]
+    )  # fmt: skip
+    assert code == 0
+    (tar,) = cli_out.glob("*.tar")
+    with tarfile.open(tar) as archive:
+        assert all(sinks.valid_key(n.split(".", 1)[0]) for n in archive.getnames())
+
+
+@pytest.mark.parametrize("output_format", ["webdataset", "parquet"])
+def test_a_row_that_cannot_be_stored_fails_alone(
+    image_files: list[str], tmp_path: Path, output_format: str
+) -> None:
+    folder = Path(image_files[0]).parent
+    odd = os.fsdecode(os.fsencode(folder) + b"/\xff\xfe.png")  # a file name that is not UTF-8
+    with open(os.fsencode(odd), "wb") as f:
+        f.write(Path(image_files[0]).read_bytes())
+    paths = pd.Series([*image_files, odd], dtype=object)
+    df = pd.DataFrame({"path": paths, 7: 1, "x": np.arange(6, dtype=np.longdouble)})
+    out = tmp_path / "o"
+    result = df.creevey.resize(str(out), shape=(8, 8), output_format=output_format, progress=False)
+    assert (result["status"].iloc[:5] == "ok").all()
+    assert result["status"].iloc[5] == "error"
+    assert "not valid UTF-8" in result["error"].iloc[5]
+    (records,) = _records_of(out).values()
+    assert records["status"].tolist() == ["ok"] * 5 + ["error"]
+    assert records["7"].tolist() == [1] * 6
+    assert records["x"].tolist()[:2] == ["0.0", "1.0"]  # longdouble kept as text
+
+
+def test_a_refresh_after_the_sources_vanished_keeps_the_samples(
+    image_files: list[str], tmp_path: Path
+) -> None:
+    df, out, kwargs = _small_table(image_files, tmp_path)
+    first = df.creevey.resize(str(out), **kwargs)
+    committed = _snapshot(out)
+    for path in image_files:
+        os.remove(path)
+    refresh = df.creevey.resize(str(out), skip_existing=False, **kwargs)
+    assert (refresh["status"] == "error").all()  # this attempt failed, and says so
+    after = _snapshot(out)
+    assert {n: after[n] for n in committed} == committed  # the old shard untouched
+    stats = json.loads((out / "_stats.json").read_text())
+    assert stats["status"] == {"ok": 5, "error": 0}  # an ok beats a later error
+    rerun = df.creevey.resize(str(out), **kwargs)
+    assert (rerun["status"] == "skipped").all()
+    assert rerun["outpath"].tolist() == first["outpath"].tolist()
+
+
+# ---- the sample index: one ranged read per sample -------------------------------------
+
+
+def test_records_index_every_sample_in_its_tar(image_server: Any, tmp_path: Path) -> None:
+    import hashlib
+
+    df = _frame(image_server, MANY[:9], missing=2)
+    out = tmp_path / "o"
+    df.creevey.download(
+        str(out), format="png", output_format="webdataset", shard_size=5, caption_col="caption",
+        npartitions=1, progress=False,
+    )  # fmt: skip
+    for name, records in _records_of(out).items():
+        if not (records["status"] == "ok").any():
+            assert records[sinks.DIGEST_COL].isna().all()  # no sample, no tar
+            continue
+        tar = out / name.replace(".parquet", ".tar")
+        data = tar.read_bytes()
+        assert str(records[sinks.OFFSET_COL].dtype) == "Int64"
+        assert str(records[sinks.SIZE_COL].dtype) == "Int64"
+        assert (records[sinks.DIGEST_COL] == hashlib.sha256(data).hexdigest()).all()
+        for row in records.itertuples():
+            offset, size = row.tar_offset, row.tar_size
+            if row.status != "ok":
+                assert pd.isna(offset)
+                assert pd.isna(size)
+                continue
+            assert offset % 512 == 0
+            assert size % 512 == 0
+            with tarfile.open(fileobj=io.BytesIO(data[offset : offset + size])) as part:
+                members = part.getmembers()
+                names = [m.name for m in members]
+                assert names == [f"{row.key}.png", f"{row.key}.json", f"{row.key}.txt"]
+                image = part.extractfile(members[0]).read()  # type: ignore[union-attr]
+                meta = json.loads(part.extractfile(members[1]).read())  # type: ignore[union-attr]
+            assert meta["sha256"] == hashlib.sha256(image).hexdigest()
+            assert members[-1].offset_data + members[-1].size <= size
+            assert np.array_equal(
+                np.asarray(Image.open(io.BytesIO(image)).convert("RGB")),
+                np.asarray(_source_image(row.url)),
+            )
+
+
+def test_a_dask_task_run_twice_finds_its_own_shard(image_files: list[str], tmp_path: Path) -> None:
+    """A partition computed again (as dask does after a worker died) writes nothing new."""
+    import dask.dataframe as dd
+
+    df = _many_rows(image_files, 8)
+    out = tmp_path / "o"
+    lazy = dd.from_pandas(df, npartitions=2).creevey.resize(
+        str(out), shape=(8, 8), output_format="webdataset", shard_size=4, progress=False
+    )
+    first = lazy.partitions[0].compute()
+    assert (first["status"] == "ok").all()
+    committed = _snapshot(out)
+    again = lazy.partitions[0].compute()  # the same task, the same writing
+    assert (again["status"] == "skipped").all()
+    assert again["outpath"].tolist() == first["outpath"].tolist()
+    assert set(_snapshot(out)) == set(committed)
+    rest = lazy.compute()  # the other partition, then the whole: every key once
+    assert (rest["status"] != "error").all()
+    assert sorted(_tar_samples(sorted(str(p) for p in out.glob("*.tar")))) == sorted(rest["key"])
+
+
+@pytest.mark.parametrize("output_format", ["webdataset", "parquet"])
+def test_write_stats_by_hand_finds_the_format(
+    image_files: list[str], tmp_path: Path, output_format: str
+) -> None:
+    out = tmp_path / "o"
+    df = _many_rows(image_files, 5)
+    df.creevey.resize(str(out), shape=(8, 8), output_format=output_format, progress=False)
+    (out / "_stats.json").unlink()
+    stats = sinks.write_stats(None, str(out))
+    assert stats["status"] == {"ok": 5, "error": 0}
+    assert json.loads((out / "_stats.json").read_text())["shards"] == 1

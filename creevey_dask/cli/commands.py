@@ -29,12 +29,13 @@ _CHECK_OPTIONS = (
 
 
 def _run_options(args: argparse.Namespace) -> Any:
-    """``options=`` for the run: a RunOptions when --result-suffix is given, else None."""
-    if args.result_suffix is None:
+    """``options=`` for the run: a RunOptions with --result-suffix or --no-retry-errors."""
+    if args.result_suffix is None and args.retry_errors:
         return None
     from ..options import RunOptions
 
-    return RunOptions(result_suffix=args.result_suffix)
+    given = {} if args.result_suffix is None else {"result_suffix": args.result_suffix}
+    return RunOptions(retry_errors=args.retry_errors, **given)
 
 
 _SINK_OPTIONS = ("output_format", "shard_size", "caption_col", "carry_cols")

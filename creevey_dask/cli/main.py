@@ -95,6 +95,13 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
         help="redo rows whose output already exists (default: skip them)",
     )
     parser.add_argument(
+        "--no-retry-errors",
+        dest="retry_errors",
+        action="store_false",
+        help="sharded outputs: report the rows whose latest record is an error from their "
+        "records instead of trying them again (default: try them again)",
+    )
+    parser.add_argument(
         "--lazy",
         action="store_true",
         help="read Parquet, CSV/TSV or JSON Lines with dask and stream the result to a "

@@ -6,11 +6,15 @@ The rule, owned here and used by the engine:
   interrupted and :class:`KeyboardInterrupt` is raised to the caller straight away; the
   local scheduler then hands out no more partitions. With the ``processes`` scheduler the
   signal is passed on to the worker processes; with a ``dask.distributed`` Client the
-  engine cancels the run's futures.
+  engine cancels the run's futures, and the partitions already running on the workers
+  see their task cancelled (the worker's own record of the task, pushed by the
+  scheduler: no round trip) and stop the same way.
 - A partition of an interrupted run hands out no more rows, and no row starts writing.
   Rows that are already writing finish (a write is short); rows still loading are
   abandoned (they run on daemon threads and write nothing). The partition then raises
-  :class:`KeyboardInterrupt`, within :data:`POLL_SECONDS` of the interrupt.
+  :class:`KeyboardInterrupt` (on a ``distributed`` worker, :class:`RunInterruptedError`,
+  since a worker must not see a KeyboardInterrupt from a task), within
+  :data:`POLL_SECONDS` of the interrupt.
 
 - When the caller computes a lazy result frame (dask input) with a local scheduler and
   presses Ctrl-C, dask's scheduler ends with the :class:`KeyboardInterrupt`; a dask
@@ -186,20 +190,33 @@ class RowGate:
 
         Raises :class:`KeyboardInterrupt` soon after the run is interrupted, or at once
         when this thread gets one itself (a worker process of the ``processes``
-        scheduler); rows still loading then are abandoned.
+        scheduler); rows still loading then are abandoned. In a ``distributed``
+        worker's task it raises :class:`RunInterruptedError` instead, soon after the
+        task is cancelled (the caller's Ctrl-C) or the run is interrupted.
         """
         with _running_lock:
             _RUNNING[self.run_id] = _RUNNING.get(self.run_id, 0) + 1
         try:
-            self._run(n, threads, do_row)
+            cancelled = _task_cancelled()
+            if cancelled is None:
+                self._run(n, threads, do_row, lambda: False)
+                return
+            try:
+                self._run(n, threads, do_row, cancelled)
+            except KeyboardInterrupt as err:
+                raise RunInterruptedError(
+                    "the run was cancelled on the cluster (Ctrl-C in the caller)"
+                ) from err
         finally:
             with _running_lock:
                 _RUNNING[self.run_id] -= 1
                 if not _RUNNING[self.run_id]:
                     del _RUNNING[self.run_id]
 
-    def _run(self, n: int, threads: int, do_row: Callable[[int], None]) -> None:
-        if is_interrupted(self.run_id):
+    def _run(
+        self, n: int, threads: int, do_row: Callable[[int], None], cancelled: Callable[[], bool]
+    ) -> None:
+        if is_interrupted(self.run_id) or cancelled():
             raise KeyboardInterrupt("the run was interrupted")
         lock = threading.Lock()
         left = [threads]
@@ -229,7 +246,7 @@ class RowGate:
             for worker in workers:
                 worker.start()
             while not done.wait(POLL_SECONDS):
-                if is_interrupted(self.run_id):
+                if is_interrupted(self.run_id) or cancelled():
                     raise KeyboardInterrupt("the run was interrupted")
         except KeyboardInterrupt:
             cancel(self.run_id)  # later partitions of this run in this process stop at once
@@ -242,6 +259,31 @@ class RowGate:
             raise
         for worker in workers:
             worker.join()
+
+
+def _task_cancelled() -> Callable[[], bool] | None:
+    """In a ``distributed`` worker's task thread: a check whether that task was cancelled.
+
+    None elsewhere. The check reads the worker's own state of the task, which the
+    scheduler updates when the caller cancels its futures (or goes away), so it costs
+    no round trip.
+    """
+    if "distributed" not in sys.modules:  # no worker without it
+        return None
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ValueError, KeyError):  # not a worker, or not one of its task threads
+        return None
+    tasks = worker.state.tasks
+
+    def cancelled() -> bool:
+        task = tasks.get(key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+    return cancelled
 
 
 @contextlib.contextmanager

@@ -742,7 +742,11 @@ def run_pipeline(
         result_columns,
         is_dask and not sharded,
     )
-    task = runner if sink is None else sink.bind(runner)
+    task = (
+        runner
+        if sink is None
+        else sink.bind(runner, lazy=is_dask, retry_errors=options.retry_errors)
+    )
     _interrupt.watch_local_schedulers()  # Ctrl-C in a local compute stops the partitions
     if is_dask:
         lazy = frame.map_partitions(task, meta=_lazy_meta(_meta(task, frame._meta)))
@@ -763,10 +767,12 @@ def run_pipeline(
     with _interrupt.interruptible(
         runner.run_id, worker_processes=client is None and strategy == "processes"
     ):
-        for positions in phases:  # rows that lost a clash run after every winner
+        for phase, positions in enumerate(phases):  # clash losers run after every winner
             rows = frame.iloc[positions] if len(phases) > 1 else frame
-            parts = _split_rows(rows, min(npartitions, len(rows)))
-            done += _compute(task, parts, strategy, client, progress, runner.run_id)
+            split = getattr(task, "split_rows", _split_rows)  # a sink cuts whole shards
+            parts = split(rows, min(npartitions, len(rows)))
+            # a key of its own per phase: a Client would hand a phase the last one's results
+            done += _compute(task, parts, strategy, client, progress, f"{runner.run_id}-{phase}")
     result = concat_results(done)
     if len(phases) > 1:  # back to the table's order
         result = result.iloc[np.argsort(np.concatenate(phases), kind="stable")]
@@ -880,13 +886,18 @@ def _compute(
     scheduler of the user's ``dask.config``).
     The graph is built with ``dask.delayed``, not ``dask.dataframe``, so that a run
     over a pandas frame does not import ``dask.dataframe`` (half a second). The task
-    keys carry the run's id: two runs at once on one Client never share a key (and so
-    never a result).
+    keys carry the run's id and phase: two runs (or phases) on one Client never share a
+    key (and so never a result).
     """
     from dask import compute, delayed
 
+    numbered = getattr(task, "numbered", False)  # wants its part's number, as dask gives
     tasks = [
-        delayed(task, pure=False)(part, dask_key_name=f"creevey-{run_id}-{i}")
+        delayed(task, pure=False)(
+            part,
+            dask_key_name=f"creevey-{run_id}-{i}",
+            **({"partition_info": {"number": i}} if numbered else {}),
+        )
         for i, part in enumerate(parts)
     ]
     sizes = {f"creevey-{run_id}-{i}": len(part) for i, part in enumerate(parts)}
@@ -917,8 +928,8 @@ def _gather(client: Any, futures: list[Any], sizes: Mapping[Any, int], bar: RunP
         for future in as_completed(futures):
             bar.update(sizes.get(future.key, 0))
         return list(client.gather(futures))
-    except KeyboardInterrupt:  # Ctrl-C: cancel the partitions not yet done
-        client.cancel(futures)
+    except KeyboardInterrupt:  # Ctrl-C: cancel the partitions; the running ones notice
+        client.cancel(futures, force=True)  # (_interrupt.RowGate) and stop
         raise
 
 

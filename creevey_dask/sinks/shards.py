@@ -1,43 +1,74 @@
 """Output formats of a run: files, WebDataset tar shards, Parquet shards.
 
 A run writes through one *sink*. ``"files"`` (the default) writes one file per row, as
-the engine always has. The sharded formats group each partition's rows into shards of
-up to ``shard_size`` rows:
+the engine always has. The sharded formats group the rows still to do into shards of
+``shard_size`` rows:
 
 ``"webdataset"``
     ``{outdir}/{shard}.tar`` holds, per ``ok`` row, the members ``{key}.{ext}`` (the
     image), ``{key}.json`` (the row's carried columns, ``key``, ``width``, ``height``
-    and the image's ``sha256``) and, with ``caption_col=``, ``{key}.txt``. Members are
-    named and ordered as webdataset's ``TarWriter`` and img2dataset name them.
-    Beside it, ``{shard}.parquet`` records every row of the shard (``ok`` and
-    ``error``): the carried columns, ``key``, ``outpath``, ``status``, ``error`` and
-    the run's result columns.
+    and the image's ``sha256``) and, with ``caption_col=``, ``{key}.txt``, in that
+    order. Beside it, ``{shard}.parquet`` records every row of the shard (``ok`` and
+    ``error``): the carried columns, ``key``, ``outpath``, ``status``, ``error``, the
+    run's result columns and the sample index (below).
 ``"parquet"``
     ``{shard}.parquet`` holds those records plus an ``image`` column, a struct of
     ``bytes`` and ``path`` (null for error rows) that Hugging Face ``datasets`` reads
-    as its ``Image`` feature.
+    as its ``Image`` feature. A sample is its row: the reader uses the row position.
 
-Shard names are ``{partition:05d}-{chunk:04d}-{digest}``, the digest taken over the
-keys of the shard's rows, so a shard name stands for exactly one list of rows. A row's
-``key`` is a hash of its index label and source (unique across the dataset as long as
-those pairs are), so a row fed back into a run keeps its key.
+The sample index (what readers of shards rely on): the records of a WebDataset shard
+carry, on every ``ok`` row, two ``Int64`` columns: ``tar_offset``, the byte offset in
+the tar of the 512-byte header of the sample's first member, and ``tar_size``, the
+bytes from there to the end of its last member's data padded to 512. One ranged read
+of ``[tar_offset, tar_offset + tar_size)`` is a run of complete USTAR members,
+``{key}.{ext}``, ``{key}.json``, ``{key}.txt`` (if any), in that order, with no PAX or
+long-name header between them (the tar is plain USTAR: keys are short ASCII names).
+Non-``ok`` rows have NA there. Every row of a shard that has a tar also carries
+``shard_digest``, the sha256 (hex) of the whole tar; it is null when the shard has no
+``ok`` row (and so no tar).
 
-Commit and resume: a shard's files are built in memory and written with
-:func:`creevey_dask.storage.write_bytes_atomic` (a temporary name and one rename, or one
-PUT), the tar first and the records Parquet last, which is the commit. A rerun with
-``skip_existing=True`` skips every complete shard listing the same rows (its records
-read and, for WebDataset, its tar is there with the size noted in its records): its rows
-are reported from the records (``ok`` becomes ``skipped``, errors stay errors). A
-missing, empty or cut shard is written again. Rows fed back after failing (a result
-frame, or the records from :func:`read_shards`) keep their keys and go to a new shard:
-their row list differs, or, when a whole shard failed, the next free generation
-``{shard}-1``, ``{shard}-2``, ... is used; committed shards are never rewritten. A
-killed run leaves whole shards and at most hidden temporaries, which every sharded run
-sweeps from ``outdir`` first (:func:`creevey_dask.storage.sweep`).
+Names and keys. A shard is named ``{writing}-{partition:05d}-{chunk:04d}-{unique}``:
+``writing`` is the call's UTC start time to the microsecond plus 4 random hex digits, so
+names sort by the call that wrote them (shards of an older layout, named
+``{partition:05d}-...``, sort first); ``unique`` is 8 random hex digits drawn for each
+writing, so two writers never replace each other's shard, not even a task that dask
+runs twice. A row's ``key`` is a hash of its index label and source (unique across the
+dataset as long as those pairs are); a result frame fed back in keeps its rows' keys
+when they are valid: one path segment of 1 to 64 ASCII letters, digits, ``_`` or ``-``
+(no dot, no slash), not repeated in the partition. Any other key is replaced by the
+derived one, so a key is always a safe tar member name.
 
-At the end of an in-memory run, ``{outdir}/_stats.json`` sums the run up (see
-:func:`write_stats`). :func:`read_shards` reads the records of a sharded output back as
-a dask DataFrame.
+Commit. A shard's rows run first; each encoded image goes at once to a local spool file,
+so a partition holds no more than the images in flight. The shard is then streamed from
+the spool to its temporary file and committed with one rename (or one upload), the tar
+first and the records Parquet last, which is the commit. A tar whose records cannot be
+written is taken back: its name is unique, so it holds nobody else's samples; committed
+shards are never rewritten or removed, ``skip_existing=False`` included. A row whose
+values cannot be stored (a string that is not valid UTF-8) fails alone; columns Arrow
+cannot hold (``longdouble``, objects) are recorded as text, column names as ``str``.
+
+Complete shards. A shard counts (for resume, statistics and readers) when its records
+Parquet reads and, for WebDataset with any ``ok`` row, its tar has the size noted in its
+records; a tar modified after its records were committed must also have the sha256 noted
+there (``shard_digest``), so records never vouch for another tar.
+
+Resume and the dataset. Over the complete shards of ``outdir``, in name order, a key's
+*latest* record is its latest ``ok`` one if it has any (an ``ok`` beats any error: a
+failed refresh does not hide a sample its old tar still serves), else its latest error.
+A rerun with ``skip_existing=True`` skips the keys whose latest record is ``ok``
+(``skipped``, ``outpath`` = that shard) and retries the others; with
+``retry_errors=False`` (a :class:`~creevey_dask.options.RunOptions` field) a recorded
+error is reported from its records instead. The rows still to do are packed into shards
+of ``shard_size``: in-memory input is cut into partitions of whole shards, so a call
+writes at most one short shard (its last); a dask partition writes at most one short
+shard (its last). So a retry of 50 failed rows adds one shard of 50 rows. A killed run
+leaves whole shards, at most an orphan tar without records (never counted) and hidden
+temporaries, which every sharded run sweeps from ``outdir`` first.
+
+``{outdir}/_stats.json`` describes the dataset (see :func:`write_stats`): counts of the
+keys by their latest record, merged across calls, plus the last call's own counts. It
+is written at the end of an in-memory run, and by each partition of a dask run.
+:func:`read_shards` reads the records of a sharded output back as a dask DataFrame.
 """
 
 from __future__ import annotations
@@ -45,15 +76,21 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import datetime
 import hashlib
 import io
+import itertools
 import json
 import logging
 import math
+import re
 import tarfile
+import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,13 +99,7 @@ from ..engine import interrupt as _interrupt
 from ..engine.rows import record, result_columns_of
 from ..exceptions import ColumnError, format_error
 from ..image.formats import extension_for
-from ..schema import (
-    STATUS_DTYPE,
-    STRING_DTYPE,
-    UPSTREAM_ERROR_COL,
-    concat_results,
-    error_type_column,
-)
+from ..schema import STATUS_DTYPE, STRING_DTYPE, concat_results, error_type_column
 from ..storage import fs as storage
 from ..storage.naming import safe_filename
 
@@ -78,13 +109,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
+    "DIGEST_COL",
     "IMAGE_COL",
     "KEY_COL",
+    "OFFSET_COL",
     "OUTPUT_FORMATS",
+    "SIZE_COL",
     "STATS_NAME",
     "Sink",
     "read_shards",
     "row_keys",
+    "valid_key",
     "write_stats",
 ]
 
@@ -98,15 +133,28 @@ DEFAULT_SHARD_SIZE = 1000
 KEY_COL = "key"
 #: The image column of ``output_format="parquet"`` shards (HF ``Image``: bytes, path).
 IMAGE_COL = "image"
-#: The name of the run summary written into ``outdir`` at the end of a sharded run.
+#: The records column of a WebDataset sample's first header's byte offset in its tar.
+OFFSET_COL = "tar_offset"
+#: The records column of a WebDataset sample's bytes in its tar (whole members).
+SIZE_COL = "tar_size"
+#: The records column of the sha256 (hex) of the shard's whole tar.
+DIGEST_COL = "shard_digest"
+#: The name of the dataset summary written into ``outdir`` by sharded runs.
 STATS_NAME = "_stats.json"
 
-_SAMPLE_COL = "_creevey_sample"  # (bytes, Pillow format) of a row's encoded image
+_SAMPLE_COL = "_creevey_sample"  # (spool offset, size, Pillow format, sha256) of an image
 _KEY_IN = "_creevey_key"  # the keys of a sharded result frame fed back in
 _SHARD_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
 _RECORDS_EXT = ".parquet"
 _KEY_HEX = 16
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TAR_BYTES_META = b"creevey_tar_bytes"  # records metadata: the size of the shard's tar
+_TAR_SHA_META = b"creevey_tar_sha256"  # records metadata: the sha256 of the shard's tar
+_SAMPLE_COLS = (OFFSET_COL, SIZE_COL, DIGEST_COL)
+_BLOCK = tarfile.BLOCKSIZE
+_COPY_CHUNK = 1 << 20
+#: Parquet shards are written in row groups of about this many image bytes (at least a row).
+_ROW_GROUP_BYTES = 1 << 20
 
 
 def _check_format(output_format: Any) -> str:
@@ -124,6 +172,20 @@ def _check_shard_size(shard_size: Any) -> int:
 def _image_ext(fmt: str) -> str:
     """The member extension (no dot) for a Pillow format: ``JPEG`` → ``jpg``."""
     return extension_for(fmt).lstrip(".")
+
+
+def valid_key(key: Any) -> bool:
+    """Whether ``key`` can name a sample: 1-64 ASCII letters, digits, ``_`` or ``-``.
+
+    One safe path segment: no dot (webdataset splits member names at the first dot),
+    no slash, nothing that a tar would resolve outside its folder.
+
+    Examples
+    --------
+    >>> valid_key("e439d64aed980bad"), valid_key("../../x"), valid_key("a.b")
+    (True, False, False)
+    """
+    return isinstance(key, str) and _KEY_RE.fullmatch(key) is not None
 
 
 def row_keys(labels: Iterable[Any], sources: Iterable[Any]) -> list[str]:
@@ -148,9 +210,39 @@ def row_keys(labels: Iterable[Any], sources: Iterable[Any]) -> list[str]:
     return keys
 
 
-def _shard_name(partition: int, chunk: int, keys: list[str]) -> str:
-    digest = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:8]
-    return f"{partition:05d}-{chunk:04d}-{digest}"
+def _checked_keys(given: list[Any], derived: list[str]) -> list[str]:
+    """The given keys where valid and first in the partition, else the derived ones."""
+    keys: list[str] = []
+    seen: set[str] = set()
+    replaced = 0
+    for key, new in zip(given, derived, strict=True):
+        if not valid_key(key) or key in seen:
+            replaced += key is not None and not (isinstance(key, float) and math.isnan(key))
+            key = new
+        n = 1
+        base = key
+        while key in seen:  # a derived key that a given one took already
+            n += 1
+            key = f"{base}-{n}"
+        seen.add(key)
+        keys.append(key)
+    if replaced:
+        logger.warning(
+            "creevey: %d key(s) fed back were not one safe name (1-64 of A-Z a-z 0-9 _ -, "
+            "unique) and were derived again from the index label and source",
+            replaced,
+        )
+    return keys
+
+
+def _writing_id() -> str:
+    """A call's part of its shards' names: its UTC start time, then 4 random hex digits."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return now.strftime("%Y%m%dT%H%M%S%f") + "-" + uuid.uuid4().hex[:4]
+
+
+def _shard_prefix(writing: str, partition: int, chunk: int) -> str:
+    return f"{writing}-{partition:05d}-{chunk:04d}"
 
 
 def _json_value(value: Any) -> Any:
@@ -194,11 +286,53 @@ class _SampleName:
         return storage.join(self.outdir, safe_filename(str(source)))
 
 
+class _Spool:
+    """A local scratch file the encoded images of a shard go to as they are made.
+
+    Rows run on threads: :meth:`add` appends under a lock and gives the image's place,
+    so a partition holds in memory only the images in flight. The file is in the
+    temporary folder (``TMPDIR``) and has no name (``tempfile.TemporaryFile``):
+    nothing is left behind, not even by a killed run.
+    """
+
+    def __init__(self, folder: str | None = None) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile(dir=folder)  # noqa: SIM115 - closed by close()
+        self._lock = threading.Lock()
+        self._end = 0
+
+    def add(self, data: bytes | bytearray | memoryview) -> tuple[int, int]:
+        with self._lock:
+            offset = self._end
+            self._file.seek(offset)
+            self._file.write(data)
+            self._end += len(data)
+        return offset, len(data)
+
+    def read(self, offset: int, size: int) -> bytes:
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(size)
+
+    def copy(self, offset: int, size: int, write: Callable[[bytes], Any]) -> None:
+        """Pass bytes ``[offset, offset + size)`` to ``write``, a chunk at a time."""
+        done = 0
+        while done < size:
+            chunk = self.read(offset + done, min(_COPY_CHUNK, size - done))
+            if not chunk:
+                raise OSError(f"the spool of this shard ended {size - done} bytes early")
+            write(chunk)
+            done += len(chunk)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _Capture:
-    """A write_func that keeps the encoded image in the row's record instead of writing."""
+    """A write_func that spools the encoded image and records its place in the spool."""
 
     def __init__(self, write_func: Any) -> None:
         self.write_func = write_func
+        self.spool: _Spool | None = None
 
     @property
     def result_columns(self) -> dict[str, Any]:
@@ -206,8 +340,14 @@ class _Capture:
 
     def __call__(self, image: Any, outpath: str) -> None:
         data, fmt = self.write_func.encode_for(image, outpath)
+        if not data:
+            raise ValueError("write_func encoded no bytes: no image is 0 bytes")
         width, height = image.size
-        record(**{"width": width, "height": height, _SAMPLE_COL: (bytes(data), fmt)})
+        assert self.spool is not None
+        sha256 = hashlib.sha256(data).hexdigest()
+        offset, size = self.spool.add(data)
+        del data
+        record(**{"width": width, "height": height, _SAMPLE_COL: (offset, size, fmt, sha256)})
 
 
 class Sink:
@@ -310,12 +450,17 @@ class Sink:
         assert self.outdir is not None
         return _SampleName(self.outdir)
 
-    def bind(self, runner: Any) -> Any:
-        """The partition function for the engine: ``runner`` itself, or a wrapper."""
+    def bind(self, runner: Any, *, lazy: bool = False, retry_errors: bool = True) -> Any:
+        """The partition function for the engine: ``runner`` itself, or a wrapper.
+
+        ``lazy``: the input is a dask frame (each partition then brings
+        ``_stats.json`` up to date); ``retry_errors``: whether a rerun retries the rows
+        whose latest record is an error (else they are reported from their records).
+        """
         if not self.sharded and self.verify_hash is None:
             return runner
-        done = _done_keys(self) if self.sharded and runner.skip_existing else {}
-        return _SinkRunner(self, runner, done)
+        index = _dataset_index(self) if self.sharded and runner.skip_existing else {}
+        return _SinkRunner(self, runner, index, lazy=lazy, retry_errors=retry_errors)
 
     def shard_path(self, name: str) -> str:
         assert self.outdir is not None
@@ -326,13 +471,17 @@ class Sink:
         return storage.join(self.outdir, name + _RECORDS_EXT)
 
     def finish(self, result: pd.DataFrame, seconds: float) -> None:
-        """After an in-memory run: write ``_stats.json`` (sharded formats only).
+        """After an in-memory run: bring ``_stats.json`` up to date (sharded formats only).
 
         A summary that cannot be written (a full disk) is logged, not raised: the rows'
         results are already in the result frame.
         """
         if not (self.sharded and self.outdir is not None):
             return
+        self._write_stats(result, seconds)
+
+    def _write_stats(self, result: pd.DataFrame | None, seconds: float | None) -> None:
+        assert self.outdir is not None
         try:
             write_stats(
                 result,
@@ -353,13 +502,35 @@ class Sink:
         )
 
 
+class _Latest(NamedTuple):
+    """A key's latest record over the complete shards: its status and where it is."""
+
+    status: str
+    shard: str | None  # the shard of an ok record
+    error: str | None
+    nbytes: int | None  # the record's ``bytes`` (received from the source), if any
+
+
 class _SinkRunner:
     """Runs one partition through the engine's row runner and writes it through a sink."""
 
-    def __init__(self, sink: Sink, runner: Any, done: Mapping[str, str] | None = None) -> None:
+    numbered = True  # the engine passes each in-memory part's number as partition_info
+
+    def __init__(
+        self,
+        sink: Sink,
+        runner: Any,
+        index: Mapping[str, _Latest] | None = None,
+        *,
+        lazy: bool = False,
+        retry_errors: bool = True,
+    ) -> None:
         self.sink = sink
         self.runner = runner
-        self.done = dict(done or {})  # key -> the complete shard that holds it ok
+        self.index = dict(index or {})  # key -> its latest record in the dataset
+        self.lazy = lazy
+        self.retry_errors = retry_errors
+        self.writing = _writing_id()
 
     # ---- the per-partition row runner -------------------------------------------------
     def _row_runner(self, part: pd.DataFrame) -> Any:
@@ -385,28 +556,74 @@ class _SinkRunner:
             runner.result_columns = {**runner.result_columns, _SAMPLE_COL: "object"}
         return runner
 
+    def _keys(self, part: pd.DataFrame) -> list[str]:
+        """The rows' keys: those fed back in where valid, else derived (:func:`row_keys`)."""
+        keys = row_keys(part.index, part[self.runner.inpath_col])
+        if _KEY_IN in part.columns:  # a result frame fed back in: its rows keep their keys
+            keys = _checked_keys(part[_KEY_IN].tolist(), keys)
+        return keys
+
+    def _todo(self, keys: list[str]) -> np.ndarray:
+        """Which rows run: all without ``skip_existing``; else those not done (or failed)."""
+        if not self.runner.skip_existing:
+            return np.ones(len(keys), dtype=bool)
+        index = self.index
+        retry = self.retry_errors
+        todo = []
+        for key in keys:
+            latest = index.get(key)
+            todo.append(latest is None or (latest.status != "ok" and retry))
+        return np.array(todo, dtype=bool)
+
+    def split_rows(self, frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
+        """In-memory input cut into at most ``n`` runs of rows that fill whole shards.
+
+        The rows still to do are counted: every part but the last gets a whole number
+        of shards of them, so only the call's last shard is short.
+        """
+        size = self.sink.shard_size
+        todo = self._todo(self._keys(frame)) if len(frame) else np.zeros(0, dtype=bool)
+        count = int(todo.sum())
+        if count == 0:
+            return [frame] if len(frame) else []
+        shards = math.ceil(count / size)
+        per = math.ceil(shards / min(n, shards)) * size  # rows to do per part
+        ends = np.searchsorted(np.cumsum(todo), np.arange(per, count, per), side="left") + 1
+        bounds = [0, *ends.tolist(), len(frame)]
+        return [frame.iloc[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
     def __call__(self, part: pd.DataFrame, partition_info: Mapping[str, Any] | None = None) -> Any:
         runner = self._row_runner(part)
         if not self.sink.sharded:
             return runner(part)
         number = int(partition_info["number"]) if partition_info else 0
         self._sweep()
-        keys = row_keys(part.index, part[runner.inpath_col])
-        if _KEY_IN in part.columns:  # a result frame fed back in: its rows keep their keys
-            given = part[_KEY_IN].tolist()
-            keys = [
-                k if isinstance(k, str) and k else new for k, new in zip(given, keys, strict=True)
-            ]
+        keys = self._keys(part)
+        if _KEY_IN in part.columns:
             part = part.drop(columns=[_KEY_IN])
-        size = self.sink.shard_size
         if len(part) == 0:
             return self._finish(runner(part), [], None)
+        todo = self._todo(keys)
         frames = []
-        for chunk, start in enumerate(range(0, len(part), size)):
-            sub = part.iloc[start : start + size]
-            shard_keys = keys[start : start + size]
+        order: list[int] = []
+        done = np.flatnonzero(~todo).tolist()
+        if done:
+            frames.append(self._recorded(runner, part.iloc[done], [keys[i] for i in done]))
+            order += done
+        rows = np.flatnonzero(todo).tolist()
+        size = self.sink.shard_size
+        for chunk, start in enumerate(range(0, len(rows), size)):
+            positions = rows[start : start + size]
+            sub = part.iloc[positions]
+            shard_keys = [keys[i] for i in positions]
             frames.append(self._shard(runner, sub, shard_keys, number, chunk))
-        return concat_results(frames)
+            order += positions
+        out = concat_results(frames)
+        if order != sorted(order):
+            out = out.iloc[np.argsort(np.array(order), kind="stable")]
+        if self.lazy:  # no driver step after a dask run: each partition updates the stats
+            self.sink._write_stats(None, None)
+        return out
 
     def _sweep(self) -> None:
         """Remove dead shard writers' temporaries from ``outdir`` (storage's sweep)."""
@@ -416,81 +633,67 @@ class _SinkRunner:
             if removed:
                 logger.info("removed %d stale temporary file(s) in %s", removed, folder)
 
+    def _recorded(self, runner: Any, sub: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        """The rows not run: reported from their latest records (ok → skipped)."""
+        latest = [self.index[k] for k in keys]
+        records = pd.DataFrame(
+            {
+                KEY_COL: keys,
+                "status": [e.status for e in latest],
+                "error": pd.Series([e.error for e in latest], dtype="string"),
+            }
+        )
+        return self._skipped(runner, sub, keys, records, [e.shard for e in latest])
+
     # ---- one shard --------------------------------------------------------------------
     def _shard(
         self, runner: Any, sub: pd.DataFrame, keys: list[str], number: int, chunk: int
     ) -> pd.DataFrame:
-        """Skip, or run and commit, one chunk of a partition's rows.
+        """Run and commit one shard of rows (or find it written by this very task before).
 
-        With ``skip_existing``: a complete committed shard listing exactly these rows
-        is skipped as a whole (errors stay errors), unless these rows are a result
-        frame fed back in (to retry) and the shard recorded errors. Otherwise the rows
-        whose key is ``ok`` in any complete shard of ``outdir`` are skipped (their
-        ``outpath`` is that shard) and only the others go to a new shard.
+        A task that dask runs again (its worker died after the commit) finds the shard
+        it wrote under the same prefix and reports its rows as ``skipped``.
         """
-        base = _shard_name(number, chunk, keys)
-        fed_back = UPSTREAM_ERROR_COL in sub.columns
-        if not self.runner.skip_existing:
-            return self._write(runner, sub, keys, base, fed_back)
-        committed = self._committed(base, keys)
-        if committed is not None and not (fed_back and (committed["status"] != "ok").any()):
-            shard = self.sink.shard_path(base)
-            return self._skipped(runner, sub, keys, committed, [shard] * len(keys))
-        known = [self.done.get(k) for k in keys]
-        if all(path is None for path in known):
-            return self._write(runner, sub, keys, base, fed_back)
-        old = [i for i, path in enumerate(known) if path is not None]
-        new = [i for i, path in enumerate(known) if path is None]
-        old_keys = [keys[i] for i in old]
-        records = pd.DataFrame({KEY_COL: old_keys, "status": ["ok"] * len(old)})
-        paths = [str(known[i]) for i in old]
-        frames = [self._skipped(runner, sub.iloc[old], old_keys, records, paths)]
-        if new:
-            new_keys = [keys[i] for i in new]
-            name = _shard_name(number, chunk, new_keys)
-            frames.append(self._write(runner, sub.iloc[new], new_keys, name, fed_back))
-        out = concat_results(frames)
-        return out.iloc[np.argsort(np.array(old + new), kind="stable")]
+        prefix = _shard_prefix(self.writing, number, chunk)
+        if self.runner.skip_existing:
+            for name in _names(self.sink, prefix + "-*"):
+                records = _complete_records(self.sink, name)
+                if records is not None and records[KEY_COL].tolist() == keys:
+                    shard = self.sink.shard_path(name)
+                    return self._skipped(runner, sub, keys, records, [shard] * len(keys))
+        return self._write(runner, sub, keys, f"{prefix}-{uuid.uuid4().hex[:8]}")
 
-    def _write(
-        self, runner: Any, sub: pd.DataFrame, keys: list[str], base: str, fed_back: bool
-    ) -> pd.DataFrame:
-        """Run and commit the rows as shard ``base``.
-
-        If ``base`` is committed already (these rows fed back after failing as a whole
-        shard), the next free generation ``{base}-1``, ``{base}-2``, ... is used.
-        """
+    def _write(self, runner: Any, sub: pd.DataFrame, keys: list[str], name: str) -> pd.DataFrame:
+        """Run the rows and commit them as shard ``name``."""
         sink = self.sink
-        name = base
-        generation = 0
-        while self.runner.skip_existing:
-            committed = self._committed(name, keys)
-            if committed is None:
-                break
-            if not (fed_back and (committed["status"] != "ok").any()):
-                shard = sink.shard_path(name)
-                return self._skipped(runner, sub, keys, committed, [shard] * len(keys))
-            generation += 1
-            name = f"{base}-{generation}"
-        result = runner(sub)
-        ok = (result["status"] == "ok").to_numpy(dtype=bool, copy=True)  # ours to change
-        if _interrupted(runner):  # Ctrl-C: commit nothing, so a rerun redoes the shard
-            result.loc[ok, "status"] = "error"
-            result.loc[ok, "error"] = "RunInterruptedError: the run was interrupted (Ctrl-C)"
-            result.loc[ok, "outpath"] = None
-            ok[:] = False
-            return self._finish(result, keys, sink.shard_path(name), ok)
+        spool = _Spool()
         try:
-            self._commit(runner, sub, result, keys, ok, name)
-        except Exception as err:  # the rows were done, but their shard could not be stored
-            message = f"the shard {sink.shard_path(name)!r} could not be written: "
-            message += format_error(err)
-            logger.warning("creevey: %s", message)
-            result.loc[ok, "status"] = "error"
-            result.loc[ok, "error"] = message
-            result.loc[ok, "outpath"] = None
-            ok[:] = False
+            runner.pipeline.write_func.spool = spool
+            result = runner(sub)
+            ok = (result["status"] == "ok").to_numpy(dtype=bool, copy=True)  # ours to change
+            if _interrupted(runner):  # Ctrl-C: commit nothing, so a rerun redoes the shard
+                message = "RunInterruptedError: the run was interrupted (Ctrl-C)"
+                return self._fail(result, keys, sink.shard_path(name), ok, message)
+            try:
+                self._commit(runner, sub, result, keys, ok, name, spool)
+            except Exception as err:  # the rows were done, but their shard could not be stored
+                message = f"the shard {sink.shard_path(name)!r} could not be written: "
+                message += format_error(err)
+                logger.warning("creevey: %s", message)
+                return self._fail(result, keys, sink.shard_path(name), ok, message)
+        finally:
+            runner.pipeline.write_func.spool = None
+            spool.close()
         return self._finish(result, keys, sink.shard_path(name), ok)
+
+    def _fail(
+        self, result: pd.DataFrame, keys: list[str], shard: str, ok: Any, message: str
+    ) -> pd.DataFrame:
+        result.loc[ok, "status"] = "error"
+        result.loc[ok, "error"] = message
+        result.loc[ok, "outpath"] = None
+        ok[:] = False
+        return self._finish(result, keys, shard, ok)
 
     def _finish(
         self, result: pd.DataFrame, keys: list[str], shard: str | None, ok: Any = None
@@ -508,7 +711,7 @@ class _SinkRunner:
     ) -> pd.DataFrame:
         """The shard's records: carried columns, key, outpath, status, error, results."""
         sink = self.sink
-        inputs = [c for c in sub.columns if not c.startswith("_creevey_")]
+        inputs = [c for c in sub.columns if not str(c).startswith("_creevey_")]
         carry = inputs if sink.carry_cols is None else list(sink.carry_cols)
         source_col = runner.inpath_col
         if source_col not in carry:
@@ -516,7 +719,7 @@ class _SinkRunner:
         results = [c for c in runner.result_columns if c not in (_SAMPLE_COL, KEY_COL)]
         records = pd.DataFrame(index=result.index)
         for col in carry:
-            records[col] = sub[col]
+            records[str(col)] = sub[col]
         records[KEY_COL] = pd.Series(keys, index=result.index, dtype="string")
         for col in results:
             records[col] = result[col]
@@ -537,44 +740,43 @@ class _SinkRunner:
         keys: list[str],
         ok: Any,
         name: str,
+        spool: _Spool,
     ) -> None:
+        """Write the shard from the spool: the tar (if any sample), then its records.
+
+        Rows whose values cannot be stored become errors here, alone (``ok`` and
+        ``result`` are changed in place).
+        """
         sink = self.sink
         shard = sink.shard_path(name)
         records = self._records(runner, sub, result, keys, shard)
+        _unstorable_rows(records, result, ok)
         samples = result[_SAMPLE_COL].tolist()
         options = sink.storage_options
-        if sink.output_format == "webdataset":
-            tar = b""
-            if ok.any():
-                tar = _tar_bytes(records, samples, ok, sink.caption_col, runner.inpath_col)
-                storage.write_bytes_atomic(shard, tar, options)
-            try:
-                storage.write_bytes_atomic(
-                    sink.records_path(name), _parquet_bytes(records, tar_bytes=len(tar)), options
-                )
-            except BaseException:  # no commit: take back the tar, which no records describe
-                if tar:
-                    with contextlib.suppress(OSError):
-                        fs, fs_path = storage.get_fs(shard, options)
-                        fs.rm_file(fs_path)
-                raise
+        if sink.output_format == "parquet":
+            _write_parquet_shard(shard, records, samples, keys, ok, spool, options)
+            return
+        tar_bytes = digest = None
+        if ok.any():
+            members = _sample_members(records, samples, ok, sink.caption_col, result)
+            with storage.atomic_writer(shard, options) as f:
+                places, tar_bytes, digest = _write_tar(f, members, spool)
+            offsets = [places.get(i, (None, None))[0] for i in range(len(records))]
+            sizes = [places.get(i, (None, None))[1] for i in range(len(records))]
         else:
-            images = [
-                {"bytes": s[0], "path": f"{k}.{_image_ext(s[1])}"} if flag else None
-                for s, k, flag in zip(samples, keys, ok, strict=True)
-            ]
-            storage.write_bytes_atomic(shard, _parquet_bytes(records, images), options)
-
-    def _committed(self, name: str, keys: list[str]) -> pd.DataFrame | None:
-        """The records of a complete committed shard listing exactly ``keys``, or None."""
-        records = _complete_records(self.sink, name)
-        if records is None:
-            return None
-        if records[KEY_COL].tolist() != keys:
-            path = self.sink.records_path(name)
-            logger.warning("creevey: %s lists other rows; it is written again", path)
-            return None
-        return records
+            offsets = sizes = [None] * len(records)
+        records[OFFSET_COL] = pd.array(offsets, dtype="Int64")
+        records[SIZE_COL] = pd.array(sizes, dtype="Int64")
+        records[DIGEST_COL] = pd.array([digest] * len(records), dtype="string")
+        try:
+            data = _parquet_bytes(records, tar_bytes=tar_bytes, digest=digest)
+            storage.write_bytes_atomic(sink.records_path(name), data, options)
+        except BaseException:  # no commit: take back our tar (its name is only ours)
+            if tar_bytes is not None:
+                with contextlib.suppress(OSError):
+                    fs, fs_path = storage.get_fs(shard, options)
+                    fs.rm_file(fs_path)
+            raise
 
     def _skipped(
         self,
@@ -582,9 +784,9 @@ class _SinkRunner:
         sub: pd.DataFrame,
         keys: list[str],
         records: pd.DataFrame,
-        shards: list[str],
+        shards: list[str | None],
     ) -> pd.DataFrame:
-        """The result rows of committed rows, from their records (ok → skipped).
+        """The result rows of rows not run, from their records (ok → skipped).
 
         ``shards`` holds each row's shard (its ``outpath`` when ``ok``).
         """
@@ -617,15 +819,89 @@ class _SinkRunner:
         return out[list(result.columns)]
 
 
+def _escaped(text: str) -> str:
+    """``text`` with what UTF-8 cannot hold escaped: ``\\xff`` for a file name's byte."""
+    try:  # a file name's undecodable bytes (os.fsdecode's surrogates) as their bytes
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates as code points
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unstorable_rows(records: pd.DataFrame, result: pd.DataFrame, ok: Any) -> None:
+    """Make the rows whose text cannot be stored (not valid UTF-8) errors, alone.
+
+    Their cells are kept in the records with the offending characters escaped
+    (``backslashreplace``), so the records still list every row.
+    """
+    for col in records.columns:
+        dtype = records[col].dtype
+        if not (dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)):
+            continue
+        values = records[col].tolist()
+        for i, value in enumerate(values):
+            if not isinstance(value, str):
+                continue
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                escaped = _escaped(value)
+                records.iat[i, records.columns.get_loc(col)] = escaped
+                message = (
+                    f"ValueError: the row cannot be stored in a shard: its {col!r} is not valid "
+                    f"UTF-8: {escaped}"
+                )
+                label = result.index[i]
+                result.loc[label, "status"] = "error"
+                result.loc[label, "error"] = message
+                result.loc[label, "outpath"] = None
+                records.loc[i, "status"] = "error"
+                records.loc[i, "error"] = message
+                records.loc[i, "outpath"] = None
+                ok[i] = False
+
+
+def _names(sink: Sink, pattern: str = "*") -> list[str]:
+    """The names (sorted) of the shards in ``outdir`` whose records match ``pattern``."""
+    assert sink.outdir is not None
+    fs, path = storage.get_fs(sink.outdir, sink.storage_options)
+    with contextlib.suppress(AttributeError):
+        fs.invalidate_cache(path)  # object stores cache listings; a listing must be fresh
+    try:
+        files = fs.glob(storage.join(path, pattern + _RECORDS_EXT))
+    except FileNotFoundError:
+        return []
+    return sorted(str(f).rsplit("/", 1)[-1][: -len(_RECORDS_EXT)] for f in files)
+
+
+def _mtime(info: Mapping[str, Any]) -> float | None:
+    """A file's modification time from an fsspec ``info`` (local, S3, memory)."""
+    for field in ("mtime", "LastModified", "created"):
+        value = info.get(field)
+        if isinstance(value, datetime.datetime):
+            return value.timestamp()
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def _sha256_of(fs: Any, path: str) -> str:
+    hasher = hashlib.sha256()
+    with fs.open(path, "rb") as f:
+        while chunk := f.read(_COPY_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
 def _complete_records(
     sink: Sink, name: str, columns: list[str] | None = None
 ) -> pd.DataFrame | None:
     """The records of shard ``name`` if it is committed and complete, else None.
 
     Complete: the records Parquet reads; for ``"webdataset"`` with any ``ok`` row, the
-    tar exists, is not empty and has the size its records noted when they were
-    committed; for ``"parquet"``, the shard has its image column. Anything else (a
-    missing, empty, truncated or unreadable file) is logged and the shard is redone.
+    tar exists and has the size its records noted when they were committed, and a tar
+    modified after its records has the sha256 they noted; for ``"parquet"``, the shard
+    has its image column. Anything else (a missing, empty, truncated, replaced or
+    unreadable file) is logged and the shard does not count.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -633,6 +909,7 @@ def _complete_records(
     path = sink.records_path(name)
     fs, fs_path = storage.get_fs(path, sink.storage_options)
     try:
+        info = fs.info(fs_path)
         with fs.open(fs_path, "rb") as f:
             schema = pq.read_schema(f)
             wanted = [c for c in schema.names if c != IMAGE_COL and c in (columns or [c])]
@@ -641,15 +918,15 @@ def _complete_records(
     except FileNotFoundError:
         return None
     except (OSError, pa.ArrowException) as err:
-        logger.warning("creevey: %s is damaged (%s); the shard is written again", path, err)
+        logger.warning("creevey: %s is damaged (%s); the shard does not count", path, err)
         return None
     records = table.to_pandas()
     if KEY_COL not in records.columns or "status" not in records.columns:
-        logger.warning("creevey: %s holds no shard records; the shard is written again", path)
+        logger.warning("creevey: %s holds no shard records; the shard does not count", path)
         return None
     if sink.output_format == "parquet":
         if IMAGE_COL not in schema.names:
-            logger.warning("creevey: %s has no image column; it is written again", path)
+            logger.warning("creevey: %s has no image column; the shard does not count", path)
             return None
         return records
     if not (records["status"] == "ok").any():
@@ -657,42 +934,59 @@ def _complete_records(
     tar = sink.shard_path(name)
     tar_fs, tar_path = storage.get_fs(tar, sink.storage_options)
     try:
-        size = int(tar_fs.size(tar_path))
+        tar_info = tar_fs.info(tar_path)
+        size = int(tar_info.get("size") or 0)
     except FileNotFoundError:
-        size = -1
-    noted = (schema.metadata or {}).get(_TAR_BYTES_META)
+        tar_info, size = {}, -1
+    meta = schema.metadata or {}
+    noted = meta.get(_TAR_BYTES_META)
     if size <= 0 or (noted is not None and size != int(noted)):
         expected = "a non-empty tar" if noted is None else f"{int(noted)} bytes"
         found = "no file" if size < 0 else f"{size} bytes"
-        logger.warning("creevey: %s: %s, not %s; the shard is written again", tar, found, expected)
+        logger.warning("creevey: %s: %s, not %s; the shard does not count", tar, found, expected)
+        return None
+    digest = meta.get(_TAR_SHA_META)
+    tar_time, records_time = _mtime(tar_info), _mtime(info)
+    newer = bool(tar_time and records_time and tar_time > records_time)
+    if (
+        digest is not None and newer and _sha256_of(tar_fs, tar_path) != digest.decode()
+    ):  # records vouch for theirs
+        logger.warning("creevey: %s is not the tar its records describe (sha256)", tar)
         return None
     return records
 
 
-def _done_keys(sink: Sink) -> dict[str, str]:
-    """``key → shard`` for every ``ok`` row of every complete shard in ``sink.outdir``.
+_INDEX_COLS = [KEY_COL, "status", "error", "bytes"]
 
-    Read once per run, on the driver, from the shards' records (key and status
-    only), so a rerun with another partitioning, or a result frame fed back, skips
-    the rows already committed. A key ok in two shards (written by an older version)
-    maps to the first shard by name.
+
+def _dataset_index(sink: Sink) -> dict[str, _Latest]:
+    """``key → its latest record`` over every complete shard of ``sink.outdir``.
+
+    The shards are read in name order (the order of the calls that wrote them), key,
+    status, error and bytes only. A key's latest ``ok`` record wins; a key never ``ok``
+    keeps its latest error.
     """
-    assert sink.outdir is not None
-    fs, path = storage.get_fs(sink.outdir, sink.storage_options)
-    try:
-        files = sorted(fs.glob(storage.join(path, "*" + _RECORDS_EXT)))
-    except FileNotFoundError:
-        return {}
-    done: dict[str, str] = {}
-    for file in files:
-        name = file.rsplit("/", 1)[-1][: -len(_RECORDS_EXT)]
-        records = _complete_records(sink, name, [KEY_COL, "status"])
+    index: dict[str, _Latest] = {}
+    for name in _names(sink):
+        records = _complete_records(sink, name, _INDEX_COLS)
         if records is None:
             continue
         shard = sink.shard_path(name)
-        for key in records.loc[records["status"] == "ok", KEY_COL]:
-            done.setdefault(str(key), shard)
-    return done
+        errors = records["error"].tolist() if "error" in records.columns else [None] * len(records)
+        nbytes = records["bytes"].tolist() if "bytes" in records.columns else [None] * len(records)
+        for key, status, error, size in zip(
+            records[KEY_COL].tolist(), records["status"].tolist(), errors, nbytes, strict=True
+        ):
+            key = str(key)
+            size = None if size is None or pd.isna(size) else int(size)
+            if status == "ok":
+                index[key] = _Latest("ok", shard, None, size)
+            else:
+                before = index.get(key)
+                if before is None or before.status != "ok":
+                    error = None if error is None or pd.isna(error) else str(error)
+                    index[key] = _Latest(str(status), None, error, None)
+    return index
 
 
 def _interrupted(runner: Any) -> bool:
@@ -701,88 +995,197 @@ def _interrupted(runner: Any) -> bool:
     return run_id is not None and _interrupt.is_interrupted(run_id)
 
 
-def _tar_bytes(
+_RESULT_ONLY = {"outpath", "status", "error", "error_type"}
+
+
+def _sample_members(
     records: pd.DataFrame,
     samples: list[Any],
     ok: Any,
     caption_col: str | None,
-    source_col: str,
-) -> bytes:
-    """A tar of the ok rows: ``{key}.{ext}``, ``{key}.json``, ``{key}.txt`` per sample."""
-    buffer = io.BytesIO()
-    now = time.time()
-    result_only = {"outpath", "status", "error", "error_type"}
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        for i, row in enumerate(records.to_dict("records")):
-            if not ok[i]:
-                continue
-            data, fmt = samples[i]
-            key = row[KEY_COL]
-            meta = {k: _json_value(v) for k, v in row.items() if k not in result_only}
-            meta["sha256"] = hashlib.sha256(data).hexdigest()
-            members = {
-                _image_ext(fmt): data,
-                "json": json.dumps(meta, ensure_ascii=False, allow_nan=False).encode(),
-            }
+    result: pd.DataFrame,
+) -> list[tuple[int, str, list[tuple[str, Any]]]]:
+    """Per ok row: ``(row, key, [(ext, payload)])``, image first, then json, then txt.
+
+    An image payload is its ``(offset, size)`` in the spool; the others are bytes. A
+    row whose JSON cannot be made becomes an error alone (``ok`` changed in place).
+    """
+    members = []
+    for i, row in enumerate(records.to_dict("records")):
+        if not ok[i]:
+            continue
+        offset, size, fmt, sha256 = samples[i]
+        key = row[KEY_COL]
+        meta = {str(k): _json_value(v) for k, v in row.items() if k not in _RESULT_ONLY}
+        meta["sha256"] = sha256
+        items: list[tuple[str, Any]] = [(_image_ext(fmt), (offset, size))]
+        try:
+            text = json.dumps(meta, ensure_ascii=False, allow_nan=False).encode()
+            items.append(("json", text))
             if caption_col is not None:
                 caption = _json_value(row.get(caption_col))
-                members["txt"] = ("" if caption is None else str(caption)).encode()
-            for ext in sorted(members):  # as webdataset's TarWriter orders them
-                payload = members[ext]
-                info = tarfile.TarInfo(f"{key}.{ext}")
-                info.size = len(payload)
-                info.mtime = int(now)
-                info.mode = 0o444
-                info.uname = info.gname = "bigdata"
-                tar.addfile(info, io.BytesIO(payload))
-    return buffer.getvalue()
+                items.append(("txt", ("" if caption is None else str(caption)).encode()))
+        except (TypeError, ValueError, UnicodeError) as err:
+            message = f"ValueError: the row cannot be stored in a shard: {format_error(err)}"
+            result.loc[result.index[i], ["status", "error"]] = ["error", message]
+            records.loc[i, ["status", "error"]] = ["error", message]
+            records.loc[i, "outpath"] = None
+            ok[i] = False
+            continue
+        members.append((i, str(key), items))
+    return members
+
+
+def _member_header(name: str, size: int, mtime: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = mtime
+    info.mode = 0o444
+    info.uname = info.gname = "bigdata"
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+def _write_tar(
+    f: IO[bytes], members: list[tuple[int, str, list[tuple[str, Any]]]], spool: _Spool
+) -> tuple[dict[int, tuple[int, int]], int, str]:
+    """Stream the samples into ``f`` as a USTAR tar: ``({row: (offset, size)}, bytes, sha256)``.
+
+    Each image is copied from the spool a chunk at a time; the tar is hashed on the way.
+    """
+    digest = hashlib.sha256()
+    pos = 0
+
+    def put(data: bytes) -> None:
+        nonlocal pos
+        f.write(data)
+        digest.update(data)
+        pos += len(data)
+
+    def pad() -> None:
+        if pos % _BLOCK:
+            put(b"\0" * (_BLOCK - pos % _BLOCK))
+
+    now = int(time.time())
+    places: dict[int, tuple[int, int]] = {}
+    for row, key, items in members:
+        start = pos
+        for ext, payload in items:
+            if isinstance(payload, tuple):  # the image, from the spool
+                offset, size = payload
+                put(_member_header(f"{key}.{ext}", size, now))
+                spool.copy(offset, size, put)
+            else:
+                put(_member_header(f"{key}.{ext}", len(payload), now))
+                put(payload)
+            pad()
+        places[row] = (start, pos - start)
+    put(b"\0" * (2 * _BLOCK))  # the end-of-archive marker
+    record_size = tarfile.RECORDSIZE
+    if pos % record_size:  # padded to whole records, as tarfile writes
+        put(b"\0" * (record_size - pos % record_size))
+    return places, pos, digest.hexdigest()
 
 
 def _arrow_table(records: pd.DataFrame) -> pa.Table:
     import pyarrow as pa
 
+    problems = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError)
+    records = records.rename(columns=str)
     try:
         return pa.Table.from_pandas(records, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+    except (*problems, ValueError):
         fixed = records.copy()
         for col in fixed.columns:
             try:
                 pa.array(fixed[col], from_pandas=True)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError):
+            except (*problems, ValueError):
                 fixed[col] = fixed[col].map(lambda v: None if _json_value(v) is None else str(v))
         return pa.Table.from_pandas(fixed, preserve_index=False)
 
 
-def _parquet_bytes(
-    records: pd.DataFrame, images: list[Any] | None = None, tar_bytes: int | None = None
-) -> bytes:
-    """Records (and an HF ``Image`` column) as the bytes of one Parquet file.
+def _with_metadata(table: pa.Table, extra: Mapping[bytes, bytes]) -> pa.Table:
+    metadata = dict(table.schema.metadata or {})
+    metadata.update(extra)
+    return table.replace_schema_metadata(metadata)
 
-    ``tar_bytes``, the size of the WebDataset tar the records describe, is kept in the
-    file's metadata, so a rerun can tell a complete tar from a damaged one.
+
+_HF_IMAGE = {
+    b"huggingface": json.dumps({"info": {"features": {IMAGE_COL: {"_type": "Image"}}}}).encode()
+}
+
+
+def _parquet_bytes(
+    records: pd.DataFrame, tar_bytes: int | None = None, digest: str | None = None
+) -> bytes:
+    """A WebDataset shard's records as the bytes of one Parquet file.
+
+    ``tar_bytes`` and ``digest``, the size and sha256 of the tar the records describe,
+    are kept in the file's metadata too, so a rerun can tell their tar from another.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     table = _arrow_table(records)
-    if tar_bytes is not None:
-        metadata = dict(table.schema.metadata or {})
-        metadata[_TAR_BYTES_META] = str(tar_bytes).encode()
-        table = table.replace_schema_metadata(metadata)
-    if images is not None:
-        image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-        table = table.append_column(IMAGE_COL, pa.array(images, type=image_type))
-        hf = {"info": {"features": {IMAGE_COL: {"_type": "Image"}}}}
-        metadata = dict(table.schema.metadata or {})
-        metadata[b"huggingface"] = json.dumps(hf).encode()
-        table = table.replace_schema_metadata(metadata)
+    if tar_bytes is not None and digest is not None:
+        meta = {_TAR_BYTES_META: str(tar_bytes).encode(), _TAR_SHA_META: digest.encode()}
+        table = _with_metadata(table, meta)
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
     return buffer.getvalue()
 
 
+def _write_parquet_shard(
+    shard: str,
+    records: pd.DataFrame,
+    samples: list[Any],
+    keys: list[str],
+    ok: Any,
+    spool: _Spool,
+    storage_options: Mapping[str, Any],
+) -> None:
+    """Stream a Parquet shard (records + HF ``Image`` column) to its temporary file.
+
+    Row groups hold about :data:`_ROW_GROUP_BYTES` of images (at least one row), read
+    back from the spool one group at a time; the image column has no dictionary and no
+    statistics (unique, already compressed bytes), which would only cost memory.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = _with_metadata(_arrow_table(records), _HF_IMAGE)
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    schema = table.schema.append(pa.field(IMAGE_COL, image_type))
+    groups: list[tuple[int, int]] = []
+    start, held = 0, 0
+    for i in range(len(records)):
+        held += samples[i][1] if ok[i] else 0
+        if held >= _ROW_GROUP_BYTES:
+            groups.append((start, i + 1))
+            start, held = i + 1, 0
+    if start < len(records) or not groups:
+        groups.append((start, len(records)))
+    plain = table.column_names  # no dictionary, no min/max statistics for image bytes
+    writer = {"use_dictionary": plain, "write_statistics": plain}
+    with (
+        storage.atomic_writer(shard, storage_options) as f,
+        pq.ParquetWriter(f, schema, **writer) as w,
+    ):
+        for a, b in groups:
+            images = [
+                _image_cell(spool, samples[i], keys[i]) if ok[i] else None for i in range(a, b)
+            ]
+            part = table.slice(a, b - a).append_column(IMAGE_COL, pa.array(images, type=image_type))
+            del images
+            w.write_table(part)
+            del part
+
+
+def _image_cell(spool: _Spool, sample: Any, key: str) -> dict[str, Any]:
+    offset, size, fmt, _ = sample
+    return {"bytes": spool.read(offset, size), "path": f"{key}.{_image_ext(fmt)}"}
+
+
 def write_stats(
-    result: pd.DataFrame,
+    result: pd.DataFrame | None,
     outdir: str,
     *,
     seconds: float | None = None,
@@ -790,33 +1193,70 @@ def write_stats(
     shard_size: int | None = None,
     storage_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write ``{outdir}/_stats.json``, a summary of a run's result frame; return it.
+    """Write ``{outdir}/_stats.json``, a summary of the dataset in ``outdir``; return it.
 
-    The summary holds the row count, counts by status, errors by exception type, the
-    body bytes received (the ``bytes`` column, if any), the number of shards, and with
-    ``seconds``, the run's duration and ``ok`` rows per second. In-memory sharded runs
-    write it at their end; for a dask result, call it with the computed frame.
+    The dataset's counts come from the records of its complete shards, every key
+    counted once by its latest record (an ``ok`` beats any error): ``rows`` (distinct
+    keys), ``status`` (``ok``, ``error``), ``errors_by_type``, ``bytes`` (received
+    from the sources, over the ``ok`` keys), ``shards`` (the complete shards holding a
+    latest sample) and ``shards_on_disk``. With ``result``, a run's result frame,
+    ``last_run`` adds that call's rows, counts by status and, with ``seconds``, its
+    duration and ``ok`` rows per second. Sharded runs keep it up to date themselves,
+    in-memory and dask input alike; call it after changing the folder by hand.
     """
+    fmt = output_format or _format_of(outdir, storage_options)
+    sink = Sink(fmt, outdir, shard_size or DEFAULT_SHARD_SIZE, storage_options=storage_options)
+    for _ in range(5):  # another writer may commit meanwhile: count again until stable
+        names = _names(sink)
+        stats = _stats_of(_dataset_index(sink), len(names))
+        stats.update({"output_format": output_format, "shard_size": shard_size})
+        if result is not None:
+            stats["last_run"] = _run_stats(result, seconds)
+        text = json.dumps(stats, indent=2).encode()
+        storage.write_bytes_atomic(storage.join(outdir, STATS_NAME), text, storage_options)
+        if _names(sink) == names:
+            break
+    return stats
+
+
+def _format_of(outdir: str, storage_options: Mapping[str, Any] | None) -> str:
+    """The sharded format of ``outdir``: ``"parquet"`` if its first records hold images."""
+    import pyarrow.parquet as pq
+
+    probe = Sink("webdataset", outdir, storage_options=storage_options)
+    for name in _names(probe)[:1]:
+        fs, path = storage.get_fs(probe.records_path(name), storage_options)
+        with fs.open(path, "rb") as f:
+            if IMAGE_COL in pq.read_schema(f).names:
+                return "parquet"
+    return "webdataset"
+
+
+def _stats_of(index: Mapping[str, _Latest], on_disk: int) -> dict[str, Any]:
+    ok = [e for e in index.values() if e.status == "ok"]
+    errors = pd.Series([e.error for e in index.values() if e.status != "ok"], dtype="string")
+    by_type = errors.dropna().str.split(":", n=1).str[0].value_counts()
+    sizes = [e.nbytes for e in ok if e.nbytes is not None]
+    return {
+        "rows": len(index),
+        "status": {"ok": len(ok), "error": len(index) - len(ok)},
+        "errors_by_type": {str(k): int(v) for k, v in by_type.items()},
+        "bytes": int(sum(sizes)) if sizes else None,
+        "shards": len({e.shard for e in ok}),
+        "shards_on_disk": on_disk,
+    }
+
+
+def _run_stats(result: pd.DataFrame, seconds: float | None) -> dict[str, Any]:
     counts = {str(k): int(v) for k, v in result["status"].value_counts().items()}
-    errors = result.loc[result["status"] == "error", "error"].dropna().astype(str)
-    by_type = errors.str.split(":", n=1).str[0].value_counts()
-    shards = result["outpath"].dropna().nunique()
-    stats: dict[str, Any] = {
+    return {
         "rows": len(result),
         "status": {s: counts.get(s, 0) for s in ("ok", "skipped", "error")},
-        "errors_by_type": {str(k): int(v) for k, v in by_type.items()},
-        "bytes": int(result["bytes"].fillna(0).sum()) if "bytes" in result.columns else None,
-        "shards": int(shards),
-        "output_format": output_format,
-        "shard_size": shard_size,
         "seconds": None if seconds is None else round(seconds, 3),
         "ok_per_second": (
             round(counts.get("ok", 0) / seconds, 2) if seconds and seconds > 0 else None
         ),
     }
-    text = json.dumps(stats, indent=2).encode()
-    storage.write_bytes_atomic(storage.join(outdir, STATS_NAME), text, storage_options)
-    return stats
 
 
 def read_shards(outdir: str, storage_options: Mapping[str, Any] | None = None) -> dd.DataFrame:

@@ -15,9 +15,11 @@
                   under caps, transport errors mapped to our exceptions by type
 
 - **Timeouts.** A connect and a read timeout per socket operation, and a total
-  ``deadline`` per URL that bounds everything: every attempt, redirect, backoff
-  sleep, wait for a slot, connect, TLS handshake, header and body read. A server that
+  ``deadline`` per URL that bounds the request's own time: every attempt, redirect,
+  backoff sleep, connect, TLS handshake, header and body read. A server that
   trickles bytes cannot stretch it (each socket operation waits at most what is left).
+  The wait for a politeness slot has its own bound, ``slot_wait``: a host busy with
+  other requests makes a row wait, never fail its deadline.
 - **Retries** with exponential backoff and full jitter on connection errors, timeouts,
   truncated bodies, 5xx and 429; ``Retry-After`` (seconds or an HTTP date) is
   honoured, capped at ``retry_after_cap``. Other 4xx are final at once.

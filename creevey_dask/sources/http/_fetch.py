@@ -30,8 +30,8 @@ from ...exceptions import (
 )
 from ._address import check_url, politeness_key
 from ._options import CREDENTIAL_HEADERS, HttpOptions
-from ._politeness import host_pause, pause_host, robots_opt_out, take_slot
-from ._transport import DeadlineExceededError, budget, pool_manager
+from ._politeness import HostSlot, host_pause, pause_host, robots_opt_out, take_slot
+from ._transport import Budget, DeadlineExceededError, budget, pool_manager
 
 __all__ = ["FetchResult", "fetch", "parse_retry_after"]
 
@@ -98,15 +98,22 @@ class _RetryableError(Exception):
 class _State:
     """Mutable per-URL state shared by the attempts of one fetch."""
 
-    __slots__ = ("attempts", "deadline", "nbytes", "options", "status", "url")
+    __slots__ = ("attempts", "budget", "deadline", "nbytes", "options", "status", "url")
 
     def __init__(self, url: str, options: HttpOptions) -> None:
         self.url = url
         self.options = options
         self.deadline = time.monotonic() + options.deadline
+        self.budget: Budget | None = None
         self.attempts = 0
         self.status: int | None = None
         self.nbytes: int | None = None
+
+    def not_counting(self, seconds: float) -> None:
+        """Move the deadline on by ``seconds`` spent waiting for a slot (not the request's)."""
+        self.deadline += seconds
+        if self.budget is not None:
+            self.budget.deadline += seconds
 
     def deadline_error(self, when: str = "") -> DownloadTimeoutError:
         return DownloadTimeoutError(
@@ -140,7 +147,8 @@ def fetch(url: str, options: HttpOptions | None = None) -> FetchResult:
     options = options or HttpOptions()
     url = check_url(url)
     state = _State(url, options)
-    with budget(state.deadline, options.refuse_private):
+    with budget(state.deadline, options.refuse_private) as current:
+        state.budget = current
         while True:
             state.attempts += 1
             try:
@@ -193,15 +201,7 @@ def _attempt(state: _State) -> FetchResult:
             headers = {k: v for k, v in headers.items() if k.lower() not in sensitive}
         host = (parts.hostname or "").lower()
         _wait_for_server(_server(current), state)
-        slot = take_slot(
-            politeness_key(host), options.per_host_limit, options.per_host_rate, state.remaining()
-        )
-        if slot is None:
-            raise state.deadline_error(
-                f" while waiting for one of the {options.per_host_limit} request slots "
-                f"for {host!r}"
-                + (f" (per_host_rate={options.per_host_rate:g})" if options.per_host_rate else "")
-            )
+        slot = _take_slot(host, state)
         try:
             response = _send(manager, current, headers, state)
             try:
@@ -220,6 +220,28 @@ def _attempt(state: _State) -> FetchResult:
         status=state.status,
         attempts=state.attempts,
     )
+
+
+def _take_slot(host: str, state: _State) -> HostSlot:
+    """Wait for a politeness slot for ``host``, up to ``slot_wait``, off the URL's deadline."""
+    options = state.options
+    state.remaining()  # a request whose own time is up starts no other
+    started = time.monotonic()
+    slot = take_slot(
+        politeness_key(host), options.per_host_limit, options.per_host_rate, options.slot_wait
+    )
+    state.not_counting(time.monotonic() - started)
+    if slot is None:
+        rate = f", per_host_rate={options.per_host_rate:g}" if options.per_host_rate else ""
+        raise DownloadTimeoutError(
+            f"no request slot for {host!r} within slot_wait={options.slot_wait:g} s "
+            f"(per_host_limit={options.per_host_limit}{rate}): other requests to the host "
+            "held them all",
+            url=state.url,
+            status=state.status,
+            attempts=state.attempts,
+        )
+    return slot
 
 
 def _server(url: str) -> str:

@@ -47,6 +47,7 @@ class HttpOptions:
     deadline : float, default 60
         Total seconds per URL, across attempts, redirects, backoff, connecting, TLS,
         the headers and the body: every socket operation waits at most what is left.
+        The waits for a politeness slot are not counted (see ``slot_wait``).
     retries : int, default 3
         Extra attempts after the first, on connection errors, timeouts, truncated
         bodies, 5xx and 429.
@@ -62,6 +63,12 @@ class HttpOptions:
         Requests per second per host: in any one-second window at most this many
         requests (attempts and redirect hops included) to one host start, across
         threads and, on a cluster, across workers. None: no rate cap.
+    slot_wait : float, default 600
+        Seconds a request may wait for one of its host's slots (``per_host_limit``,
+        ``per_host_rate``) before it starts. The wait is not part of ``deadline``, which
+        bounds the request's own time, so a busy host makes rows wait, not fail; a
+        wait longer than this ends the row with a ``DownloadTimeoutError`` that names
+        the host and this bound.
     max_bytes : int, default 50 MiB
         The largest body accepted; larger ones are stopped while streaming.
     max_redirects : int, default 5
@@ -99,6 +106,7 @@ class HttpOptions:
     retry_after_cap: float = 30.0
     per_host_limit: int = 8
     per_host_rate: float | None = None
+    slot_wait: float = 600.0
     max_bytes: int = 50 * 2**20
     max_redirects: int = 5
     user_agent: str = DEFAULT_USER_AGENT
@@ -133,7 +141,7 @@ def _split_timeout(timeout: Any) -> tuple[float, float]:
     )
 
 
-_POSITIVE = ("connect_timeout", "read_timeout", "deadline")
+_POSITIVE = ("connect_timeout", "read_timeout", "deadline", "slot_wait")
 _NON_NEGATIVE = ("backoff_base", "backoff_cap", "retry_after_cap")
 _COUNTS = {"retries": 0, "per_host_limit": 1, "max_bytes": 1, "max_redirects": 0}
 

@@ -4,8 +4,11 @@
   the address the host resolves to, ``_address.politeness_key``, so every spelling of
   one server shares one limit). In a
   ``dask.distributed`` worker the limit is a ``distributed.Semaphore`` per host, held
-  by the scheduler, so it holds across the whole cluster; elsewhere a semaphore per
-  process, shared by its threads.
+  by the scheduler, so it holds across the whole cluster; each worker process leases
+  its slots in batches and a dead worker's come back within seconds (``_leases``).
+  Elsewhere a semaphore per process, shared by its threads.
+- **Waiting.** A request waits for its slot up to ``slot_wait`` seconds
+  (``HttpOptions``), a bound of its own: the wait is not charged to the URL's deadline.
 - **Rate.** With ``per_host_rate=r``, a request may start only while holding one of
   ``n = max(1, floor(r))`` tokens of its host, and a token is given back
   ``max(1, n / r)`` seconds (plus a small margin) after it was taken, whatever the
@@ -30,6 +33,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ._leases import LeasePool
 from ._options import DEFAULT_USER_AGENT
 
 __all__ = [
@@ -49,26 +53,42 @@ ROBOTS_OPT_OUTS = frozenset({"noai", "noimageai", "noindex", "noimageindex", "no
 RATE_MARGIN = 0.05
 
 
-#: A ``threading.BoundedSemaphore`` or a ``distributed.Semaphore``: acquire(timeout=), release().
-_Semaphore = Any
+class _ProcessSlots:
+    """A host's slots in this process: a semaphore shared by its threads."""
 
-_local_semaphores: dict[tuple[str, str, int], threading.BoundedSemaphore] = {}
-_cluster_semaphores: dict[tuple[str, str, int], Any] = {}
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, leases: int) -> None:
+        self._semaphore = threading.BoundedSemaphore(leases)
+
+    def acquire(self, timeout: float) -> float | None:
+        return 0.0 if self._semaphore.acquire(timeout=max(0.0, timeout)) else None
+
+    def release(self, token: float) -> None:
+        self._semaphore.release()
+
+
+#: A ``_ProcessSlots`` or, on a cluster, a ``_leases.LeasePool``: ``acquire(timeout)``
+#: gives a token (None if the time ran out), ``release(token)`` gives the slot back.
+_Slots = Any
+
+_local_slots: dict[tuple[str, str, int], _ProcessSlots] = {}
+_cluster_slots: dict[tuple[str, str, str, int], LeasePool] = {}
 _registry_lock = threading.Lock()
 
 
 def host_limit(host: str, limit: int) -> threading.BoundedSemaphore:
     """The semaphore bounding requests in flight to ``host`` in this process."""
-    return _process_semaphore("limit", host, limit)
+    return _process_slots("limit", host, limit)._semaphore
 
 
-def _process_semaphore(kind: str, host: str, leases: int) -> threading.BoundedSemaphore:
+def _process_slots(kind: str, host: str, leases: int) -> _ProcessSlots:
     key = (kind, host.lower(), leases)
-    semaphore = _local_semaphores.get(key)
-    if semaphore is None:
+    slots = _local_slots.get(key)
+    if slots is None:
         with _registry_lock:
-            semaphore = _local_semaphores.setdefault(key, threading.BoundedSemaphore(leases))
-    return semaphore
+            slots = _local_slots.setdefault(key, _ProcessSlots(leases))
+    return slots
 
 
 def _cluster_worker() -> Any:
@@ -89,41 +109,36 @@ def _cluster_worker() -> Any:
     return running[0] if len(running) == 1 else None
 
 
-def _semaphore(kind: str, host: str, leases: int) -> _Semaphore:
-    """Cluster-wide on a ``distributed`` worker, else per process."""
+def _slots(kind: str, host: str, leases: int) -> _Slots:
+    """Cluster-wide on a ``distributed`` worker (leased in batches), else per process."""
     worker = _cluster_worker()
     if worker is None:
-        return _process_semaphore(kind, host, leases)
-    key = (kind, host.lower(), leases)
-    semaphore = _cluster_semaphores.get(key)
-    if semaphore is None:
-        from distributed import Semaphore
-
+        return _process_slots(kind, host, leases)
+    key = (str(worker.id), kind, host.lower(), leases)  # a new worker: pools of its own
+    slots = _cluster_slots.get(key)
+    if slots is None:
         with _registry_lock:
-            semaphore = _cluster_semaphores.get(key)
-            if semaphore is None:
-                semaphore = Semaphore(
-                    max_leases=leases,
-                    name=f"creevey_dask-{kind}-{leases}-{host.lower()}",
-                    scheduler_rpc=worker.scheduler,
-                    loop=worker.loop,
-                )
-                _cluster_semaphores[key] = semaphore
-    return semaphore
+            slots = _cluster_slots.get(key)
+            if slots is None:
+                for old in [k for k, pool in _cluster_slots.items() if pool.closing()]:
+                    del _cluster_slots[old]  # a closed worker's (an in-process cluster's)
+                name = f"creevey_dask-{kind}-{leases}-{host.lower()}"
+                slots = _cluster_slots[key] = LeasePool(worker, name, leases)
+    return slots
 
 
 # -- giving rate tokens back after their time --------------------------------------------
 
-_due: list[tuple[float, int, _Semaphore]] = []
+_due: list[tuple[float, int, _Slots, float]] = []
 _due_counter = itertools.count()
 _due_cond = threading.Condition()
 _releaser: threading.Thread | None = None
 
 
-def _release_later(semaphore: _Semaphore, delay: float) -> None:
+def _release_later(slots: _Slots, token: float, delay: float) -> None:
     global _releaser
     with _due_cond:
-        heapq.heappush(_due, (time.monotonic() + delay, next(_due_counter), semaphore))
+        heapq.heappush(_due, (time.monotonic() + delay, next(_due_counter), slots, token))
         if _releaser is None or not _releaser.is_alive():
             _releaser = threading.Thread(
                 target=_release_due, name="creevey_dask-rate-tokens", daemon=True
@@ -137,21 +152,22 @@ def _release_due() -> None:
         with _due_cond:
             while not _due or _due[0][0] > time.monotonic():
                 _due_cond.wait(None if not _due else _due[0][0] - time.monotonic())
-            _, _, semaphore = heapq.heappop(_due)
+            _, _, slots, token = heapq.heappop(_due)
         with contextlib.suppress(Exception):  # a cluster gone away: its leases expire there
-            semaphore.release()
+            slots.release(token)
 
 
 class HostSlot:
     """A held request slot for one host; :meth:`release` it when the request is done."""
 
-    __slots__ = ("_semaphore",)
+    __slots__ = ("_slots", "_token")
 
-    def __init__(self, semaphore: _Semaphore) -> None:
-        self._semaphore = semaphore
+    def __init__(self, slots: _Slots, token: float) -> None:
+        self._slots = slots
+        self._token = token
 
     def release(self) -> None:
-        self._semaphore.release()
+        self._slots.release(self._token)
 
 
 def take_slot(
@@ -163,17 +179,19 @@ def take_slot(
     slot, just before the request starts, and given back on its own schedule.
     """
     end = time.monotonic() + timeout
-    semaphore = _semaphore("limit", host, per_host_limit)
-    if not semaphore.acquire(timeout=max(0.0, timeout)):
+    slots = _slots("limit", host, per_host_limit)
+    token = slots.acquire(timeout)
+    if token is None:
         return None
     if per_host_rate is not None:
         leases = max(1, math.floor(per_host_rate))
-        tokens = _semaphore("rate", host, leases)
-        if not tokens.acquire(timeout=max(0.0, end - time.monotonic())):
-            semaphore.release()
+        tokens = _slots("rate", host, leases)
+        rate_token = tokens.acquire(end - time.monotonic())
+        if rate_token is None:
+            slots.release(token)
             return None
-        _release_later(tokens, max(1.0, leases / per_host_rate) + RATE_MARGIN)
-    return HostSlot(semaphore)
+        _release_later(tokens, rate_token, max(1.0, leases / per_host_rate) + RATE_MARGIN)
+    return HostSlot(slots, token)
 
 
 # -- pauses asked for by the server ------------------------------------------------------

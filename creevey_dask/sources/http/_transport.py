@@ -50,11 +50,11 @@ class DeadlineExceededError(TimeoutError):
     """The fetch's deadline ran out during a socket operation."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Budget:
     """What the connections of the current fetch on this thread must respect."""
 
-    deadline: float  # time.monotonic() value
+    deadline: float  # time.monotonic() value; moved on by the fetch's waits for a slot
     refuse_private: bool
 
     def left(self) -> float:
