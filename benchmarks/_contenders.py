@@ -15,9 +15,11 @@ processes/threads a bare loop uses. Contenders:
   (``decode_image(data, draft=op.draft_size)`` then ``op`` for the default
   ``ops.resize(shape=(256, 256), mode="cover")``): the speed of its quality rule without
   the library around it, so ``creevey / bare-rule`` is the engine's own cost.
-* ``creevey-processes``: the default call with ``parallel_strategy="processes"`` (dask's
-  process pool: a process per core), to compare with one process of threads.
-* ``creevey``: the default call: ``df.creevey.resize(outdir, path_col="path",
+* ``creevey-processes`` / ``creevey-threads``: the default call with
+  ``parallel_strategy="processes"`` (the warm process pool: a process per core) or
+  ``"threads"`` (one process of threads), to compare the two with the default's choice.
+* ``creevey``: the default call (no flags: ``parallel_strategy="auto"``, which picks
+  processes or threads): ``df.creevey.resize(outdir, path_col="path",
   shape=(256, 256), mode="cover", format="jpeg", quality=95)`` for paths, or
   ``df.creevey.download(outdir, format="jpeg", quality=95,
   ops=[ops.resize(shape=(256, 256), mode="cover")])`` for URLs.
@@ -128,7 +130,8 @@ def run_creevey(spec: dict) -> int:
     from creevey_dask import ops
 
     sources = spec["sources"]
-    extra = {"parallel_strategy": "processes"} if spec["who"] == "creevey-processes" else {}
+    forced = spec["who"].partition("-")[2]  # "processes", "threads" or "" (the default)
+    extra = {"parallel_strategy": forced} if forced else {}
     if sources[0].startswith("http"):
         result = pd.DataFrame({"url": sources}).creevey.download(
             spec["outdir"],
@@ -152,7 +155,7 @@ def run_creevey(spec: dict) -> int:
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
-    if spec["who"] in ("creevey", "creevey-processes", "bare-rule"):
+    if spec["who"].startswith("creevey") or spec["who"] == "bare-rule":
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     ok = run_creevey(spec) if spec["who"].startswith("creevey") else run_bare(spec)
     print(json.dumps({"ok": ok}), flush=True)

@@ -20,6 +20,7 @@ rows (the old result columns are replaced).
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -148,6 +149,27 @@ class HttpLoader:
                 f"the response ({kind}) is not an image Pillow can decode: {cause}"
             ) from err
         return Downloaded(body, image) if self.keep_bytes else image
+
+    def for_processes(self, n: int, *, exact: bool = True) -> HttpLoader | None:
+        """This loader for each of ``n`` worker processes that share its per-host limits.
+
+        The limits are per process, so each of ``n`` processes gets ``per_host_limit //
+        n`` requests in flight per host and ``per_host_rate / n`` requests per second;
+        together they keep the limits. When ``per_host_limit < n`` that cannot be exact:
+        None with ``exact=True`` (the default run then stays on threads), else one
+        request in flight per process.
+        """
+        limit = self.options.per_host_limit
+        if n <= 1:
+            return self
+        if limit < n and exact:
+            return None
+        rate = self.options.per_host_rate
+        shared = copy.copy(self)
+        shared.options = self.options.replace(
+            per_host_limit=max(1, limit // n), per_host_rate=None if rate is None else rate / n
+        )
+        return shared
 
     def __repr__(self) -> str:
         return f"HttpLoader({self.options!r}, keep_bytes={self.keep_bytes!r})"
@@ -550,6 +572,11 @@ class _LoggingLoader:
     def __call__(self, url: Any, draft: Any = None) -> Any:
         self.log.note(url)
         return self.loader(url, draft=draft)
+
+    def for_processes(self, n: int, *, exact: bool = True) -> _LoggingLoader | None:
+        """As :meth:`HttpLoader.for_processes`, keeping the log."""
+        loader = self.loader.for_processes(n, exact=exact)
+        return None if loader is None else _LoggingLoader(loader, self.log)
 
 
 class _LoggingWriter:

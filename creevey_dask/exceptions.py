@@ -59,6 +59,7 @@ __all__ = [
     "TooManyRedirectsError",
     "TruncatedBodyError",
     "UnsafeSourceError",
+    "WorkerProcessError",
     # datasets
     "ArchiveError",
     "CredentialsError",
@@ -186,6 +187,14 @@ class MissingDataError(CreeveyError, FileNotFoundError):
 
 class CredentialsError(CreeveyError, PermissionError):
     """Storage credentials are missing, or were rejected by the storage service."""
+
+
+class WorkerProcessError(CreeveyError, RuntimeError):
+    """A worker process of the local process pool died during a run (killed, out of memory).
+
+    The run stops with this error instead of marking rows as errors: the files already
+    written are complete, and a rerun with ``skip_existing=True`` does the rest.
+    """
 
 
 # --- downloads ------------------------------------------------------------------------

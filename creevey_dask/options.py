@@ -28,8 +28,10 @@ __all__ = [
     "run_options",
 ]
 
-#: The allowed values of ``parallel_strategy``: dask's local schedulers.
-PARALLEL_STRATEGIES = ("threads", "processes")
+#: The allowed values of ``parallel_strategy``: ``"auto"`` (the default: worker processes
+#: where they win, else threads; see :class:`~creevey_dask.Pipeline`) or one of dask's
+#: local schedulers.
+PARALLEL_STRATEGIES = ("auto", "threads", "processes")
 
 
 def check_parallel_strategy(value: object) -> None:
@@ -80,9 +82,10 @@ class RunOptions:
         For in-memory input, how many dask partitions (tasks) to cut it into.
     storage_options : mapping, optional
         fsspec options for reading and writing (e.g. s3fs's ``endpoint_url``).
-    parallel_strategy : {"threads", "processes"}, optional
-        The local dask scheduler when no distributed Client is active; by default the
-        pipeline's (``Pipeline(parallel_strategy=...)``, itself ``"threads"``).
+    parallel_strategy : {"auto", "threads", "processes"}, optional
+        How in-memory input runs when no distributed Client is active; by default the
+        pipeline's (``Pipeline(parallel_strategy=...)``, itself ``"auto"``: a warm pool
+        of worker processes where they win, else threads; see :class:`Pipeline`).
     result_suffix : str, default "_result"
         Input columns named like a result column that a stage adds (``width`` and
         ``height`` of a LAION table, ``bytes``, ...) are kept as they are; the run's

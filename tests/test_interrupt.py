@@ -117,7 +117,7 @@ def _interrupt_child(source: str, tmp_path: Path, args: list[str]) -> None:
     assert elapsed < EXIT_BOUND, f"the child took {elapsed:.1f} s to stop after SIGINT"
 
 
-@pytest.mark.parametrize("strategy", ["threads", "processes", "lazy"])
+@pytest.mark.parametrize("strategy", ["threads", "processes", "auto", "lazy"])
 def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
     fresh_image_server: ImageServer, tmp_path: Path, strategy: str
 ) -> None:

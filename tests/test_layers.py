@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "engine.interrupt",
             "engine.inputs",
             "engine.summary",
+            "engine.processes",
         ],
     ),
     ("storage", ["storage"]),

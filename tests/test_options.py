@@ -38,7 +38,11 @@ def test_storage_options_are_copied():
         ({"skip_existing": "yes"}, TypeError, "skip_existing must be True or False"),
         ({"progress": 1}, TypeError, "progress must be True or False"),
         ({"storage_options": [("anon", True)]}, TypeError, "storage_options must be a mapping"),
-        ({"parallel_strategy": "gpu"}, ValueError, r"not one of \['threads', 'processes'\]"),
+        (
+            {"parallel_strategy": "gpu"},
+            ValueError,
+            r"not one of \['auto', 'threads', 'processes'\]",
+        ),
     ],
 )
 def test_bad_values_fail_when_made(fields, error, match):

@@ -15,7 +15,7 @@ def test_defaults():
     pipeline = Pipeline(load_image)
     assert pipeline.ops == []
     assert pipeline.write_func is write_image
-    assert pipeline.parallel_strategy == "threads"
+    assert pipeline.parallel_strategy == "auto"
     assert pipeline.result_columns == {}
 
 
@@ -27,7 +27,11 @@ def test_defaults():
         ({"ops": 3}, TypeError, "ops must be a callable or a list of callables"),
         ({"ops": "grayscale"}, TypeError, "ops must be a callable or a list of callables"),
         ({"write_func": 1}, TypeError, "write_func must be callable"),
-        ({"parallel_strategy": "gpu"}, ValueError, r"not one of \['threads', 'processes'\]"),
+        (
+            {"parallel_strategy": "gpu"},
+            ValueError,
+            r"not one of \['auto', 'threads', 'processes'\]",
+        ),
     ],
 )
 def test_bad_arguments(kwargs, error, match):

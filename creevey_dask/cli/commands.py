@@ -65,7 +65,7 @@ def run_download(args: argparse.Namespace) -> Any:
         ops=ops,
         naming=args.naming,
         skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else "threads",
+        parallel_strategy="processes" if args.processes else None,
         progress=args.progress,
         storage_options=options,
         **_given(
@@ -101,7 +101,7 @@ def run_resize(args: argparse.Namespace) -> Any:
         max_dim=args.max_dim,
         only_shrink=args.only_shrink,
         skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else "threads",
+        parallel_strategy="processes" if args.processes else None,
         storage_options=options,
         progress=args.progress,
         options=_run_options(args),

@@ -85,7 +85,8 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
     parser.add_argument(
         "--processes",
         action="store_true",
-        help="use worker processes instead of threads, for CPU-bound work (default: threads)",
+        help="always use worker processes (default: a process per core for tables of 200 "
+        "rows or more on Linux, else threads)",
     )
     parser.add_argument(
         "--no-skip-existing",

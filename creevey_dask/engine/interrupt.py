@@ -45,9 +45,12 @@ __all__ = [
     "RunInterruptedError",
     "cancel",
     "current_gate",
+    "interrupt_children",
+    "interrupted_since",
     "interruptible",
     "is_interrupted",
     "new_run_id",
+    "on_worker_sigint",
     "watch_local_schedulers",
 ]
 
@@ -78,6 +81,37 @@ def cancel(run_id: str) -> None:
 def is_interrupted(run_id: str) -> bool:
     """Whether ``run_id`` was interrupted in this process."""
     return run_id in _INTERRUPTED
+
+
+#: When this process (a worker of the local process pool) last got SIGINT (``time.time()``).
+_last_worker_sigint = 0.0
+
+
+def on_worker_sigint(signum: int, frame: Any) -> None:
+    """The SIGINT handler of a worker of the local process pool (it never raises).
+
+    The runs with partitions running here are interrupted (their rows stop, and each
+    partition raises :class:`KeyboardInterrupt` back to the caller); a partition of a
+    run made before this signal, handed over later, stops at once
+    (:func:`interrupted_since`). An idle worker stays up for the next run.
+    """
+    global _last_worker_sigint
+    _last_worker_sigint = time.time()
+    for run_id in list(_RUNNING):  # no lock: the interrupted thread may hold it
+        cancel(run_id)
+
+
+def interrupted_since(created: float) -> bool:
+    """Whether this worker process got SIGINT after a run made at ``created`` began."""
+    return _last_worker_sigint >= created
+
+
+def interrupt_children() -> None:
+    """Pass SIGINT on to this process's child processes (the local pool's workers)."""
+    for child in multiprocessing.active_children():
+        if child.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(child.pid, signal.SIGINT)
 
 
 def _on_local_finish(dsk: Any, state: Any, errored: bool) -> None:
@@ -276,10 +310,7 @@ def interruptible(run_id: str, *, worker_processes: bool = False) -> Iterator[No
     def on_sigint(signum: int, frame: Any) -> None:
         cancel(run_id)
         if worker_processes:
-            for child in multiprocessing.active_children():
-                if child.pid is not None:
-                    with contextlib.suppress(OSError):
-                        os.kill(child.pid, signal.SIGINT)
+            interrupt_children()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_sigint)

@@ -54,8 +54,16 @@ class Pipeline:
         ``write_func(image, path)``: write ``image`` as a file at ``path``. Defaults to
         :func:`creevey_dask.image.imagefile.write_image`, which picks the format from the
         extension. See *Writers* below.
-    parallel_strategy : {"threads", "processes"}, default "threads"
-        The local dask scheduler used when no ``dask.distributed`` Client is active.
+    parallel_strategy : {"auto", "threads", "processes"}, default "auto"
+        How in-memory input runs when no ``dask.distributed`` Client is active.
+        ``"auto"``: the scheduler of the user's ``dask.config`` if one is set, else a
+        warm pool of worker processes (a process per core, each with its row threads;
+        forked once, on the first such run, and reused) for a table of at least
+        :data:`~creevey_dask.engine.processes.MIN_PROCESS_ROWS` rows on a machine with
+        several cores, on Linux, when no output is ``memory://`` and the pipeline
+        pickles; dask's threaded scheduler in this process otherwise. ``"threads"`` and
+        ``"processes"`` (the same warm pool) force one. Dask input stays lazy: it runs
+        on whatever scheduler computes it. See ``docs/performance.md``.
 
     Notes
     -----
@@ -73,6 +81,11 @@ class Pipeline:
     bytes instead, which the engine commits in one write or PUT. Writers never need
     :mod:`creevey_dask.storage`'s atomic helpers; those stay for code outside a run.
 
+    **Processes.** A ``load_func`` with limits per process (the HTTP loader's per-host
+    limits) has a ``for_processes(n, exact=)`` method giving the loader each of ``n``
+    worker processes runs, so that ``n`` of them together keep the limits (or None when
+    they cannot, ``exact=True``, and the run then stays on threads).
+
     Examples
     --------
     >>> from creevey_dask import Pipeline, load_image
@@ -85,7 +98,7 @@ class Pipeline:
         load_func: Callable[[Any], Any],
         ops: Iterable[Callable[[Any], Any]] | None = None,
         write_func: Callable[[Any, str], Any] | None = None,
-        parallel_strategy: str = "threads",
+        parallel_strategy: str = "auto",
     ) -> None:
         _check_callable("load_func", load_func)
         ops_list = as_ops(ops)

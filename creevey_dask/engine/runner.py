@@ -55,6 +55,7 @@ from ..storage import fs as storage
 from ..storage import provenance
 from ..storage.naming import Outpaths, source_key, url_hash
 from . import interrupt as _interrupt
+from . import processes as _processes
 from .inputs import (
     Inpaths,
     as_frame,
@@ -133,6 +134,7 @@ class PartitionRunner:
         self.skip_existing = skip_existing
         self.result_columns = dict(result_columns)
         self.run_id = _interrupt.new_run_id()  # Ctrl-C interrupts this run
+        self.created = time.time()  # a worker's Ctrl-C after this stops the run's partitions
         self.home_pid = os.getpid()  # the caller's process, which owns its memory://
         self.resolve_names = resolve_names  # settle the partition's clashes first
 
@@ -241,6 +243,8 @@ class PartitionRunner:
             runner.outpaths = self.outpaths.resolved(sources)
             runner.resolve_names = False
             return runner(part)
+        if _interrupt.interrupted_since(self.created):  # handed to a worker after Ctrl-C
+            _interrupt.cancel(self.run_id)
         n = len(sources)
         upstream: list[Any] = [None] * n
         if UPSTREAM_ERROR_COL in part.columns:
@@ -331,11 +335,80 @@ def _has_process_workers(client: Any) -> bool:
     return any(not str(address).startswith("inproc://") for address in workers)
 
 
+def _local_strategy(
+    strategy: str | None,
+    pipeline: Pipeline,
+    n_rows: int,
+    process_local_outputs: bool,
+    picklable: Callable[[], bool],
+) -> tuple[str | None, Pipeline]:
+    """The local scheduler of an in-memory run, and the pipeline each of its processes runs.
+
+    ``"auto"`` (the default) follows the user's ``dask.config`` scheduler if one is set
+    (None: dask's configured scheduler), else :func:`creevey_dask.engine.processes.auto_strategy`.
+    With processes, a loader with a ``for_processes(n, exact=)`` method (the HTTP
+    loader) is given its share of the per-host limits; ``"auto"`` keeps threads when
+    they cannot be shared exactly.
+    """
+    if strategy == "auto":
+        import dask
+
+        if dask.config.get("scheduler", None) is not None:
+            return None, pipeline
+        strategy = _processes.auto_strategy(
+            n_rows=n_rows,
+            workers=local_cores(),
+            process_local_outputs=process_local_outputs,
+            picklable=picklable,
+        )
+        exact = True
+    else:
+        exact = False
+    if strategy != "processes" or not _processes.process_pool_works():
+        return strategy, pipeline
+    split = getattr(pipeline.load_func, "for_processes", None)
+    if split is None:
+        return strategy, pipeline
+    load_func = split(local_cores(), exact=exact)
+    if load_func is None:
+        return "threads", pipeline
+    shared = copy.copy(pipeline)
+    shared.load_func = load_func
+    return strategy, shared
+
+
+def _pickles(*parts: Any) -> bool:
+    """Whether ``parts`` (a run's pipeline, namer and sink) pickle, to go to processes."""
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(parts)
+    except Exception as err:
+        logger.debug("the run stays on threads: it does not pickle: %s", format_error(err))
+        return False
+    return True
+
+
+def _process_local(
+    outpath_func: Callable[[Any], Any], sink: Sink | None, sources: Iterable[Any] | None
+) -> bool:
+    """Whether the run writes to ``memory://``, which lives in this process only."""
+    return any(storage.is_process_local(r) for r in _output_roots(outpath_func, sink, sources))
+
+
+def _configured_strategy() -> str:
+    """The strategy the user's ``dask.config`` scheduler amounts to, for the checks."""
+    import dask
+
+    name = dask.config.get("scheduler", None)
+    return "processes" if name in ("processes", "multiprocessing") else "threads"
+
+
 def _refuse_process_local_outputs(
     outpath_func: Callable[[Any], Any],
     sink: Sink | None,
     sources: Iterable[Any] | None,
-    strategy: str,
+    strategy: str | None,
     client: Any,
 ) -> None:
     """Refuse, up front, ``memory://`` outputs that worker processes would write.
@@ -351,6 +424,8 @@ def _refuse_process_local_outputs(
     lost = [root for root in roots if storage.is_process_local(root)]
     if not lost:
         return
+    if strategy is None:
+        strategy = _configured_strategy()
     if client is not None:
         if _has_process_workers(client):
             raise ValueError(
@@ -450,7 +525,7 @@ def run_pipeline(
     n_jobs = options.n_jobs  # None: chosen per partition (default_jobs)
     skip_existing, storage_options = options.skip_existing, options.storage_options
     npartitions, progress = options.npartitions, options.progress
-    strategy = options.parallel_strategy or pipeline.parallel_strategy
+    strategy: str | None = options.parallel_strategy or pipeline.parallel_strategy
     declared = pipeline.result_columns
     clash = sorted(set(declared) & set(RESULT_COLUMNS))
     if clash:
@@ -479,6 +554,14 @@ def run_pipeline(
         outpaths = outpaths.resolved(frame[inpath_col].tolist())
     client = active_client()
     first_rows = None if is_dask else frame[inpath_col]
+    if client is None and not is_dask:
+        strategy, pipeline = _local_strategy(
+            strategy,
+            pipeline,
+            len(frame),
+            _process_local(outpath_func, sink, first_rows),
+            lambda: _pickles(pipeline, outpaths, sink),
+        )
     _refuse_process_local_outputs(outpath_func, sink, first_rows, strategy, client)
     _refuse_unwritable_outdir(outpath_func, sink, first_rows)
     # dask input stays lazy (no pass over the table before the run): each partition
@@ -624,14 +707,16 @@ def _split_rows(frame: pd.DataFrame, n: int) -> list[pd.DataFrame]:
 def _compute(
     task: Callable[[pd.DataFrame], pd.DataFrame],
     parts: list[pd.DataFrame],
-    strategy: str,
+    strategy: str | None,
     client: Any,
     progress: bool,
     run_id: str,
 ) -> list[pd.DataFrame]:
     """Run ``task`` on every part as one dask task each; the results in order.
 
-    On the active Client if there is one, else on dask's local ``strategy`` scheduler.
+    On the active Client if there is one, else on dask's local ``strategy`` scheduler
+    (``"processes"``: the warm pool of :mod:`creevey_dask.engine.processes`; None: the
+    scheduler of the user's ``dask.config``).
     The graph is built with ``dask.delayed``, not ``dask.dataframe``, so that a run
     over a pandas frame does not import ``dask.dataframe`` (half a second). The task
     keys carry the run's id and phase: two runs (or phases) on one Client never share a
@@ -649,12 +734,19 @@ def _compute(
         for i, part in enumerate(parts)
     ]
     sizes = {f"creevey-{run_id}-{i}": len(part) for i, part in enumerate(parts)}
+    pool = None
+    if client is None and strategy == "processes" and _processes.process_pool_works():
+        pool = _processes.warm_pool(local_cores())  # forked before the bar starts a thread
     with RunProgress(sum(sizes.values()), enabled=progress) as bar:
         if client is not None:
             return _gather(client, client.compute(tasks), sizes, bar)
-        scheduler = _local_scheduler(strategy)
+        if pool is not None:
+            with local_callback(bar, sizes):
+                return _processes.compute_on_pool(tasks, pool)
         with local_callback(bar, sizes):
-            return list(compute(*tasks, scheduler=scheduler))
+            if strategy is None:
+                return list(compute(*tasks))
+            return list(compute(*tasks, scheduler=_local_scheduler(strategy)))
 
 
 def _gather(client: Any, futures: list[Any], sizes: Mapping[Any, int], bar: RunProgress) -> Any:

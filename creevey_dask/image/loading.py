@@ -4,6 +4,7 @@ under a size cap, and decodes it with :func:`~creevey_dask.image.decode.decode_i
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,12 @@ __all__ = [
 MAX_FILE_BYTES = 1 << 30
 
 
+@functools.cache
+def _default_http_options() -> HttpOptions:
+    """One ``HttpOptions()`` (frozen) for every row without its own: made once, not per row."""
+    return HttpOptions()
+
+
 def _read_source(
     path: str,
     storage_options: Mapping[str, Any],
@@ -42,7 +49,7 @@ def _read_source(
     bounds the decode) and ``deadline`` (that of ``http_options`` unless given), and a
     path that is not a regular file (a FIFO, a device) is refused before any read.
     """
-    options = http_options or HttpOptions()
+    options = http_options or _default_http_options()
     if is_http_url(path):
         return fetch(path, options).body
     if is_sample(path):
