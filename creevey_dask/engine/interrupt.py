@@ -39,6 +39,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._fork import reset_in_child
+
 __all__ = [
     "POLL_SECONDS",
     "RowGate",
@@ -62,6 +64,8 @@ _INTERRUPTED: set[str] = set()
 #: The ids of the runs with partitions running in this process, and how many.
 _RUNNING: dict[str, int] = {}
 _running_lock = threading.Lock()
+# a forked worker runs none of the caller's partitions until it is handed one
+reset_in_child(globals(), locks=["_running_lock"], clear=["_RUNNING"])
 
 
 class RunInterruptedError(Exception):

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from .._fork import reset_in_child
 from ..engine.rows import on_row_end
 from ..exceptions import ImageDecodeError, ImageTooLargeError
 from ..sources.hashing import observe_source
@@ -75,6 +76,7 @@ _SWAPS_AXES = {5, 6, 7, 8}
 # before we can apply our own limit. Its warning must never reach the user as such, and
 # warnings filters are process-global, so the short header parse runs under this lock.
 _open_lock = threading.Lock()
+reset_in_child(globals(), locks=["_open_lock"])
 
 # Magic bytes of formats people meet and Pillow cannot read, to name them in messages.
 _KNOWN_UNSUPPORTED = (

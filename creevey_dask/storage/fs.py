@@ -45,6 +45,7 @@ import fsspec
 from fsspec.core import split_protocol, strip_protocol
 from fsspec.implementations.local import LocalFileSystem
 
+from .._fork import reset_in_child
 from ..exceptions import DownloadTimeoutError, SizeLimitError, UnsafeSourceError
 
 __all__ = [
@@ -80,6 +81,9 @@ logger = logging.getLogger(__name__)
 _LOCAL_PROTOCOLS = {None, "file", "local"}
 _fs_cache: dict[tuple[str, tuple[tuple[str, Any], ...]], fsspec.AbstractFileSystem] = {}
 _fs_lock = threading.Lock()
+# a forked worker makes its own filesystems: an s3fs instance of the caller runs on the
+# caller's event loop, which the child does not have ("This class is not fork-safe")
+reset_in_child(globals(), locks=["_fs_lock"], clear=["_fs_cache"])
 
 
 def _host_tag() -> str:

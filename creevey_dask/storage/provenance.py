@@ -65,6 +65,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._fork import reset_in_child
 from . import fs as storage
 
 __all__ = [
@@ -241,6 +242,7 @@ class _Records:
 
 _records: dict[str, _Records] = {}
 _records_lock = threading.Lock()
+reset_in_child(globals(), locks=["_records_lock"], clear=["_records"])
 
 
 def _records_for(folder_key: str) -> _Records:
@@ -389,6 +391,7 @@ def _commit_local(
 
 _memory_proofs: dict[str, tuple[str, Any]] = {}  # path -> (digest, the stored file object)
 _memory_lock = threading.Lock()
+reset_in_child(globals(), locks=["_memory_lock"])
 
 
 def _commit_memory(fs: Any, fs_path: str, data: bytes, digest: str, replace: bool) -> bool:

@@ -42,6 +42,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._fork import reset_in_child
 from ..exceptions import ArchiveError, MissingDataError, SizeLimitError, UnsafeSourceError
 from . import fs as storage
 
@@ -173,6 +174,7 @@ class ShardIndex:
 _cache: dict[tuple[str, str], ShardIndex] = {}
 _building: dict[tuple[str, str], threading.Lock] = {}
 _cache_lock = threading.Lock()
+reset_in_child(globals(), locks=["_cache_lock"], clear=["_building"])
 
 
 def _options_key(storage_options: Mapping[str, Any] | None) -> str:
@@ -472,6 +474,7 @@ def _parquet_sample(index: ShardIndex, member: str, options: Any) -> bytes:
 
 _groups: OrderedDict[tuple[str, tuple[int, str], int, str], list[Any]] = OrderedDict()
 _groups_lock = threading.Lock()
+reset_in_child(globals(), locks=["_groups_lock"])
 _GROUPS_KEPT = 2  # row groups' image columns kept per process (sequential reads hit)
 _GROUPS_MAX_BYTES = 256 << 20  # ... unless they hold more image bytes than this
 

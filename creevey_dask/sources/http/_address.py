@@ -20,6 +20,7 @@ import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ..._fork import reset_in_child
 from ...exceptions import UnsafeSourceError
 
 __all__ = [
@@ -191,6 +192,7 @@ def resolve_checked(host: str, port: int, refuse_private: bool) -> list[AddrInfo
 KEY_TTL = 60.0
 _keys: dict[str, tuple[float, str]] = {}
 _keys_lock = threading.Lock()
+reset_in_child(globals(), locks=["_keys_lock"])
 
 
 def _canonical(ip: IPAddress) -> IPAddress:

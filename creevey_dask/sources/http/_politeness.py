@@ -33,6 +33,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from ..._fork import reset_in_child
 from ._leases import LeasePool
 from ._options import DEFAULT_USER_AGENT
 
@@ -75,6 +76,8 @@ _Slots = Any
 _local_slots: dict[tuple[str, str, int], _ProcessSlots] = {}
 _cluster_slots: dict[tuple[str, str, str, int], LeasePool] = {}
 _registry_lock = threading.Lock()
+# a forked worker counts its own requests in flight (its share of the limits)
+reset_in_child(globals(), locks=["_registry_lock"], clear=["_local_slots", "_cluster_slots"])
 
 
 def host_limit(host: str, limit: int) -> threading.BoundedSemaphore:

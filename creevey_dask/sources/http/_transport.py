@@ -40,6 +40,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util.ssl_ import create_urllib3_context
 
+from ..._fork import reset_in_child
 from ...exceptions import UnsafeSourceError
 from ._address import check_address, resolve_checked
 
@@ -210,6 +211,7 @@ class _TLSPool(HTTPSConnectionPool):
 
 
 _tls_lock = threading.Lock()
+reset_in_child(globals(), locks=["_tls_lock"])
 _tls: ssl.SSLContext | None = None
 
 
