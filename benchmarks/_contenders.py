@@ -16,7 +16,7 @@ processes/threads a bare loop uses. Contenders:
   ``ops.resize(shape=(256, 256), mode="cover")``): the speed of its quality rule without
   the library around it, so ``creevey / bare-rule`` is the engine's own cost.
 * ``creevey-processes`` / ``creevey-threads``: the default call with
-  ``parallel_strategy="processes"`` (the warm process pool: a process per core) or
+  ``parallel_strategy="processes"`` (the local process pool: a process per core, forked per run) or
   ``"threads"`` (one process of threads), to compare the two with the default's choice.
 * ``creevey``: the default call (no flags: ``parallel_strategy="auto"``, which picks
   processes or threads): ``df.creevey.resize(outdir, path_col="path",

@@ -151,24 +151,16 @@ class HttpLoader:
         return Downloaded(body, image) if self.keep_bytes else image
 
     def for_processes(self, n: int, *, exact: bool = True) -> HttpLoader | None:
-        """This loader for each of ``n`` worker processes that share its per-host limits.
-
-        The limits are per process, so each of ``n`` processes gets ``per_host_limit //
-        n`` requests in flight per host and ``per_host_rate / n`` requests per second;
-        together they keep the limits. When ``per_host_limit < n`` that cannot be exact:
-        None with ``exact=True`` (the default run then stays on threads), else one
-        request in flight per process.
-        """
-        limit = self.options.per_host_limit
-        if n <= 1:
-            return self
-        if limit < n and exact:
+        """This loader for each of ``n`` worker processes that share its per-host limits
+        (:meth:`creevey_dask.HttpOptions.for_processes`); None where they cannot be
+        shared exactly and ``exact=True``."""
+        options = self.options.for_processes(n, exact=exact)
+        if options is None:
             return None
-        rate = self.options.per_host_rate
+        if options is self.options:
+            return self
         shared = copy.copy(self)
-        shared.options = self.options.replace(
-            per_host_limit=max(1, limit // n), per_host_rate=None if rate is None else rate / n
-        )
+        shared.options = options
         return shared
 
     def __repr__(self) -> str:

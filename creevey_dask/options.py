@@ -84,7 +84,7 @@ class RunOptions:
         fsspec options for reading and writing (e.g. s3fs's ``endpoint_url``).
     parallel_strategy : {"auto", "threads", "processes"}, optional
         How in-memory input runs when no distributed Client is active; by default the
-        pipeline's (``Pipeline(parallel_strategy=...)``, itself ``"auto"``: a warm pool
+        pipeline's (``Pipeline(parallel_strategy=...)``, itself ``"auto"``: a pool
         of worker processes where they win, else threads; see :class:`Pipeline`).
     result_suffix : str, default "_result"
         Input columns named like a result column that a stage adds (``width`` and

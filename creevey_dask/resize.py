@@ -178,7 +178,7 @@ def resize(
         Shortcuts for the same :class:`~creevey_dask.RunOptions` fields: rows in flight
         per partition, leaving existing outputs alone (``"skipped"``, the default), a
         progress bar, fsspec options for reading and writing, the local scheduler
-        (default ``"auto"``: a warm process per core for tables of 200 rows or more,
+        (default ``"auto"``: a process per core for tables of 200 rows or more,
         else threads; see :class:`~creevey_dask.Pipeline`), tasks for pandas input.
     options : RunOptions, optional
         All run settings; the shortcuts above, when given, override its fields.

@@ -1,7 +1,7 @@
-"""The default strategy: a warm process per core where processes win, threads elsewhere.
+"""The default strategy: a process per core, forked per run, where processes win.
 
 Real worker processes throughout: the rows record the process they ran in, the pool's
-workers are real forked processes (reused across calls, killed with a real SIGKILL),
+workers are real forked processes (new for each run, killed with a real SIGKILL),
 and Ctrl-C is a real SIGINT to a child process running a default call.
 """
 
@@ -68,15 +68,15 @@ def _pids(result: pd.DataFrame) -> set[int]:
     return set(result["pid"].dropna().astype(int))
 
 
-def test_a_large_local_run_goes_to_the_warm_pool_and_equals_the_threaded_run(
+def test_a_large_local_run_goes_to_worker_processes_and_equals_the_threaded_run(
     many_files: list[str], tmp_path: Path
 ) -> None:
     auto = _pid_pipeline().run(many_files, _to(tmp_path / "auto"), progress=False)
-    workers = set(_processes.worker_pids())
-    assert len(workers) == local_cores()
-    assert _pids(auto) <= workers
-    assert len(_pids(auto)) >= 2
-    assert os.getpid() not in _pids(auto)
+    workers = _pids(auto)
+    assert 2 <= len(workers) <= local_cores()
+    assert os.getpid() not in workers
+    assert _processes.worker_pids() == []  # no process outlives its run
+    assert not [p for p in workers if _alive(p)]
 
     threads = _pid_pipeline(parallel_strategy="threads").run(
         many_files, _to(tmp_path / "threads"), progress=False
@@ -95,10 +95,10 @@ def test_a_large_local_run_goes_to_the_warm_pool_and_equals_the_threaded_run(
             assert image.size == (16, 16)
             assert abs(image.getpixel((0, 0))[0] - original.getpixel((0, 0))[0]) < 60
 
-    # warm: the next default call runs in the same worker processes
+    # the next default call forks workers of its own
     again = _pid_pipeline().run(many_files, _to(tmp_path / "again"), progress=False)
-    assert set(_processes.worker_pids()) == workers
-    assert _pids(again) <= workers
+    assert _pids(again).isdisjoint(workers)
+    assert os.getpid() not in _pids(again)
 
 
 def test_clashing_names_settle_as_on_threads(many_files: list[str], tmp_path: Path) -> None:
@@ -125,10 +125,15 @@ def test_clashing_names_settle_as_on_threads(many_files: list[str], tmp_path: Pa
 
 def test_the_default_resize_call_uses_the_pool(many_files: list[str], tmp_path: Path) -> None:
     result = pd.DataFrame({"path": many_files}).creevey.resize(
-        tmp_path / "out", path_col="path", shape=(16, 16), progress=False
+        tmp_path / "out",
+        path_col="path",
+        shape=(16, 16),
+        progress=False,
+        ops=[report("pid", lambda im: os.getpid(), "Int64")],
     )
     assert (result["status"] == "ok").all()
-    assert _processes.worker_pids()
+    assert len(_pids(result)) >= 2
+    assert os.getpid() not in _pids(result)
     for path in result["outpath"]:
         with Image.open(path) as image:
             assert image.size == (16, 16)
@@ -207,14 +212,15 @@ def test_a_killed_worker_fails_the_run_clearly_and_the_next_run_completes_it(
 ) -> None:
     outdir = tmp_path / "out"
     pipeline = _pid_pipeline(_slow)
-    _processes.warm_pool(local_cores())
-    victim = _processes.worker_pids()[0]
+    victims: list[int] = []
 
     def kill_when_started() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if outdir.exists() and len(list(outdir.glob("*.png"))) >= 10:
-                os.kill(victim, signal.SIGKILL)
+            workers = _processes.worker_pids()
+            if workers and outdir.exists() and len(list(outdir.glob("*.png"))) >= 10:
+                victims.append(workers[0])
+                os.kill(workers[0], signal.SIGKILL)
                 return
             time.sleep(0.01)
 
@@ -223,25 +229,25 @@ def test_a_killed_worker_fails_the_run_clearly_and_the_next_run_completes_it(
     with pytest.raises(WorkerProcessError, match=r"worker process .* died"):
         pipeline.run(many_files, _to(outdir), progress=False, n_jobs=2)
     killer.join(5)
-    assert victim not in _processes.worker_pids()
+    assert victims
+    assert _processes.worker_pids() == []
     written = {p.name for p in outdir.glob("*.png")}
     assert 10 <= len(written) < N_ROWS
 
     result = pipeline.run(many_files, _to(outdir), progress=False)
     assert set(result["status"]) <= {"ok", "skipped"}
     assert (result["status"] == "skipped").sum() >= len(written)
+    assert victims[0] not in _pids(result)
     names = sorted(p.name for p in outdir.iterdir())
     assert names == sorted(Path(s).stem + ".png" for s in many_files)  # no temporaries
     for path in result["outpath"]:
         with Image.open(path) as image:
             image.load()
             assert image.size == (16, 16)
-    assert victim not in _processes.worker_pids()
-    assert _processes.worker_pids()
 
 
 CHILD = """
-import sys, time
+import os, sys, time
 from pathlib import Path
 import creevey_dask as cd
 from creevey_dask.engine import processes as _processes
@@ -255,11 +261,13 @@ def slow(image):
 def outpath(source):
     return str(outdir / (Path(source).stem + ".png"))
 
-pipeline = cd.Pipeline(cd.load_image, ops=[slow, cd.ops.resize(shape=(16, 16))])
-pipeline.run(sources[:{tiny}], outpath, progress=False)  # threads: no pool yet
-print("POOL", _processes.worker_pids(), flush=True)
-pipeline.run(sources, outpath, progress=False, skip_existing=False)
-print("FINISHED", _processes.worker_pids(), flush=True)
+pid = cd.report("pid", lambda image: os.getpid(), "Int64")
+pipeline = cd.Pipeline(cd.load_image, ops=[slow, cd.ops.resize(shape=(16, 16)), pid])
+tiny = pipeline.run(sources[:{tiny}], outpath, progress=False)  # threads
+print("TINY", sorted(set(tiny["pid"].astype(int))), flush=True)
+print("CALLER", os.getpid(), flush=True)
+result = pipeline.run(sources, outpath, progress=False, skip_existing=False)
+print("FINISHED", sorted(set(result["pid"].astype(int))), flush=True)
 """
 
 
@@ -296,18 +304,47 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_default_call_in_a_script_reuses_its_pool_and_exits_cleanly(
+def _listed(line: str) -> list[int]:
+    return [int(p) for p in line.split("[")[1].rstrip("]").split(",") if p.strip()]
+
+
+def test_a_default_call_in_a_script_forks_its_workers_and_exits_cleanly(
     many_files: list[str], tmp_path: Path
 ) -> None:
     child, outdir = _run_child(tmp_path, many_files, 0.0)
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err.decode(errors="replace")[-2000:]
     lines = out.decode().splitlines()
-    assert lines[0] == "POOL []"  # the tiny first call ran on threads
-    pids = [int(p) for p in lines[1].split("[")[1].rstrip("]").split(",")]
-    assert len(pids) == local_cores()
-    assert not [p for p in pids if _alive(p)]  # the workers ended with the script
+    caller = int(lines[1].split()[1])
+    assert _listed(lines[0]) == [caller]  # the tiny first call ran on threads
+    pids = _listed(lines[2])
+    assert 2 <= len(pids) <= local_cores()
+    assert caller not in pids
+    assert not [p for p in pids if _alive(p)]  # the workers ended with their run
     assert len(list(outdir.glob("*.png"))) == N_ROWS
+
+
+def test_a_caller_killed_mid_run_leaves_no_worker_behind(
+    many_files: list[str], tmp_path: Path
+) -> None:
+    child, outdir = _run_child(tmp_path, many_files, 0.2)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(outdir.glob("*.png"))) < 12 and child.poll() is None:
+            assert time.monotonic() < deadline, "the child wrote no files in 60 s"
+            time.sleep(0.02)
+        workers = _children(child.pid)
+        assert len(workers) >= 2, "the run is not on worker processes"
+        child.kill()  # SIGKILL: the caller gets no chance to stop its workers
+        child.communicate(timeout=30)
+        deadline = time.monotonic() + 10
+        while [p for p in workers if _alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in workers if _alive(p)], "orphaned workers"
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
 
 
 @pytest.mark.parametrize("target", ["group", "caller"])
@@ -348,3 +385,93 @@ def test_sigint_stops_a_process_pool_run_promptly_without_partial_files(
         with Image.open(outdir / name) as image:
             image.load()
             assert image.size == (16, 16)
+
+
+def _module(folder: Path, name: str, value: int) -> None:
+    (folder / f"{name}.py").write_text(
+        f"VALUE = {value}\n\n\ndef value(image):\n    return VALUE\n", encoding="utf-8"
+    )
+
+
+def test_workers_run_the_callers_code_as_it_is_now(
+    many_files: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a notebook edits and reloads a module between calls, and imports another after
+    # the first call: each run's workers see the caller's modules of that moment
+    import importlib
+
+    folder = tmp_path / "mods"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    _module(folder, "cd_edited_op", 1)
+    edited = importlib.import_module("cd_edited_op")
+    first = _pid_pipeline(report("value", edited.value, "Int64")).run(
+        many_files, _to(tmp_path / "a"), progress=False
+    )
+    assert os.getpid() not in _pids(first)
+    assert set(first["value"]) == {1}
+
+    _module(folder, "cd_edited_op", 2)
+    importlib.invalidate_caches()
+    os.utime(folder / "cd_edited_op.py", (time.time() + 5, time.time() + 5))  # a new mtime
+    importlib.reload(edited)
+    _module(folder, "cd_later_op", 3)
+    later = importlib.import_module("cd_later_op")
+    second = _pid_pipeline(
+        report("value", edited.value, "Int64"), report("later", later.value, "Int64")
+    ).run(many_files, _to(tmp_path / "b"), progress=False)
+    assert (second["status"] == "ok").all(), second["error"].dropna().head()
+    assert os.getpid() not in _pids(second)
+    assert set(second["value"]) == {2}
+    assert set(second["later"]) == {3}
+
+
+class _Heavy:
+    """A big object an op holds; counts how often the caller pickles it."""
+
+    pickled = 0
+
+    def __init__(self) -> None:
+        self.table = bytes(1 << 20)
+
+    def __getstate__(self) -> dict[str, object]:
+        if os.getpid() == _CALLER:
+            type(self).pickled += 1
+        return self.__dict__
+
+    def __call__(self, image: Image.Image) -> int:
+        return len(self.table)
+
+
+_CALLER = os.getpid()
+
+
+def test_an_op_is_pickled_once_per_run_not_once_per_partition(
+    many_files: list[str], tmp_path: Path
+) -> None:
+    heavy = _Heavy()
+    result = _pid_pipeline(report("size", heavy, "Int64")).run(
+        many_files, _to(tmp_path / "out"), progress=False, npartitions=12
+    )
+    assert (result["status"] == "ok").all()
+    assert os.getpid() not in _pids(result)
+    assert set(result["size"]) == {1 << 20}
+    assert _Heavy.pickled <= 2  # the check that it pickles, and the one copy shipped
+
+
+def test_a_resize_of_http_sources_keeps_the_per_host_limit_across_processes(
+    image_server: ImageServer, tmp_path: Path
+) -> None:
+    urls = [image_server.url(f"/img/photo.jpg?stall=0.05&n={i}") for i in range(N_ROWS)]
+    image_server.reset_counters()
+    result = pd.DataFrame({"url": urls}).creevey.resize(
+        tmp_path / "out",
+        path_col="url",
+        shape=(16, 16),
+        n_jobs=16,
+        progress=False,
+        ops=[report("pid", lambda im: os.getpid(), "Int64")],
+    )
+    assert (result["status"] == "ok").all(), result["error"].dropna().head()
+    assert len(_pids(result)) >= 2  # processes, each with 16 row threads
+    assert image_server.max_active_total <= cd.HttpOptions().per_host_limit

@@ -6,5 +6,5 @@ runner      PartitionRunner: a partition's rows on a thread pool, skips, commits
 rows        the row context: report(), record(), reporters' result columns
 progress    progress bars that never break a run
 interrupt   Ctrl-C: stopping rows, cleaning temporaries
-processes   the warm local process pool of the default strategy
+processes   the local process pool of the default strategy, forked per run
 """

@@ -57,12 +57,12 @@ class Pipeline:
     parallel_strategy : {"auto", "threads", "processes"}, default "auto"
         How in-memory input runs when no ``dask.distributed`` Client is active.
         ``"auto"``: the scheduler of the user's ``dask.config`` if one is set, else a
-        warm pool of worker processes (a process per core, each with its row threads;
-        forked once, on the first such run, and reused) for a table of at least
+        pool of worker processes (a process per core, each with its row threads;
+        forked for the run, stopped at its end) for a table of at least
         :data:`~creevey_dask.engine.processes.MIN_PROCESS_ROWS` rows on a machine with
         several cores, on Linux, when no output is ``memory://`` and the pipeline
         pickles; dask's threaded scheduler in this process otherwise. ``"threads"`` and
-        ``"processes"`` (the same warm pool) force one. Dask input stays lazy: it runs
+        ``"processes"`` (the same pool) force one. Dask input stays lazy: it runs
         on whatever scheduler computes it. See ``docs/performance.md``.
 
     Notes

@@ -1,4 +1,4 @@
-"""The warm local process pool: a process per core, started on first use, kept for later runs.
+"""The local process pool: a process per core, forked for each run that wins by it.
 
 The default strategy (``parallel_strategy="auto"``) runs an in-memory table's
 partitions in worker processes, each with its own row threads, when that wins; the
@@ -7,12 +7,19 @@ local scheduler (``dask.multiprocessing.get(pool=...)``, one partition per submi
 dask still schedules the graph, callbacks (the progress bar) and errors as usual.
 
 Why this mechanism (measured on a 2-core machine, see ``docs/performance.md``): the
-workers are *forked* from the caller, so the first call pays about 20 ms for them (a
+workers are *forked* from the caller, which costs about 20 ms a run (a
 ``distributed.LocalCluster`` costs 1-2 s to start, and its scheduler and nannies about
 150 MB), forked pages are shared (peak PSS grows by the workers' own pages only), and a
 script without an ``if __name__ == "__main__":`` guard still works (``spawn`` and
-``forkserver`` re-import the main module). The pool stays up between calls, so a
-notebook pays the start-up once; it is shut down at exit (or by :func:`shutdown_pool`).
+``forkserver`` re-import the main module).
+
+**A pool per run.** The workers are forked when a run starts and stopped when it ends:
+they hold exactly the caller's modules, code and settings of that moment (a notebook
+that edits or reloads a module, or imports one after an earlier run, is seen as it is
+now), and no process outlives its run. The run's partition function is pickled once
+(:func:`ship`), before the fork, so the workers inherit it and unpickle it once each;
+only the partitions' rows travel per task. A worker dies with its caller
+(``PR_SET_PDEATHSIG``), so a killed caller leaves no worker behind.
 
 Where this does not win, the default is dask's threaded scheduler in the caller's
 process, as before: :func:`auto_strategy` says which.
@@ -20,16 +27,19 @@ process, as before: :func:`auto_strategy` says which.
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures
 import contextlib
+import ctypes
+import io
+import logging
 import multiprocessing
 import os
 import signal
 import sys
 import threading
+import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -38,11 +48,12 @@ from . import interrupt as _interrupt
 
 __all__ = [
     "MIN_PROCESS_ROWS",
+    "Shipped",
     "auto_strategy",
     "compute_on_pool",
+    "process_pool",
     "process_pool_works",
-    "shutdown_pool",
-    "warm_pool",
+    "ship",
     "worker_pids",
 ]
 
@@ -54,7 +65,12 @@ MIN_PROCESS_ROWS = 200
 SETTLE_SECONDS = 10.0
 
 _lock = threading.Lock()
-_pool: _Pool | None = None
+#: The pools of the runs under way in this process (a caller may run two at once).
+_pools: list[_Pool] = []
+#: In the caller: the pickled partition functions of the runs under way, by token; the
+#: workers forked for a run inherit its entry. In a worker: the same, unpickled once.
+_shipped: dict[str, bytes] = {}
+_unpacked: dict[str, Callable[..., Any]] = {}
 
 
 class _Pool(concurrent.futures.ProcessPoolExecutor):
@@ -95,9 +111,53 @@ def _pid(_: int) -> int:
     return os.getpid()
 
 
+_PR_SET_PDEATHSIG = 1
+
+
 def _init_worker() -> None:
-    """In each worker: Ctrl-C interrupts the runs under way instead of killing the worker."""
+    """In each worker, before its first partition.
+
+    Ctrl-C interrupts the runs under way instead of killing the worker; the worker is
+    sent SIGTERM if its caller dies (Linux's ``PR_SET_PDEATHSIG``: a caller killed with
+    SIGKILL leaves no orphan); and its standard streams are its own (a thread of the
+    caller may have been writing to them at the fork, and their lock would stay taken).
+    """
     signal.signal(signal.SIGINT, _interrupt.on_worker_sigint)
+    with contextlib.suppress(Exception):  # pragma: no branch - Linux only, best effort
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() == 1:  # the caller died before the call above
+            os._exit(1)
+    _own_standard_streams()
+
+
+def _own_standard_streams() -> None:
+    """Give a forked worker new ``sys.stdout``/``sys.stderr`` on the same descriptors.
+
+    Log handlers that wrote to the old ones write to the new ones.
+    """
+    renewed: dict[int, Any] = {}
+    for name in ("stdout", "stderr"):
+        old = getattr(sys, name)
+        try:
+            fd = old.fileno()
+        except (AttributeError, OSError, ValueError):  # not a file (pytest's capture, a widget)
+            continue
+        new = io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False),
+            encoding=getattr(old, "encoding", None) or "utf-8",
+            errors=getattr(old, "errors", None) or "backslashreplace",
+            line_buffering=True,
+        )
+        renewed[id(old)] = new
+        setattr(sys, name, new)
+    if not renewed:
+        return
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", ()):
+            stream = getattr(handler, "stream", None)
+            if id(stream) in renewed:
+                handler.stream = renewed[id(stream)]  # not setStream: it flushes the old one
 
 
 def process_pool_works() -> bool:
@@ -130,60 +190,96 @@ def auto_strategy(
     return "processes"
 
 
-def warm_pool(workers: int) -> _Pool:
-    """The pool of ``workers`` processes, started (forked) now if there is none yet."""
-    global _pool
+class Shipped:
+    """A run's partition function as its forked workers call it: by the token of its pickle.
+
+    Pickles as the token alone; in a worker the function is unpickled once, from the
+    bytes the worker inherited (:func:`ship`). ``numbered`` is the function's own
+    (whether it takes dask's ``partition_info``).
+    """
+
+    def __init__(self, token: str, numbered: bool) -> None:
+        self.token = token
+        self.numbered = numbered
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        function = _unpacked.get(self.token)
+        if function is None:
+            import cloudpickle
+
+            function = _unpacked.setdefault(self.token, cloudpickle.loads(_shipped[self.token]))
+        return function(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Shipped, (self.token, self.numbered))
+
+
+@contextlib.contextmanager
+def ship(function: Callable[..., Any]) -> Iterator[Shipped]:
+    """``function`` pickled once, for the workers forked while this is open.
+
+    Raises
+    ------
+    TypeError
+        If ``function`` (a run's pipeline, namer and sink) does not pickle; the
+        message names the cause and the way out (threads).
+    """
+    import cloudpickle
+
+    try:
+        blob = cloudpickle.dumps(function)
+    except Exception as err:
+        raise TypeError(
+            "parallel_strategy='processes' sends the run to worker processes, and it does "
+            f"not pickle ({type(err).__name__}: {err}); parallel_strategy='threads' runs "
+            "it in this process"
+        ) from err
+    token = uuid.uuid4().hex
+    _shipped[token] = blob
+    try:
+        yield Shipped(token, bool(getattr(function, "numbered", False)))
+    finally:
+        _shipped.pop(token, None)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[_Pool]:
+    """A pool of ``workers`` processes, forked now and stopped when the block ends.
+
+    Forked at once, before the run opens threads of its own (a progress bar). A caller
+    with threads already (a notebook kernel) is told by Python 3.12+ that fork may
+    deadlock the child: these children renew the locks they use
+    (:func:`creevey_dask._fork.reset_in_child`) and their standard streams.
+    """
+    pool = _Pool(workers)
     with _lock:
-        if _pool is not None and (_pool.workers != workers or _broken(_pool)):
-            _discard(_pool)
-            _pool = None
-        if _pool is None:
-            _pool = _Pool(workers)
-            # start the workers now, before the run opens threads (a progress bar); a
-            # caller with threads already (a notebook kernel) is told by Python 3.12+
-            # that fork may deadlock the child: these children only run the pool's loop
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "This process .* is multi-threaded")
-                list(_pool.map(_pid, range(workers)))
-        return _pool
-
-
-def _broken(pool: _Pool) -> bool:
-    return bool(getattr(pool, "_broken", False))
-
-
-def _discard(pool: _Pool) -> None:
-    with contextlib.suppress(Exception):
-        pool.shutdown(wait=True, cancel_futures=True)
+        _pools.append(pool)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded")
+            list(pool.map(_pid, range(workers)))
+        yield pool
+    finally:
+        with _lock:
+            _pools.remove(pool)
+        with contextlib.suppress(Exception):
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def worker_pids() -> list[int]:
-    """The process ids of the warm pool's workers (empty when there is no pool)."""
+    """The process ids of the workers of the runs under way (empty between runs)."""
     with _lock:
-        return [] if _pool is None else _pool.pids()
-
-
-def shutdown_pool() -> None:
-    """Stop the warm pool's workers (at exit, or to free their memory); the next run starts
-    a new pool if it needs one."""
-    global _pool
-    with _lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        _discard(pool)
-
-
-atexit.register(shutdown_pool)
+        return sorted(pid for pool in _pools for pid in pool.pids())
 
 
 def compute_on_pool(tasks: Sequence[Any], pool: _Pool) -> list[Any]:
-    """``dask.compute(*tasks)`` on dask's process scheduler with ``pool`` (:func:`warm_pool`).
+    """``dask.compute(*tasks)`` on dask's process scheduler with ``pool`` (:func:`process_pool`).
 
     One partition per submit (``chunksize=1``), so the workers stay evenly fed. On
     Ctrl-C the partitions in the workers are let to stop (up to
     :data:`SETTLE_SECONDS`) before :class:`KeyboardInterrupt` goes on, so nothing is
     still writing when the caller gets it. A worker that dies raises
-    :class:`WorkerProcessError`, and the pool is replaced for the next run.
+    :class:`WorkerProcessError`.
     """
     import dask
     import dask.multiprocessing
@@ -199,7 +295,6 @@ def compute_on_pool(tasks: Sequence[Any], pool: _Pool) -> list[Any]:
         pool.settle(SETTLE_SECONDS)
         raise
     except BrokenProcessPool as err:
-        shutdown_pool()
         raise WorkerProcessError(
             "a worker process of the local process pool died during the run (killed, or out "
             "of memory); no row was marked as an error: the files already written are "

@@ -715,17 +715,40 @@ def _compute(
     """Run ``task`` on every part as one dask task each; the results in order.
 
     On the active Client if there is one, else on dask's local ``strategy`` scheduler
-    (``"processes"``: the warm pool of :mod:`creevey_dask.engine.processes`; None: the
-    scheduler of the user's ``dask.config``).
+    (``"processes"``: a pool of :mod:`creevey_dask.engine.processes` forked for the
+    run; None: the scheduler of the user's ``dask.config``).
     The graph is built with ``dask.delayed``, not ``dask.dataframe``, so that a run
     over a pandas frame does not import ``dask.dataframe`` (half a second). The task
     keys carry the run's id and phase: two runs (or phases) on one Client never share a
     key (and so never a result).
     """
-    from dask import compute, delayed
+    sizes = {f"creevey-{run_id}-{i}": len(part) for i, part in enumerate(parts)}
+    if client is None and strategy == "processes" and _processes.process_pool_works():
+        # the workers are forked for this run (before the bar starts a thread), and
+        # inherit the run's function, pickled once
+        with _processes.ship(task) as shipped, _processes.process_pool(local_cores()) as pool:
+            tasks = _tasks(shipped, parts, run_id)
+            bar = RunProgress(sum(sizes.values()), enabled=progress)
+            with bar, local_callback(bar, sizes):
+                return _processes.compute_on_pool(tasks, pool)
+    from dask import compute
+
+    tasks = _tasks(task, parts, run_id)
+    with RunProgress(sum(sizes.values()), enabled=progress) as bar:
+        if client is not None:
+            return _gather(client, client.compute(tasks), sizes, bar)
+        with local_callback(bar, sizes):
+            if strategy is None:
+                return list(compute(*tasks))
+            return list(compute(*tasks, scheduler=_local_scheduler(strategy)))
+
+
+def _tasks(task: Callable[..., pd.DataFrame], parts: list[pd.DataFrame], run_id: str) -> list[Any]:
+    """One delayed call of ``task`` per part, keyed ``creevey-<run_id>-<i>``."""
+    from dask import delayed
 
     numbered = getattr(task, "numbered", False)  # wants its part's number, as dask gives
-    tasks = [
+    return [
         delayed(task, pure=False)(
             part,
             dask_key_name=f"creevey-{run_id}-{i}",
@@ -733,20 +756,6 @@ def _compute(
         )
         for i, part in enumerate(parts)
     ]
-    sizes = {f"creevey-{run_id}-{i}": len(part) for i, part in enumerate(parts)}
-    pool = None
-    if client is None and strategy == "processes" and _processes.process_pool_works():
-        pool = _processes.warm_pool(local_cores())  # forked before the bar starts a thread
-    with RunProgress(sum(sizes.values()), enabled=progress) as bar:
-        if client is not None:
-            return _gather(client, client.compute(tasks), sizes, bar)
-        if pool is not None:
-            with local_callback(bar, sizes):
-                return _processes.compute_on_pool(tasks, pool)
-        with local_callback(bar, sizes):
-            if strategy is None:
-                return list(compute(*tasks))
-            return list(compute(*tasks, scheduler=_local_scheduler(strategy)))
 
 
 def _gather(client: Any, futures: list[Any], sizes: Mapping[Any, int], bar: RunProgress) -> Any:

@@ -4,6 +4,7 @@ under a size cap, and decodes it with :func:`~creevey_dask.image.decode.decode_i
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 from collections.abc import Mapping
@@ -150,6 +151,20 @@ class ImageLoader:
             exif_transpose=self.exif_transpose,
             max_row_bytes=self.max_row_bytes,
         )
+
+    def for_processes(self, n: int, *, exact: bool = True) -> ImageLoader | None:
+        """This loader for each of ``n`` worker processes that share its per-host limits.
+
+        The http(s) sources it reads keep their per-host limits across the processes
+        (:meth:`creevey_dask.HttpOptions.for_processes`); None where they cannot be
+        shared exactly and ``exact=True`` (the default run then stays on threads).
+        """
+        options = (self.http_options or _default_http_options()).for_processes(n, exact=exact)
+        if options is None:
+            return None
+        shared = copy.copy(self)
+        shared.http_options = options
+        return shared
 
     def __repr__(self) -> str:
         return (

@@ -156,6 +156,19 @@ class SourceHash:
         clone.expected = {k: frozenset(v) for k, v in expected.items()}
         return clone
 
+    def for_processes(self, n: int, *, exact: bool = True) -> SourceHash | None:
+        """This loader for each of ``n`` worker processes: its inner loader's share of the
+        per-host limits, where the inner loader has one (``for_processes``)."""
+        split = getattr(self.loader, "for_processes", None)
+        if split is None:
+            return self
+        inner = split(n, exact=exact)
+        if inner is None:
+            return None
+        clone = copy.copy(self)
+        clone.loader = inner
+        return clone
+
     def __call__(self, source: Any, draft: Any = None) -> Any:
         verify = self.verify_hash[1] if self.verify_hash else None
         expected = self.expected.get(source) if verify else None

@@ -130,6 +130,32 @@ class HttpOptions:
             changes = {"connect_timeout": connect, "read_timeout": read, **changes}
         return replace_fields(self, changes)
 
+    def for_processes(self, n: int, *, exact: bool = True) -> HttpOptions | None:
+        """These options for each of ``n`` worker processes that share their per-host limits.
+
+        The limits are kept per process, so each of ``n`` processes gets
+        ``per_host_limit // n`` requests in flight per host and ``per_host_rate / n``
+        requests per second; together they keep the limits. When ``per_host_limit < n``
+        that cannot be exact: None with ``exact=True`` (the default run then stays on
+        threads), else one request in flight per process.
+
+        Examples
+        --------
+        >>> HttpOptions(per_host_limit=8).for_processes(2).per_host_limit
+        4
+        >>> HttpOptions(per_host_limit=1).for_processes(2) is None
+        True
+        """
+        limit = self.per_host_limit
+        if n <= 1:
+            return self
+        if limit < n and exact:
+            return None
+        rate = self.per_host_rate
+        return self.replace(
+            per_host_limit=max(1, limit // n), per_host_rate=None if rate is None else rate / n
+        )
+
 
 def _split_timeout(timeout: Any) -> tuple[float, float]:
     if isinstance(timeout, tuple) and len(timeout) == 2:
