@@ -7,7 +7,7 @@ local scheduler (``dask.multiprocessing.get(pool=...)``, one partition per submi
 dask still schedules the graph, callbacks (the progress bar) and errors as usual.
 
 Why this mechanism (measured on a 2-core machine, see ``docs/performance.md``): the
-workers are *forked* from the caller, which costs about 20 ms a run (a
+workers are *forked* from the caller, which costs about 10 ms a run (a
 ``distributed.LocalCluster`` costs 1-2 s to start, and its scheduler and nannies about
 150 MB), forked pages are shared (peak PSS grows by the workers' own pages only), and a
 script without an ``if __name__ == "__main__":`` guard still works (``spawn`` and
