@@ -21,6 +21,7 @@ rows (the old result columns are replaced).
 from __future__ import annotations
 
 import copy
+import inspect
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,7 +31,7 @@ import pandas as pd
 from PIL import Image
 
 from . import ops as _ops
-from ._keywords import public_keywords
+from ._keywords import extends, public_keywords
 from .engine.pipeline import Pipeline
 from .engine.rows import as_ops, record
 from .engine.runner import as_frame, run_pipeline
@@ -372,47 +373,60 @@ def download(
     0     ok                           <NA>          200         1     32
     1  error  HttpError: HTTP 404 Not Found          404         1   <NA>
     """
-    fmt = _check_format(format)
-    check_naming(naming)
-    if outpath_func is None and outdir is None:
+    # every argument, as the function was called (no name is written a second time)
+    return _download_from(dict(locals()))
+
+
+def _download_from(args: dict[str, Any], write_log: _WriteLog | None = None) -> Any:
+    """:func:`download` with its arguments ``args`` (by name), appending to ``write_log``."""
+    fmt = _check_format(args["format"])
+    check_naming(args["naming"])
+    if args["outpath_func"] is None and args["outdir"] is None:
         raise ValueError("give outdir= (a folder) or outpath_func= (url -> outpath)")
     http = _http_options(
-        http_options,
-        timeout=timeout,
-        retries=retries,
-        per_host_limit=per_host_limit,
-        user_agent=user_agent,
+        args["http_options"],
+        timeout=args["timeout"],
+        retries=args["retries"],
+        per_host_limit=args["per_host_limit"],
+        user_agent=args["user_agent"],
     )
     opts = run_options(
-        options,
-        n_jobs=n_jobs,
-        skip_existing=skip_existing,
-        progress=progress,
-        storage_options=storage_options,
-        parallel_strategy=parallel_strategy,
-        npartitions=npartitions,
+        args["options"],
+        n_jobs=args["n_jobs"],
+        skip_existing=args["skip_existing"],
+        progress=args["progress"],
+        storage_options=args["storage_options"],
+        parallel_strategy=args["parallel_strategy"],
+        npartitions=args["npartitions"],
     )
     return _download(
-        df,
-        outdir,
-        url_col,
+        args["df"],
+        args["outdir"],
+        args["url_col"],
         fmt,
-        ops,
-        naming,
-        outpath_func,
-        quality,
+        args["ops"],
+        args["naming"],
+        args["outpath_func"],
+        args["quality"],
         http,
         opts,
-        output_format=output_format,
-        shard_size=shard_size,
-        carry_cols=carry_cols,
-        caption_col=caption_col,
-        min_image_size=min_image_size,
-        max_image_area=max_image_area,
-        max_aspect_ratio=max_aspect_ratio,
-        compute_hash=compute_hash,
-        verify_hash=verify_hash,
+        write_log,
+        **{name: args[name] for name in _SINK_AND_FILTER_ARGS},
     )
+
+
+#: download()'s arguments that go to _download by name.
+_SINK_AND_FILTER_ARGS = (
+    "output_format",
+    "shard_size",
+    "carry_cols",
+    "caption_col",
+    "min_image_size",
+    "max_image_area",
+    "max_aspect_ratio",
+    "compute_hash",
+    "verify_hash",
+)
 
 
 def _download(
@@ -592,6 +606,7 @@ class _LoggingWriter:
 
 
 @public_keywords("download_images_as_png")
+@extends(download, exclude=("df", "format", "ops", "outpath_func", "quality"))
 def download_images_as_png(
     urls: Any,
     outdir: str | None = None,
@@ -600,24 +615,13 @@ def download_images_as_png(
     write_log_path: str | None = None,
     n_jobs: int | None = None,
     resize_shape: int | tuple[int, int] | None = None,
-    *,
-    url_col: str = "url",
-    naming: str = "url",
-    timeout: float | tuple[float, float] | None = None,
-    retries: int | None = None,
-    per_host_limit: int | None = None,
-    user_agent: str | None = None,
-    http_options: HttpOptions | None = None,
-    progress: bool | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    parallel_strategy: str | None = None,
-    npartitions: int | None = None,
-    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> Any:
     """Download images as PNG files, as in the original creevey; return the result table.
 
     The first seven parameters are the original creevey's, in its order; every other
-    one is keyword-only.
+    keyword is :func:`download`'s (``url_col=``, ``naming=``, ``timeout=``,
+    ``per_host_limit=``, ``options=``, ...), with its defaults.
 
     Parameters
     ----------
@@ -639,11 +643,9 @@ def download_images_as_png(
         Downloads in flight per partition.
     resize_shape : int or (height, width), optional
         Resize every image to this shape (an int for a square).
-    url_col, naming, timeout, retries, per_host_limit, user_agent, http_options
-        As for :func:`download`.
-    progress, storage_options, parallel_strategy, npartitions, options
-        The run settings, as for :func:`download`; ``skip_existing`` and ``n_jobs``
-        above are shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
+    **keywords
+        :func:`download`'s other keywords; ``skip_existing`` and ``n_jobs`` above are
+        shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
 
     Returns
     -------
@@ -664,25 +666,20 @@ def download_images_as_png(
         )
     if outdir is None and path_func is None:
         outdir = "."  # the original creevey's default: the working directory
-    check_naming(naming)
     ops = [_resize_op(resize_shape)] if resize_shape is not None else None
-    http = _http_options(
-        http_options,
-        timeout=timeout,
-        retries=retries,
-        per_host_limit=per_host_limit,
-        user_agent=user_agent,
-    )
-    opts = run_options(
-        options,
-        n_jobs=n_jobs,
+    call = inspect.signature(download).bind(
+        urls,
+        outdir,
+        format="png",
+        ops=ops,
+        outpath_func=path_func,
         skip_existing=skip_existing,
-        progress=progress,
-        storage_options=storage_options,
-        parallel_strategy=parallel_strategy,
-        npartitions=npartitions,
+        n_jobs=n_jobs,
+        **keywords,
     )
+    call.apply_defaults()
     log = None if write_log_path is None else _WriteLog(write_log_path)
     if log is not None:
+        check_naming(call.arguments["naming"])  # before the log file is touched
         log.start()
-    return _download(urls, outdir, url_col, "png", ops, naming, path_func, None, http, opts, log)
+    return _download_from(call.arguments, log)
