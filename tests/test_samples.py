@@ -313,3 +313,54 @@ def test_threads_reading_a_new_shard_index_it_once(
         got = list(pool.map(read_sample, [f"{tar}#{k}.jpg" for k in samples]))
     assert got == [m["jpg"] for m in samples.values()]
     assert builds == [str(tar)]
+
+
+def test_a_wrong_extension_fails_the_row_at_once_without_reindexing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member the current index proves absent is a MissingDataError naming the others."""
+    samples = some_samples(3)
+    old = tmp_path / "00000.tar"  # no offsets in records: indexed by members
+    write_tar(old, samples)
+    new = tmp_path / "00001-0000-abcdef12.tar"  # offsets in its records
+    spans = write_tar(new, samples)
+    pd.DataFrame(
+        {
+            "key": list(spans),
+            "status": ["ok"] * 3,
+            "tar_offset": pd.array([s[0] for s in spans.values()], dtype="Int64"),
+            "tar_size": pd.array([s[1] for s in spans.values()], dtype="Int64"),
+        }
+    ).to_parquet(tmp_path / "00001-0000-abcdef12.parquet")
+    assert read_sample(f"{old}#000000001.jpg") == samples["000000001"]["jpg"]  # indexed
+    assert tar_index(str(new)).origin == "records"
+    builds: list[str] = []
+    read: list[int] = []
+    build, read_range = shard_sources._build, shard_sources.read_range
+
+    def counted_build(*args: Any) -> Any:
+        builds.append(args[0])
+        return build(*args)
+
+    def counted_read(path: str, start: int, end: int, options: Any) -> bytes:
+        read.append(end - start)
+        return read_range(path, start, end, options)
+
+    monkeypatch.setattr(shard_sources, "_build", counted_build)
+    monkeypatch.setattr(shard_sources, "read_range", counted_read)
+    has = "(it has '000000001.jpg', '000000001.json', '000000001.txt')"
+    for tar in (old, new):
+        with pytest.raises(MissingDataError) as caught:
+            read_sample(f"{tar}#000000001.png")
+        assert str(caught.value) == f"no member '000000001.png' in the shard {str(tar)!r} {has}"
+    assert builds == []  # no pass over either tar
+    assert read == [spans["000000001"][1]]  # the old tar: nothing; the new: the sample once
+    assert not (tmp_path / ("00001-0000-abcdef12.tar" + INDEX_SUFFIX)).exists()
+    # a row error, one line, through a loader
+    frame = pd.DataFrame({"path": [f"{new}#000000001.png", f"{new}#000000001.jpg"]})
+    result = frame.creevey.resize(str(tmp_path / "out"), shape=(8, 8), progress=False)
+    assert result["status"].tolist() == ["error", "ok"]
+    assert result["error"].iloc[0] == (
+        f"MissingDataError: no member '000000001.png' in the shard {str(new)!r} {has}"
+    )
+    assert builds == []

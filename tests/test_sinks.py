@@ -29,6 +29,7 @@ import creevey_dask
 from creevey_dask.exceptions import ColumnError
 from creevey_dask.sinks import shards as sinks
 from creevey_dask.sources.http import HttpOptions
+from creevey_dask.storage.samples import read_sample
 from tests._httpserver import served_files
 
 MANY = [f"many/{i:03d}.jpg" for i in range(40)]
@@ -1175,3 +1176,51 @@ def test_write_stats_by_hand_finds_the_format(
     stats = sinks.write_stats(None, str(out))
     assert stats["status"] == {"ok": 5, "error": 0}
     assert json.loads((out / "_stats.json").read_text())["shards"] == 1
+
+
+@pytest.mark.parametrize("output_format", ["webdataset", "parquet"])
+def test_a_rerun_with_a_fresh_index_finds_its_rows_by_source(
+    image_server: Any, tmp_path: Path, output_format: str
+) -> None:
+    """Rows already written are found by source when the index was rebuilt: no repeats."""
+    df = _frame(image_server, MANY[:8], missing=1)
+    out = tmp_path / "o"
+    kwargs: dict[str, Any] = {"output_format": output_format, "shard_size": 4, "progress": False}
+    first = df.creevey.download(str(out), **kwargs)
+    assert (first["status"] == "ok").sum() == 8
+    committed = _snapshot(out)
+    key_of = dict(zip(first["url"], first["key"], strict=True))
+    fresh = df.iloc[::-1].reset_index(drop=True)  # reordered, and a fresh index
+    fresh.index += 100
+    again = fresh.creevey.download(str(out), npartitions=2, **kwargs)
+    ok = again["url"].map(key_of).isin(set(first.loc[first["status"] == "ok", "key"]))
+    assert (again.loc[ok, "status"] == "skipped").all()
+    assert again["key"].tolist() == [key_of[u] for u in again["url"]]  # the recorded keys
+    assert again.loc[~ok, "status"].tolist() == ["error"]  # the failed row is retried
+    now = _snapshot(out)
+    assert {n: now[n] for n in committed} == committed
+    new = [n for n in now if n not in committed]
+    assert len(new) == 1  # the retry's shard: its one failed row, no sample
+    assert sorted(_sample_keys(out, output_format)) == sorted(
+        first.loc[first["status"] == "ok", "key"]
+    )
+    latest = creevey_dask.read_shards(str(out)).compute()
+    assert len(latest) == len(df)
+    assert latest["url"].is_unique  # one row per source
+    done = latest[latest["status"] == "ok"]
+    assert len(done) == 8
+    for url, sample in zip(done["url"], done["sample"], strict=True):
+        image = Image.open(io.BytesIO(read_sample(sample)))
+        assert image.size == _source_image(url).size
+        got = np.asarray(image.convert("RGB"), dtype=float)
+        assert np.abs(got - np.asarray(_source_image(url), dtype=float)).mean() < 8
+
+
+def test_keys_are_matched_by_source_only_where_no_key_holds_them() -> None:
+    recorded = {"k1": 0, "k2": 0, "k3": 0}
+    by_source = {"a": ["k1", "k2"], "b": ["k3"]}
+    keys = sinks.matched_keys(
+        ["x", "y", "z", "k3", "w"], ["a", "a", "a", "b", "b"], [False, False, False, False, True],
+        recorded, by_source,
+    )  # fmt: skip
+    assert keys == ["k1", "k2", "z", "k3", "w"]  # given keys (w) and recorded ones win

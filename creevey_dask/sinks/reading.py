@@ -153,7 +153,7 @@ def _image_members(shard: _Shard, frame: Any, options: Mapping[str, Any] | None)
     if not shard.complete:
         return [None] * len(keys)
     if shard.tar is None:  # a Parquet shard: the image's own path, or img2dataset's column
-        return _parquet_members(shard.records, keys, ok, options)
+        return _parquet_members(shard.records, keys, ok, options, shard.keep)
     index = tar_index(shard.tar, options)
     if index.origin == "records":  # no member names: the first sample's tells the format
         ext = _first_image_ext(index, keys, ok, options)
@@ -189,7 +189,10 @@ def _first_image_ext(
     return None
 
 
-def _parquet_members(path: str, keys: list[Any], ok: list[bool], options: Any) -> list[Any]:
+def _parquet_members(
+    path: str, keys: list[Any], ok: list[bool], options: Any, keep: list[int] | None
+) -> list[Any]:
+    """The member name of each kept row (``keep``: their positions; None: every row)."""
     import pyarrow.parquet as pq
 
     with open_file(path, options) as f:
@@ -200,6 +203,8 @@ def _parquet_members(path: str, keys: list[Any], ok: list[bool], options: Any) -
         else:
             column = next(c for c in IMAGE_COLS if c in names)
             paths = [f"{k}.{column}" for k in keys]
+    if keep is not None and len(paths) != len(keys):
+        paths = [paths[i] for i in keep]
     out = []
     for key, flag, name in zip(keys, ok, paths, strict=True):
         ext = str(name).rpartition(".")[2] if name and "." in str(name) else ""

@@ -36,7 +36,12 @@ runs twice. A row's ``key`` is a hash of its index label and source (unique acro
 dataset as long as those pairs are); a result frame fed back in keeps its rows' keys
 when they are valid: one path segment of 1 to 64 ASCII letters, digits, ``_`` or ``-``
 (no dot, no slash), not repeated in the partition. Any other key is replaced by the
-derived one, so a key is always a safe tar member name.
+derived one, so a key is always a safe tar member name. A derived key that no record
+of ``outdir`` holds is matched by source (:func:`matched_keys`): the row takes, in table
+order, the oldest key recorded for its source that no row of the table (of the
+partition, for dask input) holds. So a rerun over a rebuilt, reset or reordered index,
+and over shards of earlier versions, finds the rows already written; a source twice in
+the table keeps two samples; keys fed back always win.
 
 Commit. A shard's rows run first; each encoded image goes at once to a local spool file,
 so a partition holds no more than the images in flight. The shard is then streamed from
@@ -121,6 +126,7 @@ __all__ = [
     "STATS_NAME",
     "Sink",
     "read_shards",
+    "matched_keys",
     "row_keys",
     "valid_key",
     "write_stats",
@@ -229,6 +235,39 @@ def _checked_keys(given: list[Any], derived: list[str]) -> list[str]:
             replaced,
         )
     return keys
+
+
+def matched_keys(
+    keys: list[str],
+    sources: Iterable[Any],
+    fixed: Iterable[bool],
+    recorded: Mapping[str, Any],
+    by_source: Mapping[str, list[str]],
+) -> list[str]:
+    """``keys`` with each row whose key has no record matched to its source's record.
+
+    A row whose key is not ``fixed`` (given by the user) and not in ``recorded`` takes,
+    in table order, the first key recorded for its source (``by_source``, oldest first)
+    that no row of ``keys`` holds; else it keeps its own. So a rerun over a fresh index
+    finds the samples it wrote, and a source twice in the table keeps two samples.
+
+    Examples
+    --------
+    >>> matched_keys(["new1", "new2", "k2"], ["a.jpg", "a.jpg", "b.jpg"], [False] * 3,
+    ...              {"k1": 0, "k2": 0}, {"a.jpg": ["k1"], "b.jpg": ["k2"]})
+    ['k1', 'new2', 'k2']
+    """
+    out = list(keys)
+    held = set(keys)
+    for i, (key, source, given) in enumerate(zip(keys, sources, fixed, strict=True)):
+        if given or key in recorded:
+            continue
+        for old in by_source.get(str(source), ()):
+            if old not in held:
+                out[i] = old
+                held.add(old)
+                break
+    return out
 
 
 def _writing_id() -> str:
@@ -455,8 +494,9 @@ class Sink:
         """
         if not self.sharded and self.verify_hash is None:
             return runner
-        index = _dataset_index(self) if self.sharded and runner.skip_existing else {}
-        return _SinkRunner(self, runner, index, lazy=lazy, retry_errors=retry_errors)
+        by_source: dict[str, list[str]] = {}
+        index = _dataset_index(self, runner.inpath_col, by_source) if self.sharded else {}
+        return _SinkRunner(self, runner, index, by_source, lazy=lazy, retry_errors=retry_errors)
 
     def shard_path(self, name: str) -> str:
         assert self.outdir is not None
@@ -517,6 +557,7 @@ class _SinkRunner:
         sink: Sink,
         runner: Any,
         index: Mapping[str, _Latest] | None = None,
+        by_source: Mapping[str, list[str]] | None = None,
         *,
         lazy: bool = False,
         retry_errors: bool = True,
@@ -524,6 +565,7 @@ class _SinkRunner:
         self.sink = sink
         self.runner = runner
         self.index = dict(index or {})  # key -> its latest record in the dataset
+        self.by_source = dict(by_source or {})  # source -> its recorded keys, oldest first
         self.lazy = lazy
         self.retry_errors = retry_errors
         self.writing = _writing_id()
@@ -553,10 +595,19 @@ class _SinkRunner:
         return runner
 
     def _keys(self, part: pd.DataFrame) -> list[str]:
-        """The rows' keys: those fed back in where valid, else derived (:func:`row_keys`)."""
-        keys = row_keys(part.index, part[self.runner.inpath_col])
+        """The rows' keys: those fed back in where valid, else derived (:func:`row_keys`).
+
+        A derived key that has no record is matched by source (:func:`matched_keys`).
+        """
+        sources = part[self.runner.inpath_col].tolist()
+        keys = row_keys(part.index, sources)
+        fixed = [False] * len(keys)
         if _KEY_IN in part.columns:  # a result frame fed back in: its rows keep their keys
-            keys = _checked_keys(part[_KEY_IN].tolist(), keys)
+            given = part[_KEY_IN].tolist()
+            keys = _checked_keys(given, keys)
+            fixed = [valid_key(g) and g == k for g, k in zip(given, keys, strict=True)]
+        if self.by_source:
+            keys = matched_keys(keys, sources, fixed, self.index, self.by_source)
         return keys
 
     def _todo(self, keys: list[str]) -> np.ndarray:
@@ -578,7 +629,11 @@ class _SinkRunner:
         of shards of them, so only the call's last shard is short.
         """
         size = self.sink.shard_size
-        todo = self._todo(self._keys(frame)) if len(frame) else np.zeros(0, dtype=bool)
+        if not len(frame):
+            return []
+        keys = self._keys(frame)  # once over the frame, so that its parts keep them
+        frame = frame.assign(**{_KEY_IN: pd.Series(keys, index=frame.index, dtype=object)})
+        todo = self._todo(keys)
         count = int(todo.sum())
         if count == 0:
             return [frame] if len(frame) else []
@@ -955,18 +1010,30 @@ def _complete_records(
 _INDEX_COLS = [KEY_COL, "status", "error", "bytes"]
 
 
-def _dataset_index(sink: Sink) -> dict[str, _Latest]:
+def _dataset_index(
+    sink: Sink, source_col: str | None = None, by_source: dict[str, list[str]] | None = None
+) -> dict[str, _Latest]:
     """``key → its latest record`` over every complete shard of ``sink.outdir``.
 
     The shards are read in name order (the order of the calls that wrote them), key,
     status, error and bytes only. A key's latest ``ok`` record wins; a key never ``ok``
-    keeps its latest error.
+    keeps its latest error. With ``source_col`` and ``by_source``, the records' sources
+    are read too and ``by_source`` filled: ``source → its keys``, oldest first.
     """
     index: dict[str, _Latest] = {}
+    wanted = _INDEX_COLS if source_col is None else [*_INDEX_COLS, str(source_col)]
     for name in _names(sink):
-        records = _complete_records(sink, name, _INDEX_COLS)
+        records = _complete_records(sink, name, wanted)
         if records is None:
             continue
+        if by_source is not None and source_col is not None and str(source_col) in records:
+            for key, source in zip(
+                records[KEY_COL].tolist(), records[str(source_col)].tolist(), strict=True
+            ):
+                if key is not None and not pd.isna(source):
+                    keys = by_source.setdefault(str(source), [])
+                    if str(key) not in keys:
+                        keys.append(str(key))
         shard = sink.shard_path(name)
         errors = records["error"].tolist() if "error" in records.columns else [None] * len(records)
         nbytes = records["bytes"].tolist() if "bytes" in records.columns else [None] * len(records)

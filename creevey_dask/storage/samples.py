@@ -428,10 +428,12 @@ def index_shard(shard: str, storage_options: Mapping[str, Any] | None = None) ->
 # ---- reading one sample ----------------------------------------------------------------
 
 
-def _member_of(blob: bytes, member: str, shard: str) -> bytes | None:
+def _member_of(blob: bytes, member: str, shard: str, whole: list[str]) -> bytes | None:
     """The data of ``member`` in ``blob``, a run of whole tar members; None if absent.
 
-    With ``member`` a bare key (no extension), the sample's image member.
+    With ``member`` a bare key (no extension), the sample's image member. The names of
+    the whole regular members seen before it (all of them, if it is absent) are
+    appended to ``whole``.
     """
     want_key = member if _KEY_EXT.match(member) is None else None
     try:
@@ -444,6 +446,9 @@ def _member_of(blob: bytes, member: str, shard: str) -> bytes | None:
                     hit = match is not None and match.group(1) == want_key
                     hit = hit and match is not None and is_image_ext(match.group(2))
                 if not hit:
+                    handle = tar.extractfile(info) if info.isfile() else None
+                    if handle is not None and len(handle.read()) == info.size:
+                        whole.append(info.name)
                     continue
                 if not info.isfile():
                     raise UnsafeSourceError(f"{info.name!r} in {shard!r} is not a regular file")
@@ -455,6 +460,14 @@ def _member_of(blob: bytes, member: str, shard: str) -> bytes | None:
     except tarfile.TarError:
         return None
     return None
+
+
+def _no_member(member: str, shard: str, names: list[str]) -> MissingDataError:
+    """The error for a member the shard does not hold; ``names``: its key's members."""
+    key = member_key(member)
+    others = [n for n in names if member_key(n) == key and n != member]
+    has = f" (it has {', '.join(repr(n) for n in others)})" if others else ""
+    return MissingDataError(f"no member {member!r} in the shard {shard!r}{has}")
 
 
 def _parquet_sample(index: ShardIndex, member: str, options: Any) -> bytes:
@@ -528,19 +541,25 @@ def read_sample(
     index = _current_index(shard, storage_options)
     if index.origin == "parquet":
         return _parquet_sample(index, member, storage_options)
+    if index.members and member not in index.members and _KEY_EXT.match(member):
+        raise _no_member(member, shard, list(index.members))  # the index lists every name
     first = index.span(member)
-    data = _tar_sample(index, member, max_bytes, storage_options)
+    whole: list[str] = []
+    data = _tar_sample(index, member, max_bytes, storage_options, whole)
+    if data is None and any(member_key(n) == member_key(member) for n in whole):
+        # the sample is where the index says, whole, without this member: no rebuild
+        raise _no_member(member, shard, whole)
     if data is None:  # the shard may have changed under the index: look at it again
         again = tar_index(shard, storage_options)
         if again is index and index.origin != "tar" and index.span(member) is not None:
             again = tar_index(shard, storage_options, fresh=True)
         if again is not index:
             index = again
-            data = _tar_sample(index, member, max_bytes, storage_options)
+            data = _tar_sample(index, member, max_bytes, storage_options, whole)
     if data is not None:
         return data
     if first is None and index.span(member) is None:
-        raise MissingDataError(f"no member {member!r} in the shard {shard!r}")
+        raise _no_member(member, shard, list(index.members))
     raise ArchiveError(
         f"the shard {shard!r} does not hold {member!r} whole where its index says "
         "(the tar is cut, damaged or was replaced after it was indexed)"
@@ -548,9 +567,16 @@ def read_sample(
 
 
 def _tar_sample(
-    index: ShardIndex, member: str, max_bytes: int | None, options: Mapping[str, Any] | None
+    index: ShardIndex,
+    member: str,
+    max_bytes: int | None,
+    options: Mapping[str, Any] | None,
+    whole: list[str],
 ) -> bytes | None:
-    """One ranged read of ``member``'s sample; None if the index does not match the tar."""
+    """One ranged read of ``member``'s sample; None if the index does not match the tar.
+
+    ``whole`` gets the names of the whole members read that are not ``member``.
+    """
     span = index.span(member)
     if span is None:
         return None
@@ -561,7 +587,7 @@ def _tar_sample(
             f"max_bytes={max_bytes:,}",
             nbytes=0,
         )
-    return _member_of(read_range(index.shard, start, end, options), member, index.shard)
+    return _member_of(read_range(index.shard, start, end, options), member, index.shard, whole)
 
 
 def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
