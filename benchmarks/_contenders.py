@@ -126,12 +126,12 @@ def run_bare(spec: dict) -> int:
 def run_creevey(spec: dict) -> int:
     import pandas as pd
 
-    import creevey_dask  # noqa: F401  (registers df.creevey)
+    import creevey_dask  # registers df.creevey
     from creevey_dask import ops
 
     sources = spec["sources"]
     forced = spec["who"].partition("-")[2]  # "processes", "threads" or "" (the default)
-    extra = {"parallel_strategy": forced} if forced else {}
+    extra = {"options": creevey_dask.RunOptions(parallel_strategy=forced)} if forced else {}
     if sources[0].startswith("http"):
         result = pd.DataFrame({"url": sources}).creevey.download(
             spec["outdir"],

@@ -94,7 +94,7 @@ def make(case: str, folder: str) -> str:
 _ROW = textwrap.dedent(
     """
     import json, os, sys, time
-    from creevey_dask import ImageWriter, Pipeline, load_image, ops
+    from creevey_dask import ImageWriter, Pipeline, RunOptions, load_image, ops
     from creevey_dask.engine.rows import report
     case, source, out = sys.argv[1:4]
     def status(field):  # VmHWM: this process's peak RSS (ru_maxrss survives exec)
@@ -112,7 +112,8 @@ _ROW = textwrap.dedent(
         stamp = report("done_at", lambda im: time.perf_counter() - start, "float64")
         pipeline = Pipeline(load_image, ops=[stamp], write_func=ImageWriter("png"))
         result = pipeline.run(sources, lambda p: out + os.path.basename(p) + ".png",
-                              n_jobs=16, npartitions=1, progress=False, skip_existing=False)
+                              n_jobs=16, progress=False, skip_existing=False,
+                              options=RunOptions(npartitions=1))
         done = result["done_at"].dropna().sort_values()
         print(json.dumps({"case": case, "status": "ok" if len(done) == 30 else "error",
                           "small_rows_median_s": round(float(done.median()), 3),

@@ -34,6 +34,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+import creevey_dask  # noqa: E402
 from creevey_dask import Pipeline, load_image  # noqa: E402
 
 
@@ -94,7 +95,7 @@ def scaling(paths: list[str], repeats: int) -> dict[str, float]:
                     lambda p, o=outdir: f"{o}/{Path(p).stem}.jpg",
                     n_jobs=2,
                     progress=False,
-                    npartitions=8 * workers,
+                    options=creevey_dask.RunOptions(npartitions=8 * workers),
                 )
                 times.append(time.perf_counter() - start)
                 assert (res.status == "ok").all(), res.error.dropna().head()

@@ -192,11 +192,9 @@ def run(n: int, shard_size: int, repeats: int = 5) -> list[dict[str, Any]]:
                         format="jpeg",
                         quality=90,
                         ops=[ops.resize(shape=(256, 256), mode="cover")],
-                        output_format=fmt,
-                        shard_size=shard_size,
-                        npartitions=4,
-                        storage_options=options,
                         progress=False,
+                        output_format=creevey_dask.ShardOptions(fmt, shard_size=shard_size),
+                        options=creevey_dask.RunOptions(npartitions=4, storage_options=options),
                     )
                     seconds = time.perf_counter() - started
                     ok = int((result["status"] == "ok").sum())
@@ -233,15 +231,17 @@ _MEMORY_CHILD = textwrap.dedent(
     folder, fmt, out = sys.argv[1:4]
     paths = sorted(os.path.join(folder, n) for n in os.listdir(folder))
     pipeline = creevey_dask.Pipeline(creevey_dask.load_image)
+    one_partition = creevey_dask.RunOptions(npartitions=1)
 
     def run(rows, target):
         df = pd.DataFrame({"path": rows})
         if fmt == "files":
             namer = lambda p: os.path.join(target, os.path.basename(p))
-            return pipeline.run(df, namer, inpath_col="path", n_jobs=4, npartitions=1,
-                                progress=False)
-        return pipeline.run(df, target, inpath_col="path", output_format=fmt,
-                            shard_size=len(rows), n_jobs=4, npartitions=1, progress=False)
+            return pipeline.run(df, namer, inpath_col="path", n_jobs=4, progress=False,
+                                options=one_partition)
+        shards = creevey_dask.ShardOptions(fmt, shard_size=len(rows))
+        return pipeline.run(df, target, inpath_col="path", output_format=shards, n_jobs=4,
+                            progress=False, options=one_partition)
 
     run(paths[:8], out + "-warm")
 

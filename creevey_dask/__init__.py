@@ -81,6 +81,7 @@ if TYPE_CHECKING:
     from .engine.runner import compute_result
     from .engine.summary import summarize
     from .exceptions import format_error
+    from .image.filters import FilterOptions
     from .image.imagefile import (
         ImageLoader,
         ImageWriter,
@@ -99,6 +100,7 @@ if TYPE_CHECKING:
     from .reports.summary import summary_figure, summary_table
     from .resize import resize_multiple_files
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
+    from .sinks.shard_options import ShardOptions
     from .sinks.shards import OUTPUT_FORMATS, read_shards
     from .sources.http import HttpOptions
 
@@ -131,6 +133,8 @@ _LAZY: dict[str, str] = {
     "summarize": "engine.summary",
     "UrlListDataset": "datasets.examples",
     "HttpOptions": "sources.http",
+    "FilterOptions": "image.filters",
+    "ShardOptions": "sinks.shard_options",
     "ImageLoader": "image.imagefile",
     "ImageWriter": "image.imagefile",
     "decode_image": "image.imagefile",
@@ -241,6 +245,8 @@ __all__ = [
     "OUTPUT_FORMATS",
     "read_shards",
     "HttpOptions",
+    "FilterOptions",
+    "ShardOptions",
     # the accessor
     "CreeveyAccessor",
     "CreeveySeriesAccessor",

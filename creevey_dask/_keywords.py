@@ -9,34 +9,72 @@ match; everything else about the call is Python's.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["extends", "public_keywords", "unknown_keyword"]
+__all__ = ["extends", "moved_to", "public_keywords", "unknown_keyword"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def unknown_keyword(public_name: str, name: str, known: list[str]) -> TypeError:
+def unknown_keyword(
+    public_name: str, name: str, known: list[str], moved: Mapping[str, str] | None = None
+) -> TypeError:
     """The TypeError for keyword ``name``, which ``public_name`` does not take.
+
+    ``moved`` maps the fields of option objects to where they go (:func:`moved_to`).
 
     Examples
     --------
     >>> str(unknown_keyword("download", "url_column", ["url_col", "outdir"]))
     "download() got an unexpected keyword argument 'url_column'; did you mean 'url_col'?"
+    >>> str(unknown_keyword("run", "n_job", ["options"], {"n_jobs": "it is in options="}))
+    "run() got an unexpected keyword argument 'n_job'; did you mean 'n_jobs'? it is in options="
     """
-    import difflib  # only for a typo
+    moved = {k: v for k, v in (moved or {}).items() if k not in known}  # a taken name is no hint
+    if name in moved:
+        hint = f"; {moved[name]}"
+    else:
+        import difflib  # only for a typo
 
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; it takes {sorted(known)}"
+        close = difflib.get_close_matches(name, [*known, *moved], n=1, cutoff=0.6)
+        if not close:
+            hint = f"; it takes {sorted(known)}"
+        elif close[0] in moved:
+            hint = f"; did you mean {close[0]!r}? {moved[close[0]]}"
+        else:
+            hint = f"; did you mean {close[0]!r}?"
     return TypeError(f"{public_name}() got an unexpected keyword argument {name!r}{hint}")
 
 
-def public_keywords(public_name: str) -> Callable[[_F], _F]:
+def moved_to(param: str, spec: type, *, exclude: Iterable[str] = ()) -> dict[str, str]:
+    """Where each field of the dataclass ``spec`` goes, for a function that takes the
+    object as ``param=`` (the hints of :func:`unknown_keyword`).
+
+    Examples
+    --------
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Knobs:
+    ...     size: int = 1
+    >>> moved_to("knobs", Knobs)["size"]
+    'it is a field of Knobs: pass knobs=Knobs(..., size=...)'
+    """
+    skip = set(exclude)
+    name = spec.__name__
+    return {
+        field.name: f"it is a field of {name}: pass {param}={name}(..., {field.name}=...)"
+        for field in dataclasses.fields(spec)
+        if field.name not in skip
+    }
+
+
+def public_keywords(public_name: str, moved: Mapping[str, str] | None = None) -> Callable[[_F], _F]:
     """Decorate a public function so that a keyword typo names ``public_name`` and the
-    nearest keyword it takes."""
+    nearest keyword it takes, and a keyword that is an option object's field says
+    where it goes (``moved``, from :func:`moved_to`)."""
 
     def decorate(func: _F) -> _F:
         parameters = inspect.signature(func).parameters
@@ -53,9 +91,10 @@ def public_keywords(public_name: str) -> Callable[[_F], _F]:
         def checked(*args: Any, **kwargs: Any) -> Any:
             for name in kwargs:
                 if name not in known:
-                    raise unknown_keyword(public_name, name, names)
+                    raise unknown_keyword(public_name, name, names, moved)
             return func(*args, **kwargs)
 
+        checked.moved_keywords = dict(moved or {})  # type: ignore[attr-defined]
         return checked  # type: ignore[return-value]
 
     return decorate

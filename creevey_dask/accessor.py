@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib
 import inspect
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._keywords import public_keywords, unknown_keyword
+from ._keywords import unknown_keyword
 from ._lazy import when_imported
 from .exceptions import require_columns
 
@@ -26,8 +26,6 @@ if TYPE_CHECKING:  # imported by the methods that use them, so that import stays
     import dask.dataframe as dd
     import pandas as pd
 
-    from .engine.pipeline import Pipeline
-    from .options import RunOptions
 
 __all__ = ["CreeveyAccessor", "CreeveySeriesAccessor"]
 
@@ -87,13 +85,14 @@ class _FrameMethod:
         public_name = f"{owner}.creevey.{self._attr}"
         names = [p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
         known = frozenset(names)
+        moved = getattr(func, "moved_keywords", None)
         bare = signature.replace(parameters=parameters)
         source = self._source
 
         def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
             for name in kwargs:
                 if name not in known:
-                    raise unknown_keyword(public_name, name, names)
+                    raise unknown_keyword(public_name, name, names, moved)
             if source is None:
                 return func(accessor._obj, *args, **kwargs)
             param, default = source
@@ -114,6 +113,74 @@ class _FrameMethod:
         )
         method.__doc__ = (
             intro + "\n\n" + _without_first_parameter(inspect.cleandoc(func.__doc__ or ""))
+        )
+        return method
+
+
+class _RunMethod:
+    """``run``: :meth:`Pipeline.run` on this frame (or Series), with its parameters.
+
+    ``pipeline`` comes first, then, on a frame, ``inpath_col`` (required: the source
+    column); every other parameter, and the docstring, is :meth:`Pipeline.run`'s, read
+    when the method is first used (so that ``import creevey_dask`` stays cheap).
+    """
+
+    def __init__(self) -> None:
+        self._built: dict[type, Callable[..., Any]] = {}
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        cls = objtype if objtype is not None else type(obj)
+        method = self._built.get(cls)
+        if method is None:
+            method = self._built[cls] = self._build(cls)
+        return method if obj is None else types.MethodType(method, obj)
+
+    @staticmethod
+    def _build(cls: type) -> Callable[..., Any]:
+        from .engine.pipeline import Pipeline
+
+        base = inspect.signature(Pipeline.run)
+        given = dict(base.parameters)
+        on_series = issubclass(cls, CreeveySeriesAccessor)
+        kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        head = [inspect.Parameter("pipeline", kind, annotation="Pipeline")]
+        if not on_series:
+            head.append(
+                given["inpath_col"].replace(default=inspect.Parameter.empty, annotation="str")
+            )
+        rest = [p for n, p in given.items() if n not in ("self", "inpaths", "inpath_col")]
+        signature = base.replace(parameters=[*head, *rest])
+        public_name = f"{'series' if on_series else 'df'}.creevey.run"
+        names = list(signature.parameters)
+        moved = getattr(Pipeline.run, "moved_keywords", None)
+
+        def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
+            for name in kwargs:
+                if name not in signature.parameters:
+                    raise unknown_keyword(public_name, name, names, moved)
+            arguments = dict(signature.bind(*args, **kwargs).arguments)
+            pipeline = arguments.pop("pipeline")
+            if not isinstance(pipeline, Pipeline):
+                raise TypeError(f"pipeline must be a creevey_dask.Pipeline, got {pipeline!r}")
+            if on_series:
+                frame, col = accessor._source(None, "path")
+            else:
+                col = arguments.pop("inpath_col")
+                require_columns(accessor._obj.columns, inpath_col=col)
+                frame = accessor._obj
+            return pipeline.run(frame, inpath_col=col, **arguments)
+
+        self_param = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+        method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[self_param, *signature.parameters.values()]
+        )
+        method.__name__ = "run"
+        method.__qualname__ = f"{cls.__name__}.run"
+        method.__module__ = __name__
+        method.__doc__ = (
+            f"``{public_name}(pipeline, ...)`` is :meth:`creevey_dask.Pipeline.run` of "
+            f"``pipeline`` on this {'Series' if on_series else 'frame'}.\n\n"
+            + _without_first_parameter(inspect.cleandoc(Pipeline.run.__doc__ or ""))
         )
         return method
 
@@ -153,37 +220,7 @@ class CreeveyAccessor(_Runs):
         """The frame this accessor was reached from."""
         return self._obj
 
-    @public_keywords("df.creevey.run")
-    def run(
-        self,
-        pipeline: Pipeline,
-        inpath_col: str,
-        outpath_func: Callable[[Any], str],
-        n_jobs: int | None = None,
-        skip_existing: bool | None = None,
-        *,
-        progress: bool | None = None,
-        npartitions: int | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        options: RunOptions | None = None,
-    ) -> pd.DataFrame | dd.DataFrame:
-        """Run ``pipeline`` on the sources in ``inpath_col``; see :meth:`Pipeline.run`.
-
-        Returns the frame with the result columns; a pandas frame for a pandas
-        frame, a lazy dask frame for a dask frame.
-        """
-        require_columns(self._obj.columns, inpath_col=inpath_col)
-        return pipeline.run(
-            self._obj,
-            outpath_func,
-            n_jobs,
-            skip_existing,
-            inpath_col,
-            progress=progress,
-            npartitions=npartitions,
-            storage_options=storage_options,
-            options=options,
-        )
+    run = _RunMethod()
 
     # ---- splits, ImageNet-style folders, duplicate groups and visual reports ----
     split = _FrameMethod("layout.split", "split")
@@ -227,32 +264,7 @@ class CreeveySeriesAccessor(_Runs):
             )
         return self._obj.to_frame(name=name), name
 
-    @public_keywords("series.creevey.run")
-    def run(
-        self,
-        pipeline: Pipeline,
-        outpath_func: Callable[[Any], str],
-        n_jobs: int | None = None,
-        skip_existing: bool | None = None,
-        *,
-        progress: bool | None = None,
-        npartitions: int | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        options: RunOptions | None = None,
-    ) -> pd.DataFrame | dd.DataFrame:
-        """Run ``pipeline`` on the sources in this Series; see :meth:`Pipeline.run`."""
-        frame, col = self._source(None, "path")
-        return pipeline.run(
-            frame,
-            outpath_func,
-            n_jobs,
-            skip_existing,
-            col,
-            progress=progress,
-            npartitions=npartitions,
-            storage_options=storage_options,
-            options=options,
-        )
+    run = _RunMethod()
 
 
 def _register_pandas(pandas: ModuleType) -> None:

@@ -31,20 +31,23 @@ import pandas as pd
 from PIL import Image
 
 from . import ops as _ops
-from ._keywords import extends, public_keywords
-from .engine.pipeline import Pipeline
+from ._keywords import extends, moved_to, public_keywords
+from .engine.pipeline import MOVED_RUN_KEYWORDS, Pipeline
 from .engine.rows import as_ops, record
-from .engine.runner import as_frame, run_pipeline
+from .engine.runner import as_frame
 from .exceptions import ImageDecodeError
-from .image.decode import DEFAULT_MAX_ROW_BYTES, decode_image
+from .image.decode import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_ROW_BYTES,
+    check_max_pixels,
+    decode_image,
+)
 from .image.encode import ImageWriter
-from .image.filters import make_filter
+from .image.filters import FilterOptions, filter_options
 from .image.formats import extension_for
 from .options import RunOptions, run_options
-from .sinks.shards import Sink
-from .sources.hashing import check_verify_column, with_source_hash
+from .sinks.shard_options import ShardOptions, shard_options
 from .sources.http import HttpOptions, fetch
-from .sources.http import http_options as _http_options
 from .storage import fs as storage
 from .storage.naming import check_naming, make_namer
 
@@ -94,6 +97,8 @@ class HttpLoader:
         writing the bytes as received. The image is then decoded at full size.
     max_row_bytes : int or None, default DEFAULT_MAX_ROW_BYTES (512 MiB)
         The memory budget of a row (see :func:`creevey_dask.decode_image`).
+    max_pixels : int or None, default DEFAULT_MAX_PIXELS
+        Refuse images whose header declares more pixels (decompression bombs).
     """
 
     accepts_draft = True
@@ -109,12 +114,14 @@ class HttpLoader:
         keep_bytes: bool = False,
         *,
         max_row_bytes: int | None = DEFAULT_MAX_ROW_BYTES,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         if options is not None and not isinstance(options, HttpOptions):
             raise TypeError(f"options must be a creevey_dask.HttpOptions, got {options!r}")
         self.options = options or HttpOptions()
         self.keep_bytes = bool(keep_bytes)
         self.max_row_bytes = max_row_bytes
+        self.max_pixels = check_max_pixels(max_pixels)
 
     def __call__(self, url: Any, draft: Any = None) -> Image.Image | Downloaded:
         try:
@@ -134,6 +141,7 @@ class HttpLoader:
                 url,
                 draft=None if self.keep_bytes else draft,
                 max_row_bytes=self.max_row_bytes,
+                max_pixels=self.max_pixels,
             )
         except ImageDecodeError as err:
             if type(err) is not ImageDecodeError:  # a subclass (e.g. ImageTooLargeError) says it
@@ -254,7 +262,16 @@ def _resize_op(shape: Any) -> _ops.Resize:
     return _ops.resize(shape=(int(shape[0]), int(shape[1])))
 
 
-@public_keywords("download")
+#: Where download()'s old keywords went: the fields of its option objects.
+MOVED_DOWNLOAD_KEYWORDS = {
+    **MOVED_RUN_KEYWORDS,
+    **moved_to("http_options", HttpOptions),
+    **moved_to("filters", FilterOptions),
+    "timeout": "pass http_options=HttpOptions(connect_timeout=..., read_timeout=...)",
+}
+
+
+@public_keywords("download", moved=MOVED_DOWNLOAD_KEYWORDS)
 def download(
     df: Any,
     outdir: str | None,
@@ -265,26 +282,12 @@ def download(
     *,
     outpath_func: Callable[[str], str] | None = None,
     quality: int | None = 95,
-    timeout: float | tuple[float, float] | None = None,
-    retries: int | None = None,
-    per_host_limit: int | None = None,
-    user_agent: str | None = None,
+    output_format: str | ShardOptions = "files",
+    filters: FilterOptions | None = None,
     http_options: HttpOptions | None = None,
-    output_format: str = "files",
-    shard_size: int = 1000,
-    carry_cols: Iterable[str] | None = None,
-    caption_col: str | None = None,
-    min_image_size: int | None = None,
-    max_image_area: int | None = None,
-    max_aspect_ratio: float | None = None,
-    compute_hash: str | None = None,
-    verify_hash: tuple[str, str] | None = None,
     n_jobs: int | None = None,
     skip_existing: bool | None = None,
     progress: bool | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    parallel_strategy: str | None = None,
-    npartitions: int | None = None,
     options: RunOptions | None = None,
 ) -> Any:
     """Download the images at ``df[url_col]`` into ``outdir``; return the result table.
@@ -312,41 +315,30 @@ def download(
         row, never an overwrite.
     outpath_func : callable, optional
         ``outpath_func(url) -> outpath``, instead of ``outdir`` and ``naming``. Clashes
-        are resolved as for ``naming="url"``.
+        are resolved as for ``naming="url"``. Files only: shards are named by the run.
     quality : int or None, default 95
         JPEG/WebP encoder quality, 1-100 (None: Pillow's default, 75). PNG ignores it.
-    timeout, retries, per_host_limit, user_agent
-        Shortcuts for the same :class:`~creevey_dask.HttpOptions` fields;
-        ``timeout`` is seconds for both connect and read, or a ``(connect, read)`` pair.
+    output_format : {"files", "webdataset", "parquet"} or ShardOptions, default "files"
+        ``"files"``: one file per row. ``"webdataset"``: tar shards (image, ``.json``,
+        optional ``.txt`` per sample) with a records Parquet beside each;
+        ``"parquet"``: Parquet shards with an HF ``Image`` column. A
+        :class:`~creevey_dask.ShardOptions` sets the rest (``shard_size``,
+        ``carry_cols``, ``caption_col``); see :mod:`creevey_dask.sinks.shards`.
+    filters : FilterOptions, optional
+        What each downloaded image must pass (its size, aspect ratio, declared pixels,
+        a known digest) and the digest to record of its bytes; see
+        :class:`~creevey_dask.FilterOptions`. A refused image is an error row whose
+        error names the check; nothing is written for it.
     http_options : HttpOptions, optional
-        All HTTP settings; the shortcuts above override its fields.
-    output_format : {"files", "webdataset", "parquet"}, default "files"
-        ``"files"``: one file per row. ``"webdataset"``: tar shards of up to
-        ``shard_size`` samples (image, ``.json``, optional ``.txt``) with a records
-        Parquet beside each; ``"parquet"``: Parquet shards with an HF ``Image``
-        column. See :mod:`creevey_dask.sinks.shards` for the layouts, keys and resume.
-    shard_size : int, default 1000
-        The most rows per shard.
-    carry_cols : list of str, optional
-        Input columns stored with each sample (default: all input columns).
-    caption_col : str, optional
-        A column written as each WebDataset sample's ``{key}.txt``.
-    min_image_size, max_image_area, max_aspect_ratio
-        Filters on the downloaded image's size (smaller side, width x height, longer
-        / shorter side): a refused image is an error row (``ImageFilteredError``)
-        whose error names the filter. Nothing is written for it.
-    compute_hash : {"sha256", "md5"}, optional
-        Add a ``source_sha256`` (or ``source_md5``) column: the digest of the bytes
-        received.
-    verify_hash : (column, algorithm), optional
-        A row whose received bytes do not have the hex digest in ``column`` is an
-        error row (``HashMismatchError``); rows with no digest are not checked.
-
-    n_jobs, skip_existing, progress, storage_options, parallel_strategy, npartitions
-        Shortcuts for the same :class:`~creevey_dask.RunOptions` fields (``n_jobs``
-        defaults to 16 downloads in flight per partition).
+        Timeouts, retries, per-host limits, the user agent and the safety settings;
+        see :class:`~creevey_dask.HttpOptions`.
+    n_jobs, skip_existing, progress
+        Shortcuts for the same :class:`~creevey_dask.RunOptions` fields: downloads in
+        flight per partition (default 16), leaving existing outputs alone
+        (``"skipped"``, the default), a progress bar.
     options : RunOptions, optional
-        All run settings; the shortcuts above, when given, override its fields.
+        All run settings (``storage_options``, ``npartitions``, ...); the shortcuts
+        above, when given, override its fields.
 
     Returns
     -------
@@ -380,118 +372,57 @@ def download(
 def _download_from(args: dict[str, Any], write_log: _WriteLog | None = None) -> Any:
     """:func:`download` with its arguments ``args`` (by name), appending to ``write_log``."""
     fmt = _check_format(args["format"])
-    check_naming(args["naming"])
-    if args["outpath_func"] is None and args["outdir"] is None:
+    naming = args["naming"]
+    check_naming(naming)
+    outdir, path_func = args["outdir"], args["outpath_func"]
+    if path_func is None and outdir is None:
         raise ValueError("give outdir= (a folder) or outpath_func= (url -> outpath)")
-    http = _http_options(
-        args["http_options"],
-        timeout=args["timeout"],
-        retries=args["retries"],
-        per_host_limit=args["per_host_limit"],
-        user_agent=args["user_agent"],
-    )
+    if path_func is not None and not callable(path_func):
+        raise TypeError(f"the outpath function must be callable, got {path_func!r}")
+    http = args["http_options"]
+    if http is None:
+        http = HttpOptions()
+    elif not isinstance(http, HttpOptions):
+        raise TypeError(f"http_options must be a creevey_dask.HttpOptions, got {http!r}")
     opts = run_options(
         args["options"],
         n_jobs=args["n_jobs"],
         skip_existing=args["skip_existing"],
         progress=args["progress"],
-        storage_options=args["storage_options"],
-        parallel_strategy=args["parallel_strategy"],
-        npartitions=args["npartitions"],
     )
-    return _download(
-        args["df"],
-        args["outdir"],
-        args["url_col"],
-        fmt,
-        args["ops"],
-        args["naming"],
-        args["outpath_func"],
-        args["quality"],
-        http,
-        opts,
-        write_log,
-        **{name: args[name] for name in _SINK_AND_FILTER_ARGS},
-    )
-
-
-#: download()'s arguments that go to _download by name.
-_SINK_AND_FILTER_ARGS = (
-    "output_format",
-    "shard_size",
-    "carry_cols",
-    "caption_col",
-    "min_image_size",
-    "max_image_area",
-    "max_aspect_ratio",
-    "compute_hash",
-    "verify_hash",
-)
-
-
-def _download(
-    df: Any,
-    outdir: str | None,
-    url_col: str,
-    fmt: str,
-    ops: Any,
-    naming: str,
-    path_func: Callable[[str], str] | None,
-    quality: int | None,
-    http: HttpOptions,
-    opts: RunOptions,
-    write_log: _WriteLog | None = None,
-    *,
-    output_format: str = "files",
-    shard_size: int = 1000,
-    carry_cols: Iterable[str] | None = None,
-    caption_col: str | None = None,
-    min_image_size: int | None = None,
-    max_image_area: int | None = None,
-    max_aspect_ratio: float | None = None,
-    compute_hash: str | None = None,
-    verify_hash: tuple[str, str] | None = None,
-) -> Any:
-    """Build the download pipeline and run it (the arguments are checked by the caller)."""
-    sharded = output_format != "files"
-    sink = Sink(
-        output_format,
-        outdir if sharded else None,
-        shard_size,
-        carry_cols,
-        caption_col,
-        opts.storage_options,
-        verify_hash,
-    )
-    ops_list = as_ops(ops)
+    shards = shard_options(args["output_format"])
+    if shards is not None and path_func is not None:
+        raise ValueError(
+            f"outpath_func= names files, but output_format={shards.format!r} writes shards, "
+            "which the run names: give outdir= (the folder of the shards) instead"
+        )
+    filters = filter_options(args["filters"])
+    ops_list = as_ops(args["ops"])
     if fmt == "original" and ops_list:
         raise ValueError(
             "format='original' writes the downloaded bytes unchanged, so it takes no ops; "
             "pick format='png', 'jpeg' or 'webp' to apply ops"
         )
-    if path_func is None:
-        namer: Callable[[Any], str] = make_namer(
-            naming, cast(str, outdir), None if fmt == "original" else extension_for(fmt)
-        )
-    elif not callable(path_func):
-        raise TypeError(f"the outpath function must be callable, got {path_func!r}")
-    else:
-        namer = path_func
-    loader: Callable[..., Any] = with_source_hash(
-        HttpLoader(http, keep_bytes=fmt == "original"), compute_hash, verify_hash
+    namer: Callable[[Any], str] = path_func or make_namer(
+        naming, cast(str, outdir), None if fmt == "original" else extension_for(fmt)
+    )
+    loader: Callable[..., Any] = filters.wrap_loader(
+        HttpLoader(http, keep_bytes=fmt == "original", max_pixels=filters.max_pixels)
     )
     writer: Callable[[Any, str], Any] = DownloadWriter(
-        fmt, quality=quality, storage_options=opts.storage_options
+        fmt, quality=args["quality"], storage_options=opts.storage_options
     )
     if write_log is not None:
-        loader = _LoggingLoader(cast(HttpLoader, loader), write_log)
+        loader = _LoggingLoader(loader, write_log)
         writer = _LoggingWriter(cast(DownloadWriter, writer), write_log)
-    all_ops = make_filter(ops_list or [], min_image_size, max_image_area, max_aspect_ratio)
-    pipeline = Pipeline(loader, ops=all_ops, write_func=writer)
+    pipeline = Pipeline(loader, ops=filters.wrap_ops(ops_list), write_func=writer)
 
-    frame, _, _ = as_frame(df, url_col, what="urls", noun="URL", param="url_col")
-    check_verify_column(frame.columns, verify_hash)
-    result = run_pipeline(pipeline, frame, namer, url_col, options=opts, sink=sink)
+    url_col = args["url_col"]
+    frame, _, _ = as_frame(args["df"], url_col, what="urls", noun="URL", param="url_col")
+    filters.check_columns(frame.columns)
+    result = pipeline.run(
+        frame, namer, inpath_col=url_col, output_format=args["output_format"], options=opts
+    )
     if isinstance(result, pd.DataFrame):
         _log_http_summary(result)
     return result
@@ -570,10 +501,20 @@ class _LoggingLoader:
 
     accepts_draft = True
 
-    def __init__(self, loader: HttpLoader, log: _WriteLog) -> None:
-        self.loader = loader
+    def __init__(self, loader: Callable[..., Any], log: _WriteLog) -> None:
+        self.loader: Any = loader
         self.log = log
-        self.result_columns = loader.result_columns
+        self.result_columns = loader.result_columns  # type: ignore[attr-defined]
+
+    @property
+    def verify_hash(self) -> tuple[str, str] | None:
+        """The inner loader's ``verify_hash``, so that the run binds each partition's
+        expected digests through this wrapper too."""
+        return getattr(self.loader, "verify_hash", None)
+
+    def with_expected(self, sources: Iterable[Any], digests: Iterable[Any]) -> _LoggingLoader:
+        """As :meth:`~creevey_dask.sources.hashing.SourceHash.with_expected`, keeping the log."""
+        return _LoggingLoader(self.loader.with_expected(sources, digests), self.log)
 
     def __call__(self, url: Any, draft: Any = None) -> Any:
         self.log.note(url)
@@ -620,8 +561,8 @@ def download_images_as_png(
     """Download images as PNG files, as in the original creevey; return the result table.
 
     The first seven parameters are the original creevey's, in its order; every other
-    keyword is :func:`download`'s (``url_col=``, ``naming=``, ``timeout=``,
-    ``per_host_limit=``, ``options=``, ...), with its defaults.
+    keyword is :func:`download`'s (``url_col=``, ``naming=``, ``http_options=``,
+    ``filters=``, ``options=``, ...), with its defaults.
 
     Parameters
     ----------

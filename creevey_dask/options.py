@@ -3,9 +3,12 @@
 Every entry point that runs a pipeline (:meth:`~creevey_dask.Pipeline.run`,
 :func:`~creevey_dask.download`, :func:`~creevey_dask.resize.resize`, the accessor, the
 original creevey's functions) takes ``options=RunOptions(...)`` and keyword shortcuts
-for the same fields (``n_jobs=``, ``skip_existing=``, ``progress=``, ...). A shortcut
-that is given (not None) overrides the field; :func:`run_options` applies that rule,
-once, at the entry point, and the layers below pass the one object along.
+for the few fields typed every day (``n_jobs=``, ``skip_existing=``, ``progress=``; see
+each function). A shortcut that is given (not None) overrides the field;
+:func:`run_options` applies that rule, once, at the entry point, and the layers below
+pass the one object along. The other option groups are objects too, each defined once:
+``HttpOptions`` (``http_options=``), ``ShardOptions`` (``output_format=``) and
+``FilterOptions`` (``filters=``).
 """
 
 from __future__ import annotations

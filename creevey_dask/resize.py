@@ -11,26 +11,24 @@ the result table.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 import pandas as pd
 
 from . import ops as _ops
 from ._dask_types import require_frame
-from ._keywords import extends, public_keywords
-from .engine.pipeline import Pipeline
+from ._keywords import extends, moved_to, public_keywords
+from .engine.pipeline import MOVED_RUN_KEYWORDS, Pipeline
 from .engine.rows import as_ops
-from .engine.runner import as_frame, run_pipeline
+from .engine.runner import as_frame
 from .exceptions import require_columns
-from .image.decode import DEFAULT_MAX_PIXELS
 from .image.encode import ImageWriter
-from .image.filters import make_filter
+from .image.filters import FilterOptions, filter_options
 from .image.formats import extension_for, format_name
 from .image.loading import ImageLoader
 from .options import RunOptions, run_options
-from .sinks.shards import Sink
-from .sources.hashing import check_verify_column, with_source_hash
+from .sinks.shard_options import ShardOptions, shard_options
 from .storage import fs as storage
 from .storage.naming import safe_filename
 
@@ -95,50 +93,57 @@ def _reporters(measure: Iterable[str]) -> tuple[list[Callable[[Any], Any]], bool
     return chosen, "sha256" in names
 
 
-@public_keywords("resize")
+def _resize_of(shape: Any, mode: str | None) -> _ops.Resize:
+    """The resize that ``shape=`` and ``mode=`` ask for (``shape`` may be the op itself)."""
+    if isinstance(shape, _ops.Resize):
+        if mode is not None:
+            raise ValueError(
+                f"mode={mode!r} goes into the resize op: ops.resize(..., mode={mode!r})"
+            )
+        return shape
+    if shape is None:
+        raise ValueError(
+            "give shape=: a square side (256), (height, width) with mode=, or a resize op "
+            "such as ops.resize(max_dim=512) for the other ways to size an image"
+        )
+    return _ops.resize(shape, mode=mode)
+
+
+#: Where resize()'s old keywords went: the resize op's, and the option objects' fields.
+MOVED_RESIZE_KEYWORDS = {
+    **MOVED_RUN_KEYWORDS,
+    **moved_to("filters", FilterOptions),
+    **{
+        name: f"it is a keyword of ops.resize: pass shape=ops.resize(..., {name}=...)"
+        for name in ("min_dim", "max_dim", "only_shrink", "resample", "fill", "reducing_gap")
+    },
+}
+
+
+@public_keywords("resize", moved=MOVED_RESIZE_KEYWORDS)
 def resize(
     df: pd.DataFrame | Any,
     outdir: str,
     path_col: str = "path",
     *,
-    shape: Sequence[int] | int | None = None,
-    min_dim: int | None = None,
-    max_dim: int | None = None,
+    shape: Sequence[int] | int | _ops.Resize | None = None,
     mode: str | None = None,
-    only_shrink: bool = False,
-    resample: str = "lanczos",
-    fill: Any = None,
-    reducing_gap: float | None = 2.0,
     format: str | None = None,
     quality: int | None = None,
     ops: Sequence[Callable[[Any], Any]] | None = None,
     measure: Iterable[str] = (),
     outpath_func: Callable[[Any], str] | None = None,
-    max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    n_jobs: int | None = None,
+    output_format: str | ShardOptions = "files",
+    filters: FilterOptions | None = None,
     skip_existing: bool | None = None,
     progress: bool | None = None,
-    storage_options: Mapping[str, Any] | None = None,
-    parallel_strategy: str | None = None,
-    npartitions: int | None = None,
-    output_format: str = "files",
-    shard_size: int = 1000,
-    carry_cols: Iterable[str] | None = None,
-    caption_col: str | None = None,
-    min_image_size: int | None = None,
-    max_image_area: int | None = None,
-    max_aspect_ratio: float | None = None,
-    compute_hash: str | None = None,
-    verify_hash: tuple[str, str] | None = None,
     options: RunOptions | None = None,
 ) -> pd.DataFrame | Any:
     """Resize the images whose paths are in ``df[path_col]`` into ``outdir``.
 
-    Give exactly one of ``shape=(height, width)``, ``min_dim=`` or ``max_dim=`` (see
-    :func:`creevey_dask.ops.resize`). Each output keeps its source's filename (with the
-    extension of ``format`` if given). JPEGs are decoded at reduced scale when the
-    resize allows it (never below twice the output size), and EXIF orientation is
-    applied.
+    Each output keeps its source's filename (with the extension of ``format`` if
+    given). JPEGs are decoded at reduced scale when the resize allows it (never below
+    twice the output size), and EXIF orientation is applied.
 
     Parameters
     ----------
@@ -154,8 +159,14 @@ def resize(
         ``status`` and ``error`` (and any column this run adds: ``width``, ``height``,
         ...) are replaced by this run's. Rows whose earlier
         ``outpath`` is null become error rows (``UpstreamError`` with the earlier error).
-    shape, min_dim, max_dim, mode, only_shrink, resample, fill, reducing_gap
-        The resize; see :func:`creevey_dask.ops.resize`.
+    shape : int, (height, width) or a resize op
+        The output size: a square side (``shape=256``), an exact ``(height, width)``
+        shaped by ``mode``, or a :func:`creevey_dask.ops.resize` op for the other ways
+        to size an image (``shape=ops.resize(max_dim=512, only_shrink=True)``:
+        ``min_dim``, ``max_dim``, ``only_shrink``, ``resample``, ``fill``,
+        ``reducing_gap``).
+    mode : {"stretch", "cover", "fit", "pad", "contain"}, optional
+        How an exact shape treats the aspect ratio; see :func:`creevey_dask.ops.resize`.
     format : str, optional
         Output format (``"jpeg"``, ``"png"``, ``"webp"``, ...); by default each file
         keeps its format.
@@ -171,23 +182,21 @@ def resize(
         reported.
     outpath_func : callable, optional
         Overrides the naming: ``outpath_func(source) -> str``; ``outdir`` is then
-        unused.
-    max_pixels : int or None
-        Refuse images whose header declares more pixels (decompression bombs).
-    n_jobs, skip_existing, progress, storage_options, parallel_strategy, npartitions
-        Shortcuts for the same :class:`~creevey_dask.RunOptions` fields: rows in flight
-        per partition, leaving existing outputs alone (``"skipped"``, the default), a
-        progress bar, fsspec options for reading and writing, the local scheduler
-        (default ``"auto"``: a process per core for tables of 200 rows or more,
-        else threads; see :class:`~creevey_dask.Pipeline`), tasks for pandas input.
-    options : RunOptions, optional
-        All run settings; the shortcuts above, when given, override its fields.
-    output_format, shard_size, carry_cols, caption_col
+        unused. Files only: shards are named by the run.
+    output_format : {"files", "webdataset", "parquet"} or ShardOptions, default "files"
         Write WebDataset or Parquet shards into ``outdir`` instead of files; as for
-        :func:`creevey_dask.download` (see :mod:`creevey_dask.sinks.shards`).
-    min_image_size, max_image_area, max_aspect_ratio, compute_hash, verify_hash
-        Filters on the source image's size and hashes of the source file's bytes;
-        as for :func:`creevey_dask.download`.
+        :func:`creevey_dask.download` (see :class:`~creevey_dask.ShardOptions`).
+    filters : FilterOptions, optional
+        What each source must pass (its size, aspect ratio, the pixels its header
+        declares, a known digest) and the digest to record of its bytes; see
+        :class:`~creevey_dask.FilterOptions`.
+    skip_existing, progress
+        Shortcuts for the same :class:`~creevey_dask.RunOptions` fields: leaving
+        existing outputs alone (``"skipped"``, the default; False rewrites them, e.g.
+        after changing the size), a progress bar.
+    options : RunOptions, optional
+        All run settings (``n_jobs``, ``storage_options``, ``parallel_strategy``,
+        ``npartitions``, ...); the shortcuts above, when given, override its fields.
 
     Returns
     -------
@@ -218,67 +227,44 @@ def resize(
     >>> res[["status", "width", "height"]].astype(str).drop_duplicates().values.tolist()
     [['ok', '64', '64']]
     """
-    resize_op = _ops.resize(
-        shape,
-        min_dim=min_dim,
-        max_dim=max_dim,
-        mode=mode,
-        only_shrink=only_shrink,
-        resample=resample,
-        fill=fill,
-        reducing_gap=reducing_gap,
-    )
+    resize_op = _resize_of(shape, mode)
     fmt = None if format is None else format_name(format)
     reporters, record_sha256 = _reporters(measure)
     user_ops = as_ops(ops)
     if not isinstance(outdir, (str, os.PathLike)) and outpath_func is None:
         raise TypeError(f"outdir must be a path or URL string, got {outdir!r}")
-    opts = run_options(
-        options,
-        n_jobs=n_jobs,
-        skip_existing=skip_existing,
-        progress=progress,
-        storage_options=storage_options,
-        parallel_strategy=parallel_strategy,
-        npartitions=npartitions,
-    )
+    opts = run_options(options, skip_existing=skip_existing, progress=progress)
     storage_options = opts.storage_options
-
-    sharded = output_format != "files"
-    sink = Sink(
-        output_format,
-        os.fspath(outdir) if sharded else None,
-        shard_size,
-        carry_cols,
-        caption_col,
-        storage_options,
-        verify_hash,
-    )
-    loader = with_source_hash(
-        ImageLoader(storage_options, max_pixels=max_pixels), compute_hash, verify_hash
-    )
-    all_ops = make_filter(
-        [*user_ops, resize_op, *reporters], min_image_size, max_image_area, max_aspect_ratio
-    )
+    shards = shard_options(output_format)
+    filters = filter_options(filters)
+    loader = filters.wrap_loader(ImageLoader(storage_options, max_pixels=filters.max_pixels))
     pipeline = Pipeline(
         loader,
-        ops=all_ops,
+        ops=filters.wrap_ops([*user_ops, resize_op, *reporters]),
         write_func=ImageWriter(fmt, quality, storage_options, record_sha256=record_sha256),
     )
 
     require_frame(df)
     require_columns(df.columns, path_col=path_col)
-    check_verify_column(df.columns, verify_hash)
-    if outpath_func is None:
-        outpath_func = KeepFilename(os.fspath(outdir), None if fmt is None else extension_for(fmt))
-    return run_pipeline(pipeline, df, outpath_func, path_col, options=opts, sink=sink)
+    filters.check_columns(df.columns)
+    if shards is not None and outpath_func is not None:
+        raise ValueError(
+            f"outpath_func= names files, but output_format={shards.format!r} writes shards, "
+            "which the run names: give outdir= (the folder of the shards) instead"
+        )
+    namer = outpath_func or KeepFilename(
+        os.fspath(outdir), None if fmt is None else extension_for(fmt)
+    )
+    return pipeline.run(
+        df, namer, inpath_col=path_col, output_format=shards or "files", options=opts
+    )
 
 
-@public_keywords("resize_multiple_files")
+@public_keywords("resize_multiple_files", moved=MOVED_RESIZE_KEYWORDS)
 @extends(resize, exclude=("df", "path_col"))
 def resize_multiple_files(
     paths: Iterable[str] | pd.Series | Any,
-    shape: Sequence[int] | None,
+    shape: Sequence[int] | int | _ops.Resize | None,
     outdir: str,
     n_jobs: int | None = None,
     skip_existing: bool | None = None,
@@ -287,19 +273,20 @@ def resize_multiple_files(
     """Resize image files into ``outdir``, keeping their filenames (the original creevey's API).
 
     The first five parameters are the original creevey's, in its order; every other
-    keyword is :func:`resize`'s (``min_dim=``, ``mode=``, ``format=``, ``ops=``,
-    ``measure=``, ``options=``, ...), with its defaults.
+    keyword is :func:`resize`'s (``mode=``, ``format=``, ``ops=``, ``measure=``,
+    ``options=``, ...), with its defaults.
 
     Parameters
     ----------
     paths : iterable of str, or a pandas/dask Series
         Local paths or fsspec URLs.
-    shape : (height, width) or None
-        The output shape, height first. None if ``min_dim=`` or ``max_dim=`` is given.
+    shape : int, (height, width) or a resize op
+        The output size, height first; as :func:`resize`'s ``shape`` (a
+        :func:`creevey_dask.ops.resize` op for ``min_dim=``, ``max_dim=``, ...).
     outdir : str
         The output folder (local or fsspec URL).
     n_jobs : int, optional
-        Rows in flight per partition.
+        Rows in flight per partition (the :class:`~creevey_dask.RunOptions` field).
     skip_existing : bool, default True
         Leave existing outputs alone.
     **keywords
@@ -311,6 +298,5 @@ def resize_multiple_files(
         A column ``path`` with the sources, then the result columns.
     """
     frame, _, _ = as_frame(paths, "path", what="paths", noun="path", param="path_col")
-    return resize(
-        frame, outdir, "path", shape=shape, n_jobs=n_jobs, skip_existing=skip_existing, **keywords
-    )
+    keywords["options"] = run_options(keywords.get("options"), n_jobs=n_jobs)
+    return resize(frame, outdir, "path", shape=shape, skip_existing=skip_existing, **keywords)

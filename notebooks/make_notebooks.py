@@ -50,7 +50,7 @@ from pathlib import Path
 
 import pandas as pd
 
-import creevey_dask  # noqa: F401  (registers df.creevey on pandas and dask DataFrames)
+import creevey_dask as cd  # registers df.creevey on pandas and dask DataFrames
 from creevey_dask.testing import ImageServer, sample_images
 
 files = sample_images({n_images}, seed=0)  # name -> JPEG bytes, e.g. "circle_000.jpg"
@@ -104,15 +104,16 @@ df.tail(7)""",
 Download: one row in, one row out, with the result columns `outpath`, `status`
 (`ok`/`skipped`/`error`), `error`, `error_type` and the HTTP details. A failed row is
 data, not an exception. The bar (a widget when `ipywidgets` is installed, else text) and
-the summary line go to stderr. `retries=1` keeps this demo quick (the default retries 3
-times).""",
+the summary line go to stderr. `HttpOptions(retries=1)` keeps this demo quick (the
+default retries 3 times).""",
     ),
     (
         "code",
         "download",
         """\
 images = str(workdir / "images")
-res = df.creevey.download(images, retries=1)  # a progress bar, then a one-line summary
+quick = cd.HttpOptions(retries=1)
+res = df.creevey.download(images, http_options=quick)  # a progress bar, then a summary
 res[["url", "status", "http_status", "attempts", "width", "height"]].tail(7)""",
     ),
     ("code", "status-counts", "res.status.value_counts()"),
@@ -131,7 +132,7 @@ work too: rows whose file exists are `skipped` without a request.)""",
         "code",
         "retry",
         """\
-retried = res[res.status == "error"].creevey.download(images, retries=1, progress=False)
+retried = res[res.status == "error"].creevey.download(images, http_options=quick, progress=False)
 res = pd.concat([res[res.status != "error"], retried]).sort_index()
 retried[["url", "status", "error"]]""",
     ),
@@ -273,9 +274,10 @@ partition is one task, which runs its rows through a small thread pool on a work
         "code",
         "lazy",
         """\
-downloaded = ddf.creevey.download(str(workdir / "images"), retries=1)
+quick = cd.HttpOptions(retries=1)
+downloaded = ddf.creevey.download(str(workdir / "images"), http_options=quick)
 resized = downloaded.creevey.resize(
-    str(workdir / "thumbs"), path_col="outpath", max_dim=128, measure=["size"]
+    str(workdir / "thumbs"), path_col="outpath", shape=cd.ops.resize(max_dim=128), measure=["size"]
 )
 resized""",
     ),
@@ -312,11 +314,11 @@ own error; the download's columns (`http_status`, `attempts`, ...) stay in the t
         """\
 Past about a million images a folder of files stops working (object stores charge per
 request, listing takes minutes, loaders want sequential reads). The same download can
-write **WebDataset shards** instead: tars of up to `shard_size` samples (the image, a
-`.json` of the row's columns and, with `caption_col=`, a `.txt`), each with a Parquet of
-its rows' records beside it. It is lazy like the rest; writing the result table runs it
-on the workers. (`output_format="parquet"` writes Parquet shards with an image column
-that Hugging Face `datasets` reads as images.)""",
+write **WebDataset shards** instead (`cd.ShardOptions`): tars of up to `shard_size`
+samples (the image, a `.json` of the row's columns and, with `caption_col=`, a `.txt`),
+each with a Parquet of its rows' records beside it. It is lazy like the rest; writing the
+result table runs it on the workers. (`output_format="parquet"` writes Parquet shards
+with an image column that Hugging Face `datasets` reads as images.)""",
     ),
     (
         "code",
@@ -328,10 +330,8 @@ sharded = ddf.creevey.download(
     str(workdir / "shards"),
     format="jpeg",
     ops=[ops.resize(shape=(128, 128), mode="cover")],
-    output_format="webdataset",
-    shard_size=4,
-    caption_col="label",
-    retries=1,
+    output_format=cd.ShardOptions("webdataset", shard_size=4, caption_col="label"),
+    http_options=quick,
 )
 sharded.to_parquet(workdir / "sharded.parquet")
 sorted(p.name for p in (workdir / "shards").iterdir())[:6]""",
@@ -411,7 +411,8 @@ table.tail(3)""",
 from creevey_dask import UrlListDataset
 
 ds = UrlListDataset(
-    str(workdir / "pets"), table, shape=(64, 64), valid_size=0.25, random_state=0, retries=1
+    str(workdir / "pets"), table, shape=(64, 64), valid_size=0.25, random_state=0,
+    http_options=cd.HttpOptions(retries=1),
 )
 ds.build()""",
     ),

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import creevey_dask
 from creevey_dask.exceptions import ColumnError
 from creevey_dask.image.filters import ImageFilter, make_filter
 from tests._httpserver import SERVED_IMAGES, served_files
@@ -30,11 +31,11 @@ def test_filters_name_themselves_and_write_nothing(
     out = tmp_path / "out"
     result = df.creevey.download(
         str(out),
-        output_format=output_format,
-        min_image_size=21,
-        max_image_area=400 * 400,
-        max_aspect_ratio=2.5,
         progress=False,
+        output_format=output_format,
+        filters=creevey_dask.FilterOptions(
+            min_image_size=21, max_image_area=400 * 400, max_aspect_ratio=2.5
+        ),
     ).set_index("name")
     assert result.loc["photo.jpg", "status"] == "ok"
     errors = result["error"]
@@ -60,11 +61,17 @@ def test_filter_reads_the_full_size_after_a_reduced_decode(tmp_path: Path) -> No
     Image.new("RGB", (800, 600), "navy").save(path)
     df = pd.DataFrame({"path": [str(path)]})
     kept = df.creevey.resize(
-        str(tmp_path / "a"), shape=(50, 50), min_image_size=600, progress=False
+        str(tmp_path / "a"),
+        progress=False,
+        shape=(50, 50),
+        filters=creevey_dask.FilterOptions(min_image_size=600),
     )
     assert kept["status"].tolist() == ["ok"]
     refused = df.creevey.resize(
-        str(tmp_path / "b"), shape=(50, 50), min_image_size=601, progress=False
+        str(tmp_path / "b"),
+        progress=False,
+        shape=(50, 50),
+        filters=creevey_dask.FilterOptions(min_image_size=601),
     )
     assert refused["error"].tolist() == [
         "ImageFilteredError: min_image_size=601: the image is 800 x 600, its smaller side 600 < 601"
@@ -98,7 +105,9 @@ def test_compute_hash_of_the_source_bytes(
     image_server: Any, tmp_path: Path, algorithm: str
 ) -> None:
     df = _frame(image_server)
-    result = df.creevey.download(str(tmp_path), compute_hash=algorithm, progress=False)
+    result = df.creevey.download(
+        str(tmp_path), progress=False, filters=creevey_dask.FilterOptions(compute_hash=algorithm)
+    )
     files = served_files()
     expected = [hashlib.new(algorithm, files[n]).hexdigest() for n in NAMES]
     assert result[f"source_{algorithm}"].tolist() == expected
@@ -117,7 +126,10 @@ def test_verify_hash_refuses_a_mismatch(
     df.loc[0, "expected"] = df.loc[0, "expected"].upper()  # hex in any case
     out = tmp_path / "out"
     result = df.creevey.download(
-        str(out), output_format=output_format, verify_hash=("expected", "sha256"), progress=False
+        str(out),
+        progress=False,
+        output_format=output_format,
+        filters=creevey_dask.FilterOptions(verify_hash=("expected", "sha256")),
     ).set_index("name")
     assert result["status"].tolist() == ["ok", "error", "ok", "ok"]
     error = result.loc["wide.jpg", "error"]
@@ -134,9 +146,11 @@ def test_verify_hash_on_resize_with_md5(image_files: list[str], tmp_path: Path) 
     digests[0] = "0" * 32
     df = pd.DataFrame({"path": image_files, "md5": digests})
     result = df.creevey.resize(
-        str(tmp_path / "r"), shape=(8, 8), verify_hash=("md5", "md5"), compute_hash="md5",
+        str(tmp_path / "r"),
         progress=False,
-    )  # fmt: skip
+        shape=(8, 8),
+        filters=creevey_dask.FilterOptions(verify_hash=("md5", "md5"), compute_hash="md5"),
+    )
     assert result["status"].tolist()[0] == "error"
     assert (result["status"].iloc[1:] == "ok").all()
     assert result["source_md5"].iloc[1:].tolist() == digests[1:]
@@ -145,11 +159,13 @@ def test_verify_hash_on_resize_with_md5(image_files: list[str], tmp_path: Path) 
 def test_bad_hash_arguments(image_server: Any, tmp_path: Path) -> None:
     df = _frame(image_server)
     with pytest.raises(ValueError, match="compute_hash 'sha1' is not one of"):
-        df.creevey.download(str(tmp_path), compute_hash="sha1")
+        df.creevey.download(str(tmp_path), filters=creevey_dask.FilterOptions(compute_hash="sha1"))
     with pytest.raises(ColumnError, match="verify_hash names the column 'nope'"):
-        df.creevey.download(str(tmp_path), verify_hash=("nope", "sha256"))
+        df.creevey.download(
+            str(tmp_path), filters=creevey_dask.FilterOptions(verify_hash=("nope", "sha256"))
+        )
     with pytest.raises(TypeError, match="verify_hash must be a"):
-        df.creevey.download(str(tmp_path), verify_hash="sha256")
+        df.creevey.download(str(tmp_path), filters=creevey_dask.FilterOptions(verify_hash="sha256"))
 
 
 def test_served_sizes_are_what_the_filters_assume() -> None:

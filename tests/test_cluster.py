@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import creevey_dask
 from creevey_dask.download import download
 from creevey_dask.resize import resize
 from creevey_dask.storage.fs import TEMP_SUFFIX
@@ -149,10 +150,10 @@ def _job(server: ImageServer, outdir: Path, stall: float = 0.0) -> dd.DataFrame:
         downloaded,
         str(outdir / "small"),
         path_col="outpath",
-        shape=(32, 32),
         format="jpeg",
         quality=90,
-        n_jobs=2,
+        shape=(32, 32),
+        options=creevey_dask.RunOptions(n_jobs=2),
     )
 
 
@@ -323,7 +324,12 @@ def test_a_second_in_process_cluster_gets_slots_of_its_own(tmp_path):
                 Client(cluster) as client,
                 client.as_current(),
             ):
-                result = download(urls, str(tmp_path / str(run)), timeout=5, progress=False)
+                result = download(
+                    urls,
+                    str(tmp_path / str(run)),
+                    progress=False,
+                    http_options=creevey_dask.HttpOptions().replace(timeout=5),
+                )
                 # this cluster's scheduler holds the host's slots, not the closed one's
                 known = client.run_on_scheduler(_semaphore_names)
             assert result.status.tolist() == ["ok"] * len(files), result.error.tolist()

@@ -360,7 +360,7 @@ def test_source_column_named_like_a_result_column(image_files, tmp_path):
         ({}, ValueError, r"say which holds the sources with inpath_col="),
         ({"inpath_col": "path", "n_jobs": 0}, ValueError, "n_jobs must be at least 1"),
         ({"inpath_col": "path", "n_jobs": 2.5}, TypeError, "n_jobs must be a positive int"),
-        ({"inpath_col": "path", "npartitions": 0}, ValueError, "npartitions"),
+        ({"inpath_col": "path", "npartitions": 2}, TypeError, "field of RunOptions: pass options="),
     ],
 )
 def test_bad_arguments_fail_before_anything_runs(kwargs, error, match, tmp_path):
@@ -418,7 +418,7 @@ def test_n_jobs_and_partitions_do_not_change_the_result(n_jobs, tmp_path):
 
 def test_processes_strategy(image_files, tmp_path):
     res = width_pipeline(parallel_strategy="processes").run(
-        image_files, to_png(tmp_path), npartitions=2, progress=False
+        image_files, to_png(tmp_path), progress=False, options=cd.RunOptions(npartitions=2)
     )
     assert (res.status == "ok").all()
     assert res.width.tolist() == [40, 41, 42, 43, 44]
@@ -459,7 +459,9 @@ def test_local_cluster_with_two_worker_processes(local_cluster_client, image_fil
     assert os.getpid() not in pids
     sources = image_files * 4
     outpath = lambda s: str(tmp_path / "out" / (Path(s).stem + ".png"))  # noqa: E731
-    res = width_pipeline().run(sources, outpath, npartitions=4, skip_existing=False)
+    res = width_pipeline().run(
+        sources, outpath, skip_existing=False, options=cd.RunOptions(npartitions=4)
+    )
     assert len(res) == 20
     assert set(res.status) == {"ok"}
     # dask input on the cluster: lazy until computed, then computed by the workers
@@ -505,8 +507,8 @@ def test_two_runs_at_once_on_one_client_get_their_own_rows(local_cluster_client,
             results[name] = Pipeline(load_image, ops=[slow]).run(
                 sources[name],
                 lambda s, name=name: str(tmp_path / f"out-{name}" / Path(s).name),
-                npartitions=1,
                 progress=False,
+                options=cd.RunOptions(npartitions=1),
             )
 
     threads = [threading.Thread(target=run, args=(name,)) for name in sources]
@@ -635,7 +637,12 @@ def test_summary_line_counts_root_causes() -> None:
 # memory:// is one process's memory: rows in other processes would lose their writes.
 def _memory_run(sources, outdir: str, **kwargs):
     return resize(
-        pd.DataFrame({"path": sources}), outdir, "path", max_dim=20, progress=False, **kwargs
+        pd.DataFrame({"path": sources}),
+        outdir,
+        "path",
+        progress=False,
+        **kwargs,
+        shape=cd.ops.resize(max_dim=20),
     )
 
 
@@ -643,7 +650,10 @@ def _memory_run(sources, outdir: str, **kwargs):
 def test_memory_outdir_with_processes_is_refused_up_front(image_files, memfs, output_format):
     with pytest.raises(ValueError, match=r"memory://.*threads"):
         _memory_run(
-            image_files, "memory://proc", parallel_strategy="processes", output_format=output_format
+            image_files,
+            "memory://proc",
+            options=cd.RunOptions(parallel_strategy="processes"),
+            output_format=output_format,
         )
     assert not memfs.exists("memory://proc")  # nothing written, nothing reported
     res = _memory_run(image_files, "memory://thr", output_format=output_format)
@@ -663,14 +673,14 @@ def test_memory_outdir_refused_with_a_client_of_worker_processes(
             dd.from_pandas(pd.DataFrame({"path": image_files}), npartitions=2),
             "memory://cluster",
             "path",
-            max_dim=20,
+            shape=cd.ops.resize(max_dim=20),
         )
     assert not memfs.exists("memory://cluster")
 
 
 def test_lazy_dask_memory_outdir_computed_on_processes_raises(image_files, memfs):
     ddf = dd.from_pandas(pd.DataFrame({"path": image_files}), npartitions=2)
-    lazy = resize(ddf, "memory://lazy", "path", max_dim=20)
+    lazy = resize(ddf, "memory://lazy", "path", shape=cd.ops.resize(max_dim=20))
     with pytest.raises(ValueError, match=r"memory://.*another process"):
         lazy.compute(scheduler="processes")
     res = lazy.compute(scheduler="threads")

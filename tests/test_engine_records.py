@@ -69,7 +69,8 @@ def _stale_temporary(folder: Path, name: str) -> Path:
 
 
 #: A resize that keeps these small images as they are, so outputs equal their sources.
-KEEP = {"max_dim": 1000, "only_shrink": True, "progress": False}
+KEEP_SIZE = cd.ops.resize(max_dim=1000, only_shrink=True)
+KEEP = {"shape": KEEP_SIZE, "progress": False}
 
 
 @pytest.fixture
@@ -173,16 +174,16 @@ def test_a_rerun_with_another_source_of_the_same_name(
     first, second = two_sources_one_name
     outdir = tmp_path / "out"
     run = cd.resize_multiple_files
-    one = run([first], None, str(outdir), **KEEP)
+    one = run([first], KEEP_SIZE, str(outdir), progress=False)
     assert one.outpath.tolist() == [str(outdir / "same.png")]
     before = (outdir / "same.png").read_bytes()
     for skip_existing in (True, False):
-        two = run([second], None, str(outdir), skip_existing=skip_existing, **KEEP)
+        two = run([second], KEEP_SIZE, str(outdir), skip_existing=skip_existing, progress=False)
         assert two.status.tolist() == ["ok"], two.error
         assert two.outpath.iloc[0] == disambiguate(str(outdir / "same.png"), second)
         _assert_rows_hold_their_images(two, "path")
         assert (outdir / "same.png").read_bytes() == before  # never overwritten
-    again = run([first, second], None, str(outdir), **KEEP)
+    again = run([first, second], KEEP_SIZE, str(outdir), progress=False)
     assert again.status.tolist() == ["skipped", "skipped"]
     assert again.outpath.tolist() == [str(outdir / "same.png"), two.outpath.iloc[0]]
     _assert_rows_hold_their_images(again, "path")
@@ -244,7 +245,9 @@ def test_a_250_byte_utf8_name(tmp_path: Path) -> None:
     source = tmp_path / "in" / name
     source.parent.mkdir()
     _noise(10, 10, seed=1).save(source)
-    result = cd.resize_multiple_files([str(source)], None, str(tmp_path / "out"), **KEEP)
+    result = cd.resize_multiple_files(
+        [str(source)], KEEP_SIZE, str(tmp_path / "out"), progress=False
+    )
     assert result.status.tolist() == ["ok"], result.error.tolist()
     assert result.outpath.iloc[0] == str(tmp_path / "out" / name)
     _assert_rows_hold_their_images(result, "path")
@@ -296,7 +299,7 @@ def test_empty_input_gives_an_empty_result_frame(tmp_path: Path, empty) -> None:
 def test_a_multiindex_is_kept(tmp_path: Path, image_files) -> None:
     index = pd.MultiIndex.from_tuples([("a", i) for i in range(len(image_files))])
     df = pd.DataFrame({"path": image_files, "y": range(len(image_files))}, index=index)
-    result = df.creevey.resize(str(tmp_path / "out"), npartitions=2, **KEEP)
+    result = df.creevey.resize(str(tmp_path / "out"), **KEEP, options=cd.RunOptions(npartitions=2))
     assert result.index.equals(index)
     assert result.y.tolist() == df.y.tolist()
     assert (result.status == "ok").all()

@@ -25,7 +25,6 @@ from creevey_dask.sources.http import (
     HttpOptions,
     _transport,
     fetch,
-    http_options,
     parse_retry_after,
     robots_opt_out,
 )
@@ -64,8 +63,8 @@ def test_options_are_validated(changes: dict, error: type, match: str) -> None:
         HttpOptions(**changes)
 
 
-def test_options_are_frozen_picklable_and_take_shortcuts() -> None:
-    options = http_options(timeout=(1, 2), retries=0, per_host_limit=3, user_agent="me/1")
+def test_options_are_frozen_picklable_and_replace_timeout_as_a_pair() -> None:
+    options = HttpOptions().replace(timeout=(1, 2), retries=0, per_host_limit=3, user_agent="me/1")
     assert (options.connect_timeout, options.read_timeout) == (1.0, 2.0)
     assert (options.retries, options.per_host_limit, options.user_agent) == (0, 3, "me/1")
     assert pickle.loads(pickle.dumps(options)) == options
@@ -73,8 +72,6 @@ def test_options_are_frozen_picklable_and_take_shortcuts() -> None:
         options.retries = 5  # type: ignore[misc]
     with pytest.raises(TypeError, match="no option"):
         options.replace(retry=1)
-    with pytest.raises(TypeError, match="HttpOptions"):
-        http_options({"retries": 1})  # type: ignore[arg-type]
 
 
 def test_parse_retry_after() -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import creevey_dask
 from creevey_dask import download, resize_multiple_files
 from creevey_dask.exceptions import (
     ContentEncodingError,
@@ -439,7 +440,12 @@ def _run_on_cluster(server: CountingServer, options: HttpOptions, tmp_path: Path
 
     urls = pd.DataFrame({"url": [server.url(f"/img{i:03d}.jpg") for i in range(n)]})
     result = download(
-        urls, str(tmp_path), http_options=options, n_jobs=4, npartitions=2, progress=False
+        urls,
+        str(tmp_path),
+        n_jobs=4,
+        progress=False,
+        http_options=options,
+        options=creevey_dask.RunOptions(npartitions=2),
     )
     assert list(result["status"]) == ["ok"] * n, result["error"].dropna().tolist()
     for path in result["outpath"]:

@@ -8,6 +8,7 @@ import pickle
 import pandas as pd
 import pytest
 
+import creevey_dask
 from creevey_dask.storage import fs as storage
 from creevey_dask.storage.naming import (
     HashNamer,
@@ -233,9 +234,21 @@ def test_a_clash_loser_reuses_the_plain_name_proved_for_it(tmp_path) -> None:
         sources.append(str(tmp_path / folder / "x.png"))
     a, b = sources
     out = tmp_path / "out"
-    first = resize(pd.DataFrame({"path": [a]}), out, "path", max_dim=4, progress=False)
+    first = resize(
+        pd.DataFrame({"path": [a]}),
+        out,
+        "path",
+        progress=False,
+        shape=creevey_dask.ops.resize(max_dim=4),
+    )
     assert first.outpath.tolist() == [str(out / "x.png")]
-    second = resize(pd.DataFrame({"path": [b, a]}), out, "path", max_dim=4, progress=False)
+    second = resize(
+        pd.DataFrame({"path": [b, a]}),
+        out,
+        "path",
+        progress=False,
+        shape=creevey_dask.ops.resize(max_dim=4),
+    )
     assert second.status.tolist() == ["ok", "skipped"]
     assert second.outpath.tolist() == [disambiguate(str(out / "x.png"), b), str(out / "x.png")]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(
@@ -246,7 +259,12 @@ def test_a_clash_loser_reuses_the_plain_name_proved_for_it(tmp_path) -> None:
             assert got.getpixel((0, 0)) == want.getpixel((0, 0))
     # without skipping, A is written again over its own plain name, still one file each
     third = resize(
-        pd.DataFrame({"path": [b, a]}), out, "path", max_dim=4, progress=False, skip_existing=False
+        pd.DataFrame({"path": [b, a]}),
+        out,
+        "path",
+        progress=False,
+        skip_existing=False,
+        shape=creevey_dask.ops.resize(max_dim=4),
     )
     assert third.outpath.tolist() == second.outpath.tolist()
     assert len([p for p in out.iterdir() if not p.name.startswith(".")]) == 2
@@ -267,9 +285,15 @@ def test_a_pandas_rerun_after_a_dask_run_in_another_order_skips_all(tmp_path) ->
             sources.append(str(tmp_path / folder / f"{name}.png"))
     out = tmp_path / "out"
     b_then_a = dd.from_pandas(pd.DataFrame({"path": sources[2:] + sources[:2]}), npartitions=1)
-    first = resize(b_then_a, out, "path", max_dim=4).compute()
+    first = resize(b_then_a, out, "path", shape=creevey_dask.ops.resize(max_dim=4)).compute()
     assert (first.status == "ok").all()
-    again = resize(pd.DataFrame({"path": sources}), out, "path", max_dim=4, progress=False)
+    again = resize(
+        pd.DataFrame({"path": sources}),
+        out,
+        "path",
+        progress=False,
+        shape=creevey_dask.ops.resize(max_dim=4),
+    )
     assert (again.status == "skipped").all()
     assert dict(zip(again.path, again.outpath, strict=True)) == dict(
         zip(first.path, first.outpath, strict=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import inspect
 
+import pandas as pd
+import pytest
+
 import creevey_dask
 
 
@@ -43,7 +46,8 @@ def _public_callables() -> dict[str, object]:
         obj = getattr(creevey_dask, name)
         if inspect.isclass(obj) and not issubclass(obj, BaseException):
             found[name] = obj
-            for attr, member in vars(obj).items():
+            for attr in vars(obj):
+                member = getattr(obj, attr)  # descriptors too (the accessor's methods)
                 if callable(member) and not attr.startswith("_"):
                     found[f"{name}.{attr}"] = member
         elif inspect.isfunction(obj):
@@ -80,6 +84,8 @@ def test_no_public_function_hides_options_in_kwargs():
         "record",  # record(**values): the values are result columns, not options
         "RunOptions.replace",  # replace(**changes): the fields, checked by name
         "HttpOptions.replace",
+        "ShardOptions.replace",
+        "FilterOptions.replace",
         "start_local_cluster",  # **cluster_kwargs go to distributed.LocalCluster as is
         "UrlListDataset",  # the worked example: **download_kwargs go to download() as is
     }
@@ -111,25 +117,76 @@ def test_one_vocabulary():
     assert problems == []
 
 
-def test_run_options_are_accepted_by_every_run():
-    runs = [
-        "Pipeline.run",
-        "download",
-        "download_images_as_png",
-        "resize_multiple_files",
-        "CreeveyAccessor.run",
-        "CreeveyAccessor.download",
-        "CreeveyAccessor.resize",
-        "CreeveySeriesAccessor.run",
-    ]
-    found = _public_callables()
+RUNS = [
+    "Pipeline.run",
+    "download",
+    "download_images_as_png",
+    "resize_multiple_files",
+    "CreeveyAccessor.run",
+    "CreeveyAccessor.download",
+    "CreeveyAccessor.resize",
+    "CreeveySeriesAccessor.run",
+]
+
+
+def _runs() -> dict[str, object]:
     from creevey_dask.resize import resize
 
-    for func in [*(found[name] for name in runs), resize]:
+    found = _public_callables()
+    return {**{name: found[name] for name in RUNS}, "resize": resize}
+
+
+def test_run_options_are_accepted_by_every_run():
+    for name, func in _runs().items():
         params = _parameters(func)
-        assert "options" in params, func
-        assert "RunOptions" in str(params["options"].annotation), func
-        assert {"n_jobs", "skip_existing", "progress"} <= set(params), func
+        assert "options" in params, name
+        assert "RunOptions" in str(params["options"].annotation), name
+        assert {"skip_existing", "progress", "output_format"} <= set(params), name
+
+
+def test_no_entry_point_takes_more_than_15_parameters():
+    """The option objects (frozen dataclasses) hold the many knobs; the calls stay short."""
+    import dataclasses
+
+    found = _public_callables()
+    too_many = {
+        name: len(params)
+        for name, func in found.items()
+        if not dataclasses.is_dataclass(func)
+        and len(params := [p for p in _parameters(func) if p != "self"]) > 15
+    }
+    assert too_many == {}
+
+
+def test_each_option_group_is_defined_once():
+    """The fields of the option objects are theirs: no run takes one as a parameter
+    (but the few shortcuts of RunOptions), and an old keyword says where it went."""
+    import dataclasses
+
+    from creevey_dask.resize import resize
+
+    shortcuts = {"n_jobs", "skip_existing", "progress"}
+    groups = {
+        creevey_dask.RunOptions: "options",
+        creevey_dask.HttpOptions: "http_options",
+        creevey_dask.ShardOptions: "output_format",
+        creevey_dask.FilterOptions: "filters",
+    }
+    fields = {
+        f.name: cls for cls in groups for f in dataclasses.fields(cls) if f.name not in shortcuts
+    }
+    fields.pop("format")  # ShardOptions.format: the image format of a run is another thing
+    for name, func in _runs().items():
+        copied = set(_parameters(func)) & set(fields)
+        assert copied == set(), (name, copied)
+    with pytest.raises(TypeError, match=r"it is a field of ShardOptions: pass output_format="):
+        creevey_dask.download([], "out", shard_size=10)
+    with pytest.raises(TypeError, match=r"it is a field of RunOptions: pass options="):
+        resize(pd.DataFrame({"path": []}), "out", shape=8, storage_options={})
+    with pytest.raises(TypeError, match=r"keyword of ops.resize: pass shape=ops.resize"):
+        pd.DataFrame({"path": []}).creevey.resize("out", max_dim=8)
+    with pytest.raises(TypeError, match=r"it is a field of HttpOptions: pass http_options="):
+        pd.Series([], dtype=str).creevey.download("out", retries=0)
 
 
 def test_every_exception_is_a_creevey_error_and_a_builtin():
@@ -160,6 +217,8 @@ PINNED: list[str] = [
     "HttpError",
     "HttpLoader",
     "HttpOptions",
+    "FilterOptions",
+    "ShardOptions",
     "ImageDecodeError",
     "ImageFilteredError",
     "ImageLoader",

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageOps
 
-import creevey_dask  # noqa: F401  (registers df.creevey)
+import creevey_dask
 from creevey_dask import RunOptions, ops, resize_multiple_files
 from creevey_dask.image.imagefile import decode_image
 from creevey_dask.resize import KeepFilename, resize
@@ -83,11 +83,11 @@ def test_resize_multiple_files_keeps_filenames(photos, tmp_path, psnr):
         ({"shape": (50, 70), "mode": "cover"}, lambda w, h: (70, 50)),
         ({"shape": (50, 70), "mode": "pad"}, lambda w, h: (70, 50)),
         (
-            {"min_dim": 40},
+            {"shape": ops.resize(min_dim=40)},
             lambda w, h: (round(w * 40 / min(w, h)), 40) if w >= h else (40, round(h * 40 / w)),
         ),
         (
-            {"max_dim": 40},
+            {"shape": ops.resize(max_dim=40)},
             lambda w, h: (40, round(h * 40 / w)) if w >= h else (round(w * 40 / h), 40),
         ),
     ],
@@ -159,10 +159,10 @@ def test_ops_run_before_the_resize(tmp_path, photo):
     result = resize(
         pd.DataFrame({"path": [str(source)]}),
         str(tmp_path / "out"),
-        min_dim=50,
         ops=[ops.trim_bottom(50), ops.grayscale],
         measure=["size"],
         progress=False,
+        shape=creevey_dask.ops.resize(min_dim=50),
     )
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (100, 50)
     out = load(result["outpath"].iloc[0])
@@ -174,7 +174,13 @@ def test_bad_inputs_are_error_rows_with_no_output(photos, bad_images, bad_image_
     outdir = tmp_path / "out"
     sources = [photos[0], *bad_images.values(), str(tmp_path / "missing.jpg"), None]
     df = pd.DataFrame({"path": sources})
-    result = df.creevey.resize(str(outdir), shape=(40, 40), mode="cover", n_jobs=4, progress=False)
+    result = df.creevey.resize(
+        str(outdir),
+        progress=False,
+        shape=(40, 40),
+        mode="cover",
+        options=creevey_dask.RunOptions(n_jobs=4),
+    )
     assert result["status"].tolist() == ["ok"] + ["error"] * (len(sources) - 1)
     errors = dict(zip(sources[1:], result["error"].iloc[1:], strict=True))
     for name, path in bad_images.items():
@@ -219,9 +225,9 @@ def test_exif_rotated_inputs_are_upright(tmp_path, photo):
     result = resize(
         pd.DataFrame({"path": [str(source)]}),
         str(tmp_path / "out"),
-        max_dim=60,
         measure=["size"],
         progress=False,
+        shape=creevey_dask.ops.resize(max_dim=60),
     )
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (40, 60)
     out = load(result["outpath"].iloc[0])
@@ -258,10 +264,10 @@ def test_chaining_on_the_outpath_of_an_earlier_run(photos, tmp_path):
     first = resize(
         pd.DataFrame({"path": photos[:3]}),
         str(tmp_path / "big"),
-        max_dim=200,
         format="png",
         measure=["size"],
         progress=False,
+        shape=creevey_dask.ops.resize(max_dim=200),
     )
     first.loc[1, "outpath"] = None  # as if that download had failed
     second = first.creevey.resize(
@@ -313,7 +319,10 @@ def test_width_and_height_are_those_of_the_written_image_after_a_download(
         for outpath in thumbs.outpath:
             assert load(outpath).size == (128, 128)
     contained = downloaded.creevey.resize(
-        str(tmp_path / "contained"), path_col="outpath", max_dim=100, progress=False
+        str(tmp_path / "contained"),
+        path_col="outpath",
+        progress=False,
+        shape=creevey_dask.ops.resize(max_dim=100),
     )
     assert contained[["width", "height"]].values.tolist() == [[100, 75], [100, 38]]
     assert [load(p).size for p in contained.outpath] == [(100, 75), (100, 38)]
@@ -333,15 +342,17 @@ def test_processes_strategy(photos, tmp_path):
     ("kwargs", "error", "match"),
     [
         ({"shape": (0, 10)}, ValueError, r"shape\[0\] \(height\) must be a positive int"),
-        ({"shape": (10, 10), "min_dim": 10}, ValueError, "exactly one of"),
+        ({"min_dim": 10}, TypeError, r"keyword of ops.resize: pass shape=ops.resize\(\.\.\., min"),
+        ({"mode": "cover"}, ValueError, r"give shape=: a square side"),
+        ({"shape": ops.resize(max_dim=9), "mode": "cover"}, ValueError, "goes into the resize op"),
         ({"shape": (10, 10), "mode": "squash"}, ValueError, r"is not one of \['stretch'"),
-        ({"shape": (10, 10), "resample": "sinc"}, ValueError, r"is not one of \['bicubic'"),
+        ({"shape": (10, 10), "resample": "sinc"}, TypeError, "keyword of ops.resize"),
         ({"shape": (10, 10), "format": "heic"}, ValueError, "choose from"),
         ({"shape": (10, 10), "quality": 101}, ValueError, "quality must be an int from 1 to 100"),
         ({"shape": (10, 10), "measure": ["exif"]}, ValueError, r"is not a subset of \['size'"),
         ({"shape": (10, 10), "ops": "grayscale"}, TypeError, "ops must be a callable or a list"),
         ({"shape": (10, 10), "path_col": "file"}, ValueError, "no column"),
-        ({"shape": (10, 10), "parallel_strategy": "gpu"}, ValueError, "parallel_strategy"),
+        ({"shape": (10, 10), "parallel_strategy": "gpu"}, TypeError, "field of RunOptions"),
     ],
 )
 def test_bad_arguments_fail_up_front(photos, tmp_path, kwargs, error, match):
@@ -358,7 +369,13 @@ def test_clashing_output_names_get_distinct_names(tmp_path, photo):
     df = pd.DataFrame(
         {"path": [str(tmp_path / "a" / "same.png"), str(tmp_path / "b" / "same.png")]}
     )
-    res = resize(df, str(tmp_path / "out"), max_dim=10, progress=False, measure=["size"])
+    res = resize(
+        df,
+        str(tmp_path / "out"),
+        progress=False,
+        measure=["size"],
+        shape=creevey_dask.ops.resize(max_dim=10),
+    )
     assert res.status.tolist() == ["ok", "ok"]
     assert res.outpath.iloc[0] == str(tmp_path / "out" / "same.png")
     assert res.outpath.iloc[1] == disambiguate(res.outpath.iloc[0], df.path.iloc[1])
@@ -388,10 +405,10 @@ def test_trim_padding_in_a_resize(tmp_path, photo):
     result = resize(
         pd.DataFrame({"path": [str(source)]}),
         str(tmp_path / "out"),
-        max_dim=300,
         ops=[ops.trim_padding(operator.gt, 0.95)],
         measure=["size"],
         progress=False,
+        shape=creevey_dask.ops.resize(max_dim=300),
     )
     assert (result["width"].iloc[0], result["height"].iloc[0]) == (300, 200)
     assert load(result["outpath"].iloc[0]).getpixel((0, 0)) != (255, 255, 255)

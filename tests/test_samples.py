@@ -278,7 +278,10 @@ def test_loaders_hash_and_decode_the_sample_bytes(tmp_path: Path) -> None:
     write_tar(tar, samples)
     frame = pd.DataFrame({"path": [f"{tar}#{k}.jpg" for k in samples]})
     result = frame.creevey.resize(
-        str(tmp_path / "out"), shape=(16, 16), compute_hash="sha256", progress=False
+        str(tmp_path / "out"),
+        progress=False,
+        shape=(16, 16),
+        filters=creevey_dask.FilterOptions(compute_hash="sha256"),
     )
     assert (result["status"] == "ok").all()
     for key, row in zip(samples, result.itertuples(), strict=True):

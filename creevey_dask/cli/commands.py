@@ -19,26 +19,13 @@ __all__ = [
     "split_command",
 ]
 
-_CHECK_OPTIONS = (
-    "min_image_size",
-    "max_image_area",
-    "max_aspect_ratio",
-    "compute_hash",
-    "verify_hash",
-)
-
-
-def _run_options(args: argparse.Namespace) -> Any:
-    """``options=`` for the run: a RunOptions with --result-suffix or --no-retry-errors."""
-    if args.result_suffix is None and args.retry_errors:
-        return None
-    from ..options import RunOptions
-
-    given = {} if args.result_suffix is None else {"result_suffix": args.result_suffix}
-    return RunOptions(retry_errors=args.retry_errors, **given)
-
-
-_SINK_OPTIONS = ("output_format", "shard_size", "caption_col", "carry_cols")
+_FILTERS = ("min_image_size", "max_image_area", "max_aspect_ratio", "compute_hash", "verify_hash")
+_SHARDS = {
+    "shard_size": "--shard-size",
+    "caption_col": "--caption-col",
+    "carry_cols": "--carry-col",
+}
+_HTTP = ("retries", "per_host_limit", "user_agent")
 
 
 def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
@@ -46,8 +33,42 @@ def _given(args: argparse.Namespace, *names: str) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
+def _run_options(args: argparse.Namespace, storage_options: Any) -> Any:
+    """``options=`` for the run: the RunOptions that the flags ask for."""
+    from ..options import RunOptions
+
+    return RunOptions(
+        skip_existing=args.skip_existing,
+        progress=args.progress,
+        retry_errors=args.retry_errors,
+        storage_options=storage_options or None,
+        parallel_strategy="processes" if args.processes else None,
+        **_given(args, "n_jobs", "npartitions", "result_suffix"),
+    )
+
+
+def _output_format(args: argparse.Namespace) -> Any:
+    """``output_format=``: ``"files"``, or the ShardOptions of the shard flags."""
+    from ..sinks.shard_options import ShardOptions
+
+    given = _given(args, *_SHARDS)
+    if args.output_format in (None, "files"):
+        if given:
+            flags = ", ".join(_SHARDS[name] for name in given)
+            raise UsageError(f"{flags} apply to --output-format webdataset or parquet")
+        return "files"
+    return ShardOptions(args.output_format, **given)
+
+
+def _filters(args: argparse.Namespace) -> Any:
+    from ..image.filters import FilterOptions
+
+    return FilterOptions(**_given(args, *_FILTERS))
+
+
 def run_download(args: argparse.Namespace) -> Any:
     from ..download import download
+    from ..sources.http import HttpOptions
 
     options = storage_options_from(args.storage_option)
     df = read_table(args.input, args.column, lazy=args.lazy, storage_options=options)
@@ -58,63 +79,45 @@ def run_download(args: argparse.Namespace) -> Any:
         ops.append(resize(shape=args.resize, only_shrink=args.only_shrink, **_given(args, "mode")))
     elif args.only_shrink:
         raise UsageError("--only-shrink applies to --resize; give --resize HxW too")
+    http = HttpOptions().replace(timeout=args.timeout, **_given(args, *_HTTP))
     return download(
         df,
         args.outdir,
         url_col=args.column,
         ops=ops,
         naming=args.naming,
-        skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else None,
-        progress=args.progress,
-        storage_options=options,
-        **_given(
-            args,
-            "format",
-            "quality",
-            "timeout",
-            "retries",
-            "per_host_limit",
-            "user_agent",
-            "n_jobs",
-            "npartitions",
-            *_SINK_OPTIONS,
-            *_CHECK_OPTIONS,
-        ),
-        options=_run_options(args),
+        output_format=_output_format(args),
+        filters=_filters(args),
+        http_options=http,
+        options=_run_options(args, options),
+        **_given(args, "format", "quality"),
     )
 
 
 def run_resize(args: argparse.Namespace) -> Any:
+    from ..ops import resize as resize_op
     from ..resize import resize
 
     options = storage_options_from(args.storage_option)
     if sum(x is not None for x in (args.shape, args.min_dim, args.max_dim)) != 1:
         raise UsageError("give exactly one of --shape, --min-dim and --max-dim")
     df = read_table(args.input, args.column, lazy=args.lazy, storage_options=options)
+    size = resize_op(
+        args.shape,
+        min_dim=args.min_dim,
+        max_dim=args.max_dim,
+        only_shrink=args.only_shrink,
+        **_given(args, "mode"),
+    )
     return resize(
         df,
         args.outdir,
         path_col=args.column,
-        shape=args.shape,
-        min_dim=args.min_dim,
-        max_dim=args.max_dim,
-        only_shrink=args.only_shrink,
-        skip_existing=args.skip_existing,
-        parallel_strategy="processes" if args.processes else None,
-        storage_options=options,
-        progress=args.progress,
-        options=_run_options(args),
-        **_given(
-            args,
-            "mode",
-            "format",
-            "quality",
-            "n_jobs",
-            "npartitions",
-            *_SINK_OPTIONS,
-            *_CHECK_OPTIONS,
-        ),
+        shape=size,
+        output_format=_output_format(args),
+        filters=_filters(args),
+        options=_run_options(args, options),
+        **_given(args, "format", "quality"),
     )
 
 

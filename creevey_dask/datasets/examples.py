@@ -28,6 +28,7 @@ import pandas as pd
 from ..download import download
 from ..exceptions import require_columns
 from ..layout.imagenet import imagenet_symlinks
+from ..options import RunOptions, run_options
 from ..resize import resize
 from ..storage import fs as storage
 from .base import BaseDataset
@@ -157,14 +158,19 @@ class UrlListDataset(BaseDataset):
         """Save the URL table and download its images into ``raw/``."""
         table = self._read_urls()
         self._write_parquet(table, storage.join(self.raw_dir, "urls.parquet"))
+        kwargs = dict(self.download_kwargs)
+        options = run_options(
+            kwargs.pop("options", None),
+            progress=self.progress,
+            storage_options=self.storage_options,
+        )
         result = download(
             table,
             storage.join(self.raw_dir, "images"),
             url_col=self.url_col,
             naming="url_hash",  # collision-free names: resize keeps filenames
-            progress=self.progress,
-            storage_options=self.storage_options,
-            **self.download_kwargs,
+            options=options,
+            **kwargs,
         )
         self._write_parquet(result, storage.join(self.raw_dir, "download.parquet"))
 
@@ -176,8 +182,7 @@ class UrlListDataset(BaseDataset):
             path_col="outpath",  # kept as "inpath"; failed downloads stay error rows
             shape=self.shape,
             mode=self.mode,
-            progress=self.progress,
-            storage_options=self.storage_options,
+            options=RunOptions(progress=self.progress, storage_options=self.storage_options),
         )
         self._write_parquet(resized, storage.join(self.processed_dir, "resize.parquet"))
         fs, tree = self._fs_path(self.imagenet_dir)

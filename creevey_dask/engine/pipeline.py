@@ -12,12 +12,13 @@ record values while a row runs (:func:`~creevey_dask.engine.rows.record`); see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .._keywords import public_keywords
+from .._keywords import moved_to, public_keywords
 from ..image.encode import write_image
 from ..options import PARALLEL_STRATEGIES, RunOptions, check_parallel_strategy, run_options
+from ..sinks.shard_options import ShardOptions, shard_options
 from ..sinks.shards import Sink
 from .rows import Reporter, as_ops, record, report, result_columns_of
 from .runner import Inpaths, run_pipeline
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "MOVED_RUN_KEYWORDS",
     "PARALLEL_STRATEGIES",
     "Pipeline",
     "Reporter",
@@ -33,6 +35,13 @@ __all__ = [
     "report",
     "result_columns_of",
 ]
+
+
+#: Where the old keywords of a run went: the fields of RunOptions and ShardOptions.
+MOVED_RUN_KEYWORDS = {
+    **moved_to("options", RunOptions),
+    **moved_to("output_format", ShardOptions, exclude=("format",)),
+}
 
 
 def _check_callable(what: str, value: object) -> None:
@@ -141,7 +150,7 @@ class Pipeline:
             return draft_aware(source, draft=getattr(first, "draft_size", None))
         return self.load_func(source)
 
-    @public_keywords("Pipeline.run")
+    @public_keywords("Pipeline.run", moved=MOVED_RUN_KEYWORDS)
     def run(
         self,
         inpaths: Inpaths,
@@ -150,59 +159,43 @@ class Pipeline:
         skip_existing: bool | None = None,
         inpath_col: str | None = None,
         *,
+        output_format: str | ShardOptions = "files",
         progress: bool | None = None,
-        npartitions: int | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        output_format: str = "files",
-        shard_size: int = 1000,
-        carry_cols: Iterable[str] | None = None,
-        caption_col: str | None = None,
         options: RunOptions | None = None,
     ) -> pd.DataFrame | Any:
         """Run the pipeline over every source and return the result table.
+
+        The one way a run starts: :func:`~creevey_dask.download`,
+        :func:`~creevey_dask.resize.resize` and the accessor build a pipeline and call this.
 
         Parameters
         ----------
         inpaths : iterable, pandas/dask Series or pandas/dask DataFrame
             The sources. For a DataFrame, ``inpath_col`` names the source column.
-        outpath_func : callable
-            ``outpath_func(source) -> str``, the output path (local or fsspec URL).
-        n_jobs : int, optional
-            Rows in flight at once in each partition's thread pool. By default 2 for
-            local files and 16 for URLs and remote files (see
-            :class:`~creevey_dask.RunOptions`).
-        skip_existing : bool, default True
-            Rows whose own output (from the same source, a complete file; see
-            :mod:`creevey_dask.storage.naming`) already exists are ``"skipped"``: nothing is
-            loaded or written, and ``outpath`` names the existing file. False rewrites a
-            row's own output, never another source's file.
+        outpath_func : callable or str
+            ``outpath_func(source) -> str``, the output path (local or fsspec URL). For
+            the sharded formats, the folder of the shards: a str, or a namer with an
+            ``outdir`` attribute (the library's namers), whose names then only hint at
+            each sample's image extension.
+        n_jobs, skip_existing, progress
+            Shortcuts for the same :class:`~creevey_dask.RunOptions` fields: rows in
+            flight per partition, leaving a row's own existing output alone
+            (``"skipped"``; from the same source, a complete file, see
+            :mod:`creevey_dask.storage.naming`; False rewrites a row's own output, never
+            another source's file), a progress bar of rows on stderr.
         inpath_col : str, optional
             The source column of a DataFrame input (required when it has several
             columns). For other inputs, the name given to the source column in the
             result (default ``"inpath"``, or the Series' name).
-        progress : bool, default True
-            Show a progress bar of rows on stderr (a widget in a notebook with
-            ipywidgets; on a cluster too) and end with a one-line summary.
-        npartitions : int, optional
-            For in-memory input, how many dask partitions to cut it into.
-        storage_options : mapping, optional
-            fsspec options for the skip checks and commits on ``outpath`` (and shards).
-        output_format : {"files", "webdataset", "parquet"}, default "files"
+        output_format : {"files", "webdataset", "parquet"} or ShardOptions, default "files"
             ``"files"`` writes one file per row with ``write_func``. The sharded
-            formats (see :mod:`creevey_dask.sinks.shards`) encode each image with
-            ``write_func.encode_for`` (an :class:`~creevey_dask.ImageWriter` has it) and
-            store up to ``shard_size`` rows per shard in the folder given as
-            ``outpath_func`` (a str). The image format is ``write_func``'s, or the
-            source's extension's.
-        shard_size : int, default 1000
-            The most rows per shard.
-        carry_cols : list of str, optional
-            The input columns stored with each sample; default: all.
-        caption_col : str, optional
-            The column written as each WebDataset sample's ``{key}.txt``.
+            formats (:class:`~creevey_dask.ShardOptions`, :mod:`creevey_dask.sinks.shards`)
+            encode each image with ``write_func.encode_for`` (an
+            :class:`~creevey_dask.ImageWriter` has it) and store the rows in shards. The
+            image format is ``write_func``'s, or the name hint's extension.
         options : RunOptions, optional
-            All the run knobs in one object; the shortcuts above, when given, override
-            its fields.
+            All the run knobs in one object (``storage_options``, ``npartitions``, ...);
+            the shortcuts above, when given, override its fields.
 
         Returns
         -------
@@ -212,26 +205,29 @@ class Pipeline:
             ``height``; ``outpath`` is then the shard). In-memory input gives a pandas
             frame; dask input a lazy dask frame.
         """
-        opts = run_options(
-            options,
-            n_jobs=n_jobs,
-            skip_existing=skip_existing,
-            progress=progress,
-            npartitions=npartitions,
-            storage_options=storage_options,
-        )
+        opts = run_options(options, n_jobs=n_jobs, skip_existing=skip_existing, progress=progress)
+        shards = shard_options(output_format)
+        verify_hash = getattr(self.load_func, "verify_hash", None)
         sink = None
-        if output_format != "files" or carry_cols is not None or caption_col is not None:
-            outdir = outpath_func if isinstance(outpath_func, str) else None
-            if outdir is None and output_format != "files":
+        if shards is not None:
+            outdir = getattr(outpath_func, "outdir", outpath_func)
+            if not isinstance(outdir, str):
                 raise TypeError(
-                    f"output_format={output_format!r} writes shards into a folder: pass it "
+                    f"output_format={shards.format!r} writes shards into a folder: pass it "
                     f"as outpath_func (a str), got {outpath_func!r}"
                 )
             sink = Sink(
-                output_format, outdir, shard_size, carry_cols, caption_col, opts.storage_options
+                shards.format,
+                outdir,
+                shards.shard_size,
+                shards.carry_cols,
+                shards.caption_col,
+                opts.storage_options,
+                verify_hash,
             )
             outpath_func = sink.sample_namer(outpath_func)
+        elif verify_hash is not None:
+            sink = Sink(storage_options=opts.storage_options, verify_hash=verify_hash)
         return run_pipeline(
             self,
             inpaths,

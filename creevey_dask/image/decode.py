@@ -30,6 +30,7 @@ from ..sources.hashing import observe_source
 
 __all__ = [
     "as_i16",
+    "check_max_pixels",
     "decode_image",
     "draft_scale",
     "estimate_row_bytes",
@@ -46,6 +47,16 @@ __all__ = [
 #: The default limit on the pixels an image may declare (Pillow's own warning limit,
 #: about 89 megapixels, e.g. 10,000 x 8,900).
 DEFAULT_MAX_PIXELS = 89_478_485
+
+
+def check_max_pixels(max_pixels: Any) -> int | None:
+    """``max_pixels`` if it is a positive int or None; else the ValueError naming it."""
+    if max_pixels is not None and (
+        isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
+    ):
+        raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    return max_pixels
+
 
 #: The default memory budget of one row: the peak bytes of decoding, converting and
 #: encoding its image, estimated from the header before any pixel is decoded

@@ -1,21 +1,31 @@
-"""Image-size filters: an op, placed first in a pipeline, that refuses images by size.
+"""What a row's source must pass: size filters, a pixel limit, hashes of its bytes.
 
-:class:`ImageFilter` refuses images by their *source* size: ``min_image_size`` (the
-smaller side), ``max_image_area`` (width x height) and ``max_aspect_ratio`` (longer side
-/ shorter side), each turning a row into an error row whose ``error`` names the check.
-After a reduced-scale JPEG decode the full size is read from the image's info, so the
-filter and the reduced decode work together.
+:class:`FilterOptions` is the one object a run takes for all of them (``filters=``).
+:class:`ImageFilter`, the op it puts first in a pipeline, refuses images by their
+*source* size: ``min_image_size`` (the smaller side), ``max_image_area`` (width x height)
+and ``max_aspect_ratio`` (longer side / shorter side), each turning a row into an error
+row whose ``error`` names the check. After a reduced-scale JPEG decode the full size is
+read from the image's info, so the filter and the reduced decode work together. The
+hashes are :mod:`creevey_dask.sources.hashing`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..exceptions import ImageFilteredError
-from .decode import DRAFT_ORIGINAL_SIZE_KEY
+from ..options import replace_fields
+from ..sources.hashing import (
+    check_hash_algorithm,
+    check_verify_column,
+    check_verify_hash,
+    with_source_hash,
+)
+from .decode import DEFAULT_MAX_PIXELS, DRAFT_ORIGINAL_SIZE_KEY, check_max_pixels
 
-__all__ = ["ImageFilter", "make_filter"]
+__all__ = ["FilterOptions", "ImageFilter", "filter_options", "make_filter"]
 
 
 def _positive(value: Any, name: str, kind: type | tuple[type, ...]) -> Any:
@@ -115,3 +125,94 @@ def make_filter(
         return ops
     first = ops[0] if ops else None
     return [ImageFilter(min_image_size, max_image_area, max_aspect_ratio, then=first), *ops]
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterOptions:
+    """What each row's source must pass, and the digest recorded of its bytes.
+
+    Immutable and picklable; ``filters.replace(min_image_size=64)`` gives a changed copy.
+    Pass it as ``filters=`` to :func:`~creevey_dask.download` or
+    :func:`~creevey_dask.resize.resize`. A refused row is an error row (nothing is
+    written for it) whose ``error`` names the check.
+
+    Parameters
+    ----------
+    min_image_size : int, optional
+        Refuse images whose smaller side is below this many pixels
+        (``ImageFilteredError``).
+    max_image_area : int, optional
+        Refuse images of more than this many pixels, width x height
+        (``ImageFilteredError``).
+    max_aspect_ratio : float, optional
+        Refuse images whose longer side is more than this many times the shorter
+        (``ImageFilteredError``).
+    max_pixels : int or None, default 89,478,485
+        Refuse images whose *header* declares more pixels, before any is decoded
+        (decompression bombs; ``ImageTooLargeError``). None: no limit.
+    compute_hash : {"sha256", "md5"}, optional
+        Add a ``source_sha256`` (or ``source_md5``) column: the digest of the source's
+        bytes.
+    verify_hash : (column, algorithm), optional
+        A row whose source bytes do not have the hex digest in ``column`` is an error row
+        (``HashMismatchError``); rows with no digest are not checked.
+
+    Examples
+    --------
+    >>> FilterOptions(min_image_size=64, compute_hash="sha256").min_image_size
+    64
+    >>> FilterOptions(max_aspect_ratio=0.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_aspect_ratio is longer side / shorter side, so at least 1; got 0.5
+    """
+
+    min_image_size: int | None = None
+    max_image_area: int | None = None
+    max_aspect_ratio: float | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    compute_hash: str | None = None
+    verify_hash: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        # the size checks are the filter op's own, the rest their owners'
+        ImageFilter(self.min_image_size, self.max_image_area, self.max_aspect_ratio)
+        check_max_pixels(self.max_pixels)
+        if self.compute_hash is not None:
+            check_hash_algorithm(self.compute_hash)
+        object.__setattr__(self, "verify_hash", check_verify_hash(self.verify_hash))
+
+    def replace(self, **changes: Any) -> FilterOptions:
+        """A copy with ``changes`` applied (field names as in the constructor)."""
+        return replace_fields(self, changes)
+
+    def check_columns(self, columns: Iterable[str]) -> None:
+        """Refuse, up front, a ``verify_hash`` column that the input does not have."""
+        check_verify_column(columns, self.verify_hash)
+
+    def wrap_loader(self, loader: Callable[..., Any]) -> Callable[..., Any]:
+        """``loader``, hashing (and verifying) the bytes it decodes when asked to."""
+        return with_source_hash(loader, self.compute_hash, self.verify_hash)
+
+    def wrap_ops(self, ops: Iterable[Any]) -> list[Any]:
+        """``ops`` with the size filter in front when one is set."""
+        return make_filter(ops, self.min_image_size, self.max_image_area, self.max_aspect_ratio)
+
+
+def filter_options(filters: Any) -> FilterOptions:
+    """``filters=`` as a :class:`FilterOptions` (None: no filter, the default pixel limit).
+
+    Examples
+    --------
+    >>> filter_options(None) == FilterOptions()
+    True
+    >>> filter_options({"min_image_size": 8})
+    Traceback (most recent call last):
+    ...
+    TypeError: filters must be a creevey_dask.FilterOptions, got {'min_image_size': 8}
+    """
+    if filters is None:
+        return FilterOptions()
+    if not isinstance(filters, FilterOptions):
+        raise TypeError(f"filters must be a creevey_dask.FilterOptions, got {filters!r}")
+    return filters

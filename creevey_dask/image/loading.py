@@ -15,7 +15,13 @@ from PIL import Image
 from ..sources.http import HttpOptions, fetch, is_http_url
 from ..storage import fs as storage
 from ..storage.samples import is_sample, read_sample
-from .decode import DEFAULT_MAX_PIXELS, DEFAULT_MAX_ROW_BYTES, DraftHint, decode_image
+from .decode import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_ROW_BYTES,
+    DraftHint,
+    check_max_pixels,
+    decode_image,
+)
 
 __all__ = [
     "load_image",
@@ -131,12 +137,8 @@ class ImageLoader:
                 f"http_options must be a creevey_dask.HttpOptions, got {http_options!r}"
             )
         self.http_options = http_options
-        if max_pixels is not None and (
-            isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
-        ):
-            raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
         self.storage_options = dict(storage_options or {})
-        self.max_pixels = max_pixels
+        self.max_pixels = check_max_pixels(max_pixels)
         self.exif_transpose = bool(exif_transpose)
 
     def __call__(self, source: Any, draft: DraftHint = None) -> Image.Image:

@@ -27,6 +27,8 @@ __all__ = [
     "check_verify_column",
     "hash_column",
     "observe_source",
+    "check_hash_algorithm",
+    "check_verify_hash",
     "with_source_hash",
 ]
 
@@ -41,13 +43,15 @@ def hash_column(algorithm: str) -> str:
     return f"source_{algorithm}"
 
 
-def _check_algorithm(algorithm: Any, what: str) -> str:
+def check_hash_algorithm(algorithm: Any, what: str = "compute_hash") -> str:
+    """``algorithm`` if it is one of :data:`HASH_ALGORITHMS`; else a ValueError naming ``what``."""
     if algorithm not in HASH_ALGORITHMS:
         raise ValueError(f"{what} {algorithm!r} is not one of {list(HASH_ALGORITHMS)}")
     return str(algorithm)
 
 
-def _check_verify(verify_hash: Any) -> tuple[str, str] | None:
+def check_verify_hash(verify_hash: Any) -> tuple[str, str] | None:
+    """``verify_hash`` as a ``(column, algorithm)`` pair (None stays None); else a ValueError."""
     if verify_hash is None:
         return None
     if (
@@ -60,12 +64,12 @@ def _check_verify(verify_hash: Any) -> tuple[str, str] | None:
             f"got {verify_hash!r}"
         )
     column, algorithm = verify_hash
-    return column, _check_algorithm(algorithm, "the verify_hash algorithm")
+    return column, check_hash_algorithm(algorithm, "the verify_hash algorithm")
 
 
 def check_verify_column(columns: Iterable[str], verify_hash: Any) -> None:
     """Refuse ``verify_hash=(col, algo)`` up front when the frame has no column ``col``."""
-    checked = _check_verify(verify_hash)
+    checked = check_verify_hash(verify_hash)
     columns = list(columns)
     if checked is not None and checked[0] not in columns:
         raise ColumnError(
@@ -130,9 +134,9 @@ class SourceHash:
     ) -> None:
         self.loader = loader
         self.compute_hash = (
-            None if compute_hash is None else _check_algorithm(compute_hash, "compute_hash")
+            None if compute_hash is None else check_hash_algorithm(compute_hash, "compute_hash")
         )
-        self.verify_hash = _check_verify(verify_hash)
+        self.verify_hash = check_verify_hash(verify_hash)
         self.expected = dict(expected or {})
 
     @property

@@ -2,7 +2,7 @@
 
 :func:`fetch` downloads one URL with the knobs of a frozen :class:`HttpOptions`::
 
-    _options      HttpOptions: every knob, validated once; http_options() shortcuts
+    _options      HttpOptions: every knob, validated once
     _address      which URLs and IP addresses are refused (the rule)
     _transport    per-thread urllib3 pools; the one place connections are made: the
                   address is resolved, checked and connected to as checked; every socket
@@ -45,7 +45,7 @@ from __future__ import annotations
 from ..._redact import redact_url
 from ._address import check_address, check_url, is_http_url
 from ._fetch import FetchResult, fetch, parse_retry_after
-from ._options import DEFAULT_USER_AGENT, HttpOptions, http_options
+from ._options import DEFAULT_USER_AGENT, HttpOptions
 from ._politeness import ROBOTS_OPT_OUTS, host_limit, robots_opt_out
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "check_url",
     "fetch",
     "host_limit",
-    "http_options",
     "is_http_url",
     "parse_retry_after",
     "redact_url",

@@ -11,7 +11,7 @@ import urllib3
 
 from ...options import replace_fields
 
-__all__ = ["CREDENTIAL_HEADERS", "DEFAULT_USER_AGENT", "HttpOptions", "http_options"]
+__all__ = ["CREDENTIAL_HEADERS", "DEFAULT_USER_AGENT", "HttpOptions"]
 
 #: Request headers that carry credentials: sent to the URL's own origin (scheme, host
 #: and port) only, never on a redirect to another one.
@@ -238,37 +238,3 @@ def _iterable(value: Any) -> tuple[Any, ...]:
         return tuple(value)
     except TypeError:
         return (None,)
-
-
-def http_options(
-    options: HttpOptions | None = None,
-    *,
-    timeout: float | tuple[float, float] | None = None,
-    retries: int | None = None,
-    per_host_limit: int | None = None,
-    per_host_rate: float | None = None,
-    user_agent: str | None = None,
-) -> HttpOptions:
-    """``options`` (default :class:`HttpOptions()`) with the keyword shortcuts applied.
-
-    Examples
-    --------
-    >>> http_options(timeout=(2, 10), retries=0).read_timeout
-    10.0
-    """
-    if options is None:
-        options = HttpOptions()
-    elif not isinstance(options, HttpOptions):
-        raise TypeError(f"options must be a creevey_dask.HttpOptions, got {options!r}")
-    changes: dict[str, Any] = {}
-    if retries is not None:
-        changes["retries"] = retries
-    if per_host_limit is not None:
-        changes["per_host_limit"] = per_host_limit
-    if per_host_rate is not None:
-        changes["per_host_rate"] = per_host_rate
-    if user_agent is not None:
-        changes["user_agent"] = user_agent
-    if timeout is None and not changes:
-        return options
-    return options.replace(timeout=timeout, **changes)
