@@ -12,6 +12,7 @@ modules)::
                 row context: report, record), progress, interrupt
     sinks/      shards: output formats (files, WebDataset/Parquet shards), read_shards
     download, resize, duplicates     the tasks
+    original    the original creevey's functions (download_images_as_png, ...)
     layout/     split (train/valid/test), imagenet (ImageNet-style trees)
     reports/    sheets (contact sheets), summary (tables and figures), charts (drawing)
     datasets/   base (BaseDataset, S3TarfileDataset), s3download, tarfiles, examples
@@ -69,12 +70,7 @@ if TYPE_CHECKING:
     from .datasets.examples import UrlListDataset
     from .datasets.s3download import S3Downloader
     from .datasets.tarfiles import TarfileExtractor
-    from .download import (
-        DOWNLOAD_FORMATS,
-        HttpLoader,
-        download,
-        download_images_as_png,
-    )
+    from .download import DOWNLOAD_FORMATS, HttpLoader, download
     from .duplicates import duplicates, leaks
     from .engine.pipeline import Pipeline
     from .engine.rows import Reporter, record, report
@@ -89,16 +85,16 @@ if TYPE_CHECKING:
         load_image,
         write_image,
     )
-    from .layout.imagenet import (
-        create_imagenet_style_symlinks,
-        imagenet_symlinks,
-        safe_label,
-    )
+    from .layout.imagenet import imagenet_symlinks, safe_label
     from .layout.split import split
     from .options import RunOptions
+    from .original import (
+        create_imagenet_style_symlinks,
+        download_images_as_png,
+        resize_multiple_files,
+    )
     from .reports.sheets import contact_sheet, duplicate_sheet
     from .reports.summary import summary_figure, summary_table
-    from .resize import resize_multiple_files
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
     from .sinks.shard_options import ShardOptions
     from .sinks.shards import OUTPUT_FORMATS, read_shards
@@ -122,7 +118,7 @@ _LAZY: dict[str, str] = {
     "DOWNLOAD_FORMATS": "download",
     "HttpLoader": "download",
     "download": "download",
-    "download_images_as_png": "download",
+    "download_images_as_png": "original",
     "OUTPUT_FORMATS": "sinks.shards",
     "read_shards": "sinks.shards",
     "RESULT_COLUMNS": "schema",
@@ -149,9 +145,9 @@ _LAZY: dict[str, str] = {
     "duplicate_sheet": "reports.sheets",
     "summary_figure": "reports.summary",
     "summary_table": "reports.summary",
-    "resize_multiple_files": "resize",
+    "resize_multiple_files": "original",
     "S3Downloader": "datasets.s3download",
-    "create_imagenet_style_symlinks": "layout.imagenet",
+    "create_imagenet_style_symlinks": "original",
     "imagenet_symlinks": "layout.imagenet",
     "safe_label": "layout.imagenet",
     "split": "layout.split",

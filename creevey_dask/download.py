@@ -1,4 +1,4 @@
-"""Download images from a table of URLs: :func:`download` and :func:`download_images_as_png`.
+"""Download images from a table of URLs: :func:`download`.
 
 A download is a :class:`~creevey_dask.engine.pipeline.Pipeline` whose loader is an
 :class:`HttpLoader` (:func:`creevey_dask.sources.http.fetch`, then decode) and whose writer is
@@ -21,17 +21,15 @@ rows (the old result columns are replaced).
 from __future__ import annotations
 
 import copy
-import inspect
 import logging
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import pandas as pd
 from PIL import Image
 
-from . import ops as _ops
-from ._keywords import extends, moved_to, public_keywords
+from ._keywords import moved_to, public_keywords
 from .engine.pipeline import MOVED_RUN_KEYWORDS, Pipeline
 from .engine.rows import as_ops, record
 from .engine.runner import as_frame
@@ -56,8 +54,9 @@ __all__ = [
     "DownloadWriter",
     "Downloaded",
     "HttpLoader",
+    "MOVED_DOWNLOAD_KEYWORDS",
     "download",
-    "download_images_as_png",
+    "download_with",
 ]
 
 logger = logging.getLogger(__name__)
@@ -243,25 +242,6 @@ def _check_format(format: Any) -> str:
     return str(fmt)
 
 
-def _resize_op(shape: Any) -> _ops.Resize:
-    """The op for ``resize_shape``: :func:`creevey_dask.ops.resize` to exactly (height, width).
-
-    An int is a square. The same op as ``resize(shape=...)``, so the same request gives
-    the same pixels in a download and in a bulk resize.
-    """
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = (shape, shape)
-    if not (
-        isinstance(shape, Sequence)
-        and len(shape) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
-    ):
-        raise TypeError(f"resize_shape must be an int or (height, width), got {shape!r}")
-    if shape[0] < 1 or shape[1] < 1:
-        raise ValueError(f"resize_shape must be positive, got {shape!r}")
-    return _ops.resize(shape=(int(shape[0]), int(shape[1])))
-
-
 #: Where download()'s old keywords went: the fields of its option objects.
 MOVED_DOWNLOAD_KEYWORDS = {
     **MOVED_RUN_KEYWORDS,
@@ -366,11 +346,16 @@ def download(
     1  error  HttpError: HTTP 404 Not Found          404         1   <NA>
     """
     # every argument, as the function was called (no name is written a second time)
-    return _download_from(dict(locals()))
+    return download_with(dict(locals()))
 
 
-def _download_from(args: dict[str, Any], write_log: _WriteLog | None = None) -> Any:
-    """:func:`download` with its arguments ``args`` (by name), appending to ``write_log``."""
+#: ``wrap(loader, writer) -> (loader, writer)``: stages around a download's own.
+Wrap = Callable[[Callable[..., Any], Any], tuple[Callable[..., Any], Any]]
+
+
+def download_with(args: Mapping[str, Any], wrap: Wrap | None = None) -> Any:
+    """:func:`download` with its arguments ``args`` (by name, every one given), its loader
+    and writer wrapped by ``wrap`` (the original creevey's write log, for one)."""
     fmt = _check_format(args["format"])
     naming = args["naming"]
     check_naming(naming)
@@ -412,9 +397,8 @@ def _download_from(args: dict[str, Any], write_log: _WriteLog | None = None) -> 
     writer: Callable[[Any, str], Any] = DownloadWriter(
         fmt, quality=args["quality"], storage_options=opts.storage_options
     )
-    if write_log is not None:
-        loader = _LoggingLoader(loader, write_log)
-        writer = _LoggingWriter(cast(DownloadWriter, writer), write_log)
+    if wrap is not None:
+        loader, writer = wrap(loader, writer)
     pipeline = Pipeline(loader, ops=filters.wrap_ops(ops_list), write_func=writer)
 
     url_col = args["url_col"]
@@ -439,188 +423,3 @@ def _log_http_summary(result: pd.DataFrame) -> None:
         for code, n in statuses.items()
     )
     logger.info("creevey: failed downloads by last HTTP status: %s", text)
-
-
-class _WriteLog:
-    """The original creevey's ``write_log_path``: a ``timestamp,url,local_path`` CSV row
-    appended per written file (the header is written first if the file does not exist).
-
-    A loader wrapper notes the URL of the row its thread is on; the writer wrapper
-    appends the row after the file is committed. Local files only, as in the original.
-    """
-
-    HEADER = "timestamp,url,local_path\n"
-
-    def __init__(self, path: Any) -> None:
-        import os
-
-        text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
-        if not isinstance(text, str):
-            raise TypeError(f"write_log_path must be a path, got {path!r}")
-        if not text.endswith("csv"):
-            raise ValueError(f"write_log_path must end with .csv, got {text!r}")
-        if not storage.is_local(text):
-            raise ValueError(f"write_log_path must be a local file, got {text!r}")
-        self.path = os.path.abspath(text.removeprefix("file://"))
-        self._state: Any = None
-
-    def start(self) -> None:
-        """Create the log with its header unless it exists (before the run)."""
-        import os
-
-        if not os.path.exists(self.path):
-            with open(self.path, "w", encoding="utf-8") as log:
-                log.write(self.HEADER)
-
-    def _local(self) -> Any:
-        if self._state is None:
-            import threading
-
-            self._state = (threading.local(), threading.Lock())
-        return self._state
-
-    def note(self, url: Any) -> None:
-        self._local()[0].url = url
-
-    def append(self, outpath: str) -> None:
-        import datetime
-        import os
-
-        here, lock = self._local()
-        local_path = os.path.abspath(outpath.removeprefix("file://"))
-        line = f"{datetime.datetime.now()},{getattr(here, 'url', '')},{local_path}\n"
-        with lock, open(self.path, "a", encoding="utf-8") as log:
-            log.write(line)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "_state": None}
-
-
-class _LoggingLoader:
-    """A loader that notes each row's URL for :class:`_WriteLog`."""
-
-    accepts_draft = True
-
-    def __init__(self, loader: Callable[..., Any], log: _WriteLog) -> None:
-        self.loader: Any = loader
-        self.log = log
-        self.result_columns = loader.result_columns  # type: ignore[attr-defined]
-
-    @property
-    def verify_hash(self) -> tuple[str, str] | None:
-        """The inner loader's ``verify_hash``, so that the run binds each partition's
-        expected digests through this wrapper too."""
-        return getattr(self.loader, "verify_hash", None)
-
-    def with_expected(self, sources: Iterable[Any], digests: Iterable[Any]) -> _LoggingLoader:
-        """As :meth:`~creevey_dask.sources.hashing.SourceHash.with_expected`, keeping the log."""
-        return _LoggingLoader(self.loader.with_expected(sources, digests), self.log)
-
-    def __call__(self, url: Any, draft: Any = None) -> Any:
-        self.log.note(url)
-        return self.loader(url, draft=draft)
-
-    def for_processes(self, n: int, *, exact: bool = True) -> _LoggingLoader | None:
-        """As :meth:`HttpLoader.for_processes`, keeping the log."""
-        loader = self.loader.for_processes(n, exact=exact)
-        return None if loader is None else _LoggingLoader(loader, self.log)
-
-
-class _LoggingWriter:
-    """A writer that appends a row to the :class:`_WriteLog` after each written file."""
-
-    def __init__(self, writer: DownloadWriter, log: _WriteLog) -> None:
-        self.writer = writer
-        self.log = log
-        self.result_columns = writer.result_columns
-
-    def encode_for(self, image: Any, outpath: str) -> tuple[bytes, str]:
-        return self.writer.encode_for(image, outpath)
-
-    def committed(self, outpath: str) -> None:
-        """Called by the engine once the file is at ``outpath``: log it."""
-        self.log.append(outpath)
-
-    def __call__(self, image: Any, outpath: str) -> None:
-        self.writer(image, outpath)
-        self.log.append(outpath)
-
-
-@public_keywords("download_images_as_png")
-@extends(download, exclude=("df", "format", "ops", "outpath_func", "quality"))
-def download_images_as_png(
-    urls: Any,
-    outdir: str | None = None,
-    path_func: Callable[[str], str] | None = None,
-    skip_existing: bool | None = None,
-    write_log_path: str | None = None,
-    n_jobs: int | None = None,
-    resize_shape: int | tuple[int, int] | None = None,
-    **keywords: Any,
-) -> Any:
-    """Download images as PNG files, as in the original creevey; return the result table.
-
-    The first seven parameters are the original creevey's, in its order; every other
-    keyword is :func:`download`'s (``url_col=``, ``naming=``, ``http_options=``,
-    ``filters=``, ``options=``, ...), with its defaults.
-
-    Parameters
-    ----------
-    urls : list, pandas/dask Series or DataFrame
-        The image URLs (for a DataFrame, in the column ``url_col``).
-    outdir : str, optional
-        The folder; each file is named after the URL's file name with a ``.png``
-        extension (sanitised; see :func:`creevey_dask.storage.naming.safe_filename`). Must be
-        None if ``path_func`` is given. With neither, the working directory.
-    path_func : callable, optional
-        ``path_func(url) -> outpath``, used instead of ``outdir``.
-    skip_existing : bool, default True
-        Do not download URLs whose file already exists.
-    write_log_path : str, optional
-        A local CSV file (its name ending in ``csv``) to which a
-        ``timestamp,url,local_path`` row is appended for each file written (skipped and
-        failed rows write none); created with that header if it does not exist.
-    n_jobs : int, default 16
-        Downloads in flight per partition.
-    resize_shape : int or (height, width), optional
-        Resize every image to this shape (an int for a square).
-    **keywords
-        :func:`download`'s other keywords; ``skip_existing`` and ``n_jobs`` above are
-        shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
-
-    Returns
-    -------
-    pandas.DataFrame or dask.dataframe.DataFrame
-        One row per URL with ``outpath``, ``status``, ``error``, ``http_status``,
-        ``bytes``, ``attempts``, ``width`` and ``height``.
-
-    Raises
-    ------
-    ValueError
-        If both ``outdir`` and ``path_func`` are given, or ``write_log_path`` is not a
-        local ``.csv`` file.
-    """
-    if outdir is not None and path_func is not None:
-        raise ValueError(
-            "give outdir= or path_func=, not both: path_func decides the whole output "
-            f"path, so outdir={outdir!r} would be ignored"
-        )
-    if outdir is None and path_func is None:
-        outdir = "."  # the original creevey's default: the working directory
-    ops = [_resize_op(resize_shape)] if resize_shape is not None else None
-    call = inspect.signature(download).bind(
-        urls,
-        outdir,
-        format="png",
-        ops=ops,
-        outpath_func=path_func,
-        skip_existing=skip_existing,
-        n_jobs=n_jobs,
-        **keywords,
-    )
-    call.apply_defaults()
-    log = None if write_log_path is None else _WriteLog(write_log_path)
-    if log is not None:
-        check_naming(call.arguments["naming"])  # before the log file is touched
-        log.start()
-    return _download_from(call.arguments, log)

@@ -1,8 +1,9 @@
 """Bulk resizing of image files on any fsspec storage, keeping their filenames.
 
 :func:`resize` runs over a pandas or dask DataFrame with a column of image paths
-(``df.creevey.resize(...)`` is the same function); :func:`resize_multiple_files` is the
-original creevey's entry point, over a plain list of paths. Both build a
+(``df.creevey.resize(...)`` is the same function); the original creevey's
+:func:`~creevey_dask.original.resize_multiple_files` calls it over a plain list of paths.
+It builds a
 :class:`~creevey_dask.engine.pipeline.Pipeline` of: load (with a reduced-scale JPEG decode when
 the resize allows it) → ``ops`` → the resize → reporters → write atomically, and return
 the result table.
@@ -18,10 +19,9 @@ import pandas as pd
 
 from . import ops as _ops
 from ._dask_types import require_frame
-from ._keywords import extends, moved_to, public_keywords
+from ._keywords import moved_to, public_keywords
 from .engine.pipeline import MOVED_RUN_KEYWORDS, Pipeline
 from .engine.rows import as_ops
-from .engine.runner import as_frame
 from .exceptions import require_columns
 from .image.encode import ImageWriter
 from .image.filters import FilterOptions, filter_options
@@ -32,7 +32,7 @@ from .sinks.shard_options import ShardOptions, shard_options
 from .storage import fs as storage
 from .storage.naming import safe_filename
 
-__all__ = ["MEASURES", "KeepFilename", "resize", "resize_multiple_files"]
+__all__ = ["MEASURES", "MOVED_RESIZE_KEYWORDS", "KeepFilename", "resize"]
 
 #: ``resize(measure=...)`` values: the result columns to add. ``"size"`` (``width`` and
 #: ``height`` of the written image) is always reported; ``"mean_brightness"`` and
@@ -258,45 +258,3 @@ def resize(
     return pipeline.run(
         df, namer, inpath_col=path_col, output_format=shards or "files", options=opts
     )
-
-
-@public_keywords("resize_multiple_files", moved=MOVED_RESIZE_KEYWORDS)
-@extends(resize, exclude=("df", "path_col"))
-def resize_multiple_files(
-    paths: Iterable[str] | pd.Series | Any,
-    shape: Sequence[int] | int | _ops.Resize | None,
-    outdir: str,
-    n_jobs: int | None = None,
-    skip_existing: bool | None = None,
-    **keywords: Any,
-) -> pd.DataFrame | Any:
-    """Resize image files into ``outdir``, keeping their filenames (the original creevey's API).
-
-    The first five parameters are the original creevey's, in its order; every other
-    keyword is :func:`resize`'s (``mode=``, ``format=``, ``ops=``, ``measure=``,
-    ``options=``, ...), with its defaults.
-
-    Parameters
-    ----------
-    paths : iterable of str, or a pandas/dask Series
-        Local paths or fsspec URLs.
-    shape : int, (height, width) or a resize op
-        The output size, height first; as :func:`resize`'s ``shape`` (a
-        :func:`creevey_dask.ops.resize` op for ``min_dim=``, ``max_dim=``, ...).
-    outdir : str
-        The output folder (local or fsspec URL).
-    n_jobs : int, optional
-        Rows in flight per partition (the :class:`~creevey_dask.RunOptions` field).
-    skip_existing : bool, default True
-        Leave existing outputs alone.
-    **keywords
-        The other keywords of :func:`resize`.
-
-    Returns
-    -------
-    pandas.DataFrame or dask.dataframe.DataFrame
-        A column ``path`` with the sources, then the result columns.
-    """
-    frame, _, _ = as_frame(paths, "path", what="paths", noun="path", param="path_col")
-    keywords["options"] = run_options(keywords.get("options"), n_jobs=n_jobs)
-    return resize(frame, outdir, "path", shape=shape, skip_existing=skip_existing, **keywords)

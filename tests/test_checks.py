@@ -170,3 +170,23 @@ def test_bad_hash_arguments(image_server: Any, tmp_path: Path) -> None:
 
 def test_served_sizes_are_what_the_filters_assume() -> None:
     assert [SERVED_IMAGES[n][:2] for n in NAMES] == [(64, 48), (320, 120), (800, 600), (30, 20)]
+
+
+def test_the_original_write_log_keeps_the_verification(image_server: Any, tmp_path: Path) -> None:
+    """download_images_as_png's write log wraps the loader: the digests still reach it."""
+    files = served_files()
+    df = _frame(image_server)
+    df["expected"] = [hashlib.sha256(files[n]).hexdigest() for n in NAMES]
+    df.loc[1, "expected"] = hashlib.sha256(b"something else").hexdigest()  # wide.jpg
+    log = tmp_path / "log.csv"
+    result = creevey_dask.download_images_as_png(
+        df,
+        str(tmp_path / "out"),
+        write_log_path=str(log),
+        filters=creevey_dask.FilterOptions(verify_hash=("expected", "sha256")),
+        progress=False,
+    ).set_index("name")
+    assert result["status"].tolist() == ["ok", "error", "ok", "ok"]
+    assert result.loc["wide.jpg", "error"].startswith("HashMismatchError: ")
+    logged = pd.read_csv(log)
+    assert sorted(logged["local_path"]) == sorted(result["outpath"].dropna())

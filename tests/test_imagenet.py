@@ -19,12 +19,8 @@ from PIL import Image
 
 import creevey_dask
 from creevey_dask.exceptions import ColumnError
-from creevey_dask.layout.imagenet import (
-    MANIFEST_NAME,
-    create_imagenet_style_symlinks,
-    imagenet_symlinks,
-    safe_label,
-)
+from creevey_dask.layout.imagenet import MANIFEST_NAME, imagenet_symlinks, safe_label
+from creevey_dask.original import create_imagenet_style_symlinks
 
 
 def png_bytes(width: int, height: int, seed: int) -> bytes:
@@ -586,7 +582,7 @@ TREE_CHILD = """
 import sys, time
 from pathlib import Path
 import pandas as pd
-from creevey_dask.layout.imagenet import create_imagenet_style_symlinks
+from creevey_dask.original import create_imagenet_style_symlinks
 
 frame, outdir, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 df = pd.read_csv(frame)

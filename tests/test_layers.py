@@ -46,6 +46,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("engine", ["engine.runner", "sinks", "engine.pipeline", "engine"]),
     ("tasks", ["download", "resize", "duplicates"]),
     ("layouts and datasets", ["layout", "reports", "datasets"]),
+    ("the original creevey", ["original"]),
     ("entry points", ["accessor", "cli", "cluster", "testing", "", "__main__"]),
 ]
 ENTRY = "entry points"

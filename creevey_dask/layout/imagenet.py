@@ -1,7 +1,7 @@
 """ImageNet-style folder trees from a table of labelled images.
 
 :func:`imagenet_symlinks` (and the original creevey's
-:func:`create_imagenet_style_symlinks`) split the rows with
+:func:`~creevey_dask.original.create_imagenet_style_symlinks`) split the rows with
 :func:`creevey_dask.split.split` and lay them out as
 ``<outdir>/<split>/<label>/<file>`` (symlinks, or copies on any fsspec filesystem),
 with a ``manifest.csv``: the layout that torchvision's ``ImageFolder``, fastai and
@@ -12,10 +12,9 @@ beside ``outdir`` and renamed into place, so there is never a half-built tree.
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +46,6 @@ __all__ = [
     "KEEP_STATUSES",
     "LINK_MODES",
     "MANIFEST_NAME",
-    "create_imagenet_style_symlinks",
     "imagenet_symlinks",
     "safe_label",
 ]
@@ -335,87 +333,3 @@ def imagenet_symlinks(
     counts = manifest["split"].value_counts().to_dict()
     logger.info("imagenet folders in %s: %s, %d labels", outdir, counts, len(folders))
     return manifest
-
-
-def create_imagenet_style_symlinks(
-    df: pd.DataFrame | dd.DataFrame,
-    label_colname: str,
-    path_colname: str,
-    valid_size: int | float,
-    outdir: str | os.PathLike[str],
-    groupby_colname: str | None = None,
-    random_state: int | np.random.Generator | None = None,
-    *,
-    stratify: str | None = None,
-    test_size: int | float | None = None,
-    link: str = "symlink",
-    relative: bool = True,
-    keep_status: Sequence[str] | None = KEEP_STATUSES,
-    storage_options: Mapping[str, Any] | None = None,
-) -> pd.DataFrame:
-    """The original creevey's :func:`imagenet_symlinks`, with its parameter names.
-
-    ``create_imagenet_style_symlinks(df, label_colname, path_colname, valid_size,
-    outdir, groupby_colname, random_state)`` is ``imagenet_symlinks(df, outdir,
-    label_col=label_colname, path_col=path_colname, valid_size=valid_size,
-    groupby=groupby_colname, random_state=random_state)``; the keyword-only parameters
-    are :func:`imagenet_symlinks`'s. The original's own positional order,
-    ``(df, valid_size, outdir, label_colname, path_colname, ...)``, is recognised too (a
-    size is never a str), so code written for it does what it did. A float
-    ``valid_size`` gives at least that proportion (rounded up), as the original did.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The manifest (the original returned None).
-
-    Examples
-    --------
-    >>> import os, pathlib, shutil, tempfile, pandas as pd
-    >>> tmp = tempfile.mkdtemp()
-    >>> paths = [os.path.join(tmp, f"{i}.jpg") for i in range(4)]
-    >>> for p in paths:
-    ...     _ = pathlib.Path(p).write_bytes(b"not really a jpeg")
-    >>> df = pd.DataFrame({"path": paths, "label": ["cat", "cat", "dog", "dog"]})
-    >>> manifest = create_imagenet_style_symlinks(
-    ...     df, "label", "path", valid_size=1, outdir=os.path.join(tmp, "tree"), random_state=0
-    ... )
-    >>> manifest["split"].value_counts().to_dict()
-    {'train': 3, 'valid': 1}
-    >>> shutil.rmtree(tmp)
-    """
-    if (
-        isinstance(valid_size, (str, os.PathLike))
-        and isinstance(label_colname, numbers.Real)
-        and not isinstance(label_colname, bool)
-    ):
-        # the original creevey's positional order: (df, valid_size, outdir,
-        # label_colname, path_colname); a str is never a size, so this is unambiguous
-        label_colname, path_colname, valid_size, outdir = (
-            cast(str, valid_size),
-            cast(str, outdir),
-            label_colname,
-            path_colname,
-        )
-    if isinstance(df, pd.DataFrame) or is_dask_frame(df):  # name the columns as the caller did
-        require_columns(
-            df.columns,
-            label_colname=label_colname,
-            path_colname=path_colname,
-            groupby_colname=groupby_colname,
-        )
-    return imagenet_symlinks(
-        df,
-        outdir,
-        label_col=label_colname,
-        valid_size=valid_size,
-        path_col=path_colname,
-        groupby=groupby_colname,
-        stratify=stratify,
-        test_size=test_size,
-        random_state=random_state,
-        link=link,
-        relative=relative,
-        keep_status=keep_status,
-        storage_options=storage_options,
-    )
