@@ -42,7 +42,7 @@ from .image.decode import (
 )
 from .image.encode import ImageWriter
 from .image.filters import FilterOptions, filter_options
-from .image.formats import extension_for
+from .image.formats import extension_for, format_name
 from .options import RunOptions, run_options
 from .sinks.shard_options import ShardOptions, shard_options
 from .sources.http import HttpOptions, fetch
@@ -235,11 +235,17 @@ class DownloadWriter:
 
 
 def _check_format(format: Any) -> str:
-    fmt = format.lower() if isinstance(format, str) else format
-    fmt = {"jpg": "jpeg"}.get(fmt, fmt)
+    """``format`` as one of :data:`DOWNLOAD_FORMATS` (the spellings are
+    :func:`~creevey_dask.image.formats.format_name`'s: ``"jpg"`` is ``"jpeg"``)."""
+    if isinstance(format, str) and format.lower() == "original":
+        return "original"
+    try:
+        fmt: str | None = format_name(format).lower()
+    except (TypeError, ValueError):
+        fmt = None
     if fmt not in DOWNLOAD_FORMATS:
         raise ValueError(f"format {format!r} is not one of {list(DOWNLOAD_FORMATS)}")
-    return str(fmt)
+    return fmt
 
 
 #: Where download()'s old keywords went: the fields of its option objects.
