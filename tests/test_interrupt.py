@@ -46,18 +46,23 @@ if __name__ == "__main__":
 
         client = Client(strategy)
         strategy = "threads"
-    options = dict(n_jobs={n_jobs}, progress=False, per_host_limit=64, path_func=path_func)
+    kwargs = dict(
+        n_jobs={n_jobs},
+        progress=False,
+        http_options=cd.HttpOptions(per_host_limit=64),
+        path_func=path_func,
+    )
     if strategy == "lazy":  # dask input: the caller computes the lazy result itself
         import dask.dataframe as dd
         import pandas as pd
 
         lazy = cd.download_images_as_png(
-            dd.from_pandas(pd.Series(urls, name="url"), npartitions=2), **options
+            dd.from_pandas(pd.Series(urls, name="url"), npartitions=2), **kwargs
         )
         lazy.compute(scheduler="threads")
     else:
         cd.download_images_as_png(
-            urls, npartitions=2, parallel_strategy=strategy, **options
+            urls, options=cd.RunOptions(npartitions=2, parallel_strategy=strategy), **kwargs
         )
     print("FINISHED", flush=True)
 """
@@ -137,9 +142,9 @@ def test_sigint_stops_a_run_at_once_and_a_rerun_completes_it(
         urls,
         path_func=lambda url: str(outdir / (url.rsplit("=", 1)[1] + ".png")),
         n_jobs=100,
-        npartitions=2,
-        per_host_limit=200,
         progress=False,
+        http_options=cd.HttpOptions(per_host_limit=200),
+        options=cd.RunOptions(npartitions=2),
     )
     counts = result["status"].value_counts()
     assert counts["skipped"] == len(done)

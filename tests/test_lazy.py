@@ -99,7 +99,8 @@ def test_a_run_over_pandas_imports_neither_dask_dataframe_nor_distributed(tmp_pa
         for strategy in ("threads", "processes"):
             result = pd.DataFrame({{"path": paths}}).creevey.resize(
                 {str(tmp_path / "out")!r} + "-" + strategy, path_col="path", shape=(16, 16),
-                progress=False, parallel_strategy=strategy,
+                progress=False,
+                options=creevey_dask.RunOptions(parallel_strategy=strategy),
             )
             print(strategy, list(result["status"]))
         print(sorted(m for m in ("dask.dataframe", "distributed") if m in sys.modules))

@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
     import pandas as pd
     import creevey_dask
     df = pd.DataFrame({"path": sys.argv[2:]})
-    res = df.creevey.resize(sys.argv[1], max_dim=8)
+    res = df.creevey.resize(sys.argv[1], shape=creevey_dask.ops.resize(max_dim=8))
     print("statuses", res.status.tolist())
     """
 )
@@ -136,7 +136,9 @@ def test_a_notebook_without_ipywidgets_gets_a_text_bar_with_a_client(image_files
         client = Client(processes=False, n_workers=1, threads_per_worker=2,
                         dashboard_address=":0")
         df = pd.DataFrame({{"path": {image_files!r}}})
-        res = df.creevey.resize({str(tmp_path / "nb")!r}, max_dim=8, npartitions=2)
+        res = df.creevey.resize({str(tmp_path / "nb")!r},
+                                shape=creevey_dask.ops.resize(max_dim=8),
+                                options=creevey_dask.RunOptions(npartitions=2))
         client.close()
         print(display_kind(), res.status.tolist())
         """
@@ -164,7 +166,9 @@ def test_a_notebook_without_ipywidgets_gets_a_text_bar_with_a_client(image_files
 @pytest.mark.cluster
 def test_progress_on_a_local_cluster(local_cluster_client, image_files, tmp_path, capfd):
     df = pd.DataFrame({"path": image_files})
-    res = df.creevey.resize(str(tmp_path / "out"), max_dim=8, npartitions=3)
+    res = df.creevey.resize(
+        str(tmp_path / "out"), shape=cd.ops.resize(max_dim=8), options=cd.RunOptions(npartitions=3)
+    )
     out, err = capfd.readouterr()
     assert (res.status == "ok").all()
     assert "5/5" in err
@@ -173,7 +177,7 @@ def test_progress_on_a_local_cluster(local_cluster_client, image_files, tmp_path
     _check_outputs(tmp_path / "out", image_files)
     # a lazy result: the helper shows its partitions and the summary
     lazy = dd.from_pandas(df, npartitions=2).creevey.resize(
-        str(tmp_path / "lazy"), max_dim=8, progress=True
+        str(tmp_path / "lazy"), progress=True, shape=cd.ops.resize(max_dim=8)
     )
     computed = cd.compute_result(lazy)
     out, err = capfd.readouterr()
@@ -186,7 +190,9 @@ def test_progress_on_a_local_cluster(local_cluster_client, image_files, tmp_path
 
 def test_a_lazy_result_gets_progress_and_summary_when_computed(image_files, tmp_path, capfd):
     df = pd.DataFrame({"path": [*image_files, str(tmp_path / "gone.jpg")]})
-    lazy = dd.from_pandas(df, npartitions=3).creevey.resize(str(tmp_path / "out"), max_dim=8)
+    lazy = dd.from_pandas(df, npartitions=3).creevey.resize(
+        str(tmp_path / "out"), shape=cd.ops.resize(max_dim=8)
+    )
     assert "creevey: " not in capfd.readouterr().err  # nothing ran yet
     computed = cd.compute_result(lazy)
     out, err = capfd.readouterr()
@@ -223,7 +229,11 @@ def test_a_failing_display_is_logged_once_and_the_run_goes_on(
     monkeypatch.setattr(sys, "stderr", _BrokenStderr())
     df = pd.DataFrame({"path": image_files})
     with caplog.at_level(logging.WARNING, logger="creevey_dask"):
-        res = df.creevey.resize(str(tmp_path / "out"), max_dim=8, npartitions=5)
+        res = df.creevey.resize(
+            str(tmp_path / "out"),
+            shape=cd.ops.resize(max_dim=8),
+            options=cd.RunOptions(npartitions=5),
+        )
     assert (res.status == "ok").all()
     _check_outputs(tmp_path / "out", image_files)
     failures = [r for r in caplog.records if "progress display failed" in r.getMessage()]

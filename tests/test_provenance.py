@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import creevey_dask
 from creevey_dask import Pipeline, download, load_image
 from creevey_dask.resize import resize as resize_frame
 from creevey_dask.storage import fs as storage
@@ -168,8 +169,8 @@ def test_a_custom_writer_gets_a_temporary_with_the_extension(tmp_path: Path, s3)
     remote = pipeline.run(
         sources,
         lambda s: f"s3://custom/out/{Path(s).stem}.png",
-        storage_options=s3.storage_options,
         progress=False,
+        options=creevey_dask.RunOptions(storage_options=s3.storage_options),
     )
     assert set(remote.status) == {"ok"}
     keys = sorted(o["Key"] for o in s3.client.list_objects_v2(Bucket="custom")["Contents"])
@@ -214,10 +215,9 @@ def test_s3_costs_one_put_per_new_file_and_one_head_per_skip(tmp_path: Path, s3)
         return resize(
             sources,
             "s3://costs/out",
-            shape=(16, 16),
-            storage_options=s3.storage_options,
-            npartitions=2,
             progress=False,
+            shape=(16, 16),
+            options=creevey_dask.RunOptions(storage_options=s3.storage_options, npartitions=2),
         )
 
     first = run()
@@ -245,10 +245,10 @@ def test_s3_costs_one_put_per_new_file_and_one_head_per_skip(tmp_path: Path, s3)
     third = resize(
         sources[:1],
         "s3://costs/other",
-        shape=(16, 16),
         format="png",
-        storage_options=s3.storage_options,
         progress=False,
+        shape=(16, 16),
+        options=creevey_dask.RunOptions(storage_options=s3.storage_options),
     )
     assert third.status.tolist() == ["ok"]
     assert third.outpath[0] == disambiguate("s3://costs/other/p000.png", sources[0])
@@ -343,12 +343,13 @@ def test_without_xattrs_the_records_fallback_keeps_every_promise(
 _RACER = """
 import sys, time
 import pandas as pd
+from creevey_dask import RunOptions
 from creevey_dask.resize import resize
 sources, outdir, start = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
 while time.time() < start:
     time.sleep(0.001)
 res = resize(pd.DataFrame({"path": sources}), outdir, "path", shape=(16, 16),
-                format="png", progress=False, n_jobs=4)
+                format="png", progress=False, options=RunOptions(n_jobs=4))
 print(",".join(res.status.astype(str)))
 print(",".join(res.outpath.astype(str)))
 """
@@ -405,7 +406,7 @@ def test_two_runs_on_a_cluster_write_each_source_once(local_cluster_client, tmp_
             "path",
             shape=(16, 16),
             format="png",
-            n_jobs=4,
+            options=creevey_dask.RunOptions(n_jobs=4),
         )
         for frame in (table, table.iloc[::-1])
     ]
@@ -432,8 +433,8 @@ def test_a_failed_remote_writer_leaves_nothing(tmp_path: Path, s3) -> None:
     result = Pipeline(load_image, write_func=writer).run(
         sources,
         lambda s: f"s3://fail/{Path(s).stem}.png",
-        storage_options=s3.storage_options,
         progress=False,
+        options=creevey_dask.RunOptions(storage_options=s3.storage_options),
     )
     assert set(result.status) == {"error"}
     assert result.error.str.startswith("OSError: codec error").all()

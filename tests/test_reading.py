@@ -37,9 +37,21 @@ def _fresh_cache() -> None:
     shard_sources._groups.clear()
 
 
-def _download(df: pd.DataFrame, out: Any, **kwargs: Any) -> pd.DataFrame:
-    options = {"output_format": "webdataset", "shard_size": 5, "npartitions": 1}
-    return df.creevey.download(str(out), progress=False, **{**options, **kwargs})
+def _download(
+    df: pd.DataFrame,
+    out: Any,
+    shards: creevey_dask.ShardOptions | None = None,
+    storage_options: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """A one-partition WebDataset download into ``out``, of 5 rows a shard by default."""
+    return df.creevey.download(
+        str(out),
+        progress=False,
+        output_format=shards or creevey_dask.ShardOptions("webdataset", shard_size=5),
+        options=creevey_dask.RunOptions(npartitions=1, storage_options=storage_options),
+        **kwargs,
+    )
 
 
 def _close_to(a: Image.Image, b: Image.Image, tolerance: float = 12.0) -> bool:
@@ -53,12 +65,16 @@ def test_latest_attempt_per_key_after_a_retry(fresh_image_server: Any, tmp_path:
     df.loc[[1, 6], "url"] = [u + "?fail=1" for u in df.loc[[1, 6], "url"]]  # fail once
     out = tmp_path / "out"
     http = HttpOptions(retries=0)
-    first = _download(df, out, shard_size=4, http_options=http)
+    first = _download(
+        df, out, creevey_dask.ShardOptions("webdataset", shard_size=4), http_options=http
+    )
     assert (first["status"] == "error").sum() == 2
     failed = creevey_dask.read_shards(str(out)).compute()
     failed = failed[failed["status"] == "error"]
     assert len(failed) == 2
-    second = _download(failed, out, shard_size=4, http_options=http)
+    second = _download(
+        failed, out, creevey_dask.ShardOptions("webdataset", shard_size=4), http_options=http
+    )
     assert (second["status"] == "ok").all()
 
     latest = creevey_dask.read_shards(str(out)).compute()
@@ -149,14 +165,21 @@ def test_reshard_webdataset_to_parquet_and_back(
     wds = pytest.importorskip("webdataset")
     datasets = _hf_offline(monkeypatch, tmp_path)
     df = _frame(image_server, MANY[:11], missing=1)
-    _download(df, tmp_path / "wds", caption_col="caption")
+    _download(
+        df,
+        tmp_path / "wds",
+        creevey_dask.ShardOptions("webdataset", shard_size=5, caption_col="caption"),
+    )
     records = creevey_dask.read_shards(str(tmp_path / "wds")).compute()
     keys = sorted(records.loc[records["status"] == "ok", "key"])
 
     as_parquet = records.creevey.resize(
-        str(tmp_path / "pq"), shape=(64, 64), path_col="sample", output_format="parquet",
-        shard_size=4, progress=False,
-    )  # fmt: skip
+        str(tmp_path / "pq"),
+        path_col="sample",
+        progress=False,
+        shape=(64, 64),
+        output_format=creevey_dask.ShardOptions("parquet", shard_size=4),
+    )
     assert (as_parquet["status"] == "ok").sum() == 11
     assert (as_parquet["status"] == "error").sum() == 1  # the failed download stays failed
     files = sorted(str(p) for p in (tmp_path / "pq").glob("*.parquet"))
@@ -167,9 +190,12 @@ def test_reshard_webdataset_to_parquet_and_back(
     from_parquet = creevey_dask.read_shards(str(tmp_path / "pq")).compute()
     assert from_parquet["sample"].dropna().str.contains(r"\.parquet#[0-9a-f]{16}\.jpg$").all()
     back = from_parquet.creevey.resize(
-        str(tmp_path / "wds2"), shape=(32, 32), path_col="sample", output_format="webdataset",
-        shard_size=3, caption_col="caption", progress=False,
-    )  # fmt: skip
+        str(tmp_path / "wds2"),
+        path_col="sample",
+        progress=False,
+        shape=(32, 32),
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=3, caption_col="caption"),
+    )
     assert (back["status"] == "ok").sum() == 11
     tars = sorted(str(p) for p in (tmp_path / "wds2").glob("*.tar"))
     assert len(tars) >= 4  # 11 samples, 3 a shard
@@ -182,9 +208,12 @@ def test_reshard_webdataset_to_parquet_and_back(
     loaded = datasets.load_dataset("webdataset", data_files={"train": tars})["train"]
     assert len(loaded) == 11
     rerun = from_parquet.creevey.resize(
-        str(tmp_path / "wds2"), shape=(32, 32), path_col="sample", output_format="webdataset",
-        shard_size=3, caption_col="caption", progress=False,
-    )  # fmt: skip
+        str(tmp_path / "wds2"),
+        path_col="sample",
+        progress=False,
+        shape=(32, 32),
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=3, caption_col="caption"),
+    )
     assert set(rerun["status"]) <= {"skipped", "error"}  # nothing redone
 
 
@@ -280,7 +309,13 @@ def test_s3_selections_cost_what_they_select(image_server: Any, s3: Any) -> None
     names = [MANY[i % len(MANY)] for i in range(200)]
     df = _frame(image_server, names)
     df["url"] = [f"{u}?copy={i}" for i, u in enumerate(df["url"])]  # 200 distinct rows
-    _download(df, "s3://data/shards", shard_size=10, storage_options=options, format="png")
+    _download(
+        df,
+        "s3://data/shards",
+        creevey_dask.ShardOptions("webdataset", shard_size=10),
+        storage_options=options,
+        format="png",
+    )
     shards = sorted(p for p in s3.fs.ls("data/shards") if p.endswith(".tar"))
     assert len(shards) == 20
     total = sum(int(s3.fs.info(p)["size"]) for p in shards)
@@ -305,9 +340,12 @@ def test_s3_selections_cost_what_they_select(image_server: Any, s3: Any) -> None
         expected += end - start
     gets.take()
     small = picked.creevey.resize(
-        "s3://data/small", shape=(24, 24), path_col="sample", storage_options=options,
+        "s3://data/small",
+        path_col="sample",
         progress=False,
-    )  # fmt: skip
+        shape=(24, 24),
+        options=creevey_dask.RunOptions(storage_options=options),
+    )
     assert (small["status"] == "ok").all()
     read = gets.take()
     assert read.get(".tar", 0) == expected  # exactly the selected members' bytes
@@ -321,19 +359,31 @@ def test_s3_samples_resize_reshard_filter_and_sheet(image_server: Any, s3: Any) 
     s3.client.create_bucket(Bucket="data")
     options = s3.storage_options
     df = _frame(image_server, MANY[:9])
-    _download(df, "s3://data/wds", storage_options=options, shard_size=4)
+    _download(
+        df,
+        "s3://data/wds",
+        creevey_dask.ShardOptions("webdataset", shard_size=4),
+        storage_options=options,
+    )
     records = creevey_dask.read_shards("s3://data/wds", options)  # a dask frame, lazily
     picked = records[records["label"] == "label-1"]
     small = picked.creevey.resize(
-        "s3://data/small", shape=(20, 20), path_col="sample", storage_options=options,
+        "s3://data/small",
+        path_col="sample",
         progress=False,
-    ).compute()  # fmt: skip
+        shape=(20, 20),
+        options=creevey_dask.RunOptions(storage_options=options),
+    ).compute()
     assert (small["status"] == "ok").all()
     assert len(small) == 3
     as_parquet = records.creevey.resize(
-        "s3://data/pq", shape=(20, 20), path_col="sample", storage_options=options,
-        output_format="parquet", shard_size=5, progress=False,
-    ).compute()  # fmt: skip
+        "s3://data/pq",
+        path_col="sample",
+        progress=False,
+        shape=(20, 20),
+        output_format=creevey_dask.ShardOptions("parquet", shard_size=5),
+        options=creevey_dask.RunOptions(storage_options=options),
+    ).compute()
     assert (as_parquet["status"] == "ok").sum() == 9
     back = creevey_dask.read_shards("s3://data/pq", options).compute()
     assert back["sample"].str.startswith("s3://data/pq/").all()
@@ -342,9 +392,13 @@ def test_s3_samples_resize_reshard_filter_and_sheet(image_server: Any, s3: Any) 
     thumb = reports._thumbnail(back["sample"].iloc[0], "ok", None, 32, options)
     assert isinstance(thumb, Image.Image)
     again = back.creevey.resize(
-        "s3://data/wds2", shape=(16, 16), path_col="sample", storage_options=options,
-        output_format="webdataset", shard_size=2, progress=False,
-    )  # fmt: skip
+        "s3://data/wds2",
+        path_col="sample",
+        progress=False,
+        shape=(16, 16),
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=2),
+        options=creevey_dask.RunOptions(storage_options=options),
+    )
     assert (again["status"] == "ok").sum() == 9
     tars = [p for p in s3.fs.ls("data/wds2") if p.endswith(".tar")]
     assert len(tars) == 5
@@ -365,7 +419,11 @@ def test_samples_feed_pipelines_duplicates_and_splits(tmp_path: Path) -> None:
         _download(df, tmp_path / "shards")  # two photos twice
     records = creevey_dask.read_shards(str(tmp_path / "shards")).compute()
     hashed = records.creevey.resize(
-        str(tmp_path / "h"), max_dim=64, path_col="sample", measure=["dhash"], progress=False
+        str(tmp_path / "h"),
+        path_col="sample",
+        measure=["dhash"],
+        progress=False,
+        shape=creevey_dask.ops.resize(max_dim=64),
     )
     groups = hashed.creevey.duplicates()
     assert groups["dup_group"].nunique() == 6  # each copy found, nothing else

@@ -22,7 +22,7 @@ RUN_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
     import pandas as pd
-    from creevey_dask import Pipeline, load_image, report
+    from creevey_dask import Pipeline, RunOptions, load_image, report
 
     sources, outdir, result_path = json.load(open(sys.argv[1]))
 
@@ -39,7 +39,7 @@ RUN_SCRIPT = textwrap.dedent(
         lambda s: outdir + "/" + s.rsplit("/", 1)[-1].replace(".jpg", ".png"),
         inpath_col="path",
         n_jobs=3,
-        npartitions=6,
+        options=RunOptions(npartitions=6),
         progress=False,
     )
     result.to_parquet(result_path)

@@ -107,11 +107,9 @@ def test_webdataset_shards_read_by_webdataset(image_server: Any, tmp_path: Path)
     result = df.creevey.download(
         str(out),
         format="png",
-        output_format="webdataset",
-        shard_size=5,
-        caption_col="caption",
-        npartitions=2,
         progress=False,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=5, caption_col="caption"),
+        options=creevey_dask.RunOptions(npartitions=2),
     )
     # the result frame: the input columns, outpath = shard, key, the usual results
     assert list(result.columns[:4]) == ["url", "label", "caption", "n"]
@@ -164,7 +162,10 @@ def test_webdataset_json_hash_and_member_names(image_server: Any, tmp_path: Path
     df = _frame(image_server, MANY[:4])
     out = tmp_path / "s"
     result = df.creevey.download(
-        str(out), format="jpeg", output_format="webdataset", carry_cols=["label"], progress=False
+        str(out),
+        format="jpeg",
+        progress=False,
+        output_format=creevey_dask.ShardOptions("webdataset", carry_cols=["label"]),
     )
     (tar,) = out.glob("*.tar")
     with tarfile.open(tar) as archive:
@@ -191,9 +192,12 @@ def test_parquet_shards_and_hf_datasets(
     wds_out, pq_out = tmp_path / "wds", tmp_path / "pq"
     for fmt, out in (("webdataset", wds_out), ("parquet", pq_out)):
         result = df.creevey.download(
-            str(out), format="png", output_format=fmt, shard_size=4, npartitions=2,
-            caption_col="caption", progress=False,
-        )  # fmt: skip
+            str(out),
+            format="png",
+            progress=False,
+            output_format=creevey_dask.ShardOptions(fmt, shard_size=4, caption_col="caption"),
+            options=creevey_dask.RunOptions(npartitions=2),
+        )
         assert (result["status"] == "ok").sum() == 12
 
     loaded = datasets.load_dataset(
@@ -228,7 +232,10 @@ def test_read_shards_gives_the_records(image_server: Any, tmp_path: Path) -> Non
     for fmt in ("webdataset", "parquet"):
         out = tmp_path / fmt
         result = df.creevey.download(
-            str(out), output_format=fmt, shard_size=4, npartitions=1, progress=False
+            str(out),
+            progress=False,
+            output_format=creevey_dask.ShardOptions(fmt, shard_size=4),
+            options=creevey_dask.RunOptions(npartitions=1),
         )
         records = creevey_dask.read_shards(str(out))
         assert "image" not in records.columns
@@ -256,11 +263,9 @@ def test_shards_to_s3(image_server: Any, s3: Any) -> None:
     result = df.creevey.download(
         "s3://shards/run1",
         format="png",
-        output_format="webdataset",
-        shard_size=4,
-        npartitions=1,
-        storage_options=options,
         progress=False,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
+        options=creevey_dask.RunOptions(npartitions=1, storage_options=options),
     )
     assert (result["status"] == "ok").sum() == 10
     s3.fs.invalidate_cache()
@@ -282,9 +287,12 @@ def test_shards_to_s3(image_server: Any, s3: Any) -> None:
     assert sorted(records["key"]) == sorted(result["key"])
     # a rerun skips every committed shard
     again = df.creevey.download(
-        "s3://shards/run1", format="png", output_format="webdataset", shard_size=4,
-        npartitions=1, storage_options=options, progress=False,
-    )  # fmt: skip
+        "s3://shards/run1",
+        format="png",
+        progress=False,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
+        options=creevey_dask.RunOptions(npartitions=1, storage_options=options),
+    )
     assert (again["status"] == "skipped").sum() == 10
     assert (again["status"] == "ok").sum() == 0
 
@@ -296,9 +304,10 @@ _CHILD = textwrap.dedent(
     import sys, pandas as pd, creevey_dask
     from creevey_dask.sources.http import HttpOptions
     df = pd.read_csv(sys.argv[1])
-    df.creevey.download(sys.argv[2], format="png", output_format="webdataset", shard_size=4,
-                        npartitions=6, n_jobs=2, http_options=HttpOptions(retries=0),
-                        progress=False)
+    df.creevey.download(sys.argv[2], format="png",
+                        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
+                        options=creevey_dask.RunOptions(npartitions=6), n_jobs=2,
+                        http_options=HttpOptions(retries=0), progress=False)
     """
 )
 
@@ -345,9 +354,14 @@ def test_killed_run_leaves_whole_shards_and_resumes(image_server: Any, tmp_path:
 
     read_back = pd.read_csv(csv)
     result = read_back.creevey.download(
-        str(out), format="png", output_format="webdataset", shard_size=4, npartitions=6,
-        n_jobs=2, http_options=HttpOptions(retries=0), progress=False,
-    )  # fmt: skip
+        str(out),
+        format="png",
+        n_jobs=2,
+        progress=False,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
+        http_options=HttpOptions(retries=0),
+        options=creevey_dask.RunOptions(npartitions=6),
+    )
     assert (result["status"] != "error").all()
     after = _snapshot(out)
     for name in records:  # committed shards untouched: same bytes, same mtime
@@ -372,16 +386,22 @@ def test_failed_rows_fed_back_go_to_new_shards(fresh_image_server: Any, tmp_path
     out = tmp_path / "out"
     options = HttpOptions(retries=0)
     first = df.creevey.download(
-        str(out), output_format="webdataset", shard_size=4, npartitions=1, http_options=options,
+        str(out),
         progress=False,
-    )  # fmt: skip
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
+        http_options=options,
+        options=creevey_dask.RunOptions(npartitions=1),
+    )
     assert (first["status"] == "error").sum() == 2
     before = _snapshot(out)
     retry = first[first["status"] == "error"]
     second = retry.creevey.download(
-        str(out), output_format="webdataset", shard_size=4, npartitions=1, http_options=options,
+        str(out),
         progress=False,
-    )  # fmt: skip
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
+        http_options=options,
+        options=creevey_dask.RunOptions(npartitions=1),
+    )
     assert (second["status"] == "ok").all()
     assert second["key"].tolist() == first.loc[[1, 6], "key"].tolist()  # a row keeps its key
     after = _snapshot(out)
@@ -417,7 +437,10 @@ def test_local_cluster_writes_the_same_samples(
     for where in ("cluster", "local"):
         out = tmp_path / where
         lazy = ddf.creevey.download(
-            str(out), format="png", output_format="webdataset", shard_size=3, progress=False
+            str(out),
+            format="png",
+            progress=False,
+            output_format=creevey_dask.ShardOptions("webdataset", shard_size=3),
         )
         if where == "cluster":
             result = local_cluster_client.compute(lazy).result()
@@ -468,11 +491,16 @@ def test_bad_arguments(image_server: Any, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="output_format 'zip' is not one of"):
         df.creevey.download(str(tmp_path), output_format="zip")
     with pytest.raises(ValueError, match="shard_size must be a positive int"):
-        df.creevey.download(str(tmp_path), output_format="webdataset", shard_size=0)
+        df.creevey.download(
+            str(tmp_path), output_format=creevey_dask.ShardOptions("webdataset", shard_size=0)
+        )
     with pytest.raises(ColumnError, match="nope"):
-        df.creevey.download(str(tmp_path), output_format="webdataset", carry_cols=["nope"])
-    with pytest.raises(ValueError, match="caption_col= and carry_cols= apply"):
-        df.creevey.download(str(tmp_path), caption_col="caption")
+        df.creevey.download(
+            str(tmp_path),
+            output_format=creevey_dask.ShardOptions("webdataset", carry_cols=["nope"]),
+        )
+    with pytest.raises(ValueError, match="the shard format 'files' is not one of"):
+        creevey_dask.ShardOptions("files", caption_col="caption")
     pipeline = creevey_dask.Pipeline(creevey_dask.load_image, write_func=lambda im, p: None)
     with pytest.raises(TypeError, match="encode_for"):
         pipeline.run(["a.png"], str(tmp_path), output_format="webdataset", progress=False)
@@ -550,10 +578,9 @@ def test_a_shard_that_cannot_be_written_gives_error_rows(
         result = df.creevey.download(
             str(tmpfs_2m),
             format="original",
-            output_format=output_format,
-            shard_size=4,
-            npartitions=2,
             progress=False,
+            output_format=creevey_dask.ShardOptions(output_format, shard_size=4),
+            options=creevey_dask.RunOptions(npartitions=2),
         )
     counts = result["status"].value_counts()
     assert counts["ok"] >= 4, counts
@@ -600,9 +627,12 @@ def test_a_missing_empty_or_cut_shard_is_redone(image_server: Any, tmp_path: Pat
     """Skip only complete shards: a missing, empty or truncated tar is written again."""
     df = _frame(image_server, MANY[:16])
     out = tmp_path / "o"
-    kwargs: dict[str, Any] = {"output_format": "webdataset", "shard_size": 4, "progress": False}
+    kwargs: dict[str, Any] = {
+        "output_format": creevey_dask.ShardOptions("webdataset", shard_size=4),
+        "progress": False,
+    }
     kwargs["format"] = "original"
-    first = df.creevey.download(str(out), npartitions=1, **kwargs)
+    first = df.creevey.download(str(out), **kwargs, options=creevey_dask.RunOptions(npartitions=1))
     assert (first["status"] == "ok").all()
     tars = sorted(first["outpath"].unique())
     assert len(tars) == 4
@@ -611,7 +641,7 @@ def test_a_missing_empty_or_cut_shard_is_redone(image_server: Any, tmp_path: Pat
     with open(tars[2], "r+b") as f:
         f.truncate(os.path.getsize(tars[2]) // 2)
     intact = _snapshot(out)[Path(tars[3]).name]
-    again = df.creevey.download(str(out), npartitions=1, **kwargs)
+    again = df.creevey.download(str(out), **kwargs, options=creevey_dask.RunOptions(npartitions=1))
     redone = first["outpath"].isin(tars[:3]).to_numpy()
     assert (again.loc[redone, "status"] == "ok").all()
     assert not again.loc[redone, "outpath"].isin(tars).any()  # into new shards
@@ -628,11 +658,18 @@ def test_a_missing_empty_or_cut_shard_is_redone(image_server: Any, tmp_path: Pat
 def test_an_empty_parquet_shard_is_redone(image_server: Any, tmp_path: Path) -> None:
     df = _frame(image_server, MANY[:8])
     out = tmp_path / "o"
-    kwargs: dict[str, Any] = {"output_format": "parquet", "shard_size": 4, "progress": False}
-    first = df.creevey.download(str(out), npartitions=1, format="original", **kwargs)
+    kwargs: dict[str, Any] = {
+        "output_format": creevey_dask.ShardOptions("parquet", shard_size=4),
+        "progress": False,
+    }
+    first = df.creevey.download(
+        str(out), format="original", **kwargs, options=creevey_dask.RunOptions(npartitions=1)
+    )
     shards = sorted(first["outpath"].unique())
     Path(shards[0]).write_bytes(b"")
-    again = df.creevey.download(str(out), npartitions=1, format="original", **kwargs)
+    again = df.creevey.download(
+        str(out), format="original", **kwargs, options=creevey_dask.RunOptions(npartitions=1)
+    )
     redone = (first["outpath"] == shards[0]).to_numpy()
     assert (again.loc[redone, "status"] == "ok").sum() == 4
     assert (again.loc[~redone, "status"] == "skipped").sum() == 4
@@ -648,7 +685,10 @@ def test_dead_shard_writers_temporaries_are_swept(image_server: Any, tmp_path: P
     """An all-skipped rerun still removes the temporaries of killed shard writers."""
     df = _frame(image_server, MANY[:4])
     out = tmp_path / "o"
-    kwargs: dict[str, Any] = {"output_format": "webdataset", "shard_size": 2, "progress": False}
+    kwargs: dict[str, Any] = {
+        "output_format": creevey_dask.ShardOptions("webdataset", shard_size=2),
+        "progress": False,
+    }
     first = df.creevey.download(str(out), **kwargs)
     shard = first["outpath"].iloc[0]
     writer = textwrap.dedent(
@@ -694,17 +734,23 @@ def test_reruns_with_other_partitioning_or_fed_back_write_no_row_twice(
     """Rows committed ok in any complete shard are skipped, found by key."""
     df = _frame(image_server, MANY[:20], missing=2)
     out = tmp_path / "o"
-    kwargs: dict[str, Any] = {"output_format": output_format, "shard_size": 5, "progress": False}
-    first = df.creevey.download(str(out), npartitions=2, **kwargs)
+    kwargs: dict[str, Any] = {
+        "output_format": creevey_dask.ShardOptions(output_format, shard_size=5),
+        "progress": False,
+    }
+    first = df.creevey.download(str(out), **kwargs, options=creevey_dask.RunOptions(npartitions=2))
     assert (first["status"] == "ok").sum() == 20
     ok_keys = set(first.loc[first["status"] == "ok", "key"])
     where = dict(zip(first["key"], first["outpath"], strict=True))
     committed = _snapshot(out)
     feeds = {
-        "npartitions=3": (df, {"npartitions": 3}),
+        "npartitions=3": (df, {"options": creevey_dask.RunOptions(npartitions=3)}),
         "n_jobs=1": (df, {"n_jobs": 1}),
-        "result frame": (first, {"npartitions": 3}),
-        "read_shards": (creevey_dask.read_shards(str(out)).compute(), {"npartitions": 1}),
+        "result frame": (first, {"options": creevey_dask.RunOptions(npartitions=3)}),
+        "read_shards": (
+            creevey_dask.read_shards(str(out)).compute(),
+            {"options": creevey_dask.RunOptions(npartitions=1)},
+        ),
     }
     for label, (frame, extra) in feeds.items():
         again = frame.creevey.download(str(out), **kwargs, **extra)
@@ -750,9 +796,8 @@ def test_a_full_disk_before_the_run_gives_error_rows_not_a_crash(tmpfs_2m: Path)
         result = df.creevey.download(
             str(tmpfs_2m),
             format="original",
-            output_format="webdataset",
-            shard_size=2,
             progress=False,
+            output_format=creevey_dask.ShardOptions("webdataset", shard_size=2),
         )
     assert (result["status"] == "error").all()
     assert result["error"].str.contains("No space left").all()
@@ -776,8 +821,7 @@ def test_a_rerun_after_a_retry_reports_the_latest_attempt(
     df.loc[flaky, "url"] = [u + "?fail=1" for u in df.loc[flaky, "url"]]  # fail once
     out = tmp_path / "out"
     kwargs: dict[str, Any] = {
-        "output_format": "webdataset",
-        "shard_size": 1000,
+        "output_format": creevey_dask.ShardOptions("webdataset", shard_size=1000),
         "http_options": HttpOptions(retries=0),
         "progress": False,
     }
@@ -847,18 +891,27 @@ def test_shard_size_is_honoured(image_files: list[str], tmp_path: Path) -> None:
     import dask.dataframe as dd
 
     df = _many_rows(image_files, 300)
-    kwargs: dict[str, Any] = {"shape": (8, 8), "output_format": "webdataset", "progress": False}
+    kwargs: dict[str, Any] = {"shape": (8, 8), "progress": False}
     out = tmp_path / "pandas"
-    result = df.creevey.resize(str(out), shard_size=1000, **kwargs)
+    result = df.creevey.resize(
+        str(out), **kwargs, output_format=creevey_dask.ShardOptions("webdataset", shard_size=1000)
+    )
     assert (result["status"] == "ok").all()
     assert [len(r) for r in _records_of(out).values()] == [300]  # one shard, not 9
     out = tmp_path / "pandas_cut"
-    df.creevey.resize(str(out), shard_size=40, npartitions=3, **kwargs)
+    df.creevey.resize(
+        str(out),
+        **kwargs,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=40),
+        options=creevey_dask.RunOptions(npartitions=3),
+    )
     sizes = [len(r) for r in _records_of(out).values()]
     assert sorted(sizes) == [20] + [40] * 7  # whole shards; only the call's last is short
     # dask input: shards of shard_size rows but the last of each partition
     out = tmp_path / "dask"
-    lazy = dd.from_pandas(df, npartitions=3).creevey.resize(str(out), shard_size=40, **kwargs)
+    lazy = dd.from_pandas(df, npartitions=3).creevey.resize(
+        str(out), **kwargs, output_format=creevey_dask.ShardOptions("webdataset", shard_size=40)
+    )
     result = lazy.compute()
     assert (result["status"] == "ok").all()
     by_partition: dict[str, list[int]] = {}
@@ -872,9 +925,19 @@ def test_shard_size_is_honoured(image_files: list[str], tmp_path: Path) -> None:
 def test_shard_names_are_unique_and_sort_by_call(image_files: list[str], tmp_path: Path) -> None:
     df = _many_rows(image_files, 6)
     out = tmp_path / "o"
-    kwargs: dict[str, Any] = {"shape": (8, 8), "output_format": "webdataset", "progress": False}
-    first = df.creevey.resize(str(out), shard_size=2, skip_existing=False, **kwargs)
-    second = df.creevey.resize(str(out), shard_size=2, skip_existing=False, **kwargs)
+    kwargs: dict[str, Any] = {"shape": (8, 8), "progress": False}
+    first = df.creevey.resize(
+        str(out),
+        skip_existing=False,
+        **kwargs,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=2),
+    )
+    second = df.creevey.resize(
+        str(out),
+        skip_existing=False,
+        **kwargs,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=2),
+    )
     names1 = sorted(Path(p).stem for p in first["outpath"].unique())
     names2 = sorted(Path(p).stem for p in second["outpath"].unique())
     assert len(names1) == len(names2) == 3
@@ -884,7 +947,9 @@ def test_shard_names_are_unique_and_sort_by_call(image_files: list[str], tmp_pat
         parts = name.split("-")
         assert [len(p) for p in parts] == [21, 4, 5, 4, 8]
     # both writings are whole; a rerun finds each key once, in the latest writing
-    again = df.creevey.resize(str(out), shard_size=2, **kwargs)
+    again = df.creevey.resize(
+        str(out), **kwargs, output_format=creevey_dask.ShardOptions("webdataset", shard_size=2)
+    )
     assert (again["status"] == "skipped").all()
     assert again["outpath"].tolist() == second["outpath"].tolist()
     assert first["outpath"].map(os.path.exists).all()  # never removed
@@ -895,8 +960,10 @@ _WRITER = textwrap.dedent(
     import sys, pandas as pd, creevey_dask
     from creevey_dask.http import HttpOptions
     df = pd.read_csv(sys.argv[1])
-    result = df.creevey.download(sys.argv[2], format="png", output_format="webdataset",
-                                 shard_size=4, npartitions=2, n_jobs=4,
+    result = df.creevey.download(sys.argv[2], format="png",
+                                 output_format=creevey_dask.ShardOptions("webdataset",
+                                                                         shard_size=4),
+                                 options=creevey_dask.RunOptions(npartitions=2), n_jobs=4,
                                  http_options=HttpOptions(retries=0), progress=False)
     result.to_parquet(sys.argv[3])
     """
@@ -932,7 +999,10 @@ def test_two_writers_never_replace_each_others_shards(
                 assert np.array_equal(np.asarray(image), np.asarray(expected))
     # a rerun: every key ok once (the latest writing), the rest retried
     again = df.creevey.download(
-        str(out), format="png", output_format="webdataset", shard_size=4, progress=False
+        str(out),
+        format="png",
+        progress=False,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
     )
     assert (again["status"] != "error").all()
     assert again["key"].is_unique
@@ -1110,9 +1180,12 @@ def test_records_index_every_sample_in_its_tar(image_server: Any, tmp_path: Path
     df = _frame(image_server, MANY[:9], missing=2)
     out = tmp_path / "o"
     df.creevey.download(
-        str(out), format="png", output_format="webdataset", shard_size=5, caption_col="caption",
-        npartitions=1, progress=False,
-    )  # fmt: skip
+        str(out),
+        format="png",
+        progress=False,
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=5, caption_col="caption"),
+        options=creevey_dask.RunOptions(npartitions=1),
+    )
     for name, records in _records_of(out).items():
         if not (records["status"] == "ok").any():
             assert records[sinks.DIGEST_COL].isna().all()  # no sample, no tar
@@ -1151,7 +1224,10 @@ def test_a_dask_task_run_twice_finds_its_own_shard(image_files: list[str], tmp_p
     df = _many_rows(image_files, 8)
     out = tmp_path / "o"
     lazy = dd.from_pandas(df, npartitions=2).creevey.resize(
-        str(out), shape=(8, 8), output_format="webdataset", shard_size=4, progress=False
+        str(out),
+        progress=False,
+        shape=(8, 8),
+        output_format=creevey_dask.ShardOptions("webdataset", shard_size=4),
     )
     first = lazy.partitions[0].compute()
     assert (first["status"] == "ok").all()
@@ -1185,14 +1261,19 @@ def test_a_rerun_with_a_fresh_index_finds_its_rows_by_source(
     """Rows already written are found by source when the index was rebuilt: no repeats."""
     df = _frame(image_server, MANY[:8], missing=1)
     out = tmp_path / "o"
-    kwargs: dict[str, Any] = {"output_format": output_format, "shard_size": 4, "progress": False}
+    kwargs: dict[str, Any] = {
+        "output_format": creevey_dask.ShardOptions(output_format, shard_size=4),
+        "progress": False,
+    }
     first = df.creevey.download(str(out), **kwargs)
     assert (first["status"] == "ok").sum() == 8
     committed = _snapshot(out)
     key_of = dict(zip(first["url"], first["key"], strict=True))
     fresh = df.iloc[::-1].reset_index(drop=True)  # reordered, and a fresh index
     fresh.index += 100
-    again = fresh.creevey.download(str(out), npartitions=2, **kwargs)
+    again = fresh.creevey.download(
+        str(out), **kwargs, options=creevey_dask.RunOptions(npartitions=2)
+    )
     ok = again["url"].map(key_of).isin(set(first.loc[first["status"] == "ok", "key"]))
     assert (again.loc[ok, "status"] == "skipped").all()
     assert again["key"].tolist() == [key_of[u] for u in again["url"]]  # the recorded keys
