@@ -50,7 +50,8 @@ def refuse_process_local_outputs(
     theirs and report ``ok`` for files the caller never sees. The outputs are found
     from the namer's or sink's ``outdir`` and, for in-memory input (``sources``), the
     first row's outpath. Lazy dask input computed later on processes is caught by the
-    partition itself (:class:`PartitionRunner`), which then raises instead of writing.
+    partition itself (:class:`~creevey_dask.engine.partition.PartitionRunner`), which
+    then raises instead of writing.
     """
     roots = _output_roots(outpath_func, sink, sources)
     lost = [root for root in roots if storage.is_process_local(root)]
