@@ -8,8 +8,9 @@ modules)::
     sources/    http/: sessions, address checks, deadlines, retries, politeness
     image/      imagefile (load, decode, encode, write), checks (filters, source hashes)
     ops/        image ops and measurements
-    engine/     pipeline (Pipeline.run), runner (partitions on a thread pool), rows (the
-                row context: report, record), progress, interrupt
+    engine/     pipeline (Pipeline.run), runner (a run's partitions), partition (a
+                partition's rows on a thread pool), scheduling (where a run executes),
+                rows (the row context: report, record), progress, interrupt
     sinks/      shards: output formats (files, WebDataset/Parquet shards), read_shards
     download, resize, duplicates     the tasks
     original    the original creevey's functions (download_images_as_png, ...)
@@ -23,7 +24,7 @@ modules)::
     exceptions, schema, options    the exception tree, result columns, RunOptions
 
 ``import creevey_dask`` registers the ``df.creevey`` accessor. Each module logs to
-``logging.getLogger(__name__)`` (``creevey_dask.engine.runner``, ``creevey_dask.download``, ...);
+``logging.getLogger(__name__)`` (``creevey_dask.engine.partition``, ``creevey_dask.download``, ...);
 the package logger has a ``NullHandler``, so nothing is printed until the application
 configures logging (e.g. ``logging.basicConfig(level=logging.INFO)``).
 """

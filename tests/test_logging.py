@@ -25,7 +25,7 @@ def test_every_module_logs_to_its_own_logger() -> None:
             if isinstance(value, logging.Logger) and value.name.startswith("creevey_dask"):
                 assert value.name == name, f"{name} logs to {value.name!r}"
                 with_logger.append(name.removeprefix("creevey_dask."))
-    assert {"engine.runner", "download", "layout.split", "cli.main", "datasets.base"} <= set(
+    assert {"engine.partition", "download", "layout.split", "cli.main", "datasets.base"} <= set(
         with_logger
     )
     package = logging.getLogger("creevey_dask")

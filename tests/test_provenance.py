@@ -24,8 +24,8 @@ from PIL import Image
 import creevey_dask
 from creevey_dask import Pipeline, download, load_image
 from creevey_dask.resize import resize as resize_frame
+from creevey_dask.storage import _records, provenance
 from creevey_dask.storage import fs as storage
-from creevey_dask.storage import provenance
 from creevey_dask.storage.naming import UrlNamer, disambiguate, url_hash
 from creevey_dask.testing import ImageServer
 from tests.conftest import make_photo
@@ -298,7 +298,7 @@ def test_without_xattrs_the_records_fallback_keeps_every_promise(
 ) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv("CREEVEY_DASK_CACHE", str(cache))
-    provenance._forget_records()
+    _records._forget_records()
     sources = _photos(tmp_path / "src", 6)
     outdir = ramfs / "out"
     outdir.mkdir()

@@ -27,6 +27,7 @@ __all__ = [
     "Inpaths",
     "as_frame",
     "drop_previous_results",
+    "is_missing",
     "keep_upstream_errors",
     "release_inputs",
     "source_col_for",
@@ -177,6 +178,11 @@ def release_inputs(result: Any, names: list[str], suffix: str) -> Any:
     renames = {c: f"{c}{suffix}" for c in names}
     renames.update({_HOLD + c: c for c in names})
     return result.rename(columns=renames)
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a source is missing: None, ``pd.NA`` or a float NaN."""
+    return value is None or value is pd.NA or (isinstance(value, float) and value != value)
 
 
 def source_col_for(inpath_col: str, columns: Iterable[Any]) -> str:

@@ -1,1 +1,7 @@
-"""Output formats: files, WebDataset and Parquet shards (``shards``)."""
+"""Output formats: files, WebDataset and Parquet shards (``shards``).
+
+``shards`` holds the sink and the layout's contract; beside it, one module per concern:
+``keys``, ``spool``, ``records``, ``webdataset``, ``parquet``, ``formats`` (the registry
+of the formats' writers), ``resume`` (complete shards, latest records), ``runner``,
+``stats`` and ``reading``.
+"""

@@ -2,10 +2,11 @@
 
 :func:`read_records` (behind :func:`creevey_dask.sinks.read_shards`) plans on the
 driver: it lists the folder once, reads each shard's ``key`` and ``status`` columns,
-tells complete shards from cut ones (the tar is there, with the size its records noted),
-and keeps, per key, its latest attempt. Each partition then reads one shard's records,
-normalises img2dataset's (``status`` ``success``/``failed_to_*``, ``error_message``) to
-the library's result columns, and names each ``ok`` row's sample
+tells complete shards from cut ones (the tar is there, with the size its records noted,
+and holds every span they name), and keeps, per key, its latest attempt (the size and
+latest-attempt rules are :mod:`creevey_dask.sinks.resume`'s). Each partition then reads
+one shard's records, normalises img2dataset's (``status`` ``success``/``failed_to_*``,
+``error_message``) to the library's result columns, and names each ``ok`` row's sample
 (:mod:`creevey_dask.storage.samples`) in the ``sample`` column.
 """
 
@@ -35,6 +36,7 @@ from ..storage.samples import (
     split_member,
     tar_index,
 )
+from .resume import RECORDS_EXT, is_records, supersedes, tar_matches
 
 __all__ = ["ATTEMPTS", "SAMPLE_COL", "read_records"]
 
@@ -45,7 +47,6 @@ SAMPLE_COL = "sample"
 #: The allowed values of ``attempts=``.
 ATTEMPTS = ("latest", "all")
 
-_RECORDS_EXT = ".parquet"
 _I2D_STATUS = {"success": "ok"}  # img2dataset: success, failed_to_download, failed_to_resize
 
 
@@ -80,7 +81,7 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
     protocol = storage.protocol_of(str(outdir))
     base = str(outdir).rstrip("/")
     planned = []
-    for name in sorted(n for n in sizes if n.endswith(_RECORDS_EXT) and not n.startswith(".")):
+    for name in sorted(n for n in sizes if n.endswith(RECORDS_EXT) and not n.startswith(".")):
         records = storage.join(base, name) if protocol else os.path.join(base, name)
         records = records if protocol else records.replace(os.sep, "/")
         try:
@@ -93,7 +94,7 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
         except (OSError, pa.ArrowException) as err:
             logger.warning("creevey: %s is unreadable (%s); it is left out", records, err)
             continue
-        if KEY_COL not in names or "status" not in names:
+        if not is_records(names):
             logger.warning("creevey: %s holds no shard records; it is left out", records)
             continue
         keys = table.column(KEY_COL).to_pylist()
@@ -103,13 +104,11 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
         if any(c in names for c in IMAGE_COLS):
             shard = _Shard(records, None, True)
         else:
-            tar_name = name[: -len(_RECORDS_EXT)] + ".tar"
-            tar = records[: -len(_RECORDS_EXT)] + ".tar"
+            tar_name = name[: -len(RECORDS_EXT)] + ".tar"
+            tar = records[: -len(RECORDS_EXT)] + ".tar"
             size = sizes.get(tar_name)
             noted = (schema.metadata or {}).get(TAR_BYTES_META)
-            whole = size is not None and int(size) > 0
-            if whole and noted is not None and int(noted) != int(size or 0):
-                whole = False
+            whole = tar_matches(None if size is None else int(size), noted)
             if whole and {OFFSET_COL, SIZE_COL} <= set(wanted):  # every span inside the tar
                 ends = pc.add(table.column(OFFSET_COL), table.column(SIZE_COL))
                 last = pc.max(ends).as_py()
@@ -122,21 +121,22 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
 
 
 def _winners(planned: list[tuple[_Shard, Any, Any]]) -> None:
-    """Keep, per key, its latest attempt: an ``ok`` in a complete shard beats any error.
+    """Keep, per key, its latest attempt (:func:`~creevey_dask.sinks.resume.supersedes`).
 
-    Later shards (by name) beat earlier ones; within a shard, the later row.
+    An ``ok`` counts as one in a complete shard only: it beats any error. Later shards
+    (by name) beat earlier ones; within a shard, the later row.
     """
-    best: dict[str, tuple[tuple[int, int, int], int, int]] = {}
+    best: dict[str, tuple[bool, int, int]] = {}
     for order, (shard, keys, statuses) in enumerate(planned):
         shard.keep = []
         for row, (key, status) in enumerate(zip(keys, statuses, strict=True)):
             if key is None:
                 shard.keep.append(row)  # no key: nothing to merge it with
                 continue
-            rank = (int(status == "ok" and shard.complete), order, row)
+            served = status == "ok" and shard.complete
             old = best.get(str(key))
-            if old is None or rank > old[0]:
-                best[str(key)] = (rank, order, row)
+            if supersedes(served, None if old is None else old[0]):
+                best[str(key)] = (served, order, row)
     for _, order, row in best.values():
         keep = planned[order][0].keep
         assert keep is not None

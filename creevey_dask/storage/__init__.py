@@ -4,6 +4,8 @@
                 the sweep of dead writers' temporaries, reading a row's source bytes
     naming      outpath functions and the one owner of output names (plain, hashed)
     provenance  the proof an output carries of its source, and the exclusive commit
+    _records    the records fallback: proofs kept in this machine's cache, for stores
+                that hold none
 
 ``creevey_dask.storage`` is also the public name of :mod:`creevey_dask.storage.fs`'s
 functions (``storage.join``, ``storage.write_bytes_atomic``, ...).

@@ -19,15 +19,16 @@ S3 (``s3://``, s3fs)
     process anyway.
 anything else (a local filesystem without user xattrs, such as ramfs or FAT, or an
 fsspec store whose metadata this module does not know)
-    a records file per process, kept **outside** the output folder, in this machine's
-    cache (``$CREEVEY_DASK_CACHE`` or ``~/.cache/creevey_dask/provenance``), one folder
-    per output folder. A record names the file, the proof, and (locally) the inode and
-    modification time of the committed file, so it holds only for the very file that was
-    committed; it is read once per process and folder, and only the new tail later. A
-    record is written before its commit, so there is no moment at which a committed file
-    has no proof. The records prove outputs only to reruns on this machine: a rerun
-    elsewhere finds the files unproven and writes hashed names beside them (it never
-    overwrites them and never takes them for done).
+    a records file per process (:mod:`creevey_dask.storage._records`), kept **outside**
+    the output folder, in this machine's cache (``$CREEVEY_DASK_CACHE`` or
+    ``~/.cache/creevey_dask/provenance``), one folder per output folder. A record names
+    the file, the proof, and (locally) the inode and modification time of the committed
+    file, so it holds only for the very file that was committed; it is read once per
+    process and folder, and only the new tail later. A record is written before its
+    commit, so there is no moment at which a committed file has no proof. The records
+    prove outputs only to reruns on this machine: a rerun elsewhere finds the files
+    unproven and writes hashed names beside them (it never overwrites them and never
+    takes them for done).
 
 A name that contains its source's digest (``naming="url_hash"``, ``"hash"``, every
 clash loser's and every cut name, see :mod:`creevey_dask.storage.naming`) proves its source by
@@ -39,7 +40,7 @@ overwritten. :class:`Entry` says what is at a path; :func:`inspect` reads it and
 :class:`Payload` commits a writer's output to a path, exclusively unless told to
 replace.
 
-This module is longer than most (about 740 lines) on purpose: for each store the commit
+This module is longer than most (about 630 lines) on purpose: for each store the commit
 that writes a proof and the inspection that reads it sit side by side (``_commit_local``
 and ``_inspect_local``, ``_commit_s3`` and ``_inspect_s3``, ...), so each proof's format
 has one owner and a change to one side is seen beside the other.
@@ -51,22 +52,19 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
-import hashlib
 import os
-import re
 import shutil
-import socket
 import stat
 import sys
 import tempfile
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .._fork import reset_in_child
 from . import fs as storage
+from ._records import _records_for, records_dir
 
 __all__ = [
     "MISSING",
@@ -90,7 +88,6 @@ S3_METADATA_KEY = "creevey-source"
 #: stores) instead of one HEAD per row, so a first run costs one PUT per new object.
 LIST_MIN_ROWS = 8
 
-_HOST = socket.gethostname() or "host"
 _HAS_XATTR = hasattr(os, "setxattr") and hasattr(os, "getxattr")
 _NO_XATTR = {errno.ENOTSUP, errno.EOPNOTSUPP}  # the filesystem holds no user xattrs
 _NO_LINK = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV, errno.ENOSYS}
@@ -147,116 +144,6 @@ def _entry(text: str | bytes | None, size: int, mtime_ns: int | None = None) -> 
         and (len(parts) == 2 or mtime_ns is None or int(parts[2]) == mtime_ns)
     )
     return Entry("file", parts[0], size) if valid else Entry("file", None, size, invalid=True)
-
-
-# -- the records fallback ---------------------------------------------------------------
-
-
-def records_dir() -> str:
-    """Where the records of folders without xattrs or object metadata are kept."""
-    root = os.environ.get("CREEVEY_DASK_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "creevey_dask",
-    )
-    return os.path.join(root, "provenance")
-
-
-_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-_UNESCAPE = re.compile(r"\\(.)", re.S)
-
-
-def _escape(name: str) -> str:
-    """A name with no tab or line break (a records line holds it), reversibly."""
-    return "".join(_ESCAPES.get(c, c) for c in name) if any(c in _ESCAPES for c in name) else name
-
-
-def _unescape(text: str) -> str:
-    letters = {"t": "\t", "n": "\n", "r": "\r"}
-    return _UNESCAPE.sub(lambda m: letters.get(m.group(1), m.group(1)), text)
-
-
-class _Records:
-    """The records of one output folder: one append-only file per process, read by tail.
-
-    A line is ``<name>\\t<digest>\\t<size>\\t<inode>\\t<mtime_ns>`` (inode and mtime are
-    ``-`` off the local filesystem). The latest record of a name that matches the file
-    as it is now is its proof.
-    """
-
-    def __init__(self, folder_key: str) -> None:
-        digest = hashlib.sha256(folder_key.encode("utf-8", "surrogateescape")).hexdigest()
-        self.dir = os.path.join(records_dir(), digest[:32])
-        self.own = os.path.join(self.dir, f"{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tsv")
-        self.read_upto: dict[str, int] = {}
-        self.by_name: dict[str, list[tuple[str, int, str, str]]] = {}
-        self.lock = threading.Lock()
-
-    def add(self, name: str, digest: str, size: int, ino: str, mtime: str) -> None:
-        line = "\t".join((_escape(name), digest, str(size), ino, mtime)) + "\n"
-        with self.lock:
-            os.makedirs(self.dir, exist_ok=True)
-            if self.own not in self.read_upto:
-                self.read_upto[self.own] = 0
-            with open(self.own, "a", encoding="utf-8", errors="surrogateescape") as f:
-                f.write(line)
-            self.read_upto[self.own] += len(line.encode("utf-8", "surrogateescape"))
-            self.by_name.setdefault(name, []).append((digest, size, ino, mtime))
-
-    def _refresh(self) -> None:
-        try:
-            entries = list(os.scandir(self.dir))
-        except FileNotFoundError:
-            return
-        for entry in entries:
-            if not entry.name.endswith(".tsv"):
-                continue
-            start = self.read_upto.get(entry.path, 0)
-            try:
-                if entry.stat().st_size <= start:
-                    continue
-                with open(entry.path, "rb") as f:
-                    f.seek(start)
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            end = data.rfind(b"\n") + 1  # a line being appended now is read next time
-            self.read_upto[entry.path] = start + end
-            for raw in data[:end].decode("utf-8", "surrogateescape").splitlines():
-                parts = raw.split("\t")
-                if len(parts) == 5 and parts[2].isdigit():
-                    name, digest, size, ino, mtime = parts
-                    record = (digest, int(size), ino, mtime)
-                    self.by_name.setdefault(_unescape(name), []).append(record)
-
-    def lookup(self, name: str, size: int, ino: str, mtime: str) -> str | None:
-        """The digest of the latest record of ``name`` that matches the file, or None."""
-        with self.lock:
-            for attempt in range(2):  # what is known, then once more after reading tails
-                for digest, r_size, r_ino, r_mtime in reversed(self.by_name.get(name, [])):
-                    if r_size == size and r_ino == ino and r_mtime == mtime:
-                        return digest
-                if attempt == 0:
-                    self._refresh()
-        return None
-
-
-_records: dict[str, _Records] = {}
-_records_lock = threading.Lock()
-reset_in_child(globals(), locks=["_records_lock"], clear=["_records"])
-
-
-def _records_for(folder_key: str) -> _Records:
-    records = _records.get(folder_key)
-    if records is None:
-        with _records_lock:
-            records = _records.setdefault(folder_key, _Records(folder_key))
-    return records
-
-
-def _forget_records() -> None:
-    """Drop this process's cached records (tests that change the cache folder)."""
-    with _records_lock:
-        _records.clear()
 
 
 # -- local files ------------------------------------------------------------------------

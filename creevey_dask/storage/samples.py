@@ -29,11 +29,11 @@ ever compared, never used as paths.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
-import re
 import tarfile
 import threading
 import time
@@ -45,6 +45,15 @@ from typing import Any
 from .._fork import reset_in_child
 from ..exceptions import ArchiveError, MissingDataError, SizeLimitError, UnsafeSourceError
 from . import fs as storage
+from .sample_names import (
+    SAMPLE_SEP,
+    is_image_ext,
+    is_sample,
+    member_key,
+    sample_source,
+    split_member,
+    split_sample,
+)
 
 __all__ = [
     "DIGEST_COL",
@@ -72,8 +81,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Between a shard's path and a member's name in a sample source.
-SAMPLE_SEP = "#"
 #: Records columns of a WebDataset shard: where each ``ok`` sample's members start ...
 OFFSET_COL = "tar_offset"
 #: ... how many bytes they span (headers and padding included) ...
@@ -85,67 +92,11 @@ TAR_BYTES_META = b"creevey_tar_bytes"
 #: The suffix of the index written beside a tar that has no offsets in its records.
 INDEX_SUFFIX = ".index.json"
 
-_SHARD_EXTS = (".tar", ".parquet")
 #: The records column of each row's sample key.
 KEY_COL = "key"
 _INDEX_FORMAT = "creevey-tar-index"
 #: Image columns of a Parquet shard: an HF ``Image`` struct, or img2dataset's binary.
 IMAGE_COLS = ("image", "jpg", "png", "webp")
-# webdataset's rule: the key is the path up to the first dot of the last segment
-_KEY_EXT = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$", re.S)
-_NON_IMAGE = frozenset({"json", "txt", "cls", "cls2", "caption", "npy", "pyd", "pickle"})
-
-
-def is_image_ext(ext: str) -> bool:
-    """Whether a member extension names an image (not webdataset's metadata members)."""
-    return ext.lower() not in _NON_IMAGE
-
-
-def split_sample(source: Any) -> tuple[str, str] | None:
-    """``(shard, member)`` if ``source`` names a sample inside a shard, else None.
-
-    A sample source is ``<path>.tar#<member>`` or ``<path>.parquet#<member>`` with a
-    non-empty member; the last ``#`` separates them. http(s) URLs are never samples
-    (their ``#`` is a fragment).
-
-    Examples
-    --------
-    >>> split_sample("out/00000.tar#000000001.jpg")
-    ('out/00000.tar', '000000001.jpg')
-    >>> split_sample("photos/cat#1.jpg") is None
-    True
-    """
-    if not isinstance(source, str) or SAMPLE_SEP not in source:
-        return None
-    shard, _, member = source.rpartition(SAMPLE_SEP)
-    if not member or not shard.lower().endswith(_SHARD_EXTS):
-        return None
-    if shard.startswith(("http://", "https://")):
-        return None
-    return shard, member
-
-
-def sample_source(shard: str, member: str) -> str:
-    """The sample source of ``member`` in ``shard``: ``f"{shard}#{member}"``."""
-    return f"{shard}{SAMPLE_SEP}{member}"
-
-
-def split_member(member: str) -> tuple[str, str] | None:
-    """``(key, extension)`` of a member name, as webdataset groups members; None if no dot."""
-    match = _KEY_EXT.match(member)
-    return None if match is None else (match.group(1), match.group(2))
-
-
-def member_key(member: str) -> str:
-    """A member's sample key, as webdataset groups them: up to the first dot of its name.
-
-    Examples
-    --------
-    >>> member_key("000000001.jpg"), member_key("a/b.seg.json"), member_key("plain")
-    ('000000001', 'a/b', 'plain')
-    """
-    match = _KEY_EXT.match(member)
-    return match.group(1) if match else member
 
 
 # ---- the index of one shard -----------------------------------------------------------
@@ -428,38 +379,52 @@ def index_shard(shard: str, storage_options: Mapping[str, Any] | None = None) ->
 # ---- reading one sample ----------------------------------------------------------------
 
 
-def _member_of(blob: bytes, member: str, shard: str, whole: list[str]) -> bytes | None:
+def _wanted(name: str, member: str) -> bool:
+    """Whether tar member ``name`` is what a read of ``member`` wants (a bare key: its image)."""
+    if split_member(member) is not None:
+        return name == member
+    parts = split_member(name)
+    return parts is not None and parts[0] == member and is_image_ext(parts[1])
+
+
+def _member_of(blob: bytes, member: str, shard: str) -> bytes | None:
     """The data of ``member`` in ``blob``, a run of whole tar members; None if absent.
 
-    With ``member`` a bare key (no extension), the sample's image member. The names of
-    the whole regular members seen before it (all of them, if it is absent) are
-    appended to ``whole``.
+    With ``member`` a bare key (no extension), the sample's image member. Only the
+    headers of the other members are parsed, not their data.
     """
-    want_key = member if _KEY_EXT.match(member) is None else None
     try:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar:
             for info in tar:
-                if want_key is None:
-                    hit = info.name == member
-                else:
-                    match = _KEY_EXT.match(info.name)
-                    hit = match is not None and match.group(1) == want_key
-                    hit = hit and match is not None and is_image_ext(match.group(2))
-                if not hit:
-                    handle = tar.extractfile(info) if info.isfile() else None
-                    if handle is not None and len(handle.read()) == info.size:
-                        whole.append(info.name)
+                if not _wanted(info.name, member):
                     continue
                 if not info.isfile():
                     raise UnsafeSourceError(f"{info.name!r} in {shard!r} is not a regular file")
                 handle = tar.extractfile(info)
                 data = b"" if handle is None else handle.read()
-                if len(data) != info.size:
-                    return None
-                return data
+                return data if len(data) == info.size else None
     except tarfile.TarError:
         return None
     return None
+
+
+def _whole_others(blob: bytes, member: str) -> list[str]:
+    """The names of the whole regular members in ``blob`` that are not ``member``.
+
+    Up to the first damaged one: what a read that missed ``member`` found instead.
+    """
+    whole: list[str] = []
+    with (
+        contextlib.suppress(tarfile.TarError),
+        tarfile.open(fileobj=io.BytesIO(blob), mode="r:") as tar,
+    ):
+        for info in tar:
+            if not info.isfile() or _wanted(info.name, member):
+                continue
+            handle = tar.extractfile(info)
+            if handle is not None and len(handle.read()) == info.size:
+                whole.append(info.name)
+    return whole
 
 
 def _no_member(member: str, shard: str, names: list[str]) -> MissingDataError:
@@ -541,7 +506,7 @@ def read_sample(
     index = _current_index(shard, storage_options)
     if index.origin == "parquet":
         return _parquet_sample(index, member, storage_options)
-    if index.members and member not in index.members and _KEY_EXT.match(member):
+    if index.members and member not in index.members and split_member(member):
         raise _no_member(member, shard, list(index.members))  # the index lists every name
     first = index.span(member)
     whole: list[str] = []
@@ -575,7 +540,7 @@ def _tar_sample(
 ) -> bytes | None:
     """One ranged read of ``member``'s sample; None if the index does not match the tar.
 
-    ``whole`` gets the names of the whole members read that are not ``member``.
+    On a miss, ``whole`` gets the names of the whole members read that are not ``member``.
     """
     span = index.span(member)
     if span is None:
@@ -587,7 +552,11 @@ def _tar_sample(
             f"max_bytes={max_bytes:,}",
             nbytes=0,
         )
-    return _member_of(read_range(index.shard, start, end, options), member, index.shard, whole)
+    blob = read_range(index.shard, start, end, options)
+    data = _member_of(blob, member, index.shard)
+    if data is None:
+        whole.extend(_whole_others(blob, member))
+    return data
 
 
 def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None) -> bytes:
@@ -595,14 +564,3 @@ def read_bytes(path: str, storage_options: Mapping[str, Any] | None = None) -> b
     if is_sample(path):
         return read_sample(path, storage_options)
     return storage.read_bytes(path, storage_options)
-
-
-def is_sample(path: Any) -> bool:
-    """Whether ``path`` is read as a shard sample (:func:`split_sample`).
-
-    A local file whose own name has the form (``a.tar#b.jpg`` on disk) is that file.
-    """
-    if split_sample(path) is None:
-        return False
-    local = storage.local_os_path(path)
-    return local is None or not os.path.isfile(local)
