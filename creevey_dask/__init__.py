@@ -97,8 +97,9 @@ if TYPE_CHECKING:
     from .reports.sheets import contact_sheet, duplicate_sheet
     from .reports.summary import summary_figure, summary_table
     from .schema import RESULT_COLUMNS, STATUS_DTYPE, STATUSES
+    from .sinks.formats import OUTPUT_FORMATS
     from .sinks.shard_options import ShardOptions
-    from .sinks.shards import OUTPUT_FORMATS, read_shards
+    from .sinks.shards import read_shards
     from .sources.http import HttpOptions
 
 # A library logs and never configures logging: each module logs to its own
@@ -120,7 +121,7 @@ _LAZY: dict[str, str] = {
     "HttpLoader": "download",
     "download": "download",
     "download_images_as_png": "original",
-    "OUTPUT_FORMATS": "sinks.shards",
+    "OUTPUT_FORMATS": "sinks.formats",
     "read_shards": "sinks.shards",
     "RESULT_COLUMNS": "schema",
     "STATUS_DTYPE": "schema",

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..options import replace_fields
+from .formats import FORMATS, OUTPUT_FORMATS
 
 __all__ = [
     "DEFAULT_SHARD_SIZE",
@@ -23,11 +24,8 @@ __all__ = [
     "shard_options",
 ]
 
-#: The sharded formats: WebDataset tars (with a records Parquet beside each) and Parquet
-#: shards with an HF ``Image`` column.
-SHARD_FORMATS = ("webdataset", "parquet")
-#: The allowed names of ``output_format=``: a file per row, or a shard format.
-OUTPUT_FORMATS = ("files", *SHARD_FORMATS)
+#: The sharded formats (the names of the registry, :data:`~creevey_dask.sinks.formats.FORMATS`).
+SHARD_FORMATS = tuple(FORMATS)
 #: The most rows per shard by default.
 DEFAULT_SHARD_SIZE = 1000
 

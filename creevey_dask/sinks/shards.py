@@ -100,6 +100,7 @@ from .parquet import IMAGE_COL
 from .reading import read_records
 from .resume import RECORDS_EXT, dataset_index
 from .runner import KEY_IN, SinkRunner
+from .shard_options import DEFAULT_SHARD_SIZE, check_shard_size
 from .stats import STATS_NAME
 
 if TYPE_CHECKING:
@@ -122,20 +123,11 @@ __all__ = [
     "write_stats",
 ]
 
-#: The default number of rows per shard.
-DEFAULT_SHARD_SIZE = 1000
-
 
 def _check_format(output_format: Any) -> str:
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output_format {output_format!r} is not one of {list(OUTPUT_FORMATS)}")
     return str(output_format)
-
-
-def _check_shard_size(shard_size: Any) -> int:
-    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or shard_size < 1:
-        raise ValueError(f"shard_size must be a positive int, got {shard_size!r}")
-    return shard_size
 
 
 class _SampleName:
@@ -182,7 +174,7 @@ class Sink:
         verify_hash: tuple[str, str] | None = None,
     ) -> None:
         self.output_format = _check_format(output_format)
-        self.shard_size = _check_shard_size(shard_size)
+        self.shard_size = check_shard_size(shard_size)
         if isinstance(carry_cols, str):
             carry_cols = [carry_cols]
         self.carry_cols = None if carry_cols is None else list(carry_cols)
