@@ -4,16 +4,23 @@ The package, by the stages a row goes through (each sub-package's docstring list
 modules)::
 
     storage/    fs (fsspec paths, atomic writes, sweeps), naming (outpaths), provenance
-                (the proof an output carries, exclusive commits)
-    sources/    http/: sessions, address checks, deadlines, retries, politeness
-    image/      imagefile (load, decode, encode, write), checks (filters, source hashes)
+                (the proof an output carries, exclusive commits), samples (shard samples
+                as sources)
+    sources/    http/ (sessions, address checks, deadlines, retries, politeness, HttpOptions),
+                hashing (source digests)
+    image/      decode, loading, encode, formats (the one format table), filters
+                (FilterOptions); imagefile gathers the public names
     ops/        image ops and measurements
-    engine/     pipeline (Pipeline.run), runner (a run's partitions), partition (a
-                partition's rows on a thread pool), scheduling (where a run executes),
-                rows (the row context: report, record), progress, interrupt
-    sinks/      shards: output formats (files, WebDataset/Parquet shards), read_shards
-    download, resize, duplicates     the tasks
-    original    the original creevey's functions (download_images_as_png, ...)
+    engine/     pipeline (Pipeline.run, the one way a run starts), runner (a run's
+                partitions), partition (a partition's rows on a thread pool), scheduling
+                (where a run executes), outputs, inputs, rows (report, record), summary,
+                progress, interrupt, processes
+    sinks/      shards (the Sink and the layout), shard_options (ShardOptions), formats (the
+                registry), keys, spool, records, webdataset, parquet, resume, runner,
+                stats, reading (read_shards)
+    download, resize, duplicates/    the tasks
+    original    the original creevey's functions: download_images_as_png,
+                resize_multiple_files, create_imagenet_style_symlinks
     layout/     split (train/valid/test), imagenet (ImageNet-style trees)
     reports/    sheets (contact sheets), summary (tables and figures), charts (drawing)
     datasets/   base (BaseDataset, S3TarfileDataset), s3download, tarfiles, examples
@@ -22,6 +29,7 @@ modules)::
     cluster     start_local_cluster; politeness limits per worker
     testing     ImageServer (loopback, fault routes) and sample_images, for docs and tests
     exceptions, schema, options    the exception tree, result columns, RunOptions
+    _keywords, _lazy, _fork, _redact, _dask_types    leaf helpers every layer may use
 
 ``import creevey_dask`` registers the ``df.creevey`` accessor. Each module logs to
 ``logging.getLogger(__name__)`` (``creevey_dask.engine.partition``, ``creevey_dask.download``, ...);

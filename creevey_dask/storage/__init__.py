@@ -4,6 +4,8 @@
                 the sweep of dead writers' temporaries, reading a row's source bytes
     naming      outpath functions and the one owner of output names (plain, hashed)
     provenance  the proof an output carries of its source, and the exclusive commit
+    samples     shard samples as sources (``<shard>.tar#<member>``): ranged reads, indexes
+    sample_names  how a sample's source and members are named
     _records    the records fallback: proofs kept in this machine's cache, for stores
                 that hold none
 

@@ -1,4 +1,4 @@
-"""The options of a download: :class:`HttpOptions`, validated once, and its shortcuts."""
+"""The options of a download: :class:`HttpOptions`, validated once."""
 
 from __future__ import annotations
 
