@@ -12,7 +12,8 @@ its outputs, normalised so that a rerun changes nothing that does not matter: th
 loopback server's random ports read ``127.0.0.1:PORT``, the work folder each run makes
 (and keeps, to look at afterwards) ``creevey-notebook-XXXXXXXX``, progress bars show
 their last state with ``N`` for times and rates, and the hashes of URLs with those ports
-(in file names, shard names and sample keys) ``XXXXXXXX...``; an image keeps only its smaller
+(in file names, shard names and sample keys) ``XXXXXXXX...``, and the writing in shard
+names ``YYYYMMDDTHHMMSSffffff-XXXX``; an image keeps only its smaller
 encoding (PNG or JPEG), and the cells in :data:`PLAIN_OUTPUTS` keep only their plain-text output.
 Without ``--execute`` the notebooks are written without outputs (quicker while
 editing; ``tests/test_notebooks.py`` insists on executed ones).
@@ -411,7 +412,11 @@ table.tail(3)""",
 from creevey_dask import UrlListDataset
 
 ds = UrlListDataset(
-    str(workdir / "pets"), table, shape=(64, 64), valid_size=0.25, random_state=0,
+    str(workdir / "pets"),
+    table,
+    shape=(64, 64),
+    valid_size=0.25,
+    random_state=0,
     http_options=cd.HttpOptions(retries=1),
 )
 ds.build()""",
@@ -490,6 +495,8 @@ _PORT = re.compile(r"\b(127\.0\.0\.1|localhost):\d{2,5}\b")
 _WORKDIR = re.compile(r"(?:[^\s'\"<>()]*/)?creevey-notebook-[A-Za-z0-9_]{8}")
 _URL_HASH = re.compile(r"_[0-9a-f]{16}\.(jpg|png|webp)\b")  # naming="url_hash": of the URL
 _SHARD = re.compile(r"\b(\d{5}-\d{4})-[0-9a-f]{8}\b")  # shard names: a token of their rows
+#: A shard name's writing: the call's UTC start to the microsecond and 4 random digits.
+_WRITING = re.compile(r"\b\d{8}T\d{12}-[0-9a-f]{4}-")
 _KEY = re.compile(r"\b[0-9a-f]{16}\b")  # sample keys: hashes of URLs
 _BAR_TIMES = re.compile(r"\[\d+:\d+<[\d:?]+, +[\d.?]+ *(\w+)/s\]")  # a progress bar's
 _SUMMARY_TIMES = re.compile(r"in \d+\.\d s: (.*) \([\d.]+ images/s\)")  # the summary's
@@ -532,6 +539,7 @@ def _normalize_text(text: str) -> str:
     text = _PORT.sub(r"\1:PORT", text)
     text = _URL_HASH.sub(r"_XXXXXXXXXXXXXXXX.\1", text)  # hashes of URLs with that port
     text = _SHARD.sub(r"\1-XXXXXXXX", text)
+    text = _WRITING.sub("YYYYMMDDTHHMMSSffffff-XXXX-", text)
     text = _KEY.sub("XXXXXXXXXXXXXXXX", text)
     return _WORKDIR.sub("creevey-notebook-XXXXXXXX", text)
 
