@@ -10,9 +10,11 @@ function's (taken from its signature, so no parameter list is written twice). Se
 
 from __future__ import annotations
 
+import datetime
 import inspect
 import numbers
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -67,8 +69,6 @@ class _WriteLog:
     HEADER = "timestamp,url,local_path\n"
 
     def __init__(self, path: Any) -> None:
-        import os
-
         text = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
         if not isinstance(text, str):
             raise TypeError(f"write_log_path must be a path, got {path!r}")
@@ -81,16 +81,12 @@ class _WriteLog:
 
     def start(self) -> None:
         """Create the log with its header unless it exists (before the run)."""
-        import os
-
         if not os.path.exists(self.path):
             with open(self.path, "w", encoding="utf-8") as log:
                 log.write(self.HEADER)
 
     def _local(self) -> Any:
         if self._state is None:
-            import threading
-
             self._state = (threading.local(), threading.Lock())
         return self._state
 
@@ -98,9 +94,6 @@ class _WriteLog:
         self._local()[0].url = url
 
     def append(self, outpath: str) -> None:
-        import datetime
-        import os
-
         here, lock = self._local()
         local_path = os.path.abspath(outpath.removeprefix("file://"))
         line = f"{datetime.datetime.now()},{getattr(here, 'url', '')},{local_path}\n"
