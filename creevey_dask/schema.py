@@ -48,7 +48,8 @@ UPSTREAM_ERROR_COL = "_creevey_upstream_error"
 
 
 def error_type_of(error: Any) -> str | None:
-    """The exception name a row's ``error`` text starts with (the form of ``engine.format_error``).
+    """The exception name a row's ``error`` text starts with (as
+    ``exceptions.format_error`` writes it).
 
     Examples
     --------

@@ -146,7 +146,8 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
 
 
 def _checks(parser: argparse.ArgumentParser) -> None:
-    """The size filters, source hashes and result-column naming of download and resize."""
+    """The size filters, source hashes and result-column naming of download and resize
+    (:class:`~creevey_dask.FilterOptions` but ``max_pixels``, and ``--result-suffix``)."""
     parser.add_argument(
         "--min-image-size",
         type=int,
@@ -194,7 +195,6 @@ def _verify_hash(text: str) -> tuple[str, str]:
     return column, algorithm or "sha256"
 
 
-#: The options of size filters and hashes (see creevey_dask.image.checks), for download and resize.
 def _storage_option_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage-option",
@@ -216,7 +216,6 @@ def _verbose_flag(parser: argparse.ArgumentParser, default: Any) -> None:
     )
 
 
-#: The options of sharded outputs (see creevey_dask.sinks.shards), for download and resize.
 def _shape(text: str) -> tuple[int, int]:
     parts = text.lower().replace("x", ",").split(",")
     try:

@@ -74,8 +74,10 @@ class UrlListDataset(BaseDataset):
     progress : bool, default False
         Progress bars for the download and the resize.
     **download_kwargs
-        Passed to :func:`creevey_dask.download` (``timeout``, ``retries``,
-        ``per_host_limit``, ``http_options``, ``n_jobs``, ...).
+        Passed to :func:`creevey_dask.download` (``http_options=HttpOptions(...)``,
+        ``filters=``, ``n_jobs``, ``options=RunOptions(...)``, ...). An ``options`` given
+        here keeps its fields, but ``progress`` (and ``storage_options``, when given)
+        above override theirs.
 
     Examples
     --------

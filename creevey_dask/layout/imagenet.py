@@ -2,7 +2,7 @@
 
 :func:`imagenet_symlinks` (and the original creevey's
 :func:`~creevey_dask.original.create_imagenet_style_symlinks`) split the rows with
-:func:`creevey_dask.split.split` and lay them out as
+:func:`creevey_dask.layout.split.split` and lay them out as
 ``<outdir>/<split>/<label>/<file>`` (symlinks, or copies on any fsspec filesystem),
 with a ``manifest.csv``: the layout that torchvision's ``ImageFolder``, fastai and
 HuggingFace ``datasets``' ``imagefolder`` read. The tree is built in a hidden folder

@@ -1,6 +1,6 @@
 """Reading a folder of shards back: one row per key, each ``ok`` row's sample source.
 
-:func:`read_records` (behind :func:`creevey_dask.sinks.read_shards`) plans on the
+:func:`read_records` (behind :func:`creevey_dask.read_shards`) plans on the
 driver: it lists the folder once, reads each shard's ``key`` and ``status`` columns,
 tells complete shards from cut ones (the tar is there, with the size its records noted,
 and holds every span they name), and keeps, per key, its latest attempt (the size and
@@ -280,7 +280,7 @@ def read_records(
     *,
     attempts: str = "latest",
 ) -> Any:
-    """The records of a folder of shards, as :func:`creevey_dask.sinks.read_shards` says."""
+    """The records of a folder of shards, as :func:`creevey_dask.read_shards` says."""
     import dask.dataframe as dd
 
     attempts = _check_attempts(attempts)

@@ -117,7 +117,7 @@ class SourceHash:
     Parameters
     ----------
     loader : callable
-        The loader to wrap (e.g. an :class:`~creevey_dask.download.HttpLoader`).
+        The loader to wrap (e.g. an :class:`~creevey_dask.HttpLoader`).
     compute_hash : {"sha256", "md5"}, optional
         Record the digest in the column ``source_<algorithm>``.
     verify_hash : (column, algorithm), optional

@@ -2,7 +2,8 @@
 
 A sample inside a shard is named by a *sample source*, a string any loader of the
 library reads like a file path: the shard's path (local or fsspec URL), ``#``, and the
-member's name ``<key>.<ext>`` (``out/00000-0000-3f1c9a0b.tar#3f1c9a0b5e2d7a61.jpg``).
+member's name ``<key>.<ext>``
+(``out/20261204T041500123456-3f1c-00000-0000-9a0b1c2d.tar#3f1c9a0b5e2d7a61.jpg``).
 :func:`read_sample` reads one with a ranged read, never extracting the shard: locally
 a seek, on object stores one ``Range`` GET (``fs.cat_file(path, start, end)``).
 
