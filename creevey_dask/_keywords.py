@@ -1,5 +1,7 @@
 """Keyword typos named in public terms: ``df.creevey.download() got an unexpected
-keyword argument 'caption_column'; did you mean 'caption_col'?``.
+keyword argument 'url_column'; did you mean 'url_col'?``, and a keyword that is an option
+object's field named with where it goes (``... 'shard_size'; it is a field of
+ShardOptions: pass output_format=ShardOptions(..., shard_size=...)``).
 
 Python's own message names the function's qualified name (``_Runs.download``, a private
 class of the accessor) and suggests nothing. :func:`public_keywords` checks the keyword
