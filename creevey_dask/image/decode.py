@@ -347,7 +347,8 @@ def _precheck_decoded_at_open(
             raise ImageTooLargeError(
                 f"refused{where}: an image inside the ICO declares {width} x {height} = "
                 f"{width * height:,} pixels, more than max_pixels={max_pixels:,} (a possible "
-                "decompression bomb); raise max_pixels= to allow it"
+                "decompression bomb); raise max_pixels (a run's "
+                "filters=FilterOptions(max_pixels=...)) to allow it"
             )
         if max_row_bytes is not None:
             need = estimate_row_bytes("RGBA", (width, height), data_bytes=len(data))
@@ -377,7 +378,7 @@ def _open(data: bytes, where: str, max_pixels: int | None) -> Image.Image:
         raise ImageTooLargeError(
             f"refused{where}: its header declares {width} x {height} = {width * height:,} "
             f"pixels, more than max_pixels={max_pixels:,} (a possible decompression bomb); "
-            "raise max_pixels= to allow it"
+            "raise max_pixels (a run's filters=FilterOptions(max_pixels=...)) to allow it"
         )
     return image
 
