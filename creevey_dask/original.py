@@ -232,11 +232,11 @@ def download_images_as_png(
     )
     call.apply_defaults()
     if write_log_path is None:
-        return download_with(call.arguments)
+        return download_with(call.arguments, outpath_param="path_func")
     log = _WriteLog(write_log_path)
     check_naming(call.arguments["naming"])  # before the log file is touched
     log.start()
-    return download_with(call.arguments, log.wrap)
+    return download_with(call.arguments, log.wrap, outpath_param="path_func")
 
 
 @public_keywords("resize_multiple_files", moved=MOVED_RESIZE_KEYWORDS)

@@ -375,6 +375,17 @@ def test_download_images_as_png_refuses_outdir_with_path_func(tmp_path: Path) ->
     assert files_in(tmp_path) == []
 
 
+def test_an_outpath_function_with_shards_is_refused_by_its_callers_name() -> None:
+    """Shards are named by the run; the refusal names the parameter the caller passed."""
+    urls = ["http://127.0.0.1:9/a.jpg"]
+    with pytest.raises(ValueError, match=r"^outpath_func= names files, but output_format='we"):
+        download(urls, None, outpath_func=str, output_format="webdataset")
+    with pytest.raises(ValueError, match=r"^path_func= names files, but output_format='parq"):
+        download_images_as_png(urls, path_func=str, output_format="parquet")
+    with pytest.raises(TypeError, match=r"^path_func must be callable, got 3"):
+        download_images_as_png(urls, path_func=3)  # type: ignore[arg-type]
+
+
 def _quantization(data: bytes) -> object:
     with Image.open(io.BytesIO(data)) as image:
         return image.quantization  # the JPEG quantization tables: set by the quality
