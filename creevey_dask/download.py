@@ -394,6 +394,10 @@ def download_with(
             "format='original' writes the downloaded bytes unchanged, so it takes no ops; "
             "pick format='png', 'jpeg' or 'webp' to apply ops"
         )
+    url_col = args["url_col"]
+    frame, _, _ = as_frame(args["df"], url_col, what="urls", noun="URL", param="url_col")
+    filters.check_columns(frame.columns)
+    # every argument is checked: from here on the run starts (``wrap`` may touch files)
     namer: Callable[[Any], str] = path_func or make_namer(
         naming, cast(str, outdir), None if fmt == "original" else extension_for(fmt)
     )
@@ -406,10 +410,6 @@ def download_with(
     if wrap is not None:
         loader, writer = wrap(loader, writer)
     pipeline = Pipeline(loader, ops=filters.wrap_ops(ops_list), write_func=writer)
-
-    url_col = args["url_col"]
-    frame, _, _ = as_frame(args["df"], url_col, what="urls", noun="URL", param="url_col")
-    filters.check_columns(frame.columns)
     result = pipeline.run(
         frame, namer, inpath_col=url_col, output_format=args["output_format"], options=opts
     )

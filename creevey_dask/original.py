@@ -30,7 +30,6 @@ from .layout.imagenet import imagenet_symlinks
 from .options import run_options
 from .resize import MOVED_RESIZE_KEYWORDS, resize
 from .storage import fs as storage
-from .storage.naming import check_naming
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -104,7 +103,9 @@ class _WriteLog:
         return {"path": self.path, "_state": None}
 
     def wrap(self, loader: Callable[..., Any], writer: Any) -> tuple[Callable[..., Any], Any]:
-        """The download's loader and writer, logging to this file."""
+        """The download's loader and writer, logging to this file (created now, with its
+        header, unless it exists: the run's arguments have been checked)."""
+        self.start()
         return _LoggingLoader(loader, self), _LoggingWriter(writer, self)
 
 
@@ -233,9 +234,7 @@ def download_images_as_png(
     call.apply_defaults()
     if write_log_path is None:
         return download_with(call.arguments, outpath_param="path_func")
-    log = _WriteLog(write_log_path)
-    check_naming(call.arguments["naming"])  # before the log file is touched
-    log.start()
+    log = _WriteLog(write_log_path)  # started once download_with has checked the rest
     return download_with(call.arguments, log.wrap, outpath_param="path_func")
 
 

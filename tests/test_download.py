@@ -372,6 +372,17 @@ def test_download_images_as_png_refuses_outdir_with_path_func(tmp_path: Path) ->
     for bad in ("log.txt", "memory://log.csv"):
         with pytest.raises(ValueError, match="write_log_path must"):
             download_images_as_png(["http://127.0.0.1:9/a.jpg"], str(tmp_path), None, True, bad)
+    # a call refused up front writes no log either
+    log = str(tmp_path / "log.csv")
+    frame = pd.DataFrame({"url": ["http://127.0.0.1:9/a.jpg"]})
+    for kwargs, error in [
+        ({"path_func": 3}, "path_func must be callable"),
+        ({"url_col": "link"}, r"no column\(s\) \['link'\]"),
+        ({"filters": creevey_dask.FilterOptions(verify_hash=("md5", "md5"))}, "verify_hash names"),
+        ({"path_func": str, "output_format": "webdataset"}, "path_func= names files"),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=error):
+            download_images_as_png(frame, write_log_path=log, **kwargs)
     assert files_in(tmp_path) == []
 
 
