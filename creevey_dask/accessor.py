@@ -30,6 +30,17 @@ if TYPE_CHECKING:  # imported by the methods that use them, so that import stays
 __all__ = ["CreeveyAccessor", "CreeveySeriesAccessor"]
 
 
+def _bind(
+    signature: inspect.Signature, public_name: str, args: Any, kwargs: Any
+) -> inspect.BoundArguments:
+    """``signature.bind(*args, **kwargs)``; a wrong call's TypeError names ``public_name``
+    (Python's own names no function)."""
+    try:
+        return signature.bind(*args, **kwargs)
+    except TypeError as err:
+        raise TypeError(f"{public_name}() {err}") from None
+
+
 def _without_first_parameter(doc: str) -> str:
     """A numpydoc docstring without the entry of its first parameter (the frame)."""
     lines = doc.splitlines()
@@ -93,10 +104,10 @@ class _FrameMethod:
             for name in kwargs:
                 if name not in known:
                     raise unknown_keyword(public_name, name, names, moved)
+            bound = _bind(bare, public_name, args, kwargs)
             if source is None:
                 return func(accessor._obj, *args, **kwargs)
             param, default = source
-            bound = bare.bind_partial(*args, **kwargs)
             frame, col = accessor._source(bound.arguments.get(param), default)
             bound.arguments[param] = col
             return func(frame, *bound.args, **bound.kwargs)
@@ -158,7 +169,7 @@ class _RunMethod:
             for name in kwargs:
                 if name not in signature.parameters:
                     raise unknown_keyword(public_name, name, names, moved)
-            arguments = dict(signature.bind(*args, **kwargs).arguments)
+            arguments = dict(_bind(signature, public_name, args, kwargs).arguments)
             pipeline = arguments.pop("pipeline")
             if not isinstance(pipeline, Pipeline):
                 raise TypeError(f"pipeline must be a creevey_dask.Pipeline, got {pipeline!r}")

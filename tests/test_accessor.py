@@ -145,6 +145,28 @@ def test_a_typo_names_the_public_method():
         df["url"].creevey.resize("out", shap=5)
 
 
+def test_a_wrong_call_names_the_public_method():
+    """Missing, extra or doubled arguments are named as the user called them."""
+    df = pd.DataFrame({"path": ["a.jpg"]})
+    pipeline = Pipeline(load_image)
+    cases = [
+        (lambda: df.creevey.run(pipeline, "out"), r"^df\.creevey\.run\(\) missing .*'outpath_f"),
+        (lambda: df.path.creevey.run(pipeline), r"^series\.creevey\.run\(\) missing .*'outpath_f"),
+        (
+            lambda: df.creevey.run(pipeline, "path", str, 1, True, 3),
+            r"^df\.creevey\.run\(\) too many",
+        ),
+        (lambda: df.creevey.resize("out", "path", 8), r"^df\.creevey\.resize\(\) too many"),
+        (
+            lambda: df.path.creevey.download("out", "path", url_col="path"),
+            r"^series\.creevey\.download\(\) multiple values for argument 'url_col'",
+        ),
+    ]
+    for call, match in cases:
+        with pytest.raises(TypeError, match=match):
+            call()
+
+
 def test_the_seed_resize_keeps_resize_defaults():
     import inspect
 
