@@ -159,8 +159,29 @@ class _LoggingWriter:
         self.log.append(outpath)
 
 
-@public_keywords("download_images_as_png", moved=MOVED_DOWNLOAD_KEYWORDS)
-@extends(download, exclude=("df", "format", "ops", "outpath_func", "quality"))
+#: download()'s keywords that download_images_as_png fills itself, and what to do instead.
+_SET_BY_DOWNLOAD_IMAGES_AS_PNG = {
+    "df": "it is urls= here",
+    "format": "download_images_as_png writes PNG (as the original creevey did): call "
+    "creevey_dask.download(format=...) for another format",
+    "quality": "PNG has no quality: call creevey_dask.download(format=..., quality=...) "
+    "for JPEG or WebP",
+    "ops": "pass resize_shape=, or call creevey_dask.download(ops=...) for other ops",
+    "outpath_func": "it is path_func= here",
+}
+
+#: resize()'s keywords that resize_multiple_files fills itself, and what to do instead.
+_SET_BY_RESIZE_MULTIPLE_FILES = {
+    "df": "it is paths= here",
+    "path_col": "paths= takes the paths themselves (a list or Series, e.g. df['file']); "
+    "creevey_dask.resize.resize(df, outdir, path_col=...) takes a frame's column",
+}
+
+
+@public_keywords(
+    "download_images_as_png", moved={**MOVED_DOWNLOAD_KEYWORDS, **_SET_BY_DOWNLOAD_IMAGES_AS_PNG}
+)
+@extends(download, exclude=tuple(_SET_BY_DOWNLOAD_IMAGES_AS_PNG))
 def download_images_as_png(
     urls: Any,
     outdir: str | None = None,
@@ -238,8 +259,10 @@ def download_images_as_png(
     return download_with(call.arguments, log.wrap, outpath_param="path_func")
 
 
-@public_keywords("resize_multiple_files", moved=MOVED_RESIZE_KEYWORDS)
-@extends(resize, exclude=("df", "path_col"))
+@public_keywords(
+    "resize_multiple_files", moved={**MOVED_RESIZE_KEYWORDS, **_SET_BY_RESIZE_MULTIPLE_FILES}
+)
+@extends(resize, exclude=tuple(_SET_BY_RESIZE_MULTIPLE_FILES))
 def resize_multiple_files(
     paths: Iterable[str] | pd.Series | Any,
     shape: Sequence[int] | int | ops.Resize | None,

@@ -386,6 +386,22 @@ def test_download_images_as_png_refuses_outdir_with_path_func(tmp_path: Path) ->
     assert files_in(tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("format", r"'format'; download_images_as_png writes PNG .*download\(format=\.\.\.\)"),
+        ("quality", r"'quality'; .*download\(format=\.\.\., quality=\.\.\.\)"),
+        ("ops", r"'ops'; pass resize_shape=, or call creevey_dask\.download\(ops="),
+        ("outpath_func", r"'outpath_func'; it is path_func= here"),
+        ("df", r"'df'; it is urls= here"),
+    ],
+)
+def test_download_images_as_png_names_what_it_sets_itself(name: str, hint: str) -> None:
+    """download()'s keywords that the PNG download fills itself say so (no look-alike)."""
+    with pytest.raises(TypeError, match=rf"^download_images_as_png\(\) .*{hint}"):
+        download_images_as_png(["http://127.0.0.1:9/a.jpg"], **{name: None})
+
+
 def test_an_outpath_function_with_shards_is_refused_by_its_callers_name() -> None:
     """Shards are named by the run; the refusal names the parameter the caller passed."""
     urls = ["http://127.0.0.1:9/a.jpg"]

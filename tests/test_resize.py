@@ -442,3 +442,19 @@ def test_an_outpath_function_with_shards_is_refused(image_files, tmp_path):
             image_files, 8, str(tmp_path), outpath_func=str, output_format="webdataset"
         )
     assert os.listdir(tmp_path) == ["images"]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        (
+            "path_col",
+            r"'path_col'; paths= takes the paths themselves .*resize\(df, outdir, path_col",
+        ),
+        ("df", r"'df'; it is paths= here"),
+    ],
+)
+def test_resize_multiple_files_names_what_it_sets_itself(name, hint):
+    """resize()'s keywords that the seed function fills itself say so (no look-alike)."""
+    with pytest.raises(TypeError, match=rf"^resize_multiple_files\(\) .*{hint}"):
+        resize_multiple_files(["a.jpg"], 8, "out", **{name: "x"})
