@@ -133,3 +133,18 @@ def test_a_verifying_loader_needs_its_digest_column_up_front(image_files, tmp_pa
         with pytest.raises(ColumnError, match=r"verify_hash names the column 'sha', which"):
             pipeline.run(inpaths, outpath, inpath_col="path", output_format=output_format)
     assert not out.exists()
+
+
+def test_the_folder_of_shards_may_be_a_path(image_files, tmp_path):
+    """As download(outdir=Path) and resize(outdir=Path) do, Pipeline.run takes a Path."""
+    from creevey_dask import ImageWriter, RunOptions, read_shards
+
+    pipeline = Pipeline(load_image, write_func=ImageWriter("png"))
+    result = pipeline.run(
+        image_files,
+        tmp_path / "shards",
+        output_format="webdataset",
+        options=RunOptions(progress=False),
+    )
+    assert (result.status == "ok").all()
+    assert len(read_shards(str(tmp_path / "shards"))) == len(image_files)
