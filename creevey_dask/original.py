@@ -196,7 +196,9 @@ def download_images_as_png(
 
     The first seven parameters are the original creevey's, in its order; every other
     keyword is :func:`download`'s (``url_col=``, ``naming=``, ``http_options=``,
-    ``filters=``, ``options=``, ...), with its defaults.
+    ``filters=``, ``options=``, ...), with its defaults, and documented there;
+    ``skip_existing`` and ``n_jobs`` are shortcuts for the same
+    :class:`~creevey_dask.RunOptions` fields.
 
     Parameters
     ----------
@@ -218,9 +220,6 @@ def download_images_as_png(
         Downloads in flight per partition.
     resize_shape : int or (height, width), optional
         Resize every image to this shape (an int for a square).
-    **keywords
-        :func:`download`'s other keywords; ``skip_existing`` and ``n_jobs`` above are
-        shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
 
     Returns
     -------
@@ -275,7 +274,8 @@ def resize_multiple_files(
 
     The first five parameters are the original creevey's, in its order; every other
     keyword is :func:`resize`'s (``mode=``, ``format=``, ``ops=``, ``measure=``,
-    ``options=``, ...), with its defaults.
+    ``options=``, ...), with its defaults, and documented there; ``n_jobs`` and
+    ``skip_existing`` are shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
 
     Parameters
     ----------
@@ -290,8 +290,6 @@ def resize_multiple_files(
         Rows in flight per partition (the :class:`~creevey_dask.RunOptions` field).
     skip_existing : bool, default True
         Leave existing outputs alone.
-    **keywords
-        The other keywords of :func:`resize`.
 
     Returns
     -------
