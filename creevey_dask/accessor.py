@@ -119,7 +119,10 @@ class _FrameMethod:
         method.__name__ = self._attr
         method.__qualname__ = f"{cls.__name__}.{self._attr}"
         method.__module__ = __name__
-        intro = f"``{public_name}(...)`` is :func:`creevey_dask.{self._name}` called on this " + (
+        package = importlib.import_module("creevey_dask")
+        exported = getattr(package, self._name, None) is func  # else its module's name
+        target = self._name if exported else f"{self._module}.{self._name}"
+        intro = f"``{public_name}(...)`` is :func:`creevey_dask.{target}` called on this " + (
             "Series (a one-column frame)." if owner == "series" else "frame."
         )
         method.__doc__ = (

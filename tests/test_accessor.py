@@ -137,6 +137,15 @@ def test_accessor_methods_take_the_functions_parameters_and_docs(method, functio
         assert f"\n{first} :" not in doc  # the frame's entry is dropped
 
 
+def test_the_docs_link_the_function_a_method_calls():
+    """``df.creevey.resize`` is ``creevey_dask.resize.resize`` (``creevey_dask.resize`` is
+    the module); ``df.creevey.download`` is ``creevey_dask.download``."""
+    df = pd.DataFrame({"path": ["a.jpg"]})
+    assert ":func:`creevey_dask.resize.resize` called on this frame" in df.creevey.resize.__doc__
+    assert ":func:`creevey_dask.download` called on this Series" in df.path.creevey.download.__doc__
+    assert ":func:`creevey_dask.split` called on this frame" in df.creevey.split.__doc__
+
+
 def test_a_typo_names_the_public_method():
     df = pd.DataFrame({"url": ["http://127.0.0.1:9/a.jpg"]})
     with pytest.raises(TypeError, match=r"df\.creevey\.download\(\).*'url_col'"):
