@@ -29,6 +29,7 @@ from .exceptions import require_columns
 from .layout.imagenet import imagenet_symlinks
 from .options import run_options
 from .resize import MOVED_RESIZE_KEYWORDS, resize
+from .sinks.shard_options import shard_options
 from .storage import fs as storage
 
 if TYPE_CHECKING:
@@ -215,7 +216,8 @@ def download_images_as_png(
     write_log_path : str, optional
         A local CSV file (its name ending in ``csv``) to which a
         ``timestamp,url,local_path`` row is appended for each file written (skipped and
-        failed rows write none); created with that header if it does not exist.
+        failed rows write none); created with that header if it does not exist. Files
+        only: the shards of ``output_format=`` list their samples in their records.
     n_jobs : int, default 16
         Downloads in flight per partition.
     resize_shape : int or (height, width), optional
@@ -255,6 +257,12 @@ def download_images_as_png(
     if write_log_path is None:
         return download_with(call.arguments, outpath_param="path_func")
     log = _WriteLog(write_log_path)  # started once download_with has checked the rest
+    shards = shard_options(call.arguments["output_format"])
+    if shards is not None:
+        raise ValueError(
+            f"write_log_path logs the files written, but output_format={shards.format!r} "
+            "writes shards: their records (creevey_dask.read_shards) list each sample"
+        )
     return download_with(call.arguments, log.wrap, outpath_param="path_func")
 
 

@@ -379,7 +379,12 @@ def test_download_images_as_png_refuses_outdir_with_path_func(tmp_path: Path) ->
         ({"path_func": 3}, "path_func must be callable"),
         ({"url_col": "link"}, r"no column\(s\) \['link'\]"),
         ({"filters": creevey_dask.FilterOptions(verify_hash=("md5", "md5"))}, "verify_hash names"),
-        ({"path_func": str, "output_format": "webdataset"}, "path_func= names files"),
+        ({"path_func": str, "output_format": "webdataset"}, "but output_format='webdataset'"),
+        # shards are no files: the log would stay empty
+        (
+            {"outdir": str(tmp_path / "shards"), "output_format": "parquet"},
+            r"^write_log_path logs the files written, but output_format='parquet' writes shards",
+        ),
     ]:
         with pytest.raises((TypeError, ValueError), match=error):
             download_images_as_png(frame, write_log_path=log, **kwargs)
