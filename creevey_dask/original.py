@@ -11,12 +11,13 @@ function's (taken from its signature, so no parameter list is written twice). Se
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
 import numbers
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -309,7 +310,49 @@ def resize_multiple_files(
     return resize(frame, outdir, "path", shape=shape, skip_existing=skip_existing, **keywords)
 
 
+#: The original creevey's own order of create_imagenet_style_symlinks' parameters after df.
+_ORIGINAL_ORDER = (
+    "valid_size",
+    "outdir",
+    "label_colname",
+    "path_colname",
+    "groupby_colname",
+    "random_state",
+)
+
+
+def _in_either_order(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func(df, label_colname, path_colname, valid_size, outdir, ...)`` also called in
+    the original creevey's order ``(df, valid_size, outdir, label_colname, ...)``.
+
+    That order starts with a size where the documented one has a column name, and then
+    either has a path where the documented one has a size, or names the columns by
+    keyword: a size is never a str, so this is unambiguous.
+    """
+
+    @functools.wraps(func)
+    def call(df: Any, *args: Any, **kwargs: Any) -> Any:
+        sized = bool(args) and isinstance(args[0], numbers.Real) and not isinstance(args[0], bool)
+        original = sized and (
+            (len(args) >= 3 and isinstance(args[2], (str, os.PathLike)))
+            or not {"label_colname", "path_colname"}.isdisjoint(kwargs)
+        )
+        if original and len(args) <= len(_ORIGINAL_ORDER):
+            named = dict(zip(_ORIGINAL_ORDER, args, strict=False))
+            twice = sorted(set(named) & set(kwargs))
+            if twice:
+                raise TypeError(
+                    f"create_imagenet_style_symlinks() got multiple values for {twice} (in "
+                    f"the original creevey's order: (df, {', '.join(_ORIGINAL_ORDER)}))"
+                )
+            return func(df, **named, **kwargs)
+        return func(df, *args, **kwargs)
+
+    return call
+
+
 @public_keywords("create_imagenet_style_symlinks")
+@_in_either_order
 @extends(
     imagenet_symlinks,
     exclude=("df", "outdir", "label_col", "valid_size", "path_col", "groupby", "random_state"),
@@ -331,8 +374,9 @@ def create_imagenet_style_symlinks(
     label_col=label_colname, path_col=path_colname, valid_size=valid_size,
     groupby=groupby_colname, random_state=random_state)``; the keyword-only parameters
     are :func:`imagenet_symlinks`'s. The original's own positional order,
-    ``(df, valid_size, outdir, label_colname, path_colname, ...)``, is recognised too (a
-    size is never a str), so code written for it does what it did. A float
+    ``(df, valid_size, outdir, label_colname, path_colname, ...)``, is recognised too,
+    with the columns positional or by keyword (a size is never a str), so code written
+    for it does what it did. A float
     ``valid_size`` gives at least that proportion (rounded up), as the original did.
 
     Returns
@@ -355,19 +399,6 @@ def create_imagenet_style_symlinks(
     {'train': 3, 'valid': 1}
     >>> shutil.rmtree(tmp)
     """
-    if (
-        isinstance(valid_size, (str, os.PathLike))
-        and isinstance(label_colname, numbers.Real)
-        and not isinstance(label_colname, bool)
-    ):
-        # the original creevey's positional order: (df, valid_size, outdir,
-        # label_colname, path_colname); a str is never a size, so this is unambiguous
-        label_colname, path_colname, valid_size, outdir = (
-            cast(str, valid_size),
-            cast(str, outdir),
-            label_colname,
-            path_colname,
-        )
     if isinstance(df, pd.DataFrame) or is_dask_frame(df):  # name the columns as the caller did
         require_columns(
             df.columns,
