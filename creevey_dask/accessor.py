@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._keywords import unknown_keyword
+from ._keywords import check_keywords
 from ._lazy import when_imported
 from .exceptions import require_columns
 
@@ -94,16 +94,15 @@ class _FrameMethod:
         parameters = list(signature.parameters.values())[1:]
         owner = "series" if issubclass(cls, CreeveySeriesAccessor) else "df"
         public_name = f"{owner}.creevey.{self._attr}"
-        names = [p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
-        known = frozenset(names)
+        known = frozenset(
+            p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+        )
         moved = getattr(func, "moved_keywords", None)
         bare = signature.replace(parameters=parameters)
         source = self._source
 
         def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
-            for name in kwargs:
-                if name not in known:
-                    raise unknown_keyword(public_name, name, names, moved)
+            check_keywords(public_name, kwargs, known, moved)
             bound = _bind(bare, public_name, args, kwargs)
             if source is None:
                 return func(accessor._obj, *args, **kwargs)
@@ -165,13 +164,10 @@ class _RunMethod:
         rest = [p for n, p in given.items() if n not in ("self", "inpaths", "inpath_col")]
         signature = base.replace(parameters=[*head, *rest])
         public_name = f"{'series' if on_series else 'df'}.creevey.run"
-        names = list(signature.parameters)
         moved = getattr(Pipeline.run, "moved_keywords", None)
 
         def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
-            for name in kwargs:
-                if name not in signature.parameters:
-                    raise unknown_keyword(public_name, name, names, moved)
+            check_keywords(public_name, kwargs, signature.parameters, moved)
             arguments = dict(_bind(signature, public_name, args, kwargs).arguments)
             pipeline = arguments.pop("pipeline")
             if not isinstance(pipeline, Pipeline):

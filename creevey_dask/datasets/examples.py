@@ -18,6 +18,7 @@ The layout it builds::
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._keywords import check_keywords
 from ..download import download
 from ..exceptions import require_columns
 from ..layout.imagenet import imagenet_symlinks
@@ -34,6 +36,21 @@ from ..storage import fs as storage
 from .base import BaseDataset
 
 __all__ = ["UrlListDataset"]
+
+#: What UrlListDataset passes to download() itself (its own parameters aside).
+_SET_BY_THE_DATASET = {
+    "df": "the dataset downloads its urls_table",
+    "outdir": "the dataset downloads into raw/images",
+    "naming": "UrlListDataset names the downloads url_hash (collision-free names, which "
+    "the resize keeps)",
+}
+#: The keywords **download_kwargs may hold: download()'s but those the dataset sets.
+_DOWNLOAD_KEYWORDS = frozenset(inspect.signature(download).parameters) - {
+    *_SET_BY_THE_DATASET,
+    "url_col",  # the dataset's own parameters, never in **download_kwargs
+    "progress",
+}
+_MOVED_KEYWORDS = {**getattr(download, "moved_keywords", {}), **_SET_BY_THE_DATASET}
 
 
 class UrlListDataset(BaseDataset):
@@ -74,8 +91,8 @@ class UrlListDataset(BaseDataset):
     progress : bool, default False
         Progress bars for the download and the resize.
     **download_kwargs
-        Passed to :func:`creevey_dask.download` (``timeout``, ``retries``,
-        ``per_host_limit``, ``http_options``, ``n_jobs``, ...).
+        Passed to :func:`creevey_dask.download` (``http_options``, ``filters``,
+        ``format``, ``n_jobs``, ``options``, ...), checked here.
 
     Examples
     --------
@@ -143,6 +160,7 @@ class UrlListDataset(BaseDataset):
         self.valid_size = valid_size
         self.random_state = random_state
         self.progress = progress
+        check_keywords("UrlListDataset", download_kwargs, _DOWNLOAD_KEYWORDS, _MOVED_KEYWORDS)
         self.download_kwargs = download_kwargs
 
     # -- where things go ---------------------------------------------------------------
