@@ -43,9 +43,12 @@ __all__ = ["create_imagenet_style_symlinks", "download_images_as_png", "resize_m
 def _resize_op(shape: Any) -> ops.Resize:
     """The op for ``resize_shape``: :func:`creevey_dask.ops.resize` to exactly (height, width).
 
-    An int is a square. The same op as ``resize(shape=...)``, so the same request gives
-    the same pixels in a download and in a bulk resize.
+    An int is a square; a resize op is itself (as ``resize_multiple_files``' ``shape``).
+    The same op as ``resize(shape=...)``, so the same request gives the same pixels in a
+    download and in a bulk resize.
     """
+    if isinstance(shape, ops.Resize):
+        return shape
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape, shape)
     if not (
@@ -53,7 +56,10 @@ def _resize_op(shape: Any) -> ops.Resize:
         and len(shape) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
     ):
-        raise TypeError(f"resize_shape must be an int or (height, width), got {shape!r}")
+        raise TypeError(
+            f"resize_shape must be an int, (height, width) or a resize op "
+            f"(ops.resize(max_dim=...)), got {shape!r}"
+        )
     if shape[0] < 1 or shape[1] < 1:
         raise ValueError(f"resize_shape must be positive, got {shape!r}")
     return ops.resize(shape=(int(shape[0]), int(shape[1])))
@@ -191,7 +197,7 @@ def download_images_as_png(
     skip_existing: bool | None = None,
     write_log_path: str | None = None,
     n_jobs: int | None = None,
-    resize_shape: int | tuple[int, int] | None = None,
+    resize_shape: int | tuple[int, int] | ops.Resize | None = None,
     **keywords: Any,
 ) -> Any:
     """Download images as PNG files, as in the original creevey; return the result table.
@@ -221,8 +227,9 @@ def download_images_as_png(
         only: the shards of ``output_format=`` list their samples in their records.
     n_jobs : int, default 16
         Downloads in flight per partition.
-    resize_shape : int or (height, width), optional
-        Resize every image to this shape (an int for a square).
+    resize_shape : int, (height, width) or a resize op, optional
+        Resize every image to this shape (an int for a square), or with this
+        :func:`creevey_dask.ops.resize` op (``ops.resize(max_dim=512)``).
 
     Returns
     -------

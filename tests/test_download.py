@@ -323,6 +323,18 @@ def test_download_images_as_png_like_the_original(
         progress=False,
     )
     assert (square.width[0], square.height[0]) == (16, 16)
+    # a resize op, as resize_multiple_files' shape takes: the other ways to size an image
+    longest = download_images_as_png(
+        urls[:1],
+        str(tmp_path / "op"),
+        resize_shape=creevey_dask.ops.resize(max_dim=40),
+        progress=False,
+    )
+    assert (longest.width[0], longest.height[0]) == (40, 30)  # big.jpg is 800 x 600
+    with pytest.raises(
+        TypeError, match=r"resize_shape must be an int, \(height, width\) or a resize op"
+    ):
+        download_images_as_png(urls[:1], str(tmp_path / "bad"), resize_shape="16")
 
 
 def test_download_images_as_png_takes_the_originals_positional_order(
