@@ -164,7 +164,9 @@ class _RunMethod:
         rest = [p for n, p in given.items() if n not in ("self", "inpaths", "inpath_col")]
         signature = base.replace(parameters=[*head, *rest])
         public_name = f"{'series' if on_series else 'df'}.creevey.run"
-        moved = getattr(Pipeline.run, "moved_keywords", None)
+        moved = dict(getattr(Pipeline.run, "moved_keywords", {}))
+        if on_series:
+            moved["inpath_col"] = "this Series is the source column (rename it to name it)"
 
         def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
             check_keywords(public_name, kwargs, signature.parameters, moved)

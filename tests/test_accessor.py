@@ -174,6 +174,8 @@ def test_a_wrong_call_names_the_public_method():
     for call, match in cases:
         with pytest.raises(TypeError, match=match):
             call()
+    with pytest.raises(TypeError, match=r"'inpath_col'; this Series is the source column"):
+        df.path.creevey.run(pipeline, str, inpath_col="path")
 
 
 def test_the_seed_resize_keeps_resize_defaults():
