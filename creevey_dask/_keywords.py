@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["extends", "moved_to", "public_keywords", "unknown_keyword"]
+__all__ = ["check_keywords", "extends", "moved_to", "public_keywords", "unknown_keyword"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -52,6 +52,19 @@ def unknown_keyword(
     return TypeError(f"{public_name}() got an unexpected keyword argument {name!r}{hint}")
 
 
+def check_keywords(
+    public_name: str,
+    given: Iterable[str],
+    names: Collection[str],
+    moved: Mapping[str, str] | None = None,
+) -> None:
+    """Raise :func:`unknown_keyword`'s TypeError for the first of the keywords ``given``
+    that is not one of ``names`` (what ``public_name`` takes)."""
+    for name in given:
+        if name not in names:
+            raise unknown_keyword(public_name, name, list(names), moved)
+
+
 def moved_to(param: str, spec: type, *, exclude: Iterable[str] = ()) -> dict[str, str]:
     """Where each field of the dataclass ``spec`` goes, for a function that takes the
     object as ``param=`` (the hints of :func:`unknown_keyword`).
@@ -82,18 +95,15 @@ def public_keywords(public_name: str, moved: Mapping[str, str] | None = None) ->
         parameters = inspect.signature(func).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             return func
-        names = [
+        known = frozenset(
             name
             for name, p in parameters.items()
             if p.kind is not inspect.Parameter.POSITIONAL_ONLY and name != "self"
-        ]
-        known = frozenset(names)
+        )
 
         @functools.wraps(func)
         def checked(*args: Any, **kwargs: Any) -> Any:
-            for name in kwargs:
-                if name not in known:
-                    raise unknown_keyword(public_name, name, names, moved)
+            check_keywords(public_name, kwargs, known, moved)
             return func(*args, **kwargs)
 
         checked.moved_keywords = dict(moved or {})  # type: ignore[attr-defined]

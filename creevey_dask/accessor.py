@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._keywords import unknown_keyword
+from ._keywords import check_keywords
 from ._lazy import when_imported
 from .exceptions import require_columns
 
@@ -28,6 +28,17 @@ if TYPE_CHECKING:  # imported by the methods that use them, so that import stays
 
 
 __all__ = ["CreeveyAccessor", "CreeveySeriesAccessor"]
+
+
+def _bind(
+    signature: inspect.Signature, public_name: str, args: Any, kwargs: Any
+) -> inspect.BoundArguments:
+    """``signature.bind(*args, **kwargs)``; a wrong call's TypeError names ``public_name``
+    (Python's own names no function)."""
+    try:
+        return signature.bind(*args, **kwargs)
+    except TypeError as err:
+        raise TypeError(f"{public_name}() {err}") from None
 
 
 def _without_first_parameter(doc: str) -> str:
@@ -83,20 +94,19 @@ class _FrameMethod:
         parameters = list(signature.parameters.values())[1:]
         owner = "series" if issubclass(cls, CreeveySeriesAccessor) else "df"
         public_name = f"{owner}.creevey.{self._attr}"
-        names = [p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
-        known = frozenset(names)
+        known = frozenset(
+            p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY
+        )
         moved = getattr(func, "moved_keywords", None)
         bare = signature.replace(parameters=parameters)
         source = self._source
 
         def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
-            for name in kwargs:
-                if name not in known:
-                    raise unknown_keyword(public_name, name, names, moved)
+            check_keywords(public_name, kwargs, known, moved)
+            bound = _bind(bare, public_name, args, kwargs)
             if source is None:
                 return func(accessor._obj, *args, **kwargs)
             param, default = source
-            bound = bare.bind_partial(*args, **kwargs)
             frame, col = accessor._source(bound.arguments.get(param), default)
             bound.arguments[param] = col
             return func(frame, *bound.args, **bound.kwargs)
@@ -108,7 +118,10 @@ class _FrameMethod:
         method.__name__ = self._attr
         method.__qualname__ = f"{cls.__name__}.{self._attr}"
         method.__module__ = __name__
-        intro = f"``{public_name}(...)`` is :func:`creevey_dask.{self._name}` called on this " + (
+        package = importlib.import_module("creevey_dask")
+        exported = getattr(package, self._name, None) is func  # else its module's name
+        target = self._name if exported else f"{self._module}.{self._name}"
+        intro = f"``{public_name}(...)`` is :func:`creevey_dask.{target}` called on this " + (
             "Series (a one-column frame)." if owner == "series" else "frame."
         )
         method.__doc__ = (
@@ -151,14 +164,13 @@ class _RunMethod:
         rest = [p for n, p in given.items() if n not in ("self", "inpaths", "inpath_col")]
         signature = base.replace(parameters=[*head, *rest])
         public_name = f"{'series' if on_series else 'df'}.creevey.run"
-        names = list(signature.parameters)
-        moved = getattr(Pipeline.run, "moved_keywords", None)
+        moved = dict(getattr(Pipeline.run, "moved_keywords", {}))
+        if on_series:
+            moved["inpath_col"] = "this Series is the source column (rename it to name it)"
 
         def method(accessor: Any, /, *args: Any, **kwargs: Any) -> Any:
-            for name in kwargs:
-                if name not in signature.parameters:
-                    raise unknown_keyword(public_name, name, names, moved)
-            arguments = dict(signature.bind(*args, **kwargs).arguments)
+            check_keywords(public_name, kwargs, signature.parameters, moved)
+            arguments = dict(_bind(signature, public_name, args, kwargs).arguments)
             pipeline = arguments.pop("pipeline")
             if not isinstance(pipeline, Pipeline):
                 raise TypeError(f"pipeline must be a creevey_dask.Pipeline, got {pipeline!r}")

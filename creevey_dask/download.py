@@ -44,7 +44,7 @@ from .image.encode import ImageWriter
 from .image.filters import FilterOptions, filter_options
 from .image.formats import extension_for, format_name
 from .options import RunOptions, run_options
-from .sinks.shard_options import ShardOptions, shard_options
+from .sinks.shard_options import ShardOptions, refuse_outpath_func, shard_options
 from .sources.http import HttpOptions, fetch
 from .storage import fs as storage
 from .storage.naming import check_naming, make_namer
@@ -359,17 +359,22 @@ def download(
 Wrap = Callable[[Callable[..., Any], Any], tuple[Callable[..., Any], Any]]
 
 
-def download_with(args: Mapping[str, Any], wrap: Wrap | None = None) -> Any:
+def download_with(
+    args: Mapping[str, Any], wrap: Wrap | None = None, *, outpath_param: str = "outpath_func"
+) -> Any:
     """:func:`download` with its arguments ``args`` (by name, every one given), its loader
-    and writer wrapped by ``wrap`` (the original creevey's write log, for one)."""
+    and writer wrapped by ``wrap`` (the original creevey's write log, for one).
+
+    ``outpath_param`` is what the caller calls ``args["outpath_func"]`` (in its errors).
+    """
     fmt = _check_format(args["format"])
     naming = args["naming"]
     check_naming(naming)
     outdir, path_func = args["outdir"], args["outpath_func"]
     if path_func is None and outdir is None:
-        raise ValueError("give outdir= (a folder) or outpath_func= (url -> outpath)")
+        raise ValueError(f"give outdir= (a folder) or {outpath_param}= (url -> outpath)")
     if path_func is not None and not callable(path_func):
-        raise TypeError(f"the outpath function must be callable, got {path_func!r}")
+        raise TypeError(f"{outpath_param} must be callable, got {path_func!r}")
     http = args["http_options"]
     if http is None:
         http = HttpOptions()
@@ -381,12 +386,7 @@ def download_with(args: Mapping[str, Any], wrap: Wrap | None = None) -> Any:
         skip_existing=args["skip_existing"],
         progress=args["progress"],
     )
-    shards = shard_options(args["output_format"])
-    if shards is not None and path_func is not None:
-        raise ValueError(
-            f"outpath_func= names files, but output_format={shards.format!r} writes shards, "
-            "which the run names: give outdir= (the folder of the shards) instead"
-        )
+    refuse_outpath_func(shard_options(args["output_format"]), path_func, outpath_param)
     filters = filter_options(args["filters"])
     ops_list = as_ops(args["ops"])
     if fmt == "original" and ops_list:
@@ -394,6 +394,10 @@ def download_with(args: Mapping[str, Any], wrap: Wrap | None = None) -> Any:
             "format='original' writes the downloaded bytes unchanged, so it takes no ops; "
             "pick format='png', 'jpeg' or 'webp' to apply ops"
         )
+    url_col = args["url_col"]
+    frame, _, _ = as_frame(args["df"], url_col, what="urls", noun="URL", param="url_col")
+    filters.check_columns(frame.columns)
+    # every argument is checked: from here on the run starts (``wrap`` may touch files)
     namer: Callable[[Any], str] = path_func or make_namer(
         naming, cast(str, outdir), None if fmt == "original" else extension_for(fmt)
     )
@@ -406,10 +410,6 @@ def download_with(args: Mapping[str, Any], wrap: Wrap | None = None) -> Any:
     if wrap is not None:
         loader, writer = wrap(loader, writer)
     pipeline = Pipeline(loader, ops=filters.wrap_ops(ops_list), write_func=writer)
-
-    url_col = args["url_col"]
-    frame, _, _ = as_frame(args["df"], url_col, what="urls", noun="URL", param="url_col")
-    filters.check_columns(frame.columns)
     result = pipeline.run(
         frame, namer, inpath_col=url_col, output_format=args["output_format"], options=opts
     )

@@ -11,12 +11,13 @@ function's (taken from its signature, so no parameter list is written twice). Se
 from __future__ import annotations
 
 import datetime
+import functools
 import inspect
 import numbers
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,8 +30,8 @@ from .exceptions import require_columns
 from .layout.imagenet import imagenet_symlinks
 from .options import run_options
 from .resize import MOVED_RESIZE_KEYWORDS, resize
+from .sinks.shard_options import shard_options
 from .storage import fs as storage
-from .storage.naming import check_naming
 
 if TYPE_CHECKING:
     import dask.dataframe as dd
@@ -42,9 +43,12 @@ __all__ = ["create_imagenet_style_symlinks", "download_images_as_png", "resize_m
 def _resize_op(shape: Any) -> ops.Resize:
     """The op for ``resize_shape``: :func:`creevey_dask.ops.resize` to exactly (height, width).
 
-    An int is a square. The same op as ``resize(shape=...)``, so the same request gives
-    the same pixels in a download and in a bulk resize.
+    An int is a square; a resize op is itself (as ``resize_multiple_files``' ``shape``).
+    The same op as ``resize(shape=...)``, so the same request gives the same pixels in a
+    download and in a bulk resize.
     """
+    if isinstance(shape, ops.Resize):
+        return shape
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape, shape)
     if not (
@@ -52,7 +56,10 @@ def _resize_op(shape: Any) -> ops.Resize:
         and len(shape) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in shape)
     ):
-        raise TypeError(f"resize_shape must be an int or (height, width), got {shape!r}")
+        raise TypeError(
+            f"resize_shape must be an int, (height, width) or a resize op "
+            f"(ops.resize(max_dim=...)), got {shape!r}"
+        )
     if shape[0] < 1 or shape[1] < 1:
         raise ValueError(f"resize_shape must be positive, got {shape!r}")
     return ops.resize(shape=(int(shape[0]), int(shape[1])))
@@ -104,7 +111,9 @@ class _WriteLog:
         return {"path": self.path, "_state": None}
 
     def wrap(self, loader: Callable[..., Any], writer: Any) -> tuple[Callable[..., Any], Any]:
-        """The download's loader and writer, logging to this file."""
+        """The download's loader and writer, logging to this file (created now, with its
+        header, unless it exists: the run's arguments have been checked)."""
+        self.start()
         return _LoggingLoader(loader, self), _LoggingWriter(writer, self)
 
 
@@ -158,8 +167,29 @@ class _LoggingWriter:
         self.log.append(outpath)
 
 
-@public_keywords("download_images_as_png", moved=MOVED_DOWNLOAD_KEYWORDS)
-@extends(download, exclude=("df", "format", "ops", "outpath_func", "quality"))
+#: download()'s keywords that download_images_as_png fills itself, and what to do instead.
+_SET_BY_DOWNLOAD_IMAGES_AS_PNG = {
+    "df": "it is urls= here",
+    "format": "download_images_as_png writes PNG (as the original creevey did): call "
+    "creevey_dask.download(format=...) for another format",
+    "quality": "PNG has no quality: call creevey_dask.download(format=..., quality=...) "
+    "for JPEG or WebP",
+    "ops": "pass resize_shape=, or call creevey_dask.download(ops=...) for other ops",
+    "outpath_func": "it is path_func= here",
+}
+
+#: resize()'s keywords that resize_multiple_files fills itself, and what to do instead.
+_SET_BY_RESIZE_MULTIPLE_FILES = {
+    "df": "it is paths= here",
+    "path_col": "paths= takes the paths themselves (a list or Series, e.g. df['file']); "
+    "creevey_dask.resize.resize(df, outdir, path_col=...) takes a frame's column",
+}
+
+
+@public_keywords(
+    "download_images_as_png", moved={**MOVED_DOWNLOAD_KEYWORDS, **_SET_BY_DOWNLOAD_IMAGES_AS_PNG}
+)
+@extends(download, exclude=tuple(_SET_BY_DOWNLOAD_IMAGES_AS_PNG))
 def download_images_as_png(
     urls: Any,
     outdir: str | None = None,
@@ -167,14 +197,16 @@ def download_images_as_png(
     skip_existing: bool | None = None,
     write_log_path: str | None = None,
     n_jobs: int | None = None,
-    resize_shape: int | tuple[int, int] | None = None,
+    resize_shape: int | tuple[int, int] | ops.Resize | None = None,
     **keywords: Any,
 ) -> Any:
     """Download images as PNG files, as in the original creevey; return the result table.
 
     The first seven parameters are the original creevey's, in its order; every other
     keyword is :func:`download`'s (``url_col=``, ``naming=``, ``http_options=``,
-    ``filters=``, ``options=``, ...), with its defaults.
+    ``filters=``, ``options=``, ...), with its defaults, and documented there;
+    ``skip_existing`` and ``n_jobs`` are shortcuts for the same
+    :class:`~creevey_dask.RunOptions` fields.
 
     Parameters
     ----------
@@ -191,14 +223,13 @@ def download_images_as_png(
     write_log_path : str, optional
         A local CSV file (its name ending in ``csv``) to which a
         ``timestamp,url,local_path`` row is appended for each file written (skipped and
-        failed rows write none); created with that header if it does not exist.
+        failed rows write none); created with that header if it does not exist. Files
+        only: the shards of ``output_format=`` list their samples in their records.
     n_jobs : int, default 16
         Downloads in flight per partition.
-    resize_shape : int or (height, width), optional
-        Resize every image to this shape (an int for a square).
-    **keywords
-        :func:`download`'s other keywords; ``skip_existing`` and ``n_jobs`` above are
-        shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
+    resize_shape : int, (height, width) or a resize op, optional
+        Resize every image to this shape (an int for a square), or with this
+        :func:`creevey_dask.ops.resize` op (``ops.resize(max_dim=512)``).
 
     Returns
     -------
@@ -232,15 +263,21 @@ def download_images_as_png(
     )
     call.apply_defaults()
     if write_log_path is None:
-        return download_with(call.arguments)
-    log = _WriteLog(write_log_path)
-    check_naming(call.arguments["naming"])  # before the log file is touched
-    log.start()
-    return download_with(call.arguments, log.wrap)
+        return download_with(call.arguments, outpath_param="path_func")
+    log = _WriteLog(write_log_path)  # started once download_with has checked the rest
+    shards = shard_options(call.arguments["output_format"])
+    if shards is not None:
+        raise ValueError(
+            f"write_log_path logs the files written, but output_format={shards.format!r} "
+            "writes shards: their records (creevey_dask.read_shards) list each sample"
+        )
+    return download_with(call.arguments, log.wrap, outpath_param="path_func")
 
 
-@public_keywords("resize_multiple_files", moved=MOVED_RESIZE_KEYWORDS)
-@extends(resize, exclude=("df", "path_col"))
+@public_keywords(
+    "resize_multiple_files", moved={**MOVED_RESIZE_KEYWORDS, **_SET_BY_RESIZE_MULTIPLE_FILES}
+)
+@extends(resize, exclude=tuple(_SET_BY_RESIZE_MULTIPLE_FILES))
 def resize_multiple_files(
     paths: Iterable[str] | pd.Series | Any,
     shape: Sequence[int] | int | ops.Resize | None,
@@ -253,7 +290,8 @@ def resize_multiple_files(
 
     The first five parameters are the original creevey's, in its order; every other
     keyword is :func:`resize`'s (``mode=``, ``format=``, ``ops=``, ``measure=``,
-    ``options=``, ...), with its defaults.
+    ``options=``, ...), with its defaults, and documented there; ``n_jobs`` and
+    ``skip_existing`` are shortcuts for the same :class:`~creevey_dask.RunOptions` fields.
 
     Parameters
     ----------
@@ -268,8 +306,6 @@ def resize_multiple_files(
         Rows in flight per partition (the :class:`~creevey_dask.RunOptions` field).
     skip_existing : bool, default True
         Leave existing outputs alone.
-    **keywords
-        The other keywords of :func:`resize`.
 
     Returns
     -------
@@ -281,7 +317,49 @@ def resize_multiple_files(
     return resize(frame, outdir, "path", shape=shape, skip_existing=skip_existing, **keywords)
 
 
+#: The original creevey's own order of create_imagenet_style_symlinks' parameters after df.
+_ORIGINAL_ORDER = (
+    "valid_size",
+    "outdir",
+    "label_colname",
+    "path_colname",
+    "groupby_colname",
+    "random_state",
+)
+
+
+def _in_either_order(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func(df, label_colname, path_colname, valid_size, outdir, ...)`` also called in
+    the original creevey's order ``(df, valid_size, outdir, label_colname, ...)``.
+
+    That order starts with a size where the documented one has a column name, and then
+    either has a path where the documented one has a size, or names the columns by
+    keyword: a size is never a str, so this is unambiguous.
+    """
+
+    @functools.wraps(func)
+    def call(df: Any, *args: Any, **kwargs: Any) -> Any:
+        sized = bool(args) and isinstance(args[0], numbers.Real) and not isinstance(args[0], bool)
+        original = sized and (
+            (len(args) >= 3 and isinstance(args[2], (str, os.PathLike)))
+            or not {"label_colname", "path_colname"}.isdisjoint(kwargs)
+        )
+        if original and len(args) <= len(_ORIGINAL_ORDER):
+            named = dict(zip(_ORIGINAL_ORDER, args, strict=False))
+            twice = sorted(set(named) & set(kwargs))
+            if twice:
+                raise TypeError(
+                    f"create_imagenet_style_symlinks() got multiple values for {twice} (in "
+                    f"the original creevey's order: (df, {', '.join(_ORIGINAL_ORDER)}))"
+                )
+            return func(df, **named, **kwargs)
+        return func(df, *args, **kwargs)
+
+    return call
+
+
 @public_keywords("create_imagenet_style_symlinks")
+@_in_either_order
 @extends(
     imagenet_symlinks,
     exclude=("df", "outdir", "label_col", "valid_size", "path_col", "groupby", "random_state"),
@@ -303,8 +381,9 @@ def create_imagenet_style_symlinks(
     label_col=label_colname, path_col=path_colname, valid_size=valid_size,
     groupby=groupby_colname, random_state=random_state)``; the keyword-only parameters
     are :func:`imagenet_symlinks`'s. The original's own positional order,
-    ``(df, valid_size, outdir, label_colname, path_colname, ...)``, is recognised too (a
-    size is never a str), so code written for it does what it did. A float
+    ``(df, valid_size, outdir, label_colname, path_colname, ...)``, is recognised too,
+    with the columns positional or by keyword (a size is never a str), so code written
+    for it does what it did. A float
     ``valid_size`` gives at least that proportion (rounded up), as the original did.
 
     Returns
@@ -327,19 +406,6 @@ def create_imagenet_style_symlinks(
     {'train': 3, 'valid': 1}
     >>> shutil.rmtree(tmp)
     """
-    if (
-        isinstance(valid_size, (str, os.PathLike))
-        and isinstance(label_colname, numbers.Real)
-        and not isinstance(label_colname, bool)
-    ):
-        # the original creevey's positional order: (df, valid_size, outdir,
-        # label_colname, path_colname); a str is never a size, so this is unambiguous
-        label_colname, path_colname, valid_size, outdir = (
-            cast(str, valid_size),
-            cast(str, outdir),
-            label_colname,
-            path_colname,
-        )
     if isinstance(df, pd.DataFrame) or is_dask_frame(df):  # name the columns as the caller did
         require_columns(
             df.columns,

@@ -28,7 +28,7 @@ from .image.filters import FilterOptions, filter_options
 from .image.formats import extension_for, format_name
 from .image.loading import ImageLoader
 from .options import RunOptions, run_options
-from .sinks.shard_options import ShardOptions, shard_options
+from .sinks.shard_options import ShardOptions, refuse_outpath_func, shard_options
 from .storage import fs as storage
 from .storage.naming import safe_filename
 
@@ -247,11 +247,7 @@ def resize(
     require_frame(df)
     require_columns(df.columns, path_col=path_col)
     filters.check_columns(df.columns)
-    if shards is not None and outpath_func is not None:
-        raise ValueError(
-            f"outpath_func= names files, but output_format={shards.format!r} writes shards, "
-            "which the run names: give outdir= (the folder of the shards) instead"
-        )
+    refuse_outpath_func(shards, outpath_func)
     namer = outpath_func or KeepFilename(
         os.fspath(outdir), None if fmt is None else extension_for(fmt)
     )

@@ -137,12 +137,45 @@ def test_accessor_methods_take_the_functions_parameters_and_docs(method, functio
         assert f"\n{first} :" not in doc  # the frame's entry is dropped
 
 
+def test_the_docs_link_the_function_a_method_calls():
+    """``df.creevey.resize`` is ``creevey_dask.resize.resize`` (``creevey_dask.resize`` is
+    the module); ``df.creevey.download`` is ``creevey_dask.download``."""
+    df = pd.DataFrame({"path": ["a.jpg"]})
+    assert ":func:`creevey_dask.resize.resize` called on this frame" in df.creevey.resize.__doc__
+    assert ":func:`creevey_dask.download` called on this Series" in df.path.creevey.download.__doc__
+    assert ":func:`creevey_dask.split` called on this frame" in df.creevey.split.__doc__
+
+
 def test_a_typo_names_the_public_method():
     df = pd.DataFrame({"url": ["http://127.0.0.1:9/a.jpg"]})
     with pytest.raises(TypeError, match=r"df\.creevey\.download\(\).*'url_col'"):
         df.creevey.download("out", url_column="url")
     with pytest.raises(TypeError, match=r"series\.creevey\.resize\(\).*'shape'"):
         df["url"].creevey.resize("out", shap=5)
+
+
+def test_a_wrong_call_names_the_public_method():
+    """Missing, extra or doubled arguments are named as the user called them."""
+    df = pd.DataFrame({"path": ["a.jpg"]})
+    pipeline = Pipeline(load_image)
+    cases = [
+        (lambda: df.creevey.run(pipeline, "out"), r"^df\.creevey\.run\(\) missing .*'outpath_f"),
+        (lambda: df.path.creevey.run(pipeline), r"^series\.creevey\.run\(\) missing .*'outpath_f"),
+        (
+            lambda: df.creevey.run(pipeline, "path", str, 1, True, 3),
+            r"^df\.creevey\.run\(\) too many",
+        ),
+        (lambda: df.creevey.resize("out", "path", 8), r"^df\.creevey\.resize\(\) too many"),
+        (
+            lambda: df.path.creevey.download("out", "path", url_col="path"),
+            r"^series\.creevey\.download\(\) multiple values for argument 'url_col'",
+        ),
+    ]
+    for call, match in cases:
+        with pytest.raises(TypeError, match=match):
+            call()
+    with pytest.raises(TypeError, match=r"'inpath_col'; this Series is the source column"):
+        df.path.creevey.run(pipeline, str, inpath_col="path")
 
 
 def test_the_seed_resize_keeps_resize_defaults():

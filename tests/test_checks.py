@@ -98,6 +98,14 @@ def test_bad_filter_arguments() -> None:
         ImageFilter(min_image_size=0)
     with pytest.raises(ValueError, match="max_aspect_ratio is longer side / shorter side"):
         ImageFilter(max_aspect_ratio=0.5)
+    # a positive number that is not an int says that pixels are counted in ints
+    for name in ("min_image_size", "max_image_area"):
+        with pytest.raises(
+            ValueError, match=rf"^{name} must be a positive number of pixels, an int; got 2\.5"
+        ):
+            creevey_dask.FilterOptions(**{name: 2.5})
+    with pytest.raises(ValueError, match=r"^max_aspect_ratio must be a positive number, got '2'"):
+        creevey_dask.FilterOptions(max_aspect_ratio="2")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", "md5"])

@@ -179,6 +179,10 @@ def test_lazy_parquet_in_and_out(url_file, tmp_path, capsys):
     assert "7 rows: 6 ok" in capsys.readouterr().out
 
 
+#: A resize of the table that test_unusable_input_exits_2_with_a_message writes.
+_RESIZE_CSV = ["resize", "{csv}", "--path-col", "path", "--outdir", "x"]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -193,6 +197,10 @@ def test_lazy_parquet_in_and_out(url_file, tmp_path, capsys):
         (["split", "{csv}", "--valid-size", "ten"], "--valid-size must be a number"),
         (["download", "{empty}", "--outdir", "x"], "has no sources"),
         (["download", "{csv}", "--outdir", "x", "--storage-option", "nokey"], "KEY=VALUE"),
+        # a flag that would be ignored is named as typed
+        (["download", "{csv}", "--url-col", "path", "--outdir", "x", "--mode", "fit"], "--mode"),
+        ([*_RESIZE_CSV, "--max-dim", "4", "--mode", "fit"], "--mode applies to --shape; --min"),
+        ([*_RESIZE_CSV, "--shape", "4", "--shard-size", "3"], "--shard-size applies to --output"),
     ],
 )
 def test_unusable_input_exits_2_with_a_message(argv, message, tmp_path, capsys):
@@ -555,6 +563,10 @@ def test_only_shrink_needs_resize(url_file, tmp_path, capsys):
     argv = ["download", str(url_file), "--outdir", str(tmp_path), "--only-shrink"]
     assert main(argv) == 2
     assert "--only-shrink applies to --resize" in capsys.readouterr().err
+    argv = ["download", str(url_file), "--outdir", str(tmp_path), "--mode", "cover"]
+    assert main(argv) == 2
+    assert "--mode applies to --resize; give --resize HxW too" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [url_file]  # nothing downloaded
 
 
 def test_split_test_size(tmp_path, capsys):

@@ -323,6 +323,18 @@ def test_download_images_as_png_like_the_original(
         progress=False,
     )
     assert (square.width[0], square.height[0]) == (16, 16)
+    # a resize op, as resize_multiple_files' shape takes: the other ways to size an image
+    longest = download_images_as_png(
+        urls[:1],
+        str(tmp_path / "op"),
+        resize_shape=creevey_dask.ops.resize(max_dim=40),
+        progress=False,
+    )
+    assert (longest.width[0], longest.height[0]) == (40, 30)  # big.jpg is 800 x 600
+    with pytest.raises(
+        TypeError, match=r"resize_shape must be an int, \(height, width\) or a resize op"
+    ):
+        download_images_as_png(urls[:1], str(tmp_path / "bad"), resize_shape="16")
 
 
 def test_download_images_as_png_takes_the_originals_positional_order(
@@ -372,7 +384,50 @@ def test_download_images_as_png_refuses_outdir_with_path_func(tmp_path: Path) ->
     for bad in ("log.txt", "memory://log.csv"):
         with pytest.raises(ValueError, match="write_log_path must"):
             download_images_as_png(["http://127.0.0.1:9/a.jpg"], str(tmp_path), None, True, bad)
+    # a call refused up front writes no log either
+    log = str(tmp_path / "log.csv")
+    frame = pd.DataFrame({"url": ["http://127.0.0.1:9/a.jpg"]})
+    for kwargs, error in [
+        ({"path_func": 3}, "path_func must be callable"),
+        ({"url_col": "link"}, r"no column\(s\) \['link'\]"),
+        ({"filters": creevey_dask.FilterOptions(verify_hash=("md5", "md5"))}, "verify_hash names"),
+        ({"path_func": str, "output_format": "webdataset"}, "but output_format='webdataset'"),
+        # shards are no files: the log would stay empty
+        (
+            {"outdir": str(tmp_path / "shards"), "output_format": "parquet"},
+            r"^write_log_path logs the files written, but output_format='parquet' writes shards",
+        ),
+    ]:
+        with pytest.raises((TypeError, ValueError), match=error):
+            download_images_as_png(frame, write_log_path=log, **kwargs)
     assert files_in(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("format", r"'format'; download_images_as_png writes PNG .*download\(format=\.\.\.\)"),
+        ("quality", r"'quality'; .*download\(format=\.\.\., quality=\.\.\.\)"),
+        ("ops", r"'ops'; pass resize_shape=, or call creevey_dask\.download\(ops="),
+        ("outpath_func", r"'outpath_func'; it is path_func= here"),
+        ("df", r"'df'; it is urls= here"),
+    ],
+)
+def test_download_images_as_png_names_what_it_sets_itself(name: str, hint: str) -> None:
+    """download()'s keywords that the PNG download fills itself say so (no look-alike)."""
+    with pytest.raises(TypeError, match=rf"^download_images_as_png\(\) .*{hint}"):
+        download_images_as_png(["http://127.0.0.1:9/a.jpg"], **{name: None})
+
+
+def test_an_outpath_function_with_shards_is_refused_by_its_callers_name() -> None:
+    """Shards are named by the run; the refusal names the parameter the caller passed."""
+    urls = ["http://127.0.0.1:9/a.jpg"]
+    with pytest.raises(ValueError, match=r"^outpath_func= names files, but output_format='we"):
+        download(urls, None, outpath_func=str, output_format="webdataset")
+    with pytest.raises(ValueError, match=r"^path_func= names files, but output_format='parq"):
+        download_images_as_png(urls, path_func=str, output_format="parquet")
+    with pytest.raises(TypeError, match=r"^path_func must be callable, got 3"):
+        download_images_as_png(urls, path_func=3)  # type: ignore[arg-type]
 
 
 def _quantization(data: bytes) -> object:

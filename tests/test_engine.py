@@ -380,6 +380,12 @@ def test_odd_inputs_are_refused(tmp_path):
         pipeline.run(42, to_png(tmp_path))
     with pytest.raises(TypeError, match="outpath_func must be callable"):
         pipeline.run(["a.png"], "out/")
+    # the fifth argument names the source column (the original creevey took exceptions there)
+    for odd in ((OSError,), OSError, 3):
+        with pytest.raises(TypeError, match=r"^inpath_col names the source column \(a str\), got"):
+            pipeline.run(["a.png"], to_png(tmp_path), 1, True, odd)
+        with pytest.raises(TypeError, match=r"^inpath_col names the source column \(a str\), got"):
+            pipeline.run(pd.Series(["a.png"]), to_png(tmp_path), 1, True, odd)
 
 
 def test_outpath_func_errors_are_row_errors(image_files, tmp_path):

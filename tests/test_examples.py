@@ -179,6 +179,16 @@ def test_bad_arguments_are_refused_up_front(tmp_path: Path) -> None:
         UrlListDataset(str(tmp_path), table, shape=(10,))
     with pytest.raises(ValueError, match="nosuch"):
         UrlListDataset("nosuch://x", table)
+    # download()'s keywords are checked here, in download's terms, not at build()
+    with pytest.raises(TypeError, match=r"^UrlListDataset\(\) .* 'retries'; it is a field of Http"):
+        UrlListDataset(str(tmp_path), table, retries=1)
+    with pytest.raises(TypeError, match=r"^UrlListDataset\(\) .* 'timeout'; pass http_options="):
+        UrlListDataset(str(tmp_path), table, timeout=5)
+    with pytest.raises(TypeError, match=r"^UrlListDataset\(\) .* 'naming'; UrlListDataset names"):
+        UrlListDataset(str(tmp_path), table, naming="hash")
+    with pytest.raises(TypeError, match=r"^UrlListDataset\(\) .* 'formt'; did you mean 'format'\?"):
+        UrlListDataset(str(tmp_path), table, formt="png")
+    assert UrlListDataset(str(tmp_path), table, format="png", n_jobs=2).download_kwargs
 
 
 def test_missing_column_in_a_file_fails_get_raw_without_a_marker(tmp_path: Path) -> None:

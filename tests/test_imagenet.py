@@ -119,6 +119,18 @@ def test_seed_function_in_both_positional_orders_and_rounding_up(
     assert (documented["split"] == "valid").sum() == 2
     pd.testing.assert_frame_equal(documented, original)
     assert tree_files(tmp_path / "t1").keys() == tree_files(tmp_path / "t2").keys()
+    # the original's order with its columns by keyword: (df, valid_size, outdir, label_colname=...)
+    for i, (args, kwargs) in enumerate(
+        [
+            ((0.1, str(tmp_path / "k1")), {"label_colname": "label", "path_colname": "path"}),
+            (
+                (0.1,),
+                {"outdir": str(tmp_path / "k2"), "label_colname": "label", "path_colname": "path"},
+            ),
+        ]
+    ):
+        keyed = create_imagenet_style_symlinks(df, *args, random_state=3, **kwargs)
+        pd.testing.assert_frame_equal(keyed, original, obj=f"call {i}")
     with pytest.raises(ColumnError):  # a size where a column goes, not the original's order
         create_imagenet_style_symlinks(df, 0.1, "path", 2, str(tmp_path / "t3"))
     with pytest.raises(TypeError, match=r"stratify takes a column name .* stratify='label'"):

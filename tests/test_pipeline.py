@@ -113,3 +113,38 @@ def test_load_passes_the_draft_hint_to_loaders_that_take_it():
     assert hint((10, 8)) == (5, 4)
     assert Pipeline(DraftLoader()).load("x") is None
     assert Pipeline(lambda s: s.upper(), ops=[op]).load("x") == "X"
+
+
+@pytest.mark.parametrize("output_format", ["files", "parquet"])
+def test_a_verifying_loader_needs_its_digest_column_up_front(image_files, tmp_path, output_format):
+    """Pipeline.run binds a loader's verify_hash: a table without the column is refused
+    before any row runs, naming it (not a KeyError from a partition)."""
+    import pandas as pd
+
+    from creevey_dask import ColumnError, ImageWriter
+    from creevey_dask.sources.hashing import with_source_hash
+
+    pipeline = Pipeline(
+        with_source_hash(load_image, None, ("sha", "sha256")), write_func=ImageWriter("png")
+    )
+    out = tmp_path / "out"
+    outpath = str(out) if output_format != "files" else (lambda s: str(out / "x.png"))
+    for inpaths in (pd.DataFrame({"path": image_files, "label": "a"}), image_files):
+        with pytest.raises(ColumnError, match=r"verify_hash names the column 'sha', which"):
+            pipeline.run(inpaths, outpath, inpath_col="path", output_format=output_format)
+    assert not out.exists()
+
+
+def test_the_folder_of_shards_may_be_a_path(image_files, tmp_path):
+    """As download(outdir=Path) and resize(outdir=Path) do, Pipeline.run takes a Path."""
+    from creevey_dask import ImageWriter, RunOptions, read_shards
+
+    pipeline = Pipeline(load_image, write_func=ImageWriter("png"))
+    result = pipeline.run(
+        image_files,
+        tmp_path / "shards",
+        output_format="webdataset",
+        options=RunOptions(progress=False),
+    )
+    assert (result.status == "ok").all()
+    assert len(read_shards(str(tmp_path / "shards"))) == len(image_files)

@@ -97,6 +97,20 @@ def test_no_public_function_hides_options_in_kwargs():
     assert hiding == []
 
 
+def test_no_docstring_documents_kwargs_the_signature_does_not_take():
+    """help() shows the signature and the docstring: no ``**keywords`` entry beside a
+    signature that has spelled them out."""
+    import re
+
+    stale = [
+        name
+        for name, func in _public_callables().items()
+        if re.search(r"^\s*\*\*\w+\s*$", inspect.getdoc(func) or "", re.MULTILINE)
+        and not any(p.kind is p.VAR_KEYWORD for p in _parameters(func).values())
+    ]
+    assert stale == []
+
+
 def test_one_vocabulary():
     """Columns are *_col; groupby/stratify take column names; outpath_func; mode resizes."""
     problems = []

@@ -430,3 +430,31 @@ def test_resize_shape_of_a_16_bit_tiff_keeps_its_values(tmp_path, mode):
     # the same resize on the values as floats
     reference = ops.resize((10, 10), mode=mode)(Image.fromarray(values.astype(np.float32)))
     assert np.abs(got - np.asarray(reference)).max() <= 1.0
+
+
+def test_an_outpath_function_with_shards_is_refused(image_files, tmp_path):
+    """Shards are named by the run: resize and resize_multiple_files refuse outpath_func."""
+    df = pd.DataFrame({"path": image_files})
+    with pytest.raises(ValueError, match=r"^outpath_func= names files, but output_format='parq"):
+        resize(df, str(tmp_path), shape=8, outpath_func=str, output_format="parquet")
+    with pytest.raises(ValueError, match=r"^outpath_func= names files, but output_format='webd"):
+        resize_multiple_files(
+            image_files, 8, str(tmp_path), outpath_func=str, output_format="webdataset"
+        )
+    assert os.listdir(tmp_path) == ["images"]
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        (
+            "path_col",
+            r"'path_col'; paths= takes the paths themselves .*resize\(df, outdir, path_col",
+        ),
+        ("df", r"'df'; it is paths= here"),
+    ],
+)
+def test_resize_multiple_files_names_what_it_sets_itself(name, hint):
+    """resize()'s keywords that the seed function fills itself say so (no look-alike)."""
+    with pytest.raises(TypeError, match=rf"^resize_multiple_files\(\) .*{hint}"):
+        resize_multiple_files(["a.jpg"], 8, "out", **{name: "x"})

@@ -55,7 +55,8 @@ def _output_format(args: argparse.Namespace) -> Any:
     if args.output_format in (None, "files"):
         if given:
             flags = ", ".join(_SHARDS[name] for name in given)
-            raise UsageError(f"{flags} apply to --output-format webdataset or parquet")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UsageError(f"{flags} {verb} to --output-format webdataset or parquet")
         return "files"
     return ShardOptions(args.output_format, **given)
 
@@ -77,8 +78,10 @@ def run_download(args: argparse.Namespace) -> Any:
         from ..ops import resize
 
         ops.append(resize(shape=args.resize, only_shrink=args.only_shrink, **_given(args, "mode")))
-    elif args.only_shrink:
-        raise UsageError("--only-shrink applies to --resize; give --resize HxW too")
+    else:
+        for flag, given in (("--only-shrink", args.only_shrink), ("--mode", args.mode)):
+            if given:
+                raise UsageError(f"{flag} applies to --resize; give --resize HxW too")
     http = HttpOptions().replace(timeout=args.timeout, **_given(args, *_HTTP))
     return download(
         df,
@@ -101,6 +104,8 @@ def run_resize(args: argparse.Namespace) -> Any:
     options = storage_options_from(args.storage_option)
     if sum(x is not None for x in (args.shape, args.min_dim, args.max_dim)) != 1:
         raise UsageError("give exactly one of --shape, --min-dim and --max-dim")
+    if args.mode is not None and args.shape is None:
+        raise UsageError("--mode applies to --shape; --min-dim and --max-dim keep the aspect ratio")
     df = read_table(args.input, args.column, lazy=args.lazy, storage_options=options)
     size = resize_op(
         args.shape,

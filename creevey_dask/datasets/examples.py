@@ -18,6 +18,7 @@ The layout it builds::
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from .._keywords import check_keywords
 from ..download import download
 from ..exceptions import require_columns
 from ..layout.imagenet import imagenet_symlinks
@@ -34,6 +36,21 @@ from ..storage import fs as storage
 from .base import BaseDataset
 
 __all__ = ["UrlListDataset"]
+
+#: What UrlListDataset passes to download() itself (its own parameters aside).
+_SET_BY_THE_DATASET = {
+    "df": "the dataset downloads its urls_table",
+    "outdir": "the dataset downloads into raw/images",
+    "naming": "UrlListDataset names the downloads url_hash (collision-free names, which "
+    "the resize keeps)",
+}
+#: The keywords **download_kwargs may hold: download()'s but those the dataset sets.
+_DOWNLOAD_KEYWORDS = frozenset(inspect.signature(download).parameters) - {
+    *_SET_BY_THE_DATASET,
+    "url_col",  # the dataset's own parameters, never in **download_kwargs
+    "progress",
+}
+_MOVED_KEYWORDS = {**getattr(download, "moved_keywords", {}), **_SET_BY_THE_DATASET}
 
 
 class UrlListDataset(BaseDataset):
@@ -75,9 +92,9 @@ class UrlListDataset(BaseDataset):
         Progress bars for the download and the resize.
     **download_kwargs
         Passed to :func:`creevey_dask.download` (``http_options=HttpOptions(...)``,
-        ``filters=``, ``n_jobs``, ``options=RunOptions(...)``, ...). An ``options`` given
-        here keeps its fields, but ``progress`` (and ``storage_options``, when given)
-        above override theirs.
+        ``filters=``, ``format``, ``n_jobs``, ``options=RunOptions(...)``, ...), checked
+        when the dataset is made. An ``options`` given here keeps its fields, but
+        ``progress`` (and ``storage_options``, when given) above override theirs.
 
     Examples
     --------
@@ -145,6 +162,7 @@ class UrlListDataset(BaseDataset):
         self.valid_size = valid_size
         self.random_state = random_state
         self.progress = progress
+        check_keywords("UrlListDataset", download_kwargs, _DOWNLOAD_KEYWORDS, _MOVED_KEYWORDS)
         self.download_kwargs = download_kwargs
 
     # -- where things go ---------------------------------------------------------------

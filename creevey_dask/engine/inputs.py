@@ -66,6 +66,9 @@ def as_frame(
             inpath_col = columns[0]
         require_columns(columns, **{param: inpath_col})
         return inpaths, inpath_col, is_dask
+    if inpath_col is not None and not isinstance(inpath_col, str):
+        # a frame's columns may be named otherwise; the column made here is named by a str
+        raise TypeError(f"{param} names the source column (a str), got {inpath_col!r}")
     if isinstance(inpaths, pd.Series) or is_dask_series(inpaths):
         name = inpath_col or (inpaths.name if isinstance(inpaths.name, str) else None)
         name = name or DEFAULT_INPATH_COL

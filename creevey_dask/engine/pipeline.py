@@ -12,6 +12,7 @@ record values while a row runs (:func:`~creevey_dask.engine.rows.record`); see
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -174,7 +175,7 @@ class Pipeline:
             The sources. For a DataFrame, ``inpath_col`` names the source column.
         outpath_func : callable or str
             ``outpath_func(source) -> str``, the output path (local or fsspec URL). For
-            the sharded formats, the folder of the shards: a str, or a namer with an
+            the sharded formats, the folder of the shards: a str or Path, or a namer with an
             ``outdir`` attribute (the library's namers), whose names then only hint at
             each sample's image extension.
         n_jobs, skip_existing, progress
@@ -210,11 +211,15 @@ class Pipeline:
         verify_hash = getattr(self.load_func, "verify_hash", None)
         sink = None
         if shards is not None:
+            if isinstance(outpath_func, os.PathLike):
+                outpath_func = os.fspath(outpath_func)
             outdir = getattr(outpath_func, "outdir", outpath_func)
+            if isinstance(outdir, os.PathLike):
+                outdir = os.fspath(outdir)
             if not isinstance(outdir, str):
                 raise TypeError(
                     f"output_format={shards.format!r} writes shards into a folder: pass it "
-                    f"as outpath_func (a str), got {outpath_func!r}"
+                    f"as outpath_func (a str or Path), got {outpath_func!r}"
                 )
             sink = Sink(
                 shards.format,

@@ -33,7 +33,8 @@ def _positive(value: Any, name: str, kind: type | tuple[type, ...]) -> Any:
         return None
     number: float = value
     if isinstance(value, bool) or not isinstance(value, kind) or not number > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
+        pixels = " of pixels, an int;" if kind is int else ","
+        raise ValueError(f"{name} must be a positive number{pixels} got {value!r}")
     return value
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "SHARD_FORMATS",
     "ShardOptions",
+    "refuse_outpath_func",
     "shard_options",
 ]
 
@@ -126,3 +127,23 @@ def shard_options(output_format: Any) -> ShardOptions | None:
         f"output_format {output_format!r} is not one of {list(OUTPUT_FORMATS)} or a "
         "creevey_dask.ShardOptions"
     )
+
+
+def refuse_outpath_func(
+    shards: ShardOptions | None, outpath_func: Any, param: str = "outpath_func"
+) -> None:
+    """Refuse an outpath function (the caller's parameter ``param``) with a sharded
+    output: it names files, and the run names its shards.
+
+    Examples
+    --------
+    >>> refuse_outpath_func(ShardOptions(), str, "path_func")
+    Traceback (most recent call last):
+    ...
+    ValueError: path_func= names files, but output_format='webdataset' writes shards, which the run names: give outdir= (the folder of the shards) instead
+    """  # noqa: E501
+    if shards is not None and outpath_func is not None:
+        raise ValueError(
+            f"{param}= names files, but output_format={shards.format!r} writes shards, "
+            "which the run names: give outdir= (the folder of the shards) instead"
+        )

@@ -90,6 +90,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..exceptions import ColumnError
+from ..sources.hashing import check_verify_column
 from ..storage import fs as storage
 from ..storage.naming import safe_filename
 from ..storage.samples import DIGEST_COL, KEY_COL, OFFSET_COL, SIZE_COL
@@ -210,8 +211,10 @@ class Sink:
         return columns
 
     def check(self, columns: Iterable[str], write_func: Any) -> None:
-        """Refuse, up front, columns the frame lacks and a writer that cannot encode."""
+        """Refuse, up front, columns the frame lacks (the digests ``verify_hash`` binds
+        too) and a writer that cannot encode."""
         columns = list(columns)
+        check_verify_column(columns, self.verify_hash)
         wanted = [*(self.carry_cols or []), *([self.caption_col] if self.caption_col else [])]
         missing = [c for c in wanted if c not in columns]
         if missing:
