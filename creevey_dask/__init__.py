@@ -23,7 +23,8 @@ modules)::
                 resize_multiple_files, create_imagenet_style_symlinks
     layout/     split (train/valid/test), imagenet (ImageNet-style trees)
     reports/    sheets (contact sheets), summary (tables and figures), charts (drawing)
-    datasets/   base (BaseDataset, S3TarfileDataset), s3download, tarfiles, examples
+    datasets/   base (BaseDataset, S3TarfileDataset), s3download, tarfiles, url_list
+                (UrlListDataset)
     cli/        main (the creevey command), demo (its offline demo)
     accessor    df.creevey on pandas and dask DataFrames
     cluster     start_local_cluster; politeness limits per worker
@@ -76,9 +77,9 @@ if TYPE_CHECKING:
     from . import ops, storage
     from .cluster import start_local_cluster
     from .datasets.base import BaseDataset, S3TarfileDataset
-    from .datasets.examples import UrlListDataset
     from .datasets.s3download import S3Downloader
     from .datasets.tarfiles import TarfileExtractor
+    from .datasets.url_list import UrlListDataset
     from .download import DOWNLOAD_FORMATS, HttpLoader, download
     from .duplicates import duplicates, leaks
     from .engine.pipeline import Pipeline
@@ -137,7 +138,7 @@ _LAZY: dict[str, str] = {
     "compute_result": "engine.runner",
     "format_error": "exceptions",
     "summarize": "engine.summary",
-    "UrlListDataset": "datasets.examples",
+    "UrlListDataset": "datasets.url_list",
     "HttpOptions": "sources.http",
     "FilterOptions": "image.filters",
     "ShardOptions": "sinks.shard_options",

@@ -253,7 +253,10 @@ MOVED_DOWNLOAD_KEYWORDS = {
     **MOVED_RUN_KEYWORDS,
     **moved_to("http_options", HttpOptions),
     **moved_to("filters", FilterOptions),
-    "timeout": "pass http_options=HttpOptions(connect_timeout=..., read_timeout=...)",
+    "timeout": (
+        "pass http_options=HttpOptions(connect_timeout=..., read_timeout=...) "
+        "(or HttpOptions().replace(timeout=...) for both)"
+    ),
 }
 
 

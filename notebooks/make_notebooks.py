@@ -391,7 +391,7 @@ DATASETS: Cells = [
 
 A dataset is a base folder with `raw/` (data as received), `interim/` and `processed/`
 (ready for modelling). `UrlListDataset`, the worked example in
-`creevey_dask.datasets.examples`, downloads a table of URLs into `raw/`, resizes the images into
+`creevey_dask.datasets.url_list`, downloads a table of URLs into `raw/`, resizes the images into
 `processed/` and lays them out as ImageNet-style `train`/`valid` folders. Its source is
 short: copy it as a starting point for your own datasets.""",
     ),
@@ -493,6 +493,8 @@ CELL_TIMEOUT = 300
 
 _PORT = re.compile(r"\b(127\.0\.0\.1|localhost):\d{2,5}\b")
 _WORKDIR = re.compile(r"(?:[^\s'\"<>()]*/)?creevey-notebook-[A-Za-z0-9_]{8}")
+#: The script's own scratch folder, where a table cell cuts a path before the work folder.
+_SCRATCH = re.compile(r"creevey-make-notebooks-[A-Za-z0-9_]{8}")
 _URL_HASH = re.compile(r"_[0-9a-f]{16}\.(jpg|png|webp)\b")  # naming="url_hash": of the URL
 _SHARD = re.compile(r"\b(\d{5}-\d{4})-[0-9a-f]{8}\b")  # shard names: a token of their rows
 #: A shard name's writing: the call's UTC start to the microsecond and 4 random digits.
@@ -541,6 +543,7 @@ def _normalize_text(text: str) -> str:
     text = _SHARD.sub(r"\1-XXXXXXXX", text)
     text = _WRITING.sub("YYYYMMDDTHHMMSSffffff-XXXX-", text)
     text = _KEY.sub("XXXXXXXXXXXXXXXX", text)
+    text = _SCRATCH.sub("creevey-make-notebooks-XXXXXXXX", text)
     return _WORKDIR.sub("creevey-notebook-XXXXXXXX", text)
 
 

@@ -557,6 +557,18 @@ def test_a_laion_style_table_runs_as_it_comes_with_the_api_s_options(
     small = pd.read_parquet(tmp_path / "r3.pq")
     assert small.status.tolist() == ["error"] * len(small)  # every shorter side is 24
     assert set(small.error_type) == {"ImageFilteredError"}
+    # --max-pixels refuses from the header (the images are at most 37 x 24 = 888 pixels)
+    argv4 = ["resize", str(paths), "--outdir", str(tmp_path / "px"), "--max-dim", "16"]
+    argv4 += ["--max-pixels", "800", "--no-progress", "--output", str(tmp_path / "r4.pq")]
+    assert main(argv4) == 0
+    px = pd.read_parquet(tmp_path / "r4.pq").set_index("path")
+    widths = {}
+    for path in px.index:
+        with Image.open(path) as image:
+            widths[path] = image.width
+    too_big = {path for path, width in widths.items() if 24 * width > 800}
+    assert set(px.index[px.status == "error"]) == too_big != set()
+    assert set(px.error_type.dropna()) == {"ImageTooLargeError"}
 
 
 def test_only_shrink_needs_resize(url_file, tmp_path, capsys):

@@ -261,7 +261,7 @@ def test_no_module_reaches_into_another_modules_private_names() -> None:
         ("engine.scheduling", "engine.outputs", False),
         ("engine.partition", "sinks.shards", False),
         ("sinks.shards", "engine.runner", True),
-        ("datasets.examples", "download", True),
+        ("datasets.url_list", "download", True),
         ("download", "layout.split", False),
         ("accessor", "download", True),
         ("engine.rows", "storage.fs", False),

@@ -19,7 +19,14 @@ __all__ = [
     "split_command",
 ]
 
-_FILTERS = ("min_image_size", "max_image_area", "max_aspect_ratio", "compute_hash", "verify_hash")
+_FILTERS = (
+    "min_image_size",
+    "max_image_area",
+    "max_aspect_ratio",
+    "max_pixels",
+    "compute_hash",
+    "verify_hash",
+)
 _SHARDS = {
     "shard_size": "--shard-size",
     "caption_col": "--caption-col",

@@ -74,7 +74,8 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
         "--n-jobs",
         type=int,
         default=None,
-        help="rows in flight per partition (default: 16 for downloads, 2 per core otherwise)",
+        help="rows in flight per partition (default: 2 for local files, 16 for URLs and "
+        "remote files)",
     )
     parser.add_argument(
         "--npartitions",
@@ -146,8 +147,8 @@ def _common(parser: argparse.ArgumentParser, column: str, default_output: str) -
 
 
 def _checks(parser: argparse.ArgumentParser) -> None:
-    """The size filters, source hashes and result-column naming of download and resize
-    (:class:`~creevey_dask.FilterOptions` but ``max_pixels``, and ``--result-suffix``)."""
+    """The size filters, pixel limit, source hashes and result-column naming of download
+    and resize (:class:`~creevey_dask.FilterOptions`, and ``--result-suffix``)."""
     parser.add_argument(
         "--min-image-size",
         type=int,
@@ -165,6 +166,13 @@ def _checks(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="refuse images whose longer side / shorter side is larger (default: none)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images whose header declares more pixels, before decoding them "
+        "(default: 89,478,485, Pillow's warning limit)",
     )
     parser.add_argument(
         "--compute-hash",

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-import creevey_dask.datasets.examples
+import creevey_dask.datasets.url_list
 from creevey_dask import ColumnError, UrlListDataset
 from creevey_dask.datasets.base import RAW_MARKER
 from creevey_dask.sources.http import HttpOptions
@@ -200,6 +200,6 @@ def test_missing_column_in_a_file_fails_get_raw_without_a_marker(tmp_path: Path)
 
 
 def test_docstring_example_runs() -> None:
-    result = doctest.testmod(creevey_dask.datasets.examples, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(creevey_dask.datasets.url_list, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0
