@@ -472,3 +472,35 @@ def test_records_with_offsets_name_their_samples_without_an_index(tmp_path: Path
     assert (records["status"] == "error").all()  # not ok: the sample is not there whole
     assert (records["error_type"] == "ArchiveError").all()
     assert records["outpath"].isna().all()
+
+
+def test_records_never_vouch_for_another_tar_of_the_same_size(
+    image_server: Any, tmp_path: Path
+) -> None:
+    """A tar rewritten after its records (same size, other bytes) serves no sample: the
+    reader applies resume's rule (the sha256 the records noted), and a rerun redoes it."""
+    df = _frame(image_server, MANY[:5])
+    first = _download(df, tmp_path / "shards", format="png")
+    assert (first["status"] == "ok").all()
+    (tar,) = (tmp_path / "shards").glob("*.tar")
+    records_file = tar.with_suffix(".parquet")
+    data = bytearray(tar.read_bytes())
+    data[600] ^= 0xFF  # inside the first sample's image: the size stays
+    tar.write_bytes(bytes(data))
+    later = records_file.stat().st_mtime + 10
+    os.utime(tar, (later, later))
+    records = creevey_dask.read_shards(str(tmp_path / "shards")).compute()
+    assert records["sample"].isna().all()
+    assert (records["status"] == "error").all()
+    assert (records["error_type"] == "ArchiveError").all()
+    assert records["error"].str.contains("not the tar its records describe").all()
+    again = _download(df, tmp_path / "shards", format="png")
+    assert (again["status"] == "ok").all()  # the shard does not count: its rows are redone
+    records = creevey_dask.read_shards(str(tmp_path / "shards")).compute()
+    assert (records["status"] == "ok").all()
+    assert records["sample"].notna().all()
+    for row in records.itertuples():  # each sample decodes, and is its own row's image
+        source = Image.open(io.BytesIO(image_server.files[row.url.split("/img/", 1)[1]]))
+        with Image.open(io.BytesIO(read_sample(row.sample))) as sample:
+            sample.load()
+            assert _close_to(sample, source)

@@ -36,7 +36,7 @@ from ..storage.samples import (
     split_member,
     tar_index,
 )
-from .resume import RECORDS_EXT, is_records, supersedes, tar_matches
+from .resume import RECORDS_EXT, TAR_SHA_META, is_records, supersedes, tar_is_theirs, tar_matches
 
 __all__ = ["ATTEMPTS", "SAMPLE_COL", "read_records"]
 
@@ -77,7 +77,8 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
         entries = fs.ls(path, detail=True)
     except (FileNotFoundError, NotADirectoryError):
         entries = []
-    sizes = {str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: e.get("size") for e in entries}
+    infos = {str(e["name"]).rstrip("/").rsplit("/", 1)[-1]: e for e in entries}
+    sizes = {name: info.get("size") for name, info in infos.items()}
     protocol = storage.protocol_of(str(outdir))
     base = str(outdir).rstrip("/")
     planned = []
@@ -115,6 +116,15 @@ def _plan(outdir: str, options: Mapping[str, Any] | None) -> list[tuple[_Shard, 
                 whole = last is None or int(last) <= int(size or 0)
             if not whole and "ok" in statuses:
                 logger.warning("creevey: %s is missing or cut; its samples are not served", tar)
+            elif "ok" in statuses and not tar_is_theirs(
+                fs,
+                str(infos[tar_name]["name"]),
+                infos[tar_name],
+                infos[name],
+                (schema.metadata or {}).get(TAR_SHA_META),
+            ):
+                logger.warning("creevey: %s is not the tar its records describe (sha256)", tar)
+                whole = False
             shard = _Shard(records, tar, whole)
         planned.append((shard, keys, statuses))
     return planned
@@ -245,7 +255,11 @@ def _load(shard: _Shard, options: Mapping[str, Any] | None, meta: Any = None) ->
         frame["error"] = (
             frame["error"]
             .astype(object)
-            .where(~ok, f"ArchiveError: the shard {target!r} is missing or cut; its sample is lost")
+            .where(
+                ~ok,
+                f"ArchiveError: the shard {target!r} is missing, cut or not the tar its "
+                "records describe; its sample is lost",
+            )
         )
         frame["error_type"] = frame["error_type"].astype(object).where(~ok, "ArchiveError")
         frame["outpath"] = frame["outpath"].astype(object).where(~ok, None)

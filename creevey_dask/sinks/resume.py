@@ -155,6 +155,27 @@ def sha256_of(fs: Any, path: str) -> str:
     return hasher.hexdigest()
 
 
+def tar_is_theirs(
+    fs: Any,
+    tar_path: str,
+    tar_info: Mapping[str, Any],
+    records_info: Mapping[str, Any],
+    digest: bytes | None,
+) -> bool:
+    """Whether a tar of the noted size is the one its records describe.
+
+    A tar modified after its records were committed must have the sha256 they noted
+    (``digest``, their :data:`TAR_SHA_META`; None in records that noted none), so records
+    never vouch for another tar, not even one of the same size. The one rule of resume
+    and readers.
+    """
+    if digest is None:
+        return True
+    tar_time, records_time = file_mtime(tar_info), file_mtime(records_info)
+    newer = bool(tar_time and records_time and tar_time > records_time)
+    return not newer or sha256_of(fs, tar_path) == digest.decode()
+
+
 def complete_records(
     sink: ShardFolder, name: str, columns: list[str] | None = None
 ) -> pd.DataFrame | None:
@@ -208,12 +229,7 @@ def complete_records(
         found = "no file" if size < 0 else f"{size} bytes"
         logger.warning("creevey: %s: %s, not %s; the shard does not count", tar, found, expected)
         return None
-    digest = meta.get(TAR_SHA_META)
-    tar_time, records_time = file_mtime(tar_info), file_mtime(info)
-    newer = bool(tar_time and records_time and tar_time > records_time)
-    if (
-        digest is not None and newer and sha256_of(tar_fs, tar_path) != digest.decode()
-    ):  # records vouch for theirs
+    if not tar_is_theirs(tar_fs, tar_path, tar_info, info, meta.get(TAR_SHA_META)):
         logger.warning("creevey: %s is not the tar its records describe (sha256)", tar)
         return None
     return records
