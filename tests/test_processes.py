@@ -207,6 +207,44 @@ def _slow(image: Image.Image) -> Image.Image:
     return image
 
 
+def _writes_then_waits(image: Image.Image, path: str) -> None:
+    """A writer caught mid-write: its temporary is on disk while it waits."""
+    image.save(path)
+    time.sleep(0.5)
+
+
+def test_a_run_whose_worker_is_killed_mid_write_leaves_no_temporary(
+    many_files: list[str], tmp_path: Path
+) -> None:
+    outdir = tmp_path / "out"
+    pipeline = Pipeline(load_image, write_func=_writes_then_waits)
+    caught: list[str] = []
+
+    def kill_while_writing() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            workers = _processes.worker_pids()
+            temporaries = [p.name for p in outdir.glob(".*") if is_temporary(p.name)]
+            if workers and temporaries:
+                caught.extend(temporaries)
+                os.kill(workers[0], signal.SIGKILL)
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_while_writing, daemon=True)
+    killer.start()
+    with pytest.raises(WorkerProcessError):
+        pipeline.run(many_files, _to(outdir), progress=False, n_jobs=2)
+    killer.join(5)
+    assert caught  # the run was stopped with temporaries on disk
+    assert _processes.worker_pids() == []
+    left = [p.name for p in outdir.iterdir() if is_temporary(p.name)]
+    assert left == []  # every worker is gone, so the run removed what they left
+    for path in outdir.iterdir():  # what is there is whole
+        with Image.open(path) as image:
+            image.load()
+
+
 def test_a_killed_worker_fails_the_run_clearly_and_the_next_run_completes_it(
     many_files: list[str], tmp_path: Path
 ) -> None:
@@ -237,6 +275,9 @@ def test_a_killed_worker_fails_the_run_clearly_and_the_next_run_completes_it(
     killer.join(5)
     assert victims
     assert _processes.worker_pids() == []
+    # the failed run leaves no temporary of its workers (the killed one's, or one the
+    # pool stopped mid-write): every worker is gone, so the run removed them
+    assert not [p.name for p in outdir.iterdir() if is_temporary(p.name)]
     written = committed()
     assert 10 <= len(written) < N_ROWS
 

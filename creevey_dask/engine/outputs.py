@@ -26,6 +26,7 @@ __all__ = [
     "process_local_message",
     "refuse_process_local_outputs",
     "refuse_unwritable_outdir",
+    "sweep_after_lost_workers",
 ]
 
 
@@ -113,3 +114,21 @@ def refuse_unwritable_outdir(
         ]
     for folder in folders:
         storage.check_writable_folder(str(folder))
+
+
+def sweep_after_lost_workers(
+    outpath_func: Callable[[Any], Any], sink: Sink | None, sources: Iterable[Any] | None
+) -> int:
+    """Remove what the workers of a failed run left where it writes; how many were removed.
+
+    Called once every worker of the run's process pool is gone (one was killed, the
+    pool stopped the rest): their temporaries are stale now, and are removed at once
+    rather than by the next run. Only the temporaries of writers that are no longer
+    alive are removed (:func:`creevey_dask.storage.fs.sweep`), in the local folders of
+    the namer's or sink's ``outdir`` and of the first row's outpath.
+    """
+    outdirs = [getattr(obj, "outdir", None) for obj in (sink, outpath_func)]
+    named = [storage.join(d, "_") for d in outdirs if isinstance(d, str)]  # in the folder
+    named += [r for r in _output_roots(outpath_func, sink, sources) if r not in outdirs]
+    folders = {folder for name in named if (folder := storage.local_folder(name))}
+    return storage.sweep(sorted(folders))

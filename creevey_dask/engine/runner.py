@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .._dask_types import is_dask_frame
-from ..exceptions import ColumnError, error_cause, format_error
+from ..exceptions import ColumnError, WorkerProcessError, error_cause, format_error
 from ..schema import RESULT_COLUMNS, concat_results
 from ..storage.naming import Outpaths
 from . import interrupt as _interrupt
@@ -38,7 +38,12 @@ from .inputs import (
     release_inputs,
     source_col_for,
 )
-from .outputs import process_local, refuse_process_local_outputs, refuse_unwritable_outdir
+from .outputs import (
+    process_local,
+    refuse_process_local_outputs,
+    refuse_unwritable_outdir,
+    sweep_after_lost_workers,
+)
 from .partition import PartitionRunner
 from .progress import RunProgress, local_callback, show_line
 from .scheduling import (
@@ -172,7 +177,13 @@ def run_pipeline(
             split = getattr(task, "split_rows", _split_rows)  # a sink cuts whole shards
             parts = split(rows, min(npartitions, len(rows)))
             # a key of its own per phase: a Client would hand a phase the last one's results
-            done += _compute(task, parts, strategy, client, progress, f"{runner.run_id}-{phase}")
+            try:
+                done += _compute(
+                    task, parts, strategy, client, progress, f"{runner.run_id}-{phase}"
+                )
+            except WorkerProcessError:  # every worker is gone: what they left is stale
+                sweep_after_lost_workers(outpath_func, sink, first_rows)
+                raise
     result = concat_results(done)
     if len(phases) > 1:  # back to the table's order
         result = result.iloc[np.argsort(np.concatenate(phases), kind="stable")]
