@@ -57,7 +57,24 @@ def _without_first_parameter(doc: str) -> str:
     return doc
 
 
-class _FrameMethod:
+class _BuiltMethod:
+    """An accessor method built on first use, once per accessor class (``_build``)."""
+
+    def __init__(self) -> None:
+        self._built: dict[type, Callable[..., Any]] = {}
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        cls = objtype if objtype is not None else type(obj)
+        method = self._built.get(cls)
+        if method is None:
+            method = self._built[cls] = self._build(cls)
+        return method if obj is None else types.MethodType(method, obj)
+
+    def _build(self, cls: type) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+class _FrameMethod(_BuiltMethod):
     """An accessor method made from the library function it calls, as dask derives its
     methods: the function's parameters after the first (the frame), and its docstring.
 
@@ -71,7 +88,7 @@ class _FrameMethod:
         self._name = name
         self._source = source
         self._attr = name
-        self._built: dict[type, Callable[..., Any]] = {}
+        super().__init__()
 
     def __set_name__(self, owner: type, attr: str) -> None:
         self._attr = attr
@@ -80,13 +97,6 @@ class _FrameMethod:
         """The library function this method calls."""
         module = importlib.import_module(f"creevey_dask.{self._module}")
         return getattr(module, self._name)  # type: ignore[no-any-return]
-
-    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
-        cls = objtype if objtype is not None else type(obj)
-        method = self._built.get(cls)
-        if method is None:
-            method = self._built[cls] = self._build(cls)
-        return method if obj is None else types.MethodType(method, obj)
 
     def _build(self, cls: type) -> Callable[..., Any]:
         func = self.function()
@@ -130,7 +140,7 @@ class _FrameMethod:
         return method
 
 
-class _RunMethod:
+class _RunMethod(_BuiltMethod):
     """``run``: :meth:`Pipeline.run` on this frame (or Series), with its parameters.
 
     ``pipeline`` comes first, then, on a frame, ``inpath_col`` (required: the source
@@ -138,18 +148,7 @@ class _RunMethod:
     when the method is first used (so that ``import creevey_dask`` stays cheap).
     """
 
-    def __init__(self) -> None:
-        self._built: dict[type, Callable[..., Any]] = {}
-
-    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
-        cls = objtype if objtype is not None else type(obj)
-        method = self._built.get(cls)
-        if method is None:
-            method = self._built[cls] = self._build(cls)
-        return method if obj is None else types.MethodType(method, obj)
-
-    @staticmethod
-    def _build(cls: type) -> Callable[..., Any]:
+    def _build(self, cls: type) -> Callable[..., Any]:
         from .engine.pipeline import Pipeline
 
         base = inspect.signature(Pipeline.run)
